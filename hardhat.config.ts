@@ -24,6 +24,8 @@ const compiler = {
     // OpenZeppelin 5 uses `mcopy`, which needs Cancun.
     evmVersion: "cancun",
     optimizer: { enabled: true, runs: 10_000 },
+    // The ledger verifies signatures over wide structs; the IR pipeline avoids stack-too-deep.
+    viaIR: true,
   },
 };
 

@@ -1,0 +1,236 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.30;
+
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+
+import {Escrow, IInferenceSettlement, SkipReason, UsageReceipt} from "./interfaces/IInferenceSettlement.sol";
+import {IModelRegistry} from "./interfaces/IModelRegistry.sol";
+import {IShardToken} from "./interfaces/IShardToken.sol";
+
+/// @title InferenceSettlement
+/// @notice Direct payments and receipt settlement. See `IInferenceSettlement`.
+/// @dev Warning: fee-on-transfer currencies are credited what arrives (balance difference) on
+/// deposit and payment; rebasing currencies are not supported.
+contract InferenceSettlement is IInferenceSettlement, EIP712, ReentrancyGuard {
+    using SafeERC20 for IERC20;
+
+    bytes32 public constant RECEIPT_TYPEHASH = keccak256(
+        "UsageReceipt(uint64 modelId,address currency,address payer,uint128 units,uint128 pricePerUnit,uint256 nonce,uint64 deadline)"
+    );
+
+    IModelRegistry public immutable registry;
+    IShardToken public immutable token;
+    /// @inheritdoc IInferenceSettlement
+    uint64 public immutable withdrawalDelay;
+
+    mapping(address payer => mapping(address currency => Escrow)) private _escrows;
+    mapping(address payer => mapping(uint256 word => uint256 bits)) private _nonces;
+
+    /// @dev Revenue of one (model, currency) gathered over a batch, paid out once at its end.
+    struct Bucket {
+        uint64 modelId;
+        address currency;
+        uint256 amount;
+    }
+
+    constructor(IModelRegistry registry_, IShardToken token_, uint64 withdrawalDelay_) EIP712("ShardProtocol InferenceSettlement", "1") {
+        if (address(registry_) == address(0) || address(token_) == address(0)) revert ZeroAddress();
+        registry = registry_;
+        token = token_;
+        withdrawalDelay = withdrawalDelay_;
+    }
+
+    /* DIRECT PAYMENT */
+
+    /// @inheritdoc IInferenceSettlement
+    function pay(uint64 modelId, address currency, uint256 amount) external nonReentrant {
+        if (amount == 0) revert ZeroAmount();
+        if (!registry.isCurrency(modelId, currency)) revert CurrencyNotAccepted(modelId, currency);
+        IERC20 erc20 = IERC20(currency);
+        uint256 before = erc20.balanceOf(address(token));
+        erc20.safeTransferFrom(msg.sender, address(token), amount);
+        uint256 received = erc20.balanceOf(address(token)) - before;
+        token.distribute(modelId, currency, received);
+        emit ModelPaid(modelId, msg.sender, currency, received);
+    }
+
+    /* ESCROW */
+
+    /// @inheritdoc IInferenceSettlement
+    function depositEscrow(address currency, uint256 amount) external nonReentrant {
+        if (amount == 0) revert ZeroAmount();
+        if (currency == address(0)) revert ZeroAddress();
+        IERC20 erc20 = IERC20(currency);
+        uint256 before = erc20.balanceOf(address(this));
+        erc20.safeTransferFrom(msg.sender, address(this), amount);
+        uint256 received = erc20.balanceOf(address(this)) - before;
+        Escrow storage e = _escrows[msg.sender][currency];
+        if (received > type(uint128).max - e.balance - e.withdrawing) revert AmountTooLarge(received);
+        e.balance += uint128(received);
+        emit EscrowDeposited(msg.sender, currency, received);
+    }
+
+    /// @inheritdoc IInferenceSettlement
+    function requestEscrowWithdrawal(address currency, uint256 amount) external returns (uint64 unlockAt) {
+        if (amount == 0) revert ZeroAmount();
+        Escrow storage e = _escrows[msg.sender][currency];
+        if (amount > e.balance) revert InsufficientEscrow(msg.sender, currency, amount, e.balance);
+        // Cannot underflow: checked above. Cannot overflow: the sum is the deposit total < 2**128.
+        unchecked {
+            e.balance -= uint128(amount);
+            e.withdrawing += uint128(amount);
+        }
+        unlockAt = uint64(block.timestamp) + withdrawalDelay;
+        e.unlockAt = unlockAt;
+        emit EscrowWithdrawalRequested(msg.sender, currency, amount, unlockAt);
+    }
+
+    /// @inheritdoc IInferenceSettlement
+    function withdrawEscrow(address currency) external nonReentrant returns (uint256 amount) {
+        Escrow storage e = _escrows[msg.sender][currency];
+        amount = e.withdrawing;
+        if (amount == 0) revert NothingToWithdraw(msg.sender, currency);
+        if (block.timestamp < e.unlockAt) revert WithdrawalLocked(msg.sender, currency, e.unlockAt);
+        e.withdrawing = 0;
+        IERC20(currency).safeTransfer(msg.sender, amount);
+        emit EscrowWithdrawn(msg.sender, currency, amount);
+    }
+
+    /* RECEIPTS */
+
+    /// @inheritdoc IInferenceSettlement
+    function settle(
+        UsageReceipt[] calldata receipts,
+        bytes[] calldata signatures,
+        bool strict
+    ) external nonReentrant returns (uint256 settled, uint256 total) {
+        if (receipts.length != signatures.length) revert LengthMismatch(receipts.length, signatures.length);
+        if (receipts.length == 0) revert EmptyBatch();
+        Bucket[] memory buckets = new Bucket[](receipts.length);
+        uint256 bucketCount;
+        for (uint256 i; i < receipts.length; ++i) {
+            UsageReceipt calldata r = receipts[i];
+            (bool ok, uint256 amount) = _redeem(r, signatures[i], strict);
+            if (!ok) continue;
+            ++settled;
+            total += amount;
+            bucketCount = _addToBucket(buckets, bucketCount, r.modelId, r.currency, amount);
+        }
+        // Effects are done; now move the money, one transfer and one distribution per bucket.
+        for (uint256 b; b < bucketCount; ++b) {
+            IERC20(buckets[b].currency).safeTransfer(address(token), buckets[b].amount);
+            token.distribute(buckets[b].modelId, buckets[b].currency, buckets[b].amount);
+        }
+    }
+
+    /// @inheritdoc IInferenceSettlement
+    function invalidateNonce(uint256 nonce) external {
+        if (!_useNonce(msg.sender, nonce)) revert NonceAlreadyUsed(msg.sender, nonce);
+        emit NonceInvalidated(msg.sender, nonce);
+    }
+
+    /* VIEWS */
+
+    /// @inheritdoc IInferenceSettlement
+    function hashReceipt(UsageReceipt calldata r) external view returns (bytes32) {
+        return _hashTypedDataV4(_structHash(r));
+    }
+
+    /// @inheritdoc IInferenceSettlement
+    function nonceUsed(address payer, uint256 nonce) external view returns (bool) {
+        return _nonces[payer][nonce >> 8] & (1 << (nonce & 0xff)) != 0;
+    }
+
+    /// @inheritdoc IInferenceSettlement
+    function escrowOf(address payer, address currency) external view returns (Escrow memory) {
+        return _escrows[payer][currency];
+    }
+
+    /* INTERNAL */
+
+    /// @dev Checks and books one receipt. Returns (false, 0) for a bad receipt in a lenient batch.
+    function _redeem(UsageReceipt calldata r, bytes calldata signature, bool strict) private returns (bool, uint256) {
+        uint256 amount = uint256(r.units) * r.pricePerUnit;
+        if (amount == 0) return _skip(r, SkipReason.ZeroAmount, strict, abi.encodeWithSelector(ZeroAmount.selector));
+        if (block.timestamp > r.deadline) {
+            return _skip(r, SkipReason.Expired, strict, abi.encodeWithSelector(ReceiptExpired.selector, r.payer, r.nonce, r.deadline));
+        }
+        if (!registry.isCurrency(r.modelId, r.currency)) {
+            return _skip(r, SkipReason.CurrencyNotAccepted, strict, abi.encodeWithSelector(CurrencyNotAccepted.selector, r.modelId, r.currency));
+        }
+        (address signer, ECDSA.RecoverError err, ) = ECDSA.tryRecover(_hashTypedDataV4(_structHash(r)), signature);
+        if (err != ECDSA.RecoverError.NoError || signer != r.payer || signer == address(0)) {
+            return _skip(r, SkipReason.BadSignature, strict, abi.encodeWithSelector(InvalidReceiptSignature.selector, r.payer, r.nonce));
+        }
+        Escrow storage e = _escrows[r.payer][r.currency];
+        uint256 available = uint256(e.balance) + e.withdrawing;
+        if (amount > available) {
+            return _skip(
+                r,
+                SkipReason.InsufficientEscrow,
+                strict,
+                abi.encodeWithSelector(InsufficientEscrow.selector, r.payer, r.currency, amount, available)
+            );
+        }
+        if (!_useNonce(r.payer, r.nonce)) {
+            return _skip(r, SkipReason.NonceUsed, strict, abi.encodeWithSelector(NonceAlreadyUsed.selector, r.payer, r.nonce));
+        }
+        // Draw on the free balance first, then on an amount awaiting withdrawal.
+        // Cannot underflow: amount ≤ balance + withdrawing, checked above.
+        unchecked {
+            if (amount <= e.balance) {
+                e.balance -= uint128(amount);
+            } else {
+                e.withdrawing -= uint128(amount - e.balance);
+                e.balance = 0;
+            }
+        }
+        emit ReceiptSettled(r.payer, r.modelId, r.currency, r.nonce, r.units, amount);
+        return (true, amount);
+    }
+
+    function _skip(UsageReceipt calldata r, SkipReason reason, bool strict, bytes memory error_) private returns (bool, uint256) {
+        if (strict) {
+            assembly ("memory-safe") {
+                revert(add(error_, 0x20), mload(error_))
+            }
+        }
+        emit ReceiptSkipped(r.payer, r.nonce, reason);
+        return (false, 0);
+    }
+
+    function _useNonce(address payer, uint256 nonce) private returns (bool fresh) {
+        uint256 bit = 1 << (nonce & 0xff);
+        uint256 word = _nonces[payer][nonce >> 8];
+        if (word & bit != 0) return false;
+        _nonces[payer][nonce >> 8] = word | bit;
+        return true;
+    }
+
+    function _addToBucket(
+        Bucket[] memory buckets,
+        uint256 count,
+        uint64 modelId,
+        address currency,
+        uint256 amount
+    ) private pure returns (uint256) {
+        for (uint256 b; b < count; ++b) {
+            if (buckets[b].modelId == modelId && buckets[b].currency == currency) {
+                buckets[b].amount += amount;
+                return count;
+            }
+        }
+        buckets[count] = Bucket(modelId, currency, amount);
+        return count + 1;
+    }
+
+    function _structHash(UsageReceipt calldata r) private pure returns (bytes32) {
+        return keccak256(
+            abi.encode(RECEIPT_TYPEHASH, r.modelId, r.currency, r.payer, r.units, r.pricePerUnit, r.nonce, r.deadline)
+        );
+    }
+}

@@ -1,0 +1,143 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.30;
+
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+
+import {IModelRegistry, ModelInfo} from "./interfaces/IModelRegistry.sol";
+import {IStaking, Role, StakeInfo, StakeTotals} from "./interfaces/IStaking.sol";
+
+/// @title Staking
+/// @notice Per-model stakes of trainers and verifiers. See `IStaking`.
+/// @dev Warning: fee-on-transfer and rebasing staking tokens are not supported; the amount
+/// credited is the amount received, measured by balance difference, so a fee token is safe but
+/// the staker is credited less.
+contract Staking is IStaking, ReentrancyGuard {
+    using SafeERC20 for IERC20;
+
+    uint256 private constant BPS = 10_000;
+
+    IModelRegistry public immutable registry;
+    /// @inheritdoc IStaking
+    address public immutable ledger;
+
+    mapping(uint64 modelId => mapping(address account => mapping(Role role => StakeInfo))) private _stakes;
+    mapping(uint64 modelId => StakeTotals) private _totals;
+
+    constructor(IModelRegistry registry_, address ledger_) {
+        if (address(registry_) == address(0) || ledger_ == address(0)) revert ZeroAddress();
+        registry = registry_;
+        ledger = ledger_;
+    }
+
+    /* ACTIONS */
+
+    /// @inheritdoc IStaking
+    function stake(uint64 modelId, Role role, uint256 amount) external nonReentrant {
+        if (amount == 0) revert ZeroAmount();
+        IERC20 token = _token(modelId);
+        uint256 before = token.balanceOf(address(this));
+        token.safeTransferFrom(msg.sender, address(this), amount);
+        uint256 received = token.balanceOf(address(this)) - before;
+        if (received > type(uint128).max - _totals[modelId].deposited) revert AmountTooLarge(received);
+        // Cannot overflow: every per-account and per-model figure is bounded by `deposited`,
+        // which was just checked to stay below 2**128.
+        unchecked {
+            _stakes[modelId][msg.sender][role].active += uint128(received);
+            _totals[modelId].active += uint128(received);
+            _totals[modelId].deposited += uint128(received);
+        }
+        emit Staked(modelId, msg.sender, role, received);
+    }
+
+    /// @inheritdoc IStaking
+    function requestUnstake(uint64 modelId, Role role, uint256 amount) external returns (uint64 readyAt) {
+        if (amount == 0) revert ZeroAmount();
+        StakeInfo storage info = _stakes[modelId][msg.sender][role];
+        if (amount > info.active) revert InsufficientStake(modelId, msg.sender, role, amount, info.active);
+        ModelInfo memory model = registry.modelInfo(modelId);
+        readyAt = uint64(block.timestamp) + model.unbondingDelay;
+        // Cannot underflow: checked above. Cannot overflow: bounded by `deposited` < 2**128.
+        unchecked {
+            info.active -= uint128(amount);
+            info.unbonding += uint128(amount);
+            _totals[modelId].active -= uint128(amount);
+            _totals[modelId].unbonding += uint128(amount);
+        }
+        info.unbondingReadyAt = readyAt;
+        emit UnstakeRequested(modelId, msg.sender, role, amount, readyAt);
+    }
+
+    /// @inheritdoc IStaking
+    function withdraw(uint64 modelId, Role role) external nonReentrant returns (uint256 amount) {
+        StakeInfo storage info = _stakes[modelId][msg.sender][role];
+        amount = info.unbonding;
+        if (amount == 0) revert NothingUnbonding(modelId, msg.sender, role);
+        if (block.timestamp < info.unbondingReadyAt) {
+            revert StillUnbonding(modelId, msg.sender, role, info.unbondingReadyAt);
+        }
+        info.unbonding = 0;
+        // Cannot underflow: the account's unbonding amount is part of the model's.
+        unchecked {
+            _totals[modelId].unbonding -= uint128(amount);
+            _totals[modelId].withdrawn += uint128(amount);
+        }
+        _token(modelId).safeTransfer(msg.sender, amount);
+        emit Withdrawn(modelId, msg.sender, role, amount);
+    }
+
+    /// @inheritdoc IStaking
+    function slash(
+        uint64 modelId,
+        address account,
+        Role role,
+        uint256 amount,
+        address beneficiary,
+        uint256 beneficiaryBps
+    ) external nonReentrant returns (uint256 slashed) {
+        if (msg.sender != ledger) revert NotLedger(msg.sender);
+        StakeInfo storage info = _stakes[modelId][account][role];
+        StakeTotals storage t = _totals[modelId];
+        uint256 fromActive = amount < info.active ? amount : info.active;
+        uint256 rest = amount - fromActive;
+        uint256 fromUnbonding = rest < info.unbonding ? rest : info.unbonding;
+        slashed = fromActive + fromUnbonding;
+        if (slashed == 0) return 0;
+        // Cannot underflow: each part is at most the account's balance, which is part of the
+        // model's total. Cannot overflow: `slashed` ≤ `deposited` < 2**128.
+        unchecked {
+            info.active -= uint128(fromActive);
+            info.unbonding -= uint128(fromUnbonding);
+            t.active -= uint128(fromActive);
+            t.unbonding -= uint128(fromUnbonding);
+            t.slashed += uint128(slashed);
+        }
+        uint256 paid = beneficiary == address(0) ? 0 : (slashed * beneficiaryBps) / BPS;
+        if (paid != 0) {
+            _token(modelId).safeTransfer(beneficiary, paid);
+        }
+        emit Slashed(modelId, account, role, slashed, beneficiary, paid);
+    }
+
+    function _token(uint64 modelId) private view returns (IERC20) {
+        return IERC20(registry.modelInfo(modelId).stakingToken);
+    }
+
+    /* VIEWS */
+
+    /// @inheritdoc IStaking
+    function stakeOf(uint64 modelId, address account, Role role) external view returns (StakeInfo memory) {
+        return _stakes[modelId][account][role];
+    }
+
+    /// @inheritdoc IStaking
+    function activeStake(uint64 modelId, address account, Role role) external view returns (uint256) {
+        return _stakes[modelId][account][role].active;
+    }
+
+    /// @inheritdoc IStaking
+    function totals(uint64 modelId) external view returns (StakeTotals memory) {
+        return _totals[modelId];
+    }
+}

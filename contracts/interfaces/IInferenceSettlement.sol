@@ -1,0 +1,116 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.30;
+
+/// @notice A dApp's signed promise to pay for `units` of inference of `modelId` at
+/// `pricePerUnit`, drawn from its escrow. Replay-proof: EIP-712 domain (chain id, this contract),
+/// a per-payer unordered nonce, and a deadline.
+struct UsageReceipt {
+    uint64 modelId;
+    address currency;
+    address payer;
+    uint128 units;
+    uint128 pricePerUnit;
+    uint256 nonce;
+    uint64 deadline;
+}
+
+/// @notice A payer's escrow in one currency.
+struct Escrow {
+    /// @notice Available for receipts and for a withdrawal request.
+    uint128 balance;
+    /// @notice Requested for withdrawal; still drawn on by receipts until withdrawn.
+    uint128 withdrawing;
+    /// @notice When `withdrawing` can be paid out.
+    uint64 unlockAt;
+}
+
+/// @notice Why a receipt in a lenient batch was skipped.
+enum SkipReason {
+    Expired,
+    NonceUsed,
+    BadSignature,
+    InsufficientEscrow,
+    CurrencyNotAccepted,
+    ZeroAmount
+}
+
+/// @title IInferenceSettlement
+/// @notice How inference revenue reaches shard holders: direct payment to a model, or prepaid
+/// escrow drawn by EIP-712 usage receipts that anyone can settle in batches. Revenue is credited
+/// to the shard token's accounting (split across shards by weight, then pro rata to holders).
+/// ETH is not accepted: pay in an accepted ERC-20 (WETH for ether).
+interface IInferenceSettlement {
+    /* EVENTS */
+
+    event ModelPaid(uint64 indexed modelId, address indexed payer, address indexed currency, uint256 amount);
+    event EscrowDeposited(address indexed payer, address indexed currency, uint256 amount);
+    event EscrowWithdrawalRequested(address indexed payer, address indexed currency, uint256 amount, uint64 unlockAt);
+    event EscrowWithdrawn(address indexed payer, address indexed currency, uint256 amount);
+    event ReceiptSettled(
+        address indexed payer,
+        uint64 indexed modelId,
+        address indexed currency,
+        uint256 nonce,
+        uint256 units,
+        uint256 amount
+    );
+    event ReceiptSkipped(address indexed payer, uint256 indexed nonce, SkipReason reason);
+    event NonceInvalidated(address indexed payer, uint256 nonce);
+
+    /* ERRORS */
+
+    error ZeroAddress();
+    error ZeroAmount();
+    error AmountTooLarge(uint256 amount);
+    error CurrencyNotAccepted(uint64 modelId, address currency);
+    error LengthMismatch(uint256 receipts, uint256 signatures);
+    error ReceiptExpired(address payer, uint256 nonce, uint64 deadline);
+    error NonceAlreadyUsed(address payer, uint256 nonce);
+    error InvalidReceiptSignature(address payer, uint256 nonce);
+    error InsufficientEscrow(address payer, address currency, uint256 needed, uint256 available);
+    error WithdrawalLocked(address payer, address currency, uint64 unlockAt);
+    error NothingToWithdraw(address payer, address currency);
+    error EmptyBatch();
+
+    /* ACTIONS */
+
+    /// @notice Pays `amount` of `currency` (pulled from the caller) as revenue of `modelId`.
+    function pay(uint64 modelId, address currency, uint256 amount) external;
+
+    /// @notice Adds `amount` of `currency` (pulled from the caller) to the caller's escrow.
+    function depositEscrow(address currency, uint256 amount) external;
+
+    /// @notice Starts the withdrawal delay for `amount` of the caller's escrow. Receipts can still
+    /// draw on it until it is withdrawn, so a gateway holding signed receipts has time to settle.
+    function requestEscrowWithdrawal(address currency, uint256 amount) external returns (uint64 unlockAt);
+
+    /// @notice Pays out the requested amount, less what receipts drew meanwhile, after the delay.
+    function withdrawEscrow(address currency) external returns (uint256 amount);
+
+    /// @notice Settles signed receipts. `strict`: revert on the first bad receipt with its error;
+    /// otherwise skip bad receipts (each emits `ReceiptSkipped`) and settle the rest.
+    /// @return settled Number of receipts settled.
+    /// @return total Sum of their amounts, over all currencies.
+    function settle(
+        UsageReceipt[] calldata receipts,
+        bytes[] calldata signatures,
+        bool strict
+    ) external returns (uint256 settled, uint256 total);
+
+    /// @notice The caller voids one of its own unused nonces (cancels a receipt).
+    function invalidateNonce(uint256 nonce) external;
+
+    /* VIEWS */
+
+    /// @notice Seconds between a withdrawal request and the withdrawal.
+    function withdrawalDelay() external view returns (uint64);
+
+    /// @notice EIP-712 digest the payer signs for `r`.
+    function hashReceipt(UsageReceipt calldata r) external view returns (bytes32);
+
+    /// @notice Whether `payer` used (or voided) `nonce`.
+    function nonceUsed(address payer, uint256 nonce) external view returns (bool);
+
+    /// @notice Escrow of `payer` in `currency`.
+    function escrowOf(address payer, address currency) external view returns (Escrow memory);
+}

@@ -1,0 +1,195 @@
+import { network } from "hardhat";
+import { encodeAbiParameters, keccak256, parseEther, type Address, type Hex, zeroHash } from "viem";
+
+import { deployProtocol } from "../../scripts/lib/protocol.js";
+
+/** One network connection per test file; fixtures snapshot and restore it. */
+export const connection = await network.create();
+export const { viem, networkHelpers } = connection;
+
+export const DAY = 86_400n;
+
+export const defaultParams = {
+  minTrainerStake: parseEther("100"),
+  minVerifierStake: parseEther("50"),
+  challengeBond: parseEther("10"),
+  slashAmount: parseEther("60"),
+  workToTokenRate: 10n ** 18n, // one token wei per work unit
+  maxWorkPerCommit: 10n ** 24n,
+  challengeWindow: 3600,
+  disputeWindow: 3600,
+  revealWindow: 600,
+  minAttestations: 0,
+  challengerShareBps: 5000,
+};
+
+export type RoundParams = typeof defaultParams;
+
+export interface Checkpoint {
+  modelId: bigint;
+  shard: number;
+  round: bigint;
+  lane: number;
+  owner: Address;
+  parentRoot: Hex;
+  root: Hex;
+  transcriptDigest: Hex;
+  sentActivations: Hex;
+  receivedActivations: Hex;
+  sentGradients: Hex;
+  receivedGradients: Hex;
+  workUnits: bigint;
+  lossMicros: bigint;
+  checkpointURI: string;
+  transcriptURI: string;
+}
+
+/** A deterministic 32-byte digest from a label, for tests. */
+export const digest = (label: string): Hex => keccak256(new TextEncoder().encode(label));
+
+/**
+ * The protocol with two ERC-20s (STAKE for staking and bonds, USDC-like revenue currency), one
+ * registered two-shard model (weights 3:1), and funded accounts:
+ * wallets[0] deployer/registrant, [1..3] trainers, [4..5] verifiers, [6] payer, [7] challenger.
+ */
+export async function protocolFixture() {
+  const protocol = await deployProtocol(viem);
+  const wallets = await viem.getWalletClients();
+  const publicClient = await viem.getPublicClient();
+  const stake = await viem.deployContract("TestERC20", ["Stake", "STK", 18]);
+  const usdc = await viem.deployContract("TestERC20", ["USD Coin", "USDC", 6]);
+  const dai = await viem.deployContract("TestERC20", ["Dai", "DAI", 18]);
+  for (const w of wallets.slice(0, 10)) {
+    await stake.write.mint([w.account.address, parseEther("1000000")]);
+    await usdc.write.mint([w.account.address, 10n ** 15n]);
+    await dai.write.mint([w.account.address, parseEther("1000000")]);
+  }
+  const config = {
+    specDigest: digest("spec"),
+    specURI: "ipfs://bafyspec",
+    shardWeights: [3n, 1n],
+    stakingToken: stake.address,
+    currencies: [usdc.address, dai.address],
+    unbondingDelay: 7 * 86_400,
+    params: defaultParams,
+  };
+  await protocol.registry.write.registerModel([config]);
+  return { ...protocol, stake, usdc, dai, wallets, publicClient, config, modelId: 1n };
+}
+
+export type Fixture = Awaited<ReturnType<typeof protocolFixture>>;
+
+export const tokenId = (modelId: bigint, shard: number) => (modelId << 32n) | BigInt(shard);
+
+/** A checkpoint with plausible defaults; override any field. */
+export function makeCheckpoint(owner: Address, overrides: Partial<Checkpoint> = {}): Checkpoint {
+  const base: Checkpoint = {
+    modelId: 1n,
+    shard: 0,
+    round: 1n,
+    lane: 0,
+    owner,
+    parentRoot: zeroHash,
+    root: digest(`root-${owner}-${overrides.shard ?? 0}-${overrides.round ?? 1n}-${overrides.lane ?? 0}`),
+    transcriptDigest: digest("transcript"),
+    sentActivations: digest("act"),
+    receivedActivations: zeroHash,
+    sentGradients: zeroHash,
+    receivedGradients: digest("grad"),
+    workUnits: 1000n,
+    lossMicros: 2_500_000n,
+    checkpointURI: "ipfs://bafyckpt",
+    transcriptURI: "ipfs://bafytranscript",
+  };
+  return { ...base, ...overrides };
+}
+
+/** Pipeline digests of stage `shard` of `shardCount` that agree with its neighbours. */
+export function pipelineDigests(shard: number, shardCount: number, tag = "") {
+  return {
+    sentActivations: shard + 1 < shardCount ? digest(`act-${shard}${tag}`) : zeroHash,
+    receivedActivations: shard > 0 ? digest(`act-${shard - 1}${tag}`) : zeroHash,
+    sentGradients: shard > 0 ? digest(`grad-${shard - 1}${tag}`) : zeroHash,
+    receivedGradients: shard + 1 < shardCount ? digest(`grad-${shard}${tag}`) : zeroHash,
+  };
+}
+
+export const sealedHashOf = async (f: Fixture, cp: Checkpoint, salt: Hex) =>
+  keccak256(
+    encodeAbiParameters([{ type: "bytes32" }, { type: "bytes32" }], [await f.ledger.read.checkpointHash([cp]), salt]),
+  );
+
+/** EIP-712 signature of a sealed commit by `signer` (a wallet client). */
+export async function signCommit(
+  f: Fixture,
+  signer: Fixture["wallets"][number],
+  commit: {
+    modelId: bigint;
+    shard: number;
+    round: bigint;
+    lane: number;
+    owner: Address;
+    sealedHash: Hex;
+    deadline: bigint;
+  },
+) {
+  const chainId = await f.publicClient.getChainId();
+  return signer.signTypedData({
+    account: signer.account,
+    domain: { name: "ShardProtocol ContributionLedger", version: "1", chainId, verifyingContract: f.ledger.address },
+    types: {
+      SealedCommit: [
+        { name: "modelId", type: "uint64" },
+        { name: "shard", type: "uint32" },
+        { name: "round", type: "uint64" },
+        { name: "lane", type: "uint32" },
+        { name: "owner", type: "address" },
+        { name: "sealedHash", type: "bytes32" },
+        { name: "deadline", type: "uint64" },
+      ],
+    },
+    primaryType: "SealedCommit",
+    message: commit,
+  });
+}
+
+/**
+ * Seals `cp` (signed by the owner's own key, authorized on first use) and returns what a reveal
+ * needs. The owner must already have trainer stake.
+ */
+export async function sealCheckpoint(f: Fixture, ownerIndex: number, cp: Checkpoint, salt: Hex = digest("salt")) {
+  const owner = f.wallets[ownerIndex]!;
+  if (!(await f.ledger.read.isAuthorized([owner.account.address, owner.account.address]))) {
+    await f.ledger.write.authorizeNode([owner.account.address, true], { account: owner.account });
+  }
+  const now = BigInt(await networkHelpers.time.latest());
+  const commit = {
+    modelId: cp.modelId,
+    shard: cp.shard,
+    round: cp.round,
+    lane: cp.lane,
+    owner: cp.owner,
+    sealedHash: await sealedHashOf(f, cp, salt),
+    deadline: now + 3600n,
+  };
+  const signature = await signCommit(f, owner, commit);
+  const hash = await f.ledger.write.commit([commit, signature]);
+  const receipt = await f.publicClient.waitForTransactionReceipt({ hash });
+  const block = await f.publicClient.getBlock({ blockNumber: receipt.blockNumber });
+  return { commit, signature, salt, commitBlock: receipt.blockNumber, commitTime: block.timestamp, receipt };
+}
+
+/** Seals and reveals `cp` (two blocks), returning its commit id. */
+export async function commitAndReveal(f: Fixture, ownerIndex: number, cp: Checkpoint, salt: Hex = digest("salt")) {
+  const sealed = await sealCheckpoint(f, ownerIndex, cp, salt);
+  await f.ledger.write.reveal([cp, salt, sealed.commitBlock, sealed.commitTime]);
+  return f.ledger.read.commitIdOf([cp.modelId, cp.shard, cp.round, cp.lane]);
+}
+
+/** Stakes `amount` (default the minimum) for wallet `index` in `role` (0 trainer, 1 verifier). */
+export async function stakeAs(f: Fixture, index: number, role: 0 | 1, amount?: bigint) {
+  const w = f.wallets[index]!;
+  const value = amount ?? (role === 0 ? defaultParams.minTrainerStake : defaultParams.minVerifierStake);
+  await f.stake.write.approve([f.staking.address, value], { account: w.account });
+  await f.staking.write.stake([f.modelId, role, value], { account: w.account });
+}
