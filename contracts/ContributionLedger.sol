@@ -90,18 +90,7 @@ contract ContributionLedger is IContributionLedger, EIP712, ReentrancyGuard {
         if (active < required || active == 0) revert InsufficientTrainerStake(c.modelId, c.owner, active, required);
 
         _hashes[commitId] = _sealKey(c.sealedHash, uint64(block.number), uint64(block.timestamp));
-        emit CheckpointSealed(
-            commitId,
-            c.modelId,
-            c.owner,
-            c.shard,
-            c.round,
-            c.lane,
-            nodeKey,
-            c.sealedHash,
-            uint64(block.number),
-            uint64(block.timestamp)
-        );
+        emit CheckpointSealed(commitId, c.modelId, c.owner, c.shard, c.round, c.lane, nodeKey, c.sealedHash);
     }
 
     /// @inheritdoc IContributionLedger
@@ -358,18 +347,19 @@ contract ContributionLedger is IContributionLedger, EIP712, ReentrancyGuard {
     /* INTERNAL */
 
     function _structHash(SealedCommit calldata c) private pure returns (bytes32) {
-        return keccak256(
-            abi.encode(
-                SEALED_COMMIT_TYPEHASH,
-                c.modelId,
-                c.shard,
-                c.round,
-                c.lane,
-                c.owner,
-                c.sealedHash,
-                c.deadline
-            )
-        );
+        return
+            keccak256(
+                abi.encode(
+                    SEALED_COMMIT_TYPEHASH,
+                    c.modelId,
+                    c.shard,
+                    c.round,
+                    c.lane,
+                    c.owner,
+                    c.sealedHash,
+                    c.deadline
+                )
+            );
     }
 
     function _checkpointHash(Checkpoint calldata cp) private pure returns (bytes32) {

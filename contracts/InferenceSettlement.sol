@@ -19,6 +19,7 @@ contract InferenceSettlement is IInferenceSettlement, EIP712, ReentrancyGuard {
     using SafeERC20 for IERC20;
 
     bytes32 public constant RECEIPT_TYPEHASH = keccak256(
+        // solhint-disable-next-line max-line-length
         "UsageReceipt(uint64 modelId,address currency,address payer,uint128 units,uint128 pricePerUnit,uint256 nonce,uint64 deadline)"
     );
 
@@ -37,7 +38,11 @@ contract InferenceSettlement is IInferenceSettlement, EIP712, ReentrancyGuard {
         uint256 amount;
     }
 
-    constructor(IModelRegistry registry_, IShardToken token_, uint64 withdrawalDelay_) EIP712("ShardProtocol InferenceSettlement", "1") {
+    constructor(
+        IModelRegistry registry_,
+        IShardToken token_,
+        uint64 withdrawalDelay_
+    ) EIP712("ShardProtocol InferenceSettlement", "1") {
         if (address(registry_) == address(0) || address(token_) == address(0)) revert ZeroAddress();
         registry = registry_;
         token = token_;
@@ -157,27 +162,52 @@ contract InferenceSettlement is IInferenceSettlement, EIP712, ReentrancyGuard {
         uint256 amount = uint256(r.units) * r.pricePerUnit;
         if (amount == 0) return _skip(r, SkipReason.ZeroAmount, strict, abi.encodeWithSelector(ZeroAmount.selector));
         if (block.timestamp > r.deadline) {
-            return _skip(r, SkipReason.Expired, strict, abi.encodeWithSelector(ReceiptExpired.selector, r.payer, r.nonce, r.deadline));
+            return
+                _skip(
+                    r,
+                    SkipReason.Expired,
+                    strict,
+                    abi.encodeWithSelector(ReceiptExpired.selector, r.payer, r.nonce, r.deadline)
+                );
         }
         if (!registry.isCurrency(r.modelId, r.currency)) {
-            return _skip(r, SkipReason.CurrencyNotAccepted, strict, abi.encodeWithSelector(CurrencyNotAccepted.selector, r.modelId, r.currency));
+            return
+                _skip(
+                    r,
+                    SkipReason.CurrencyNotAccepted,
+                    strict,
+                    abi.encodeWithSelector(CurrencyNotAccepted.selector, r.modelId, r.currency)
+                );
         }
         (address signer, ECDSA.RecoverError err, ) = ECDSA.tryRecover(_hashTypedDataV4(_structHash(r)), signature);
         if (err != ECDSA.RecoverError.NoError || signer != r.payer || signer == address(0)) {
-            return _skip(r, SkipReason.BadSignature, strict, abi.encodeWithSelector(InvalidReceiptSignature.selector, r.payer, r.nonce));
+            return
+                _skip(
+                    r,
+                    SkipReason.BadSignature,
+                    strict,
+                    abi.encodeWithSelector(InvalidReceiptSignature.selector, r.payer, r.nonce)
+                );
         }
         Escrow storage e = _escrows[r.payer][r.currency];
         uint256 available = uint256(e.balance) + e.withdrawing;
         if (amount > available) {
-            return _skip(
-                r,
-                SkipReason.InsufficientEscrow,
-                strict,
-                abi.encodeWithSelector(InsufficientEscrow.selector, r.payer, r.currency, amount, available)
-            );
+            return
+                _skip(
+                    r,
+                    SkipReason.InsufficientEscrow,
+                    strict,
+                    abi.encodeWithSelector(InsufficientEscrow.selector, r.payer, r.currency, amount, available)
+                );
         }
         if (!_useNonce(r.payer, r.nonce)) {
-            return _skip(r, SkipReason.NonceUsed, strict, abi.encodeWithSelector(NonceAlreadyUsed.selector, r.payer, r.nonce));
+            return
+                _skip(
+                    r,
+                    SkipReason.NonceUsed,
+                    strict,
+                    abi.encodeWithSelector(NonceAlreadyUsed.selector, r.payer, r.nonce)
+                );
         }
         // Draw on the free balance first, then on an amount awaiting withdrawal.
         // Cannot underflow: amount ≤ balance + withdrawing, checked above.
@@ -193,7 +223,12 @@ contract InferenceSettlement is IInferenceSettlement, EIP712, ReentrancyGuard {
         return (true, amount);
     }
 
-    function _skip(UsageReceipt calldata r, SkipReason reason, bool strict, bytes memory error_) private returns (bool, uint256) {
+    function _skip(
+        UsageReceipt calldata r,
+        SkipReason reason,
+        bool strict,
+        bytes memory error_
+    ) private returns (bool, uint256) {
         if (strict) {
             assembly ("memory-safe") {
                 revert(add(error_, 0x20), mload(error_))
@@ -229,8 +264,18 @@ contract InferenceSettlement is IInferenceSettlement, EIP712, ReentrancyGuard {
     }
 
     function _structHash(UsageReceipt calldata r) private pure returns (bytes32) {
-        return keccak256(
-            abi.encode(RECEIPT_TYPEHASH, r.modelId, r.currency, r.payer, r.units, r.pricePerUnit, r.nonce, r.deadline)
-        );
+        return
+            keccak256(
+                abi.encode(
+                    RECEIPT_TYPEHASH,
+                    r.modelId,
+                    r.currency,
+                    r.payer,
+                    r.units,
+                    r.pricePerUnit,
+                    r.nonce,
+                    r.deadline
+                )
+            );
     }
 }

@@ -18,17 +18,29 @@ contract ModelRegistry is IModelRegistry {
         RoundParams params;
     }
 
+    /// @dev Packed so that the ledger's per-commit call reads one slot for the model: the
+    /// registrant (existence), latest round, shard count and number of parameter versions.
+    struct Model {
+        address registrant;
+        uint64 latestRound;
+        uint16 shardCount;
+        uint16 versionCount;
+        address stakingToken;
+        uint32 unbondingDelay;
+        bytes32 specDigest;
+    }
+
     /// @inheritdoc IModelRegistry
     address public immutable ledger;
     /// @inheritdoc IModelRegistry
     uint64 public modelCount;
 
-    mapping(uint64 modelId => ModelInfo) private _models;
+    mapping(uint64 modelId => Model) private _models;
     mapping(uint64 modelId => string) private _specURIs;
     mapping(uint64 modelId => uint256[]) private _weights;
     mapping(uint64 modelId => address[]) private _currencies;
     mapping(uint64 modelId => mapping(address currency => bool)) private _accepted;
-    mapping(uint64 modelId => ParamsVersion[]) private _params;
+    mapping(uint64 modelId => mapping(uint256 index => ParamsVersion)) private _params;
 
     /// @param ledger_ The contribution ledger (its address is known before it is deployed).
     constructor(address ledger_) {
@@ -58,17 +70,18 @@ contract ModelRegistry is IModelRegistry {
         _checkParams(config.params, config.unbondingDelay);
 
         modelId = ++modelCount;
-        _models[modelId] = ModelInfo({
+        _models[modelId] = Model({
             registrant: msg.sender,
+            latestRound: 0,
+            shardCount: uint16(shardCount),
+            versionCount: 1,
             stakingToken: config.stakingToken,
             unbondingDelay: config.unbondingDelay,
-            shardCount: uint32(shardCount),
-            latestRound: 0,
             specDigest: config.specDigest
         });
         _specURIs[modelId] = config.specURI;
         _weights[modelId] = config.shardWeights;
-        _params[modelId].push(ParamsVersion({fromRound: 1, params: config.params}));
+        _params[modelId][0] = ParamsVersion({fromRound: 1, params: config.params});
 
         emit ModelRegistered(
             modelId,
@@ -90,14 +103,17 @@ contract ModelRegistry is IModelRegistry {
         uint64 modelId,
         RoundParams calldata params
     ) external onlyRegistrant(modelId) returns (uint64 fromRound) {
-        _checkParams(params, _models[modelId].unbondingDelay);
-        fromRound = _models[modelId].latestRound + 1;
-        ParamsVersion[] storage versions = _params[modelId];
+        Model storage model = _models[modelId];
+        _checkParams(params, model.unbondingDelay);
+        fromRound = model.latestRound + 1;
+        uint256 last = model.versionCount - 1;
         // A second change before anyone commits to `fromRound` replaces the first.
-        if (versions[versions.length - 1].fromRound == fromRound) {
-            versions[versions.length - 1].params = params;
+        if (_params[modelId][last].fromRound == fromRound) {
+            _params[modelId][last].params = params;
         } else {
-            versions.push(ParamsVersion({fromRound: fromRound, params: params}));
+            if (last + 1 == type(uint16).max) revert InvalidParams("versionCount");
+            _params[modelId][last + 1] = ParamsVersion({fromRound: fromRound, params: params});
+            model.versionCount = uint16(last + 2);
         }
         emit ParamsScheduled(modelId, fromRound, params);
     }
@@ -113,10 +129,16 @@ contract ModelRegistry is IModelRegistry {
     /// @inheritdoc IModelRegistry
     function enterRound(uint64 modelId, uint64 round, uint32 shard) external returns (uint128 minTrainerStake) {
         if (msg.sender != ledger) revert NotLedger(msg.sender);
-        ModelInfo storage model = _models[modelId];
-        if (model.registrant == address(0)) revert ModelNotFound(modelId);
-        if (shard >= model.shardCount) revert ShardOutOfRange(modelId, shard);
-        uint64 latest = model.latestRound;
+        Model storage model = _models[modelId];
+        // All four fields share the first slot: one SLOAD.
+        (address registrant, uint64 latest, uint16 shardCount, uint16 versionCount) = (
+            model.registrant,
+            model.latestRound,
+            model.shardCount,
+            model.versionCount
+        );
+        if (registrant == address(0)) revert ModelNotFound(modelId);
+        if (shard >= shardCount) revert ShardOutOfRange(modelId, shard);
         if (round > latest) {
             // Rounds open one at a time, so a parameter change always has a round to wait for.
             if (round != latest + 1) revert RoundSkipped(modelId, round, latest);
@@ -125,15 +147,24 @@ contract ModelRegistry is IModelRegistry {
         } else if (round == 0) {
             revert RoundSkipped(modelId, round, latest);
         }
-        return _paramsAt(modelId, round).minTrainerStake;
+        return _paramsAt(modelId, round, versionCount).minTrainerStake;
     }
 
     /* VIEWS */
 
     /// @inheritdoc IModelRegistry
-    function modelInfo(uint64 modelId) external view returns (ModelInfo memory info) {
-        info = _models[modelId];
-        if (info.registrant == address(0)) revert ModelNotFound(modelId);
+    function modelInfo(uint64 modelId) external view returns (ModelInfo memory) {
+        Model storage m = _models[modelId];
+        if (m.registrant == address(0)) revert ModelNotFound(modelId);
+        return
+            ModelInfo({
+                registrant: m.registrant,
+                stakingToken: m.stakingToken,
+                unbondingDelay: m.unbondingDelay,
+                shardCount: m.shardCount,
+                latestRound: m.latestRound,
+                specDigest: m.specDigest
+            });
     }
 
     /// @inheritdoc IModelRegistry
@@ -162,15 +193,16 @@ contract ModelRegistry is IModelRegistry {
     /// @inheritdoc IModelRegistry
     function paramsAt(uint64 modelId, uint64 round) external view returns (RoundParams memory) {
         _requireModel(modelId);
-        return _paramsAt(modelId, round);
+        return _paramsAt(modelId, round, _models[modelId].versionCount);
     }
 
     /* INTERNAL */
 
-    function _paramsAt(uint64 modelId, uint64 round) private view returns (RoundParams storage) {
-        ParamsVersion[] storage versions = _params[modelId];
-        // Versions are few and sorted by `fromRound`; the newest applicable one is near the end.
-        for (uint256 i = versions.length; i > 1; --i) {
+    function _paramsAt(uint64 modelId, uint64 round, uint256 versionCount) private view returns (RoundParams storage) {
+        mapping(uint256 => ParamsVersion) storage versions = _params[modelId];
+        // Versions are sorted by `fromRound` and the newest applicable one is near the end, so
+        // the walk back from the newest is short; version 0 applies from round 1.
+        for (uint256 i = versionCount; i > 1; --i) {
             if (versions[i - 1].fromRound <= round) return versions[i - 1].params;
         }
         return versions[0].params;
@@ -196,7 +228,7 @@ contract ModelRegistry is IModelRegistry {
         if (p.maxWorkPerCommit == 0) revert InvalidParams("maxWorkPerCommit");
         if (p.challengerShareBps > BPS) revert InvalidParams("challengerShareBps");
         // Tokens minted for one commit must fit the accumulator's 2**128 headroom.
-        if (uint256(p.workToTokenRate) * p.maxWorkPerCommit / 1e18 > type(uint96).max) {
+        if ((uint256(p.workToTokenRate) * p.maxWorkPerCommit) / 1e18 > type(uint96).max) {
             revert InvalidParams("workToTokenRate*maxWorkPerCommit");
         }
         uint256 required = uint256(p.revealWindow) + p.challengeWindow + p.disputeWindow;

@@ -151,17 +151,18 @@ contract ShardToken is IShardToken, ERC1155Supply, ERC1155Burnable, ReentrancyGu
     }
 
     function _properties(uint64 modelId, uint32 shard, ModelInfo memory info) private view returns (string memory) {
-        return string.concat(
-            ',"shardCount":',
-            Strings.toString(info.shardCount),
-            ',"revenueWeight":"',
-            Strings.toString(registry.shardWeights(modelId)[shard]),
-            '","specDigest":"',
-            Strings.toHexString(uint256(info.specDigest), 32),
-            '","spec":"',
-            registry.specURI(modelId),
-            '"'
-        );
+        return
+            string.concat(
+                ',"shardCount":',
+                Strings.toString(info.shardCount),
+                ',"revenueWeight":"',
+                Strings.toString(registry.shardWeights(modelId)[shard]),
+                '","specDigest":"',
+                Strings.toHexString(uint256(info.specDigest), 32),
+                '","spec":"',
+                registry.specURI(modelId),
+                '"'
+            );
     }
 
     /// @inheritdoc ERC1155
@@ -197,7 +198,8 @@ contract ShardToken is IShardToken, ERC1155Supply, ERC1155Burnable, ReentrancyGu
     }
 
     function _claimable(uint256 id, address currency, address holder) private view returns (uint256) {
-        return RevenueMath.accumulated(_perShare[id][currency], balanceOf(holder, id), _corrections[id][currency][holder]);
+        return
+            RevenueMath.accumulated(_perShare[id][currency], balanceOf(holder, id), _corrections[id][currency][holder]);
     }
 
     function _trackCurrency(uint64 modelId, address currency) private {

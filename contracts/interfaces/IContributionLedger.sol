@@ -104,19 +104,40 @@ interface IContributionLedger {
         uint64 round,
         uint32 lane,
         address nodeKey,
-        bytes32 sealedHash,
-        uint64 commitBlock,
-        uint64 commitTime
+        bytes32 sealedHash
     );
-    event CheckpointRevealed(bytes32 indexed commitId, uint64 indexed modelId, address indexed owner, Checkpoint checkpoint);
+    event CheckpointRevealed(
+        bytes32 indexed commitId,
+        uint64 indexed modelId,
+        address indexed owner,
+        Checkpoint checkpoint
+    );
     /// @notice Both sides of the boundary between `shard` and `shard + 1` revealed; `matched`
     /// says whether their activation and gradient digests agree.
     event PipelineLinkChecked(uint64 indexed modelId, uint64 indexed round, uint32 lane, uint32 shard, bool matched);
     event CheckpointAttested(bytes32 indexed commitId, address indexed verifier);
-    event CheckpointChallenged(bytes32 indexed commitId, address indexed challenger, uint256 bond, bytes32 evidence, uint40 endsAt);
+    event CheckpointChallenged(
+        bytes32 indexed commitId,
+        address indexed challenger,
+        uint256 bond,
+        bytes32 evidence,
+        uint40 endsAt
+    );
     event DisputeVoted(bytes32 indexed commitId, address indexed verifier, bool invalid, uint256 weight);
-    event DisputeResolved(bytes32 indexed commitId, bool invalid, uint256 validWeight, uint256 invalidWeight, uint256 slashed);
-    event CheckpointFinalized(bytes32 indexed commitId, uint64 indexed modelId, address indexed owner, uint256 tokenId, uint256 amount);
+    event DisputeResolved(
+        bytes32 indexed commitId,
+        bool invalid,
+        uint256 validWeight,
+        uint256 invalidWeight,
+        uint256 slashed
+    );
+    event CheckpointFinalized(
+        bytes32 indexed commitId,
+        uint64 indexed modelId,
+        address indexed owner,
+        uint256 tokenId,
+        uint256 amount
+    );
     event CheckpointRejected(bytes32 indexed commitId, uint64 indexed modelId, RejectReason reason);
     event GenesisAllocated(uint64 indexed modelId, uint32 indexed shard, address indexed to, uint256 amount);
 
@@ -170,7 +191,8 @@ interface IContributionLedger {
     function commit(SealedCommit calldata c, bytes calldata signature) external returns (bytes32 commitId);
 
     /// @notice Reveals the checkpoint of a sealed commit, in a later block than the commit and
-    /// within the reveal window. Anyone knowing the salt can relay it.
+    /// within the reveal window. Anyone knowing the salt can relay it. `commitBlock` and
+    /// `commitTime` are the number and timestamp of the block of the `CheckpointSealed` event.
     function reveal(Checkpoint calldata cp, bytes32 salt, uint64 commitBlock, uint64 commitTime) external;
 
     /// @notice A staked verifier attests that it replayed the commit and found it valid.
@@ -197,12 +219,7 @@ interface IContributionLedger {
     function rejectOrphan(Checkpoint calldata cp) external;
 
     /// @notice The registrant mints a genesis allocation, only before the model's first commit.
-    function allocateGenesis(
-        uint64 modelId,
-        uint32 shard,
-        address[] calldata to,
-        uint256[] calldata amounts
-    ) external;
+    function allocateGenesis(uint64 modelId, uint32 shard, address[] calldata to, uint256[] calldata amounts) external;
 
     /* VIEWS */
 
