@@ -1,0 +1,850 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+
+import { anyValue } from "@nomicfoundation/hardhat-viem-assertions/predicates";
+import { parseEther, zeroAddress, zeroHash } from "viem";
+
+import {
+  commitAndReveal,
+  defaultParams,
+  digest,
+  makeCheckpoint,
+  networkHelpers,
+  pipelineDigests,
+  protocolFixture,
+  sealCheckpoint,
+  tokenId,
+  viem,
+  type Checkpoint,
+  type Fixture,
+} from "../helpers/fixture.js";
+import {
+  addr,
+  as,
+  now,
+  Reason,
+  registerModel,
+  revealPair,
+  Role,
+  setRoundOneParams,
+  stakeEveryone,
+  stakeIn,
+  Status,
+} from "../helpers/ledger.js";
+
+const { assertions } = viem;
+const CHALLENGE = BigInt(defaultParams.challengeWindow);
+const DISPUTE = BigInt(defaultParams.disputeWindow);
+const BOND = defaultParams.challengeBond;
+const SLASH = defaultParams.slashAmount;
+
+async function setup() {
+  const f = await networkHelpers.loadFixture(protocolFixture);
+  await stakeEveryone(f);
+  return f;
+}
+
+/** Setup plus a revealed, agreeing round-1 pair (trainer 1 on shard 0, trainer 2 on shard 1). */
+async function setupPair() {
+  const f = await setup();
+  return { f, ...(await revealPair(f)) };
+}
+
+const stateOf = (f: Fixture, id: `0x${string}`) => f.ledger.read.commitState([id]);
+const revealedAt = async (f: Fixture, id: `0x${string}`) => BigInt((await stateOf(f, id)).revealedAt);
+
+/** Opens a dispute on `id` by the challenger (7), has `votes` cast, and resolves it. */
+async function dispute(f: Fixture, cp: Checkpoint, id: `0x${string}`, votes: [number, boolean][]) {
+  await f.ledger.write.challenge([id, digest("evidence")], as(f, 7));
+  for (const [voter, invalid] of votes) await f.ledger.write.vote([id, invalid], as(f, voter));
+  await networkHelpers.time.increase(DISPUTE);
+  return f.ledger.write.resolve([cp]);
+}
+
+describe("ContributionLedger.attest", () => {
+  it("counts one attestation per staked verifier and emits CheckpointAttested", async () => {
+    const { f, id0 } = await setupPair();
+    await assertions.emitWithArgs(f.ledger.write.attest([id0], as(f, 4)), f.ledger, "CheckpointAttested", [
+      id0,
+      addr(f, 4),
+    ]);
+    assert.equal(await f.ledger.read.hasAttested([id0, addr(f, 4)]), true);
+    assert.equal(await f.ledger.read.hasAttested([id0, addr(f, 5)]), false);
+    assert.equal((await stateOf(f, id0)).attestations, 1);
+    await f.ledger.write.attest([id0], as(f, 5));
+    assert.equal((await stateOf(f, id0)).attestations, 2);
+  });
+
+  it("reverts InsufficientVerifierStake without verifier stake or below the minimum", async () => {
+    const { f, id0 } = await setupPair();
+    // Trainer stake is not verifier stake.
+    await assertions.revertWithCustomErrorWithArgs(
+      f.ledger.write.attest([id0], as(f, 1)),
+      f.ledger,
+      "InsufficientVerifierStake",
+      [1n, addr(f, 1), 0n, defaultParams.minVerifierStake],
+    );
+    await stakeIn(f, 1n, 8, Role.Verifier, parseEther("49"));
+    await assertions.revertWithCustomErrorWithArgs(
+      f.ledger.write.attest([id0], as(f, 8)),
+      f.ledger,
+      "InsufficientVerifierStake",
+      [1n, addr(f, 8), parseEther("49"), defaultParams.minVerifierStake],
+    );
+    assert.equal((await stateOf(f, id0)).attestations, 0);
+  });
+
+  it("reverts AlreadyAttested on a second attestation by the same verifier", async () => {
+    const { f, id0 } = await setupPair();
+    await f.ledger.write.attest([id0], as(f, 4));
+    await assertions.revertWithCustomErrorWithArgs(
+      f.ledger.write.attest([id0], as(f, 4)),
+      f.ledger,
+      "AlreadyAttested",
+      [id0, addr(f, 4)],
+    );
+    assert.equal((await stateOf(f, id0)).attestations, 1);
+  });
+
+  it("reverts WrongStatus for an unknown, a sealed-only, and a finalized commit", async () => {
+    const { f, cp0, cp1, id0 } = await setupPair();
+    const unknown = digest("no commit");
+    await assertions.revertWithCustomErrorWithArgs(
+      f.ledger.write.attest([unknown], as(f, 4)),
+      f.ledger,
+      "WrongStatus",
+      [unknown, Status.None],
+    );
+    const sealedOnly = makeCheckpoint(addr(f, 3), { lane: 1 });
+    await sealCheckpoint(f, 3, sealedOnly);
+    const sealedId = await f.ledger.read.commitIdOf([1n, 0, 1n, 1]);
+    assert.equal((await stateOf(f, sealedId)).status, Status.Sealed);
+    await assertions.revertWithCustomError(f.ledger.write.attest([sealedId], as(f, 4)), f.ledger, "WrongStatus");
+
+    await networkHelpers.time.increase(CHALLENGE);
+    await f.ledger.write.finalize([cp0]);
+    await f.ledger.write.finalize([cp1]);
+    await assertions.revertWithCustomErrorWithArgs(f.ledger.write.attest([id0], as(f, 4)), f.ledger, "WrongStatus", [
+      id0,
+      Status.Finalized,
+    ]);
+  });
+});
+
+describe("ContributionLedger.challenge", () => {
+  it("pulls the bond, opens a dispute and emits CheckpointChallenged", async () => {
+    const { f, id0 } = await setupPair();
+    const challenger = addr(f, 7);
+    const before = await f.stake.read.balanceOf([challenger]);
+    const evidence = digest("replay diverges at step 12");
+    const t = (await now()) + 5n;
+    await networkHelpers.time.setNextBlockTimestamp(t);
+    await assertions.emitWithArgs(
+      f.ledger.write.challenge([id0, evidence], as(f, 7)),
+      f.ledger,
+      "CheckpointChallenged",
+      [id0, challenger, BOND, evidence, Number(t + DISPUTE)],
+    );
+    assert.equal(before - (await f.stake.read.balanceOf([challenger])), BOND);
+    assert.equal(await f.stake.read.balanceOf([f.ledger.address]), BOND);
+    assert.deepEqual(await f.ledger.read.dispute([id0]), {
+      challenger,
+      endsAt: Number(t + DISPUTE),
+      open: true,
+      bond: BOND,
+      validWeight: 0n,
+      invalidWeight: 0n,
+    });
+    assert.equal((await stateOf(f, id0)).disputes, 1);
+    assert.equal((await stateOf(f, id0)).status, Status.Pending);
+  });
+
+  it("reverts when the challenger has not approved the bond", async () => {
+    const { f, id0 } = await setupPair();
+    await assertions.revertWithCustomError(
+      f.ledger.write.challenge([id0, zeroHash], as(f, 8)),
+      f.stake,
+      "ERC20InsufficientAllowance",
+    );
+  });
+
+  it("reverts ChallengeWindowClosed from revealedAt + challengeWindow on", async () => {
+    const { f, id0 } = await setupPair();
+    const closesAt = (await revealedAt(f, id0)) + CHALLENGE;
+    await networkHelpers.time.setNextBlockTimestamp(closesAt);
+    await assertions.revertWithCustomErrorWithArgs(
+      f.ledger.write.challenge([id0, zeroHash], as(f, 7)),
+      f.ledger,
+      "ChallengeWindowClosed",
+      [id0, closesAt],
+    );
+  });
+
+  it("accepts a challenge in the last second of the window", async () => {
+    const { f, id0 } = await setupPair();
+    await networkHelpers.time.setNextBlockTimestamp((await revealedAt(f, id0)) + CHALLENGE - 1n);
+    await f.ledger.write.challenge([id0, zeroHash], as(f, 7));
+    assert.equal((await f.ledger.read.dispute([id0])).open, true);
+  });
+
+  it("reverts DisputeOpen while a dispute is open", async () => {
+    const { f, id0 } = await setupPair();
+    await f.ledger.write.challenge([id0, zeroHash], as(f, 7));
+    await f.stake.write.approve([f.ledger.address, BOND], as(f, 8));
+    await assertions.revertWithCustomErrorWithArgs(
+      f.ledger.write.challenge([id0, zeroHash], as(f, 8)),
+      f.ledger,
+      "DisputeOpen",
+      [id0],
+    );
+  });
+
+  it("reverts WrongStatus for an unrevealed commit", async () => {
+    const f = await setup();
+    const cp = makeCheckpoint(addr(f, 1));
+    await sealCheckpoint(f, 1, cp);
+    const id = await f.ledger.read.commitIdOf([1n, 0, 1n, 0]);
+    // The status in the error is the stored one (None before reveal), not the view's Sealed.
+    await assertions.revertWithCustomErrorWithArgs(
+      f.ledger.write.challenge([id, zeroHash], as(f, 7)),
+      f.ledger,
+      "WrongStatus",
+      [id, anyValue],
+    );
+    assert.equal(await f.stake.read.balanceOf([f.ledger.address]), 0n);
+  });
+
+  it("reverts TooManyDisputes after MAX_DISPUTES disputes", async () => {
+    const f = await networkHelpers.loadFixture(protocolFixture);
+    // A long challenge window and a short dispute window leave room for many disputes.
+    await setRoundOneParams(f, { challengeWindow: 100_000, disputeWindow: 60 });
+    await stakeEveryone(f);
+    const { cp0, id0 } = await revealPair(f);
+    const max = await f.ledger.read.MAX_DISPUTES();
+    assert.equal(max, 8);
+    const trainerBefore = await f.stake.read.balanceOf([addr(f, 1)]);
+    for (let i = 0; i < max; i++) {
+      await f.ledger.write.challenge([id0, zeroHash], as(f, 7));
+      await networkHelpers.time.increase(60);
+      await f.ledger.write.resolve([cp0]);
+    }
+    assert.equal((await stateOf(f, id0)).disputes, max);
+    // Each failed challenge forfeited its bond to the trainer.
+    assert.equal((await f.stake.read.balanceOf([addr(f, 1)])) - trainerBefore, BOND * BigInt(max));
+    await assertions.revertWithCustomErrorWithArgs(
+      f.ledger.write.challenge([id0, zeroHash], as(f, 7)),
+      f.ledger,
+      "TooManyDisputes",
+      [id0],
+    );
+  });
+});
+
+describe("ContributionLedger.vote", () => {
+  it("weighs each vote by the verifier's active stake", async () => {
+    const { f, id0 } = await setupPair();
+    await stakeIn(f, 1n, 4, Role.Verifier, parseEther("30")); // 80 in all
+    await stakeIn(f, 1n, 8, Role.Verifier, parseEther("70"));
+    // Stake that is unbonding does not count.
+    await f.staking.write.requestUnstake([1n, Role.Verifier, parseEther("20")], as(f, 8));
+    await f.ledger.write.challenge([id0, zeroHash], as(f, 7));
+
+    await assertions.emitWithArgs(f.ledger.write.vote([id0, true], as(f, 4)), f.ledger, "DisputeVoted", [
+      id0,
+      addr(f, 4),
+      true,
+      parseEther("80"),
+    ]);
+    await assertions.emitWithArgs(f.ledger.write.vote([id0, false], as(f, 5)), f.ledger, "DisputeVoted", [
+      id0,
+      addr(f, 5),
+      false,
+      parseEther("50"),
+    ]);
+    await assertions.emitWithArgs(f.ledger.write.vote([id0, false], as(f, 8)), f.ledger, "DisputeVoted", [
+      id0,
+      addr(f, 8),
+      false,
+      parseEther("50"),
+    ]);
+    const d = await f.ledger.read.dispute([id0]);
+    assert.equal(d.invalidWeight, parseEther("80"));
+    assert.equal(d.validWeight, parseEther("100"));
+  });
+
+  it("reverts NoOpenDispute without a dispute and after it was resolved", async () => {
+    const { f, cp0, id0 } = await setupPair();
+    await assertions.revertWithCustomErrorWithArgs(
+      f.ledger.write.vote([id0, true], as(f, 4)),
+      f.ledger,
+      "NoOpenDispute",
+      [id0],
+    );
+    await dispute(f, cp0, id0, []);
+    await assertions.revertWithCustomErrorWithArgs(
+      f.ledger.write.vote([id0, true], as(f, 4)),
+      f.ledger,
+      "NoOpenDispute",
+      [id0],
+    );
+  });
+
+  it("reverts DisputeWindowClosed from endsAt on", async () => {
+    const { f, id0 } = await setupPair();
+    await f.ledger.write.challenge([id0, zeroHash], as(f, 7));
+    const { endsAt } = await f.ledger.read.dispute([id0]);
+    await networkHelpers.time.setNextBlockTimestamp(endsAt);
+    await assertions.revertWithCustomErrorWithArgs(
+      f.ledger.write.vote([id0, true], as(f, 4)),
+      f.ledger,
+      "DisputeWindowClosed",
+      [id0, endsAt],
+    );
+  });
+
+  it("reverts ChallengerCannotVote even when the challenger is a staked verifier", async () => {
+    const { f, id0 } = await setupPair();
+    await stakeIn(f, 1n, 7, Role.Verifier, parseEther("500"));
+    await f.ledger.write.challenge([id0, zeroHash], as(f, 7));
+    await assertions.revertWithCustomErrorWithArgs(
+      f.ledger.write.vote([id0, true], as(f, 7)),
+      f.ledger,
+      "ChallengerCannotVote",
+      [id0],
+    );
+  });
+
+  it("reverts AlreadyVoted on a second vote in the same dispute, but allows a vote in the next one", async () => {
+    const f = await networkHelpers.loadFixture(protocolFixture);
+    await setRoundOneParams(f, { challengeWindow: 100_000, disputeWindow: 60 });
+    await stakeEveryone(f);
+    const { cp0, id0 } = await revealPair(f);
+    await f.ledger.write.challenge([id0, zeroHash], as(f, 7));
+    await f.ledger.write.vote([id0, false], as(f, 4));
+    await assertions.revertWithCustomErrorWithArgs(
+      f.ledger.write.vote([id0, true], as(f, 4)),
+      f.ledger,
+      "AlreadyVoted",
+      [id0, addr(f, 4)],
+    );
+    await networkHelpers.time.increase(60);
+    await f.ledger.write.resolve([cp0]);
+    await f.ledger.write.challenge([id0, zeroHash], as(f, 7));
+    await f.ledger.write.vote([id0, true], as(f, 4));
+    assert.equal((await f.ledger.read.dispute([id0])).invalidWeight, defaultParams.minVerifierStake);
+  });
+
+  it("reverts InsufficientVerifierStake for an unstaked voter", async () => {
+    const { f, id0 } = await setupPair();
+    await f.ledger.write.challenge([id0, zeroHash], as(f, 7));
+    await assertions.revertWithCustomErrorWithArgs(
+      f.ledger.write.vote([id0, true], as(f, 9)),
+      f.ledger,
+      "InsufficientVerifierStake",
+      [1n, addr(f, 9), 0n, defaultParams.minVerifierStake],
+    );
+  });
+});
+
+describe("ContributionLedger.resolve", () => {
+  it("reverts DisputeWindowOpen before endsAt", async () => {
+    const { f, cp0, id0 } = await setupPair();
+    await f.ledger.write.challenge([id0, zeroHash], as(f, 7));
+    const { endsAt } = await f.ledger.read.dispute([id0]);
+    await networkHelpers.time.setNextBlockTimestamp(BigInt(endsAt) - 1n);
+    await assertions.revertWithCustomErrorWithArgs(f.ledger.write.resolve([cp0]), f.ledger, "DisputeWindowOpen", [
+      id0,
+      endsAt,
+    ]);
+  });
+
+  it("reverts NoOpenDispute without a dispute and on a second resolve", async () => {
+    const { f, cp0, id0 } = await setupPair();
+    await assertions.revertWithCustomErrorWithArgs(f.ledger.write.resolve([cp0]), f.ledger, "NoOpenDispute", [id0]);
+    await dispute(f, cp0, id0, []);
+    await assertions.revertWithCustomErrorWithArgs(f.ledger.write.resolve([cp0]), f.ledger, "NoOpenDispute", [id0]);
+  });
+
+  it("reverts CheckpointMismatch for tampered fields and CommitNotFound for an unrevealed commit", async () => {
+    const { f, cp0, id0 } = await setupPair();
+    await f.ledger.write.challenge([id0, zeroHash], as(f, 7));
+    await networkHelpers.time.increase(DISPUTE);
+    const tampered: Checkpoint[] = [
+      { ...cp0, owner: addr(f, 3) }, // a different owner would take the bond
+      { ...cp0, workUnits: cp0.workUnits + 1n },
+      { ...cp0, transcriptURI: "ipfs://bafyelse" },
+      { ...cp0, lossMicros: 1n },
+    ];
+    for (const cp of tampered) {
+      await assertions.revertWithCustomErrorWithArgs(f.ledger.write.resolve([cp]), f.ledger, "CheckpointMismatch", [
+        id0,
+      ]);
+    }
+    const ghost = makeCheckpoint(addr(f, 3), { lane: 5 });
+    await assertions.revertWithCustomErrorWithArgs(f.ledger.write.resolve([ghost]), f.ledger, "CommitNotFound", [
+      await f.ledger.read.commitIdOf([1n, 0, 1n, 5]),
+    ]);
+    await f.ledger.write.resolve([cp0]);
+  });
+
+  it("invalid: rejects the commit, slashes the trainer and pays the challenger bond + share", async () => {
+    const { f, cp0, id0 } = await setupPair();
+    const [trainer, challenger] = [addr(f, 1), addr(f, 7)];
+    const challengerBefore = await f.stake.read.balanceOf([challenger]);
+    const stakingBefore = await f.stake.read.balanceOf([f.staking.address]);
+    const trainerWalletBefore = await f.stake.read.balanceOf([trainer]);
+
+    await f.ledger.write.challenge([id0, digest("evidence")], as(f, 7));
+    await f.ledger.write.vote([id0, true], as(f, 4));
+    await f.ledger.write.vote([id0, true], as(f, 5));
+    await stakeIn(f, 1n, 8, Role.Verifier, parseEther("60"));
+    await f.ledger.write.vote([id0, false], as(f, 8)); // 60 valid < 100 invalid
+    await networkHelpers.time.increase(DISPUTE);
+    const hash = await f.ledger.write.resolve([cp0], as(f, 9));
+    await assertions.emitWithArgs(hash, f.ledger, "CheckpointRejected", [id0, 1n, Reason.Dispute]);
+    await assertions.emitWithArgs(hash, f.ledger, "DisputeResolved", [
+      id0,
+      true,
+      parseEther("60"),
+      parseEther("100"),
+      SLASH,
+    ]);
+    const share = (SLASH * BigInt(defaultParams.challengerShareBps)) / 10_000n;
+    await assertions.emitWithArgs(hash, f.staking, "Slashed", [1n, trainer, Role.Trainer, SLASH, challenger, share]);
+
+    const state = await stateOf(f, id0);
+    assert.equal(state.status, Status.Rejected);
+    assert.equal(state.upheld, false);
+    assert.equal((await f.ledger.read.dispute([id0])).open, false);
+    // Exact balances: the challenger got its bond back plus its share of the slash.
+    assert.equal((await f.stake.read.balanceOf([challenger])) - challengerBefore, share);
+    assert.equal(await f.stake.read.balanceOf([f.ledger.address]), 0n);
+    assert.equal(stakingBefore + parseEther("60") - (await f.stake.read.balanceOf([f.staking.address])), share);
+    assert.equal(await f.stake.read.balanceOf([trainer]), trainerWalletBefore);
+    assert.equal(await f.staking.read.activeStake([1n, trainer, Role.Trainer]), defaultParams.minTrainerStake - SLASH);
+    assert.equal((await f.staking.read.totals([1n])).slashed, SLASH);
+  });
+
+  it("invalid: slashes at most what the trainer has, taking unbonding stake too", async () => {
+    const { f, cp0, id0 } = await setupPair();
+    const trainer = addr(f, 1);
+    // 100 staked: 70 unbonding, 30 active; the slash of 60 takes 30 + 30.
+    await f.staking.write.requestUnstake([1n, Role.Trainer, parseEther("70")], as(f, 1));
+    const hash = await dispute(f, cp0, id0, [[4, true]]);
+    await assertions.emitWithArgs(hash, f.ledger, "DisputeResolved", [id0, true, 0n, parseEther("50"), SLASH]);
+    const info = await f.staking.read.stakeOf([1n, trainer, Role.Trainer]);
+    assert.equal(info.active, 0n);
+    assert.equal(info.unbonding, parseEther("40"));
+  });
+
+  it("valid: upholds the commit and forfeits the bond to the trainer", async () => {
+    const { f, cp0, id0 } = await setupPair();
+    const [trainer, challenger] = [addr(f, 1), addr(f, 7)];
+    const trainerBefore = await f.stake.read.balanceOf([trainer]);
+    const challengerBefore = await f.stake.read.balanceOf([challenger]);
+    const hash = await dispute(f, cp0, id0, [
+      [4, false],
+      [5, false],
+    ]);
+    await assertions.emitWithArgs(hash, f.ledger, "DisputeResolved", [id0, false, parseEther("100"), 0n, 0n]);
+    assert.equal((await f.stake.read.balanceOf([trainer])) - trainerBefore, BOND);
+    assert.equal(challengerBefore - (await f.stake.read.balanceOf([challenger])), BOND);
+    assert.equal(await f.stake.read.balanceOf([f.ledger.address]), 0n);
+    const state = await stateOf(f, id0);
+    assert.equal(state.status, Status.Pending);
+    assert.equal(state.upheld, true);
+    assert.equal(await f.staking.read.activeStake([1n, trainer, Role.Trainer]), defaultParams.minTrainerStake);
+  });
+
+  it("tie: upholds the commit (equal weights, and no votes at all)", async () => {
+    const { f, cp0, cp1, id0, id1 } = await setupPair();
+    const [t0, t1] = [addr(f, 1), addr(f, 2)];
+    const [before0, before1] = [await f.stake.read.balanceOf([t0]), await f.stake.read.balanceOf([t1])];
+    await f.ledger.write.challenge([id0, zeroHash], as(f, 7));
+    await f.ledger.write.challenge([id1, zeroHash], as(f, 7));
+    await f.ledger.write.vote([id0, true], as(f, 4));
+    await f.ledger.write.vote([id0, false], as(f, 5));
+    await networkHelpers.time.increase(DISPUTE);
+    await assertions.emitWithArgs(f.ledger.write.resolve([cp0]), f.ledger, "DisputeResolved", [
+      id0,
+      false,
+      parseEther("50"),
+      parseEther("50"),
+      0n,
+    ]);
+    await assertions.emitWithArgs(f.ledger.write.resolve([cp1]), f.ledger, "DisputeResolved", [id1, false, 0n, 0n, 0n]);
+    assert.equal((await f.stake.read.balanceOf([t0])) - before0, BOND);
+    assert.equal((await f.stake.read.balanceOf([t1])) - before1, BOND);
+    assert.equal((await stateOf(f, id0)).upheld, true);
+    assert.equal((await stateOf(f, id1)).upheld, true);
+    assert.equal((await stateOf(f, id0)).status, Status.Pending);
+  });
+});
+
+describe("ContributionLedger.finalize", () => {
+  it("mints workUnits * rate / 1e18 shard tokens to the owner after the challenge window", async () => {
+    const f = await networkHelpers.loadFixture(protocolFixture);
+    const rate = 2_500_000_000_000_000_000n; // 2.5 tokens per work unit
+    const m2 = await registerModel(f, { shardWeights: [1n], params: { workToTokenRate: rate } });
+    await stakeIn(f, m2, 1, Role.Trainer, defaultParams.minTrainerStake);
+    const owner = addr(f, 1);
+    const cp = makeCheckpoint(owner, { modelId: m2, root: digest("m2 root"), ...pipelineDigests(0, 1) });
+    cp.workUnits = 1001n;
+    const id = await commitAndReveal(f, 1, cp);
+    await networkHelpers.time.increaseTo((await revealedAt(f, id)) + CHALLENGE);
+    const expected = (1001n * rate) / 10n ** 18n;
+    assert.equal(expected, 2502n);
+    const { result } = await f.ledger.simulate.finalize([cp], { account: addr(f, 9) });
+    assert.equal(result, expected);
+    await assertions.emitWithArgs(f.ledger.write.finalize([cp], as(f, 9)), f.ledger, "CheckpointFinalized", [
+      id,
+      m2,
+      owner,
+      tokenId(m2, 0),
+      expected,
+    ]);
+    assert.equal(await f.token.read.balanceOf([owner, tokenId(m2, 0)]), expected);
+    assert.equal((await stateOf(f, id)).status, Status.Finalized);
+  });
+
+  it("finalizes both stages of an agreeing pipeline", async () => {
+    const { f, cp0, cp1, id0, id1 } = await setupPair();
+    await networkHelpers.time.increase(CHALLENGE);
+    await f.ledger.write.finalize([cp0]);
+    await f.ledger.write.finalize([cp1]);
+    assert.equal(await f.token.read.balanceOf([cp0.owner, tokenId(1n, 0)]), cp0.workUnits);
+    assert.equal(await f.token.read.balanceOf([cp1.owner, tokenId(1n, 1)]), cp1.workUnits);
+    assert.equal((await stateOf(f, id0)).status, Status.Finalized);
+    assert.equal((await stateOf(f, id1)).status, Status.Finalized);
+  });
+
+  it("reverts ChallengeWindowOpen before revealedAt + challengeWindow", async () => {
+    const { f, cp0, id0 } = await setupPair();
+    const closesAt = (await revealedAt(f, id0)) + CHALLENGE;
+    await networkHelpers.time.setNextBlockTimestamp(closesAt - 1n);
+    await assertions.revertWithCustomErrorWithArgs(f.ledger.write.finalize([cp0]), f.ledger, "ChallengeWindowOpen", [
+      id0,
+      closesAt,
+    ]);
+    await networkHelpers.time.setNextBlockTimestamp(closesAt);
+    await f.ledger.write.finalize([cp0]);
+  });
+
+  it("reverts NotEnoughAttestations below minAttestations (scheduled before round 1)", async () => {
+    const f = await networkHelpers.loadFixture(protocolFixture);
+    await setRoundOneParams(f, { minAttestations: 2 });
+    assert.equal((await f.registry.read.paramsAt([1n, 1n])).minAttestations, 2);
+    await stakeEveryone(f);
+    const { cp0, id0 } = await revealPair(f);
+    await f.ledger.write.attest([id0], as(f, 4));
+    await networkHelpers.time.increase(CHALLENGE);
+    await assertions.revertWithCustomErrorWithArgs(f.ledger.write.finalize([cp0]), f.ledger, "NotEnoughAttestations", [
+      id0,
+      1,
+      2,
+    ]);
+    await f.ledger.write.attest([id0], as(f, 5));
+    await f.ledger.write.finalize([cp0]);
+    assert.equal((await stateOf(f, id0)).status, Status.Finalized);
+  });
+
+  it("reverts ParentNotFinalized until the parent is finalized", async () => {
+    const { f, cp0, cp1 } = await setupPair();
+    const r2 = await revealPair(f, { round: 2n, parents: [cp0.root, cp1.root] });
+    await networkHelpers.time.increase(CHALLENGE);
+    await assertions.revertWithCustomErrorWithArgs(f.ledger.write.finalize([r2.cp0]), f.ledger, "ParentNotFinalized", [
+      r2.id0,
+      cp0.root,
+    ]);
+    await f.ledger.write.finalize([cp0]);
+    await f.ledger.write.finalize([r2.cp0]);
+    assert.equal((await stateOf(f, r2.id0)).status, Status.Finalized);
+    assert.equal(await f.token.read.balanceOf([cp0.owner, tokenId(1n, 0)]), cp0.workUnits + r2.cp0.workUnits);
+  });
+
+  it("reverts PipelineUnverified when the neighbour never revealed", async () => {
+    const f = await setup();
+    const cp0 = makeCheckpoint(addr(f, 1), pipelineDigests(0, 2));
+    const id0 = await commitAndReveal(f, 1, cp0);
+    // Only sealed, never revealed.
+    await sealCheckpoint(f, 2, makeCheckpoint(addr(f, 2), { shard: 1, ...pipelineDigests(1, 2) }));
+    await networkHelpers.time.increase(CHALLENGE);
+    await assertions.revertWithCustomErrorWithArgs(f.ledger.write.finalize([cp0]), f.ledger, "PipelineUnverified", [
+      id0,
+      0,
+    ]);
+  });
+
+  it("reverts PipelineUnverified on both sides when the digests disagree", async () => {
+    const f = await setup();
+    const { cp0, cp1, id0, id1 } = await revealPair(f, { mismatch: true });
+    assert.equal(await f.ledger.read.pipelineLink([1n, 1n, 0, 0]), `0x${"0".repeat(63)}2`);
+    await networkHelpers.time.increase(CHALLENGE);
+    await assertions.revertWithCustomErrorWithArgs(f.ledger.write.finalize([cp0]), f.ledger, "PipelineUnverified", [
+      id0,
+      0,
+    ]);
+    await assertions.revertWithCustomErrorWithArgs(f.ledger.write.finalize([cp1]), f.ledger, "PipelineUnverified", [
+      id1,
+      0,
+    ]);
+  });
+
+  it("checks both boundaries of a middle stage", async () => {
+    const f = await networkHelpers.loadFixture(protocolFixture);
+    const m2 = await registerModel(f, { shardWeights: [1n, 1n, 1n] });
+    for (const i of [1, 2, 3]) await stakeIn(f, m2, i, Role.Trainer, defaultParams.minTrainerStake);
+    const cps = [0, 1, 2].map((s) =>
+      makeCheckpoint(addr(f, s + 1), { modelId: m2, shard: s, root: digest(`m2-${s}`), ...pipelineDigests(s, 3) }),
+    );
+    // The last stage disagrees with the middle one on boundary 1.
+    cps[2]!.receivedActivations = digest("forged");
+    const ids: `0x${string}`[] = [];
+    for (const [s, cp] of cps.entries()) ids.push(await commitAndReveal(f, s + 1, cp));
+    await networkHelpers.time.increase(CHALLENGE);
+    await f.ledger.write.finalize([cps[0]!]);
+    await assertions.revertWithCustomErrorWithArgs(f.ledger.write.finalize([cps[1]!]), f.ledger, "PipelineUnverified", [
+      ids[1]!,
+      1,
+    ]);
+    await assertions.revertWithCustomErrorWithArgs(f.ledger.write.finalize([cps[2]!]), f.ledger, "PipelineUnverified", [
+      ids[2]!,
+      1,
+    ]);
+  });
+
+  it("an upheld commit finalizes despite a pipeline mismatch; its neighbour still cannot", async () => {
+    const f = await setup();
+    const { cp0, cp1, id0, id1 } = await revealPair(f, { mismatch: true });
+    await dispute(f, cp0, id0, [[4, false]]);
+    assert.equal((await stateOf(f, id0)).upheld, true);
+    await f.ledger.write.finalize([cp0]);
+    assert.equal((await stateOf(f, id0)).status, Status.Finalized);
+    assert.equal(await f.token.read.balanceOf([cp0.owner, tokenId(1n, 0)]), cp0.workUnits);
+    await assertions.revertWithCustomErrorWithArgs(f.ledger.write.finalize([cp1]), f.ledger, "PipelineUnverified", [
+      id1,
+      0,
+    ]);
+  });
+
+  it("reverts WrongStatus on a second finalize, minting once", async () => {
+    const { f, cp0, id0 } = await setupPair();
+    await networkHelpers.time.increase(CHALLENGE);
+    await f.ledger.write.finalize([cp0]);
+    await assertions.revertWithCustomErrorWithArgs(f.ledger.write.finalize([cp0]), f.ledger, "WrongStatus", [
+      id0,
+      Status.Finalized,
+    ]);
+    assert.equal(await f.token.read.balanceOf([cp0.owner, tokenId(1n, 0)]), cp0.workUnits);
+  });
+
+  it("reverts WrongStatus on a rejected commit, minting nothing", async () => {
+    const { f, cp1, id1 } = await setupPair();
+    await dispute(f, cp1, id1, [[4, true]]);
+    await assertions.revertWithCustomErrorWithArgs(f.ledger.write.finalize([cp1]), f.ledger, "WrongStatus", [
+      id1,
+      Status.Rejected,
+    ]);
+    assert.equal(await f.token.read.balanceOf([cp1.owner, tokenId(1n, 1)]), 0n);
+  });
+
+  it("reverts DisputeOpen while a dispute is open, even after the challenge window", async () => {
+    const { f, cp0, id0 } = await setupPair();
+    await f.ledger.write.challenge([id0, zeroHash], as(f, 7));
+    await networkHelpers.time.increase(CHALLENGE);
+    await assertions.revertWithCustomErrorWithArgs(f.ledger.write.finalize([cp0]), f.ledger, "DisputeOpen", [id0]);
+  });
+
+  it("reverts CheckpointMismatch when the fields are inflated", async () => {
+    const { f, cp0, id0 } = await setupPair();
+    await networkHelpers.time.increase(CHALLENGE);
+    for (const cp of [
+      { ...cp0, workUnits: cp0.workUnits * 1000n },
+      { ...cp0, owner: addr(f, 9) },
+    ]) {
+      await assertions.revertWithCustomErrorWithArgs(f.ledger.write.finalize([cp]), f.ledger, "CheckpointMismatch", [
+        id0,
+      ]);
+    }
+  });
+});
+
+describe("ContributionLedger.rejectOrphan", () => {
+  it("cascades a rejection down the lineage", async () => {
+    const { f, cp0, cp1, id0 } = await setupPair();
+    const r2 = await revealPair(f, { round: 2n, parents: [cp0.root, cp1.root] });
+    const r3 = await revealPair(f, { round: 3n, parents: [r2.cp0.root, r2.cp1.root] });
+    await dispute(f, cp0, id0, [[4, true]]);
+    assert.equal((await stateOf(f, id0)).status, Status.Rejected);
+
+    // The grandchild waits for its parent to be rejected first.
+    await assertions.revertWithCustomErrorWithArgs(
+      f.ledger.write.rejectOrphan([r3.cp0]),
+      f.ledger,
+      "ParentNotRejected",
+      [r3.id0, r2.cp0.root],
+    );
+    await assertions.emitWithArgs(f.ledger.write.rejectOrphan([r2.cp0], as(f, 9)), f.ledger, "CheckpointRejected", [
+      r2.id0,
+      1n,
+      Reason.ParentRejected,
+    ]);
+    await f.ledger.write.rejectOrphan([r3.cp0], as(f, 9));
+    assert.equal((await stateOf(f, r2.id0)).status, Status.Rejected);
+    assert.equal((await stateOf(f, r3.id0)).status, Status.Rejected);
+    // No slash for building on bad work: trainer 1 lost only the first slash.
+    assert.equal(
+      await f.staking.read.activeStake([1n, addr(f, 1), Role.Trainer]),
+      defaultParams.minTrainerStake - SLASH,
+    );
+    // The other lineage is untouched.
+    assert.equal((await stateOf(f, r2.id1)).status, Status.Pending);
+    await assertions.revertWithCustomErrorWithArgs(f.ledger.write.finalize([r2.cp0]), f.ledger, "WrongStatus", [
+      r2.id0,
+      Status.Rejected,
+    ]);
+    await assertions.revertWithCustomErrorWithArgs(f.ledger.write.rejectOrphan([r2.cp0]), f.ledger, "WrongStatus", [
+      r2.id0,
+      Status.Rejected,
+    ]);
+  });
+
+  it("reverts ParentNotRejected for a round-1 commit and for a child of a live parent", async () => {
+    const { f, cp0, cp1, id0 } = await setupPair();
+    await assertions.revertWithCustomErrorWithArgs(f.ledger.write.rejectOrphan([cp0]), f.ledger, "ParentNotRejected", [
+      id0,
+      zeroHash,
+    ]);
+    const r2 = await revealPair(f, { round: 2n, parents: [cp0.root, cp1.root] });
+    await assertions.revertWithCustomErrorWithArgs(
+      f.ledger.write.rejectOrphan([r2.cp1]),
+      f.ledger,
+      "ParentNotRejected",
+      [r2.id1, cp1.root],
+    );
+  });
+
+  it("reverts CheckpointMismatch for tampered fields", async () => {
+    const { f, cp0, cp1, id0 } = await setupPair();
+    const r2 = await revealPair(f, { round: 2n, parents: [cp0.root, cp1.root] });
+    await dispute(f, cp0, id0, [[4, true]]);
+    await assertions.revertWithCustomErrorWithArgs(
+      f.ledger.write.rejectOrphan([{ ...r2.cp0, lossMicros: 0n }]),
+      f.ledger,
+      "CheckpointMismatch",
+      [r2.id0],
+    );
+  });
+});
+
+describe("ContributionLedger.allocateGenesis", () => {
+  it("mints genesis allocations from the registrant", async () => {
+    const f = await networkHelpers.loadFixture(protocolFixture);
+    const [a, b] = [addr(f, 6), addr(f, 8)];
+    const hash = await f.ledger.write.allocateGenesis([1n, 1, [a, b], [700n, 300n]]);
+    await assertions.emitWithArgs(hash, f.ledger, "GenesisAllocated", [1n, 1, a, 700n]);
+    await assertions.emitWithArgs(hash, f.ledger, "GenesisAllocated", [1n, 1, b, 300n]);
+    assert.equal(await f.token.read.balanceOf([a, tokenId(1n, 1)]), 700n);
+    assert.equal(await f.token.read.balanceOf([b, tokenId(1n, 1)]), 300n);
+    assert.equal(await f.token.read.balanceOf([a, tokenId(1n, 0)]), 0n);
+    // Repeatable until the first commit.
+    await f.ledger.write.allocateGenesis([1n, 0, [a], [5n]]);
+    assert.equal(await f.token.read.balanceOf([a, tokenId(1n, 0)]), 5n);
+  });
+
+  it("reverts NotRegistrant for anyone else", async () => {
+    const f = await networkHelpers.loadFixture(protocolFixture);
+    await assertions.revertWithCustomErrorWithArgs(
+      f.ledger.write.allocateGenesis([1n, 0, [addr(f, 1)], [1n]], as(f, 1)),
+      f.ledger,
+      "NotRegistrant",
+      [1n, addr(f, 1)],
+    );
+  });
+
+  it("reverts GenesisClosed after the first commit (sealed only)", async () => {
+    const f = await setup();
+    await sealCheckpoint(f, 1, makeCheckpoint(addr(f, 1)));
+    await assertions.revertWithCustomErrorWithArgs(
+      f.ledger.write.allocateGenesis([1n, 0, [addr(f, 6)], [1n]]),
+      f.ledger,
+      "GenesisClosed",
+      [1n],
+    );
+  });
+
+  it("reverts ShardOutOfRange, LengthMismatch and (registry) ModelNotFound", async () => {
+    const f = await networkHelpers.loadFixture(protocolFixture);
+    await assertions.revertWithCustomErrorWithArgs(
+      f.ledger.write.allocateGenesis([1n, 2, [addr(f, 6)], [1n]]),
+      f.ledger,
+      "ShardOutOfRange",
+      [1n, 2],
+    );
+    await assertions.revertWithCustomError(
+      f.ledger.write.allocateGenesis([1n, 0, [addr(f, 6), addr(f, 8)], [1n]]),
+      f.ledger,
+      "LengthMismatch",
+    );
+    await assertions.revertWithCustomErrorWithArgs(
+      f.ledger.write.allocateGenesis([7n, 0, [addr(f, 6)], [1n]]),
+      f.registry,
+      "ModelNotFound",
+      [7n],
+    );
+    await assertions.revertWithCustomError(
+      f.ledger.write.allocateGenesis([1n, 0, [zeroAddress], [1n]]),
+      f.token,
+      "ERC1155InvalidReceiver",
+    );
+  });
+});
+
+describe("ContributionLedger: a finalized checkpoint never changes", () => {
+  it("keeps its state and hash through later actions, which all revert", async () => {
+    const { f, cp0, cp1, id0 } = await setupPair();
+    await networkHelpers.time.increase(CHALLENGE);
+    await f.ledger.write.finalize([cp0]);
+    await f.ledger.write.finalize([cp1]);
+    const state = await stateOf(f, id0);
+    const hash = await f.ledger.read.commitHash([id0]);
+    const balance = await f.token.read.balanceOf([cp0.owner, tokenId(1n, 0)]);
+
+    // Later activity on the model: a child round, disputes and a rejection of the child.
+    const r2 = await revealPair(f, { round: 2n, parents: [cp0.root, cp1.root] });
+    await dispute(f, r2.cp0, r2.id0, [[4, true]]);
+    await f.ledger.write.attest([r2.id1], as(f, 5));
+
+    await assertions.revertWithCustomErrorWithArgs(f.ledger.write.finalize([cp0]), f.ledger, "WrongStatus", [
+      id0,
+      Status.Finalized,
+    ]);
+    await assertions.revertWithCustomErrorWithArgs(
+      f.ledger.write.challenge([id0, zeroHash], as(f, 7)),
+      f.ledger,
+      "WrongStatus",
+      [id0, Status.Finalized],
+    );
+    // No dispute can be open on it, so resolve has nothing to resolve.
+    await assertions.revertWithCustomErrorWithArgs(f.ledger.write.resolve([cp0]), f.ledger, "NoOpenDispute", [id0]);
+    await assertions.revertWithCustomErrorWithArgs(f.ledger.write.attest([id0], as(f, 4)), f.ledger, "WrongStatus", [
+      id0,
+      Status.Finalized,
+    ]);
+    await assertions.revertWithCustomErrorWithArgs(f.ledger.write.rejectOrphan([cp0]), f.ledger, "WrongStatus", [
+      id0,
+      Status.Finalized,
+    ]);
+    await assertions.revertWithCustomErrorWithArgs(
+      f.ledger.write.reveal([cp0, digest("salt"), 0n, 0n]),
+      f.ledger,
+      "WrongStatus",
+      [id0, Status.Finalized],
+    );
+
+    assert.deepEqual(await stateOf(f, id0), state);
+    assert.equal(await f.ledger.read.commitHash([id0]), hash);
+    assert.equal(await f.ledger.read.commitOfRoot([cp0.root]), id0);
+    assert.equal(await f.token.read.balanceOf([cp0.owner, tokenId(1n, 0)]), balance);
+  });
+});
