@@ -78,7 +78,8 @@ contract ContributionLedger is IContributionLedger, EIP712, ReentrancyGuard {
     /// @inheritdoc IContributionLedger
     function commit(SealedCommit calldata c, bytes calldata signature) external returns (bytes32 commitId) {
         if (block.timestamp > c.deadline) revert SignatureExpired(c.deadline);
-        address nodeKey = ECDSA.recover(_hashTypedDataV4(_structHash(c)), signature);
+        (address nodeKey, ECDSA.RecoverError err, ) = ECDSA.tryRecover(_hashTypedDataV4(_structHash(c)), signature);
+        if (err != ECDSA.RecoverError.NoError) revert InvalidSignature();
         if (!_authorized[c.owner][nodeKey]) revert NodeNotAuthorized(c.owner, nodeKey);
 
         commitId = _commitId(c.modelId, c.shard, c.round, c.lane);
@@ -142,9 +143,30 @@ contract ContributionLedger is IContributionLedger, EIP712, ReentrancyGuard {
     }
 
     /// @inheritdoc IContributionLedger
+    function expireSeal(
+        uint64 modelId,
+        uint32 shard,
+        uint64 round,
+        uint32 lane,
+        bytes32 sealedHash,
+        uint64 commitBlock,
+        uint64 commitTime
+    ) external {
+        bytes32 commitId = _commitId(modelId, shard, round, lane);
+        if (_states[commitId].status != CommitStatus.None) revert WrongStatus(commitId, _states[commitId].status);
+        bytes32 stored = _hashes[commitId];
+        if (stored == 0) revert CommitNotFound(commitId);
+        if (stored != _sealKey(sealedHash, commitBlock, commitTime)) revert SealMismatch(commitId);
+        uint256 deadline = uint256(commitTime) + registry.paramsAt(modelId, round).revealWindow;
+        if (block.timestamp <= deadline) revert RevealWindowOpen(commitId, deadline);
+        delete _hashes[commitId];
+        emit SealExpired(commitId, modelId, shard, round, lane);
+    }
+
+    /// @inheritdoc IContributionLedger
     function attest(bytes32 commitId) external {
         CommitState storage s = _states[commitId];
-        if (s.status != CommitStatus.Pending) revert WrongStatus(commitId, s.status);
+        if (s.status != CommitStatus.Pending) revert WrongStatus(commitId, _statusOf(commitId));
         _requireVerifier(s.modelId, s.round);
         if (_attested[commitId][msg.sender]) revert AlreadyAttested(commitId, msg.sender);
         _attested[commitId][msg.sender] = true;
@@ -155,7 +177,7 @@ contract ContributionLedger is IContributionLedger, EIP712, ReentrancyGuard {
     /// @inheritdoc IContributionLedger
     function challenge(bytes32 commitId, bytes32 evidence) external nonReentrant {
         CommitState storage s = _states[commitId];
-        if (s.status != CommitStatus.Pending) revert WrongStatus(commitId, s.status);
+        if (s.status != CommitStatus.Pending) revert WrongStatus(commitId, _statusOf(commitId));
         if (_disputes[commitId].open) revert DisputeOpen(commitId);
         if (s.disputes >= MAX_DISPUTES) revert TooManyDisputes(commitId);
         RoundParams memory params = registry.paramsAt(s.modelId, s.round);
@@ -311,7 +333,7 @@ contract ContributionLedger is IContributionLedger, EIP712, ReentrancyGuard {
     /// @inheritdoc IContributionLedger
     function commitState(bytes32 commitId) external view returns (CommitState memory state) {
         state = _states[commitId];
-        if (state.status == CommitStatus.None && _hashes[commitId] != 0) state.status = CommitStatus.Sealed;
+        state.status = _statusOf(commitId);
     }
 
     /// @inheritdoc IContributionLedger
@@ -345,6 +367,12 @@ contract ContributionLedger is IContributionLedger, EIP712, ReentrancyGuard {
     }
 
     /* INTERNAL */
+
+    /// @dev A sealed commit has a hash but no state slot yet.
+    function _statusOf(bytes32 commitId) private view returns (CommitStatus status) {
+        status = _states[commitId].status;
+        if (status == CommitStatus.None && _hashes[commitId] != 0) status = CommitStatus.Sealed;
+    }
 
     function _structHash(SealedCommit calldata c) private pure returns (bytes32) {
         return

@@ -36,6 +36,8 @@ contract InferenceSettlement is IInferenceSettlement, EIP712, ReentrancyGuard {
         uint64 modelId;
         address currency;
         uint256 amount;
+        bool accepted;
+        bool hasHolders;
     }
 
     constructor(
@@ -119,23 +121,20 @@ contract InferenceSettlement is IInferenceSettlement, EIP712, ReentrancyGuard {
         uint256 bucketCount;
         for (uint256 i; i < receipts.length; ++i) {
             UsageReceipt calldata r = receipts[i];
-            (bool ok, uint256 amount) = _redeem(r, signatures[i], strict);
+            uint256 b;
+            (b, bucketCount) = _bucketOf(buckets, bucketCount, r.modelId, r.currency);
+            (bool ok, uint256 amount) = _redeem(r, signatures[i], strict, buckets[b]);
             if (!ok) continue;
             ++settled;
             total += amount;
-            bucketCount = _addToBucket(buckets, bucketCount, r.modelId, r.currency, amount);
+            buckets[b].amount += amount;
         }
         // Effects are done; now move the money, one transfer and one distribution per bucket.
         for (uint256 b; b < bucketCount; ++b) {
+            if (buckets[b].amount == 0) continue;
             IERC20(buckets[b].currency).safeTransfer(address(token), buckets[b].amount);
             token.distribute(buckets[b].modelId, buckets[b].currency, buckets[b].amount);
         }
-    }
-
-    /// @inheritdoc IInferenceSettlement
-    function invalidateNonce(uint256 nonce) external {
-        if (!_useNonce(msg.sender, nonce)) revert NonceAlreadyUsed(msg.sender, nonce);
-        emit NonceInvalidated(msg.sender, nonce);
     }
 
     /* VIEWS */
@@ -158,7 +157,12 @@ contract InferenceSettlement is IInferenceSettlement, EIP712, ReentrancyGuard {
     /* INTERNAL */
 
     /// @dev Checks and books one receipt. Returns (false, 0) for a bad receipt in a lenient batch.
-    function _redeem(UsageReceipt calldata r, bytes calldata signature, bool strict) private returns (bool, uint256) {
+    function _redeem(
+        UsageReceipt calldata r,
+        bytes calldata signature,
+        bool strict,
+        Bucket memory bucket
+    ) private returns (bool, uint256) {
         uint256 amount = uint256(r.units) * r.pricePerUnit;
         if (amount == 0) return _skip(r, SkipReason.ZeroAmount, strict, abi.encodeWithSelector(ZeroAmount.selector));
         if (block.timestamp > r.deadline) {
@@ -170,7 +174,7 @@ contract InferenceSettlement is IInferenceSettlement, EIP712, ReentrancyGuard {
                     abi.encodeWithSelector(ReceiptExpired.selector, r.payer, r.nonce, r.deadline)
                 );
         }
-        if (!registry.isCurrency(r.modelId, r.currency)) {
+        if (!bucket.accepted) {
             return
                 _skip(
                     r,
@@ -178,6 +182,9 @@ contract InferenceSettlement is IInferenceSettlement, EIP712, ReentrancyGuard {
                     strict,
                     abi.encodeWithSelector(CurrencyNotAccepted.selector, r.modelId, r.currency)
                 );
+        }
+        if (!bucket.hasHolders) {
+            return _skip(r, SkipReason.NoHolders, strict, abi.encodeWithSelector(NoHolders.selector, r.modelId));
         }
         (address signer, ECDSA.RecoverError err, ) = ECDSA.tryRecover(_hashTypedDataV4(_structHash(r)), signature);
         if (err != ECDSA.RecoverError.NoError || signer != r.payer || signer == address(0)) {
@@ -246,21 +253,26 @@ contract InferenceSettlement is IInferenceSettlement, EIP712, ReentrancyGuard {
         return true;
     }
 
-    function _addToBucket(
+    /// @dev Index of the bucket of (model, currency), opening it if new: the currency and
+    /// holder checks run once per bucket rather than once per receipt.
+    function _bucketOf(
         Bucket[] memory buckets,
         uint256 count,
         uint64 modelId,
-        address currency,
-        uint256 amount
-    ) private pure returns (uint256) {
+        address currency
+    ) private view returns (uint256 index, uint256 newCount) {
         for (uint256 b; b < count; ++b) {
-            if (buckets[b].modelId == modelId && buckets[b].currency == currency) {
-                buckets[b].amount += amount;
-                return count;
-            }
+            if (buckets[b].modelId == modelId && buckets[b].currency == currency) return (b, count);
         }
-        buckets[count] = Bucket(modelId, currency, amount);
-        return count + 1;
+        bool accepted = registry.isCurrency(modelId, currency);
+        buckets[count] = Bucket({
+            modelId: modelId,
+            currency: currency,
+            amount: 0,
+            accepted: accepted,
+            hasHolders: accepted && token.hasHolders(modelId)
+        });
+        return (count, count + 1);
     }
 
     function _structHash(UsageReceipt calldata r) private pure returns (bytes32) {

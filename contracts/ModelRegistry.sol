@@ -227,7 +227,7 @@ contract ModelRegistry is IModelRegistry {
         if (p.workToTokenRate == 0) revert InvalidParams("workToTokenRate");
         if (p.maxWorkPerCommit == 0) revert InvalidParams("maxWorkPerCommit");
         if (p.challengerShareBps > BPS) revert InvalidParams("challengerShareBps");
-        // Tokens minted for one commit must fit the accumulator's 2**128 headroom.
+        // Tokens minted for one commit must fit the shard token's 2**96 supply cap.
         if ((uint256(p.workToTokenRate) * p.maxWorkPerCommit) / 1e18 > type(uint96).max) {
             revert InvalidParams("workToTokenRate*maxWorkPerCommit");
         }

@@ -17,12 +17,21 @@ import {ShardIds} from "./libraries/ShardIds.sol";
 
 /// @title ShardToken
 /// @notice Shard ownership and revenue accounting. See `IShardToken`.
-/// @dev Warning: a holder's `perShare * balance` must stay below 2**255; with the 2**128
-/// magnitude this holds while a shard's lifetime revenue per token stays below 2**127 wei, far
-/// beyond any real currency. Checked math reverts rather than mis-pays if it is ever exceeded.
+/// @dev Headroom: corrections are `perShare * amount` in int256, with perShare scaled by 2**96.
+/// Supply per id is capped at `MAX_SUPPLY` (2**96) and a shard whose `perShare` would pass
+/// `MAX_PER_SHARE` (2**158) is skipped by a deposit (its weight goes to the other shards), so
+/// every product stays below 2**254 and no later mint, transfer or claim can overflow: a shard
+/// with a tiny supply cannot be pumped with revenue to block later mints.
+/// Warning: a shard therefore stops earning once its lifetime revenue per token wei reaches
+/// 2**62 currency wei (≈ 4.6e18: 4.6 units of an 18-decimal currency per token wei).
 contract ShardToken is IShardToken, ERC1155Supply, ERC1155Burnable, ReentrancyGuard {
     using SafeERC20 for IERC20;
     using SafeCast for uint256;
+
+    /// @notice Cap on the supply of each id (≈ 7.9e28: 79 billion tokens of 18 decimals).
+    uint256 public constant MAX_SUPPLY = 2 ** 96;
+    /// @notice Cap on the per-token accumulator of each (id, currency).
+    uint256 public constant MAX_PER_SHARE = 2 ** 158;
 
     IModelRegistry public immutable registry;
     /// @inheritdoc IShardToken
@@ -48,7 +57,10 @@ contract ShardToken is IShardToken, ERC1155Supply, ERC1155Burnable, ReentrancyGu
     /// @inheritdoc IShardToken
     function mint(address to, uint64 modelId, uint32 shard, uint256 amount) external {
         if (msg.sender != ledger) revert NotLedger(msg.sender);
-        _mint(to, ShardIds.toId(modelId, shard), amount, "");
+        uint256 id = ShardIds.toId(modelId, shard);
+        uint256 supply = totalSupply(id);
+        if (amount > MAX_SUPPLY - supply) revert SupplyCapExceeded(id, supply, amount);
+        _mint(to, id, amount, "");
     }
 
     /* REVENUE */
@@ -57,17 +69,23 @@ contract ShardToken is IShardToken, ERC1155Supply, ERC1155Burnable, ReentrancyGu
     function distribute(uint64 modelId, address currency, uint256 amount) external {
         if (msg.sender != settlement) revert NotSettlement(msg.sender);
         if (amount == 0) revert ZeroAmount();
-        // Keeps `amount * MAGNITUDE` within 256 bits.
-        if (amount >= RevenueMath.MAGNITUDE) revert AmountTooLarge(amount);
+        // Keeps `amount * MAGNITUDE` within 256 bits (the accumulator cap binds long before).
+        if (amount >= 2 ** 128) revert AmountTooLarge(amount);
         if (!registry.isCurrency(modelId, currency)) revert CurrencyNotAccepted(modelId, currency);
 
         uint256[] memory weights = registry.shardWeights(modelId);
         uint256[] memory supplies = new uint256[](weights.length);
         // Shards nobody holds yet are skipped: their share goes to the shards that have holders,
-        // so no revenue is stranded and later minters earn only later revenue.
+        // so no revenue is stranded and later minters earn only later revenue. So are shards
+        // whose accumulator would pass its cap (checked against the whole amount, which bounds
+        // any part of it).
         for (uint256 s; s < weights.length; ++s) {
-            supplies[s] = totalSupply(ShardIds.toId(modelId, uint32(s)));
-            if (supplies[s] == 0) weights[s] = 0;
+            uint256 id = ShardIds.toId(modelId, uint32(s));
+            supplies[s] = totalSupply(id);
+            if (
+                supplies[s] == 0 ||
+                _perShare[id][currency] + RevenueMath.perShareIncrease(amount, supplies[s]) > MAX_PER_SHARE
+            ) weights[s] = 0;
         }
         uint256[] memory parts = RevenueMath.split(amount, weights);
         bool any;
@@ -90,7 +108,7 @@ contract ShardToken is IShardToken, ERC1155Supply, ERC1155Burnable, ReentrancyGu
             uint256 owed = _claimable(id, currency, msg.sender);
             if (owed == 0) continue;
             // Claiming moves the paid amount into the correction, so `claimable` drops to 0
-            // without a separate "withdrawn" slot. `owed` < 2**128, so the product fits.
+            // without a separate "withdrawn" slot. `owed * MAGNITUDE` ≤ perShare * balance < 2**254.
             _corrections[id][currency][msg.sender] -= (owed * RevenueMath.MAGNITUDE).toInt256();
             amount += owed;
             emit RevenueClaimed(id, currency, msg.sender, owed);
@@ -118,6 +136,15 @@ contract ShardToken is IShardToken, ERC1155Supply, ERC1155Burnable, ReentrancyGu
     /// @inheritdoc IShardToken
     function revenuePerShare(uint256 id, address currency) external view returns (uint256) {
         return _perShare[id][currency];
+    }
+
+    /// @inheritdoc IShardToken
+    function hasHolders(uint64 modelId) external view returns (bool) {
+        uint256 shardCount = registry.modelInfo(modelId).shardCount;
+        for (uint256 s; s < shardCount; ++s) {
+            if (totalSupply(ShardIds.toId(modelId, uint32(s))) != 0) return true;
+        }
+        return false;
     }
 
     /// @inheritdoc IShardToken
@@ -160,7 +187,7 @@ contract ShardToken is IShardToken, ERC1155Supply, ERC1155Burnable, ReentrancyGu
                 '","specDigest":"',
                 Strings.toHexString(uint256(info.specDigest), 32),
                 '","spec":"',
-                registry.specURI(modelId),
+                Strings.escapeJSON(registry.specURI(modelId)),
                 '"'
             );
     }

@@ -106,6 +106,8 @@ interface IContributionLedger {
         address nodeKey,
         bytes32 sealedHash
     );
+    /// @notice A seal was never revealed and its slot was freed.
+    event SealExpired(bytes32 indexed commitId, uint64 indexed modelId, uint32 shard, uint64 round, uint32 lane);
     event CheckpointRevealed(
         bytes32 indexed commitId,
         uint64 indexed modelId,
@@ -145,6 +147,7 @@ interface IContributionLedger {
 
     error ZeroAddress();
     error SignatureExpired(uint64 deadline);
+    /// @notice The signature could not be parsed or recovered (length, `s` value).
     error InvalidSignature();
     error NodeNotAuthorized(address owner, address nodeKey);
     error InsufficientTrainerStake(uint64 modelId, address owner, uint256 active, uint256 required);
@@ -154,6 +157,7 @@ interface IContributionLedger {
     error SealMismatch(bytes32 commitId);
     error RevealTooEarly(bytes32 commitId);
     error RevealWindowClosed(bytes32 commitId, uint256 deadline);
+    error RevealWindowOpen(bytes32 commitId, uint256 deadline);
     error WrongStatus(bytes32 commitId, CommitStatus status);
     error ShardOutOfRange(uint64 modelId, uint32 shard);
     error WorkOutOfRange(uint128 workUnits, uint128 maxWork);
@@ -194,6 +198,19 @@ interface IContributionLedger {
     /// within the reveal window. Anyone knowing the salt can relay it. `commitBlock` and
     /// `commitTime` are the number and timestamp of the block of the `CheckpointSealed` event.
     function reveal(Checkpoint calldata cp, bytes32 salt, uint64 commitBlock, uint64 commitTime) external;
+
+    /// @notice Frees the slot of a seal that was not revealed within its reveal window, so the
+    /// (model, shard, round, lane) can be committed again. Anyone can call it; the arguments are
+    /// those of the `CheckpointSealed` event and its block.
+    function expireSeal(
+        uint64 modelId,
+        uint32 shard,
+        uint64 round,
+        uint32 lane,
+        bytes32 sealedHash,
+        uint64 commitBlock,
+        uint64 commitTime
+    ) external;
 
     /// @notice A staked verifier attests that it replayed the commit and found it valid.
     function attest(bytes32 commitId) external;

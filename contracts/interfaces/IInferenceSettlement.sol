@@ -3,7 +3,8 @@ pragma solidity 0.8.30;
 
 /// @notice A dApp's signed promise to pay for `units` of inference of `modelId` at
 /// `pricePerUnit`, drawn from its escrow. Replay-proof: EIP-712 domain (chain id, this contract),
-/// a per-payer unordered nonce, and a deadline.
+/// a per-payer unordered nonce, and a deadline. A payer cannot cancel a signed receipt (that
+/// would let it void receipts for service already received); it lapses at its deadline.
 struct UsageReceipt {
     uint64 modelId;
     address currency;
@@ -31,7 +32,8 @@ enum SkipReason {
     BadSignature,
     InsufficientEscrow,
     CurrencyNotAccepted,
-    ZeroAmount
+    ZeroAmount,
+    NoHolders
 }
 
 /// @title IInferenceSettlement
@@ -55,7 +57,6 @@ interface IInferenceSettlement {
         uint256 amount
     );
     event ReceiptSkipped(address indexed payer, uint256 indexed nonce, SkipReason reason);
-    event NonceInvalidated(address indexed payer, uint256 nonce);
 
     /* ERRORS */
 
@@ -71,6 +72,8 @@ interface IInferenceSettlement {
     error WithdrawalLocked(address payer, address currency, uint64 unlockAt);
     error NothingToWithdraw(address payer, address currency);
     error EmptyBatch();
+    /// @notice No shard of the model has holders yet, so its revenue has no one to go to.
+    error NoHolders(uint64 modelId);
 
     /* ACTIONS */
 
@@ -96,9 +99,6 @@ interface IInferenceSettlement {
         bytes[] calldata signatures,
         bool strict
     ) external returns (uint256 settled, uint256 total);
-
-    /// @notice The caller voids one of its own unused nonces (cancels a receipt).
-    function invalidateNonce(uint256 nonce) external;
 
     /* VIEWS */
 

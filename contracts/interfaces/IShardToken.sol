@@ -28,8 +28,11 @@ interface IShardToken {
     error ZeroAddress();
     error ShardNotFound(uint64 modelId, uint32 shard);
     error CurrencyNotAccepted(uint64 modelId, address currency);
-    /// @notice No shard of the model has any supply, so revenue has no one to go to.
+    /// @notice No shard of the model has any supply (or room in its accumulator), so revenue has
+    /// no one to go to.
     error NoHolders(uint64 modelId);
+    /// @notice Minting `amount` would take the supply of `id` past `MAX_SUPPLY`.
+    error SupplyCapExceeded(uint256 id, uint256 supply, uint256 amount);
     error ZeroAmount();
     error AmountTooLarge(uint256 amount);
 
@@ -63,8 +66,11 @@ interface IShardToken {
     /// @notice What `holder` can claim in `currency` from `id` now.
     function claimable(uint256 id, address currency, address holder) external view returns (uint256);
 
-    /// @notice Revenue per token of `id` in `currency`, scaled by 2**128.
+    /// @notice Revenue per token wei of `id` in `currency`, scaled by 2**96.
     function revenuePerShare(uint256 id, address currency) external view returns (uint256);
+
+    /// @notice Whether any shard of `modelId` has supply (revenue can only go to holders).
+    function hasHolders(uint64 modelId) external view returns (bool);
 
     /// @notice Currencies in which `modelId` has received revenue (these cost gas on transfers).
     function revenueCurrencies(uint64 modelId) external view returns (address[] memory);

@@ -10,9 +10,10 @@ import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 /// every mint, burn and transfer so that balances changes carry only future revenue.
 library RevenueMath {
     /// @notice Fixed-point scale of the per-share accumulator.
-    /// @dev 2**128 keeps `amount * MAGNITUDE` below 2**256 for any amount < 2**128 and makes the
-    /// per-deposit truncation loss of `perShare` at most `supply / 2**128` wei in total.
-    uint256 internal constant MAGNITUDE = 2 ** 128;
+    /// @dev Chosen with the shard token's caps (supply ≤ 2**96, accumulator ≤ 2**158) so that
+    /// `perShare * balance` < 2**254 always fits a correction, while a deposit's truncation
+    /// loses less than `supply / 2**96` ≤ 1 wei in total.
+    uint256 internal constant MAGNITUDE = 2 ** 96;
 
     /// @notice Increase of the per-share accumulator when `amount` is shared over `supply`.
     function perShareIncrease(uint256 amount, uint256 supply) internal pure returns (uint256) {

@@ -236,14 +236,10 @@ describe("ContributionLedger.commit", () => {
     ]);
   });
 
-  it("reverts with ECDSA's error for a malformed signature", async () => {
+  it("reverts InvalidSignature for a malformed signature", async () => {
     const f = await setup();
     const c = await sealedCommitOf(f, makeCheckpoint(addr(f, 1)));
-    await assertions.revertWithCustomError(
-      f.ledger.write.commit([c, "0x1234"]),
-      f.ledger,
-      "ECDSAInvalidSignatureLength",
-    );
+    await assertions.revertWithCustomError(f.ledger.write.commit([c, "0x1234"]), f.ledger, "InvalidSignature");
   });
 
   it("reverts InsufficientTrainerStake without stake and below the minimum", async () => {
@@ -354,6 +350,84 @@ describe("ContributionLedger.commit", () => {
     const c = await sealedCommitOf(f, makeCheckpoint(addr(f, 1), { modelId: 9n }));
     const sig = await signCommit(f, f.wallets[1]!, c);
     await assertions.revertWithCustomErrorWithArgs(f.ledger.write.commit([c, sig]), f.registry, "ModelNotFound", [9n]);
+  });
+});
+
+describe("ContributionLedger.expireSeal", () => {
+  it("frees an unrevealed seal after the reveal window, so the slot can be committed again", async () => {
+    const f = await setup();
+    const window = BigInt(defaultParams.revealWindow);
+    const cp = makeCheckpoint(addr(f, 1));
+    const id = await idOf(f, cp);
+    const s = await sealCheckpoint(f, 1, cp);
+    const args = [cp.modelId, cp.shard, cp.round, cp.lane, s.commit.sealedHash, s.commitBlock, s.commitTime] as const;
+
+    await networkHelpers.time.setNextBlockTimestamp(s.commitTime + window);
+    await assertions.revertWithCustomErrorWithArgs(f.ledger.write.expireSeal([...args]), f.ledger, "RevealWindowOpen", [
+      id,
+      s.commitTime + window,
+    ]);
+    await assertions.revertWithCustomErrorWithArgs(
+      f.ledger.write.expireSeal([
+        cp.modelId,
+        cp.shard,
+        cp.round,
+        cp.lane,
+        digest("other"),
+        s.commitBlock,
+        s.commitTime,
+      ]),
+      f.ledger,
+      "SealMismatch",
+      [id],
+    );
+    // Anyone can free it once the window has passed.
+    await networkHelpers.time.increaseTo(s.commitTime + window + 1n);
+    await assertions.emitWithArgs(f.ledger.write.expireSeal([...args], as(f, 9)), f.ledger, "SealExpired", [
+      id,
+      cp.modelId,
+      cp.shard,
+      cp.round,
+      cp.lane,
+    ]);
+    assert.equal(await f.ledger.read.commitHash([id]), zeroHash);
+    assert.equal((await f.ledger.read.commitState([id])).status, Status.None);
+    await assertions.revertWithCustomErrorWithArgs(f.ledger.write.expireSeal([...args]), f.ledger, "CommitNotFound", [
+      id,
+    ]);
+    // The late owner can no longer reveal, and another trainer can take the slot.
+    await assertions.revertWithCustomErrorWithArgs(
+      f.ledger.write.reveal([cp, s.salt, s.commitBlock, s.commitTime]),
+      f.ledger,
+      "CommitNotFound",
+      [id],
+    );
+    await stakeAs(f, 2, 0);
+    const retry = makeCheckpoint(addr(f, 2));
+    await commitAndReveal(f, 2, retry);
+    assert.equal((await f.ledger.read.commitState([id])).status, Status.Pending);
+  });
+
+  it("reverts WrongStatus for a revealed commit", async () => {
+    const f = await setup();
+    const cp = makeCheckpoint(addr(f, 1));
+    const s = await sealCheckpoint(f, 1, cp);
+    await f.ledger.write.reveal([cp, s.salt, s.commitBlock, s.commitTime]);
+    await networkHelpers.time.increase(defaultParams.revealWindow + 1);
+    await assertions.revertWithCustomErrorWithArgs(
+      f.ledger.write.expireSeal([
+        cp.modelId,
+        cp.shard,
+        cp.round,
+        cp.lane,
+        s.commit.sealedHash,
+        s.commitBlock,
+        s.commitTime,
+      ]),
+      f.ledger,
+      "WrongStatus",
+      [await idOf(f, cp), Status.Pending],
+    );
   });
 });
 

@@ -22,7 +22,7 @@ import {
 
 const ID0 = tokenId(1n, 0);
 const ID1 = tokenId(1n, 1);
-const MAGNITUDE = 2n ** 128n;
+const MAGNITUDE = 2n ** 96n; // RevenueMath.MAGNITUDE
 
 // Wallets: A and B train lane 0, C receives a transfer, N is the newcomer, P pays.
 const A = 1;

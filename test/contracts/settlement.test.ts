@@ -16,6 +16,7 @@ const Skip = {
   InsufficientEscrow: 3,
   CurrencyNotAccepted: 4,
   ZeroAmount: 5,
+  NoHolders: 6,
 };
 const PAYER = 6;
 const RELAYER = 9;
@@ -635,37 +636,28 @@ describe("InferenceSettlement.settle", () => {
     assert.deepEqual(await snapshot(f, [good1.nonce, bad.nonce, good2.nonce]), before);
   });
 
-  it("invalidateNonce voids a receipt before it is settled", async () => {
+  it("skips (lenient) or reverts NoHolders (strict) for a model nobody holds yet, settling the rest", async () => {
     const f = await setup();
     const payer = addr(f, PAYER);
-    const nonce = 2n ** 255n + 7n;
-    const r = await receipt(f, { nonce });
-    const sig = await signReceipt(f, r);
+    const m2 = await registerModel(f, { shardWeights: [1n] });
+    const orphan = await receipt(f, { modelId: m2 });
+    const good = await receipt(f);
+    const sigs = [await signReceipt(f, orphan), await signReceipt(f, good)];
+    await assertions.revertWithCustomErrorWithArgs(
+      f.settlement.write.settle([[orphan, good], sigs, true], as(f, RELAYER)),
+      f.settlement,
+      "NoHolders",
+      [m2],
+    );
     await assertions.emitWithArgs(
-      f.settlement.write.invalidateNonce([nonce], as(f, PAYER)),
+      f.settlement.write.settle([[orphan, good], sigs, false], as(f, RELAYER)),
       f.settlement,
-      "NonceInvalidated",
-      [payer, nonce],
+      "ReceiptSkipped",
+      [payer, orphan.nonce, Skip.NoHolders],
     );
-    assert.equal(await f.settlement.read.nonceUsed([payer, nonce]), true);
-    // Neighbouring nonces of the same bitmap word, and other payers, are untouched.
-    assert.equal(await f.settlement.read.nonceUsed([payer, nonce + 1n]), false);
-    assert.equal(await f.settlement.read.nonceUsed([payer, nonce - 1n]), false);
-    assert.equal(await f.settlement.read.nonceUsed([addr(f, 5), nonce]), false);
-
-    await assertions.revertWithCustomErrorWithArgs(
-      f.settlement.write.settle([[r], [sig], true], as(f, RELAYER)),
-      f.settlement,
-      "NonceAlreadyUsed",
-      [payer, nonce],
-    );
-    await assertions.revertWithCustomErrorWithArgs(
-      f.settlement.write.invalidateNonce([nonce], as(f, PAYER)),
-      f.settlement,
-      "NonceAlreadyUsed",
-      [payer, nonce],
-    );
-    assert.equal((await f.settlement.read.escrowOf([payer, f.usdc.address])).balance, ESCROW);
+    assert.equal(await f.settlement.read.nonceUsed([payer, orphan.nonce]), false);
+    assert.equal(await f.settlement.read.nonceUsed([payer, good.nonce]), true);
+    assert.equal((await f.settlement.read.escrowOf([payer, f.usdc.address])).balance, ESCROW - 400_000n);
   });
 
   it("reverts LengthMismatch and EmptyBatch", async () => {

@@ -18,7 +18,10 @@ import {
   type Fixture,
 } from "../helpers/fixture.js";
 
-const MAGNITUDE = 2n ** 128n;
+/** Scale of the per-share accumulator (RevenueMath.MAGNITUDE). */
+const MAGNITUDE = 2n ** 96n;
+/** `distribute` refuses amounts from here on (keeps amount * MAGNITUDE in 256 bits). */
+const AMOUNT_LIMIT = 2n ** 128n;
 const ID0 = tokenId(1n, 0);
 const ID1 = tokenId(1n, 1);
 const DATA_PREFIX = "data:application/json;utf8,";
@@ -172,10 +175,10 @@ describe("ShardToken.distribute", () => {
       "ZeroAmount",
     );
     await viem.assertions.revertWithCustomErrorWithArgs(
-      f.token.write.distribute([f.modelId, f.usdc.address, MAGNITUDE], { account: settlement }),
+      f.token.write.distribute([f.modelId, f.usdc.address, AMOUNT_LIMIT], { account: settlement }),
       f.token,
       "AmountTooLarge",
-      [MAGNITUDE],
+      [AMOUNT_LIMIT],
     );
     await viem.assertions.revertWithCustomErrorWithArgs(
       f.token.write.distribute([f.modelId, f.stake.address, 1000n], { account: settlement }),
@@ -191,9 +194,18 @@ describe("ShardToken.distribute", () => {
       "CurrencyNotAccepted",
       [f.modelId, f.stake.address],
     );
-    // Just below the limit passes the guard.
-    await f.token.write.distribute([f.modelId, f.usdc.address, MAGNITUDE - 1n], { account: settlement });
-    assert.equal(await f.token.read.revenuePerShare([ID1, f.usdc.address]), ((MAGNITUDE - 1n) * MAGNITUDE) / 100n);
+    // Below that guard, the accumulator cap decides: with 100 token wei of supply, a deposit that
+    // would take perShare past MAX_PER_SHARE (2**158) leaves the shard no room: NoHolders.
+    const maxPerShare = await f.token.read.MAX_PER_SHARE();
+    const room = (maxPerShare * 100n) / MAGNITUDE; // the most 100 token wei can take
+    await viem.assertions.revertWithCustomErrorWithArgs(
+      f.token.write.distribute([f.modelId, f.usdc.address, room + 1n], { account: settlement }),
+      f.token,
+      "NoHolders",
+      [f.modelId],
+    );
+    await f.token.write.distribute([f.modelId, f.usdc.address, room], { account: settlement });
+    assert.equal(await f.token.read.revenuePerShare([ID1, f.usdc.address]), (room * MAGNITUDE) / 100n);
   });
 
   it("through pay: reverts NoHolders while nobody holds the model, and CurrencyNotAccepted", async () => {
@@ -533,12 +545,40 @@ describe("ShardToken accumulator headroom", () => {
     assert.equal(await claimable(f, ID0, f.dai, 2), 3n * 10n ** 21n);
   });
 
-  it("a deposit the AmountTooLarge guard accepts (2**127 < 2**128) stays claimable", async () => {
+  it("a deposit too large for a tiny shard's accumulator is refused, never stuck", async () => {
     const f = await networkHelpers.loadFixture(protocolFixture);
     await genesis(f, 0, [[1, 1n]]);
-    const amount = 2n ** 127n;
+    const amount = 2n ** 127n; // below the AmountTooLarge guard, far above 2**62 per token wei
     await f.usdc.write.mint([addr(f, 6), amount]);
+    await f.usdc.write.approve([f.settlement.address, amount], { account: f.wallets[6]!.account });
+    await viem.assertions.revertWithCustomErrorWithArgs(
+      f.settlement.write.pay([f.modelId, f.usdc.address, amount], { account: f.wallets[6]!.account }),
+      f.token,
+      "NoHolders",
+      [f.modelId],
+    );
+    // Once the shard has a real supply, the same deposit is accepted and fully claimable.
+    const supply = 10n ** 24n;
+    await genesis(f, 0, [[1, supply - 1n]]);
     await pay(f, f.usdc, amount);
-    assert.equal(await claim(f, 1, [ID0], f.usdc), amount);
+    // The sole holder gets it all, less the accumulator's truncation (under 1 wei).
+    const expected = (((amount * MAGNITUDE) / supply) * supply) / MAGNITUDE;
+    assert.ok(amount - expected <= 1n);
+    assert.equal(await claim(f, 1, [ID0], f.usdc), expected);
+  });
+
+  it("caps the supply of an id at MAX_SUPPLY (2**96)", async () => {
+    const f = await networkHelpers.loadFixture(protocolFixture);
+    const max = await f.token.read.MAX_SUPPLY();
+    assert.equal(max, 2n ** 96n);
+    await genesis(f, 0, [[1, max - 1n]]);
+    await viem.assertions.revertWithCustomErrorWithArgs(
+      f.ledger.write.allocateGenesis([f.modelId, 0, [addr(f, 2)], [2n]]),
+      f.token,
+      "SupplyCapExceeded",
+      [ID0, max - 1n, 2n],
+    );
+    await genesis(f, 0, [[2, 1n]]);
+    assert.equal(await f.token.read.totalSupply([ID0]), max);
   });
 });
