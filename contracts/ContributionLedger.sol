@@ -3,7 +3,7 @@ pragma solidity 0.8.30;
 
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
-import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 
@@ -27,7 +27,7 @@ import {ShardIds} from "./libraries/ShardIds.sol";
 /// @dev Warning: disputes assume that a majority of the verifier stake that votes is honest;
 /// attestations are a liveness signal (each costs a verifier's minimum stake), the security of
 /// a commit rests on anyone being able to challenge it within its window.
-contract ContributionLedger is IContributionLedger, EIP712, ReentrancyGuard {
+contract ContributionLedger is IContributionLedger, EIP712, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
 
     bytes32 public constant SEALED_COMMIT_TYPEHASH = keccak256(

@@ -3,7 +3,7 @@ pragma solidity 0.8.30;
 
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
-import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 
@@ -15,7 +15,7 @@ import {IShardToken} from "./interfaces/IShardToken.sol";
 /// @notice Direct payments and receipt settlement. See `IInferenceSettlement`.
 /// @dev Warning: fee-on-transfer currencies are credited what arrives (balance difference) on
 /// deposit and payment; rebasing currencies are not supported.
-contract InferenceSettlement is IInferenceSettlement, EIP712, ReentrancyGuard {
+contract InferenceSettlement is IInferenceSettlement, EIP712, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
 
     bytes32 public constant RECEIPT_TYPEHASH = keccak256(

@@ -6,7 +6,7 @@ import {ERC1155Burnable} from "@openzeppelin/contracts/token/ERC1155/extensions/
 import {ERC1155Supply} from "@openzeppelin/contracts/token/ERC1155/extensions/ERC1155Supply.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
-import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 import {Strings} from "@openzeppelin/contracts/utils/Strings.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 
@@ -24,7 +24,7 @@ import {ShardIds} from "./libraries/ShardIds.sol";
 /// with a tiny supply cannot be pumped with revenue to block later mints.
 /// Warning: a shard therefore stops earning once its lifetime revenue per token wei reaches
 /// 2**62 currency wei (≈ 4.6e18: 4.6 units of an 18-decimal currency per token wei).
-contract ShardToken is IShardToken, ERC1155Supply, ERC1155Burnable, ReentrancyGuard {
+contract ShardToken is IShardToken, ERC1155Supply, ERC1155Burnable, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
     using SafeCast for uint256;
 

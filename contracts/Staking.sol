@@ -3,7 +3,7 @@ pragma solidity 0.8.30;
 
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
-import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 
 import {IModelRegistry, ModelInfo} from "./interfaces/IModelRegistry.sol";
 import {IStaking, Role, StakeInfo, StakeTotals} from "./interfaces/IStaking.sol";
@@ -13,7 +13,7 @@ import {IStaking, Role, StakeInfo, StakeTotals} from "./interfaces/IStaking.sol"
 /// @dev Warning: fee-on-transfer and rebasing staking tokens are not supported; the amount
 /// credited is the amount received, measured by balance difference, so a fee token is safe but
 /// the staker is credited less.
-contract Staking is IStaking, ReentrancyGuard {
+contract Staking is IStaking, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
 
     uint256 private constant BPS = 10_000;
