@@ -10,6 +10,7 @@ import path from "node:path";
 import { network } from "hardhat";
 import { encodeAbiParameters, getAddress, keccak256, parseEther, toHex, zeroHash, type Address, type Hex } from "viem";
 
+import { ledgerDomain, sealedCommitTypes, settlementDomain, usageReceiptTypes } from "./lib/eip712.js";
 import { deployProtocol } from "./lib/protocol.js";
 
 const HOLDER_COUNTS = [1, 100, 10_000];
@@ -141,18 +142,8 @@ async function seal(wallet: typeof trainerA, cp: Cp, label?: string) {
   };
   const signature = await wallet.signTypedData({
     account: wallet.account,
-    domain: { name: "ShardProtocol ContributionLedger", version: "1", chainId, verifyingContract: p.ledger.address },
-    types: {
-      SealedCommit: [
-        { name: "modelId", type: "uint64" },
-        { name: "shard", type: "uint32" },
-        { name: "round", type: "uint64" },
-        { name: "lane", type: "uint32" },
-        { name: "owner", type: "address" },
-        { name: "sealedHash", type: "bytes32" },
-        { name: "deadline", type: "uint64" },
-      ],
-    },
+    domain: ledgerDomain(chainId, p.ledger.address),
+    types: sealedCommitTypes,
     primaryType: "SealedCommit",
     message: commit,
   });
@@ -277,23 +268,8 @@ for (const size of RECEIPT_BATCHES) {
     signatures.push(
       await payer.signTypedData({
         account: payer.account,
-        domain: {
-          name: "ShardProtocol InferenceSettlement",
-          version: "1",
-          chainId,
-          verifyingContract: p.settlement.address,
-        },
-        types: {
-          UsageReceipt: [
-            { name: "modelId", type: "uint64" },
-            { name: "currency", type: "address" },
-            { name: "payer", type: "address" },
-            { name: "units", type: "uint128" },
-            { name: "pricePerUnit", type: "uint128" },
-            { name: "nonce", type: "uint256" },
-            { name: "deadline", type: "uint64" },
-          ],
-        },
+        domain: settlementDomain(chainId, p.settlement.address),
+        types: usageReceiptTypes,
         primaryType: "UsageReceipt",
         message: r,
       }),

@@ -4,6 +4,7 @@ import { describe, it } from "node:test";
 import { anyValue } from "@nomicfoundation/hardhat-viem-assertions/predicates";
 import { encodeAbiParameters, hashTypedData, keccak256, parseEther, zeroAddress, zeroHash, type Hex } from "viem";
 
+import { ledgerDomain, sealedCommitTypes } from "../../scripts/lib/eip712.js";
 import {
   commitAndReveal,
   defaultParams,
@@ -220,12 +221,7 @@ describe("ContributionLedger.commit", () => {
     const c = await sealedCommitOf(f, makeCheckpoint(owner));
     const foreign = await f.wallets[1]!.signTypedData({
       account: f.wallets[1]!.account,
-      domain: {
-        name: "ShardProtocol ContributionLedger",
-        version: "1",
-        chainId: await f.publicClient.getChainId(),
-        verifyingContract: f.settlement.address,
-      },
+      domain: ledgerDomain(await f.publicClient.getChainId(), f.settlement.address),
       types: sealedCommitTypes,
       primaryType: "SealedCommit",
       message: c,
@@ -808,26 +804,9 @@ describe("ContributionLedger.reveal", () => {
   });
 });
 
-const sealedCommitTypes = {
-  SealedCommit: [
-    { name: "modelId", type: "uint64" },
-    { name: "shard", type: "uint32" },
-    { name: "round", type: "uint64" },
-    { name: "lane", type: "uint32" },
-    { name: "owner", type: "address" },
-    { name: "sealedHash", type: "bytes32" },
-    { name: "deadline", type: "uint64" },
-  ],
-} as const;
-
 async function hashCommitOffChain(f: Fixture, c: Awaited<ReturnType<typeof sealedCommitOf>>) {
   return hashTypedData({
-    domain: {
-      name: "ShardProtocol ContributionLedger",
-      version: "1",
-      chainId: await f.publicClient.getChainId(),
-      verifyingContract: f.ledger.address,
-    },
+    domain: ledgerDomain(await f.publicClient.getChainId(), f.ledger.address),
     types: sealedCommitTypes,
     primaryType: "SealedCommit",
     message: c,

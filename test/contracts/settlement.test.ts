@@ -3,6 +3,7 @@ import { describe, it } from "node:test";
 
 import { getAddress, hashTypedData, parseEther, zeroAddress, type Address, type Hex } from "viem";
 
+import { settlementDomain, usageReceiptTypes } from "../../scripts/lib/eip712.js";
 import { networkHelpers, protocolFixture, tokenId, viem, type Fixture } from "../helpers/fixture.js";
 import { addr, as, now, registerModel } from "../helpers/ledger.js";
 
@@ -33,25 +34,10 @@ interface Receipt {
   deadline: bigint;
 }
 
-const receiptTypes = {
-  UsageReceipt: [
-    { name: "modelId", type: "uint64" },
-    { name: "currency", type: "address" },
-    { name: "payer", type: "address" },
-    { name: "units", type: "uint128" },
-    { name: "pricePerUnit", type: "uint128" },
-    { name: "nonce", type: "uint256" },
-    { name: "deadline", type: "uint64" },
-  ],
-} as const;
+const receiptTypes = usageReceiptTypes;
 
 async function domainOf(f: Fixture) {
-  return {
-    name: "ShardProtocol InferenceSettlement",
-    version: "1",
-    chainId: await f.publicClient.getChainId(),
-    verifyingContract: f.settlement.address,
-  };
+  return settlementDomain(await f.publicClient.getChainId(), f.settlement.address);
 }
 
 /** EIP-712 signature of `r` by wallet `signer`, in the settlement's domain unless overridden. */

@@ -1,6 +1,7 @@
 import { network } from "hardhat";
 import { encodeAbiParameters, keccak256, parseEther, type Address, type Hex, zeroHash } from "viem";
 
+import { ledgerDomain, sealedCommitTypes } from "../../scripts/lib/eip712.js";
 import { deployProtocol } from "../../scripts/lib/protocol.js";
 
 /** One network connection per test file; fixtures snapshot and restore it. */
@@ -136,18 +137,8 @@ export async function signCommit(
   const chainId = await f.publicClient.getChainId();
   return signer.signTypedData({
     account: signer.account,
-    domain: { name: "ShardProtocol ContributionLedger", version: "1", chainId, verifyingContract: f.ledger.address },
-    types: {
-      SealedCommit: [
-        { name: "modelId", type: "uint64" },
-        { name: "shard", type: "uint32" },
-        { name: "round", type: "uint64" },
-        { name: "lane", type: "uint32" },
-        { name: "owner", type: "address" },
-        { name: "sealedHash", type: "bytes32" },
-        { name: "deadline", type: "uint64" },
-      ],
-    },
+    domain: ledgerDomain(chainId, f.ledger.address),
+    types: sealedCommitTypes,
     primaryType: "SealedCommit",
     message: commit,
   });
