@@ -113,7 +113,9 @@ contract Staking is IStaking, ReentrancyGuardTransient {
             t.unbonding -= uint128(fromUnbonding);
             t.slashed += uint128(slashed);
         }
-        uint256 paid = beneficiary == address(0) ? 0 : (slashed * beneficiaryBps) / BPS;
+        // The ledger passes a registry-validated share; the clamp keeps a payout ≤ the slash anyway.
+        uint256 bps = beneficiaryBps < BPS ? beneficiaryBps : BPS;
+        uint256 paid = beneficiary == address(0) ? 0 : (slashed * bps) / BPS;
         if (paid != 0) {
             _token(modelId).safeTransfer(beneficiary, paid);
         }
