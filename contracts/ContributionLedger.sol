@@ -97,9 +97,7 @@ contract ContributionLedger is IContributionLedger, EIP712, ReentrancyGuardTrans
     /// @inheritdoc IContributionLedger
     function reveal(Checkpoint calldata cp, bytes32 salt, uint64 commitBlock, uint64 commitTime) external {
         bytes32 commitId = _commitId(cp.modelId, cp.shard, cp.round, cp.lane);
-        if (_states[commitId].status != CommitStatus.None) revert WrongStatus(commitId, _states[commitId].status);
-        bytes32 stored = _hashes[commitId];
-        if (stored == 0) revert CommitNotFound(commitId);
+        bytes32 stored = _sealOf(commitId);
         bytes32 cpHash = _checkpointHash(cp);
         if (stored != _sealKey(keccak256(abi.encode(cpHash, salt)), commitBlock, commitTime)) {
             revert SealMismatch(commitId);
@@ -153,10 +151,7 @@ contract ContributionLedger is IContributionLedger, EIP712, ReentrancyGuardTrans
         uint64 commitTime
     ) external {
         bytes32 commitId = _commitId(modelId, shard, round, lane);
-        if (_states[commitId].status != CommitStatus.None) revert WrongStatus(commitId, _states[commitId].status);
-        bytes32 stored = _hashes[commitId];
-        if (stored == 0) revert CommitNotFound(commitId);
-        if (stored != _sealKey(sealedHash, commitBlock, commitTime)) revert SealMismatch(commitId);
+        if (_sealOf(commitId) != _sealKey(sealedHash, commitBlock, commitTime)) revert SealMismatch(commitId);
         uint256 deadline = uint256(commitTime) + registry.paramsAt(modelId, round).revealWindow;
         if (block.timestamp <= deadline) revert RevealWindowOpen(commitId, deadline);
         delete _hashes[commitId];
@@ -367,6 +362,14 @@ contract ContributionLedger is IContributionLedger, EIP712, ReentrancyGuardTrans
     }
 
     /* INTERNAL */
+
+    /// @dev The stored seal of a commit that is sealed and not yet revealed, or a revert.
+    function _sealOf(bytes32 commitId) private view returns (bytes32 stored) {
+        CommitStatus status = _states[commitId].status;
+        if (status != CommitStatus.None) revert WrongStatus(commitId, status);
+        stored = _hashes[commitId];
+        if (stored == 0) revert CommitNotFound(commitId);
+    }
 
     /// @dev A sealed commit has a hash but no state slot yet.
     function _statusOf(bytes32 commitId) private view returns (CommitStatus status) {

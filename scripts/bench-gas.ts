@@ -8,10 +8,10 @@ import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 
 import { network } from "hardhat";
-import { encodeAbiParameters, getAddress, keccak256, parseEther, toHex, zeroHash, type Address, type Hex } from "viem";
+import { getAddress, keccak256, parseEther, toHex, zeroHash, type Address, type Hex } from "viem";
 
 import { ledgerDomain, sealedCommitTypes, settlementDomain, usageReceiptTypes } from "./lib/eip712.js";
-import { deployProtocol } from "./lib/protocol.js";
+import { DEFAULT_ROUND_PARAMS, deployProtocol, sealedHash } from "./lib/protocol.js";
 
 const HOLDER_COUNTS = [1, 100, 10_000];
 const GENESIS_BATCH = 250;
@@ -60,19 +60,7 @@ for (const w of wallets.slice(0, 8)) {
   await usd.write.approve([p.settlement.address, 2n ** 255n], { account: w.account });
 }
 
-const params = {
-  minTrainerStake: parseEther("100"),
-  minVerifierStake: parseEther("50"),
-  challengeBond: parseEther("10"),
-  slashAmount: parseEther("60"),
-  workToTokenRate: 10n ** 18n,
-  maxWorkPerCommit: 10n ** 24n,
-  challengeWindow: 3600,
-  disputeWindow: 3600,
-  revealWindow: 600,
-  minAttestations: 0,
-  challengerShareBps: 5000,
-};
+const params = DEFAULT_ROUND_PARAMS;
 const modelConfig = (shards: number) => ({
   specDigest: keccak256(toHex(`spec-${shards}`)),
   specURI: "ipfs://bafybench",
@@ -128,16 +116,14 @@ function checkpoint(owner: Address, shard: number, round: bigint, lane: number, 
 type Cp = ReturnType<typeof checkpoint>;
 async function seal(wallet: typeof trainerA, cp: Cp, label?: string) {
   const salt = d(`salt-${cp.root}`);
-  const sealedHash = keccak256(
-    encodeAbiParameters([{ type: "bytes32" }, { type: "bytes32" }], [await p.ledger.read.checkpointHash([cp]), salt]),
-  );
+  const sealed = sealedHash(await p.ledger.read.checkpointHash([cp]), salt);
   const commit = {
     modelId: cp.modelId,
     shard: cp.shard,
     round: cp.round,
     lane: cp.lane,
     owner: cp.owner,
-    sealedHash,
+    sealedHash: sealed,
     deadline: BigInt(await networkHelpers.time.latest()) + 3600n,
   };
   const signature = await wallet.signTypedData({

@@ -1,4 +1,12 @@
-import { getAddress, getContractAddress, type Address } from "viem";
+import {
+  encodeAbiParameters,
+  getAddress,
+  getContractAddress,
+  keccak256,
+  parseEther,
+  type Address,
+  type Hex,
+} from "viem";
 import type { HardhatViemHelpers } from "@nomicfoundation/hardhat-viem/types";
 
 /** Addresses of one deployment of the protocol. */
@@ -16,6 +24,28 @@ export interface DeployProtocolOptions {
 }
 
 export const DEFAULT_ESCROW_WITHDRAWAL_DELAY = 86_400n;
+
+/**
+ * Round parameters for local chains, tests and benchmarks (`RoundParams` in IModelRegistry.sol):
+ * one-hour challenge and dispute windows, ten-minute reveal window, one token wei per work unit.
+ */
+export const DEFAULT_ROUND_PARAMS = {
+  minTrainerStake: parseEther("100"),
+  minVerifierStake: parseEther("50"),
+  challengeBond: parseEther("10"),
+  slashAmount: parseEther("60"),
+  workToTokenRate: 10n ** 18n,
+  maxWorkPerCommit: 10n ** 24n,
+  challengeWindow: 3600,
+  disputeWindow: 3600,
+  revealWindow: 600,
+  minAttestations: 0,
+  challengerShareBps: 5000,
+};
+
+/** The sealed hash of a commit: `keccak256(abi.encode(checkpointHash, salt))`, as the ledger checks it. */
+export const sealedHash = (checkpointHash: Hex, salt: Hex): Hex =>
+  keccak256(encodeAbiParameters([{ type: "bytes32" }, { type: "bytes32" }], [checkpointHash, salt]));
 
 /**
  * Deploys the five protocol contracts from the first wallet of `viem`.

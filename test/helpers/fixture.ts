@@ -1,8 +1,8 @@
 import { network } from "hardhat";
-import { encodeAbiParameters, keccak256, parseEther, type Address, type Hex, zeroHash } from "viem";
+import { keccak256, parseEther, type Address, type Hex, zeroHash } from "viem";
 
 import { ledgerDomain, sealedCommitTypes } from "../../scripts/lib/eip712.js";
-import { deployProtocol } from "../../scripts/lib/protocol.js";
+import { DEFAULT_ROUND_PARAMS, deployProtocol, sealedHash } from "../../scripts/lib/protocol.js";
 
 /** One network connection per test file; fixtures snapshot and restore it. */
 export const connection = await network.create();
@@ -10,19 +10,8 @@ export const { viem, networkHelpers } = connection;
 
 export const DAY = 86_400n;
 
-export const defaultParams = {
-  minTrainerStake: parseEther("100"),
-  minVerifierStake: parseEther("50"),
-  challengeBond: parseEther("10"),
-  slashAmount: parseEther("60"),
-  workToTokenRate: 10n ** 18n, // one token wei per work unit
-  maxWorkPerCommit: 10n ** 24n,
-  challengeWindow: 3600,
-  disputeWindow: 3600,
-  revealWindow: 600,
-  minAttestations: 0,
-  challengerShareBps: 5000,
-};
+/** One token wei per work unit, one-hour windows: the protocol's local defaults. */
+export const defaultParams = DEFAULT_ROUND_PARAMS;
 
 export type RoundParams = typeof defaultParams;
 
@@ -116,9 +105,7 @@ export function pipelineDigests(shard: number, shardCount: number, tag = "") {
 }
 
 export const sealedHashOf = async (f: Fixture, cp: Checkpoint, salt: Hex) =>
-  keccak256(
-    encodeAbiParameters([{ type: "bytes32" }, { type: "bytes32" }], [await f.ledger.read.checkpointHash([cp]), salt]),
-  );
+  sealedHash(await f.ledger.read.checkpointHash([cp]), salt);
 
 /** EIP-712 signature of a sealed commit by `signer` (a wallet client). */
 export async function signCommit(
