@@ -1,22 +1,9 @@
-import {
-  encodeAbiParameters,
-  getAddress,
-  getContractAddress,
-  keccak256,
-  parseEther,
-  type Address,
-  type Hex,
-} from "viem";
+import { getAddress, getContractAddress } from "viem";
 import type { HardhatViemHelpers } from "@nomicfoundation/hardhat-viem/types";
 
-/** Addresses of one deployment of the protocol. */
-export interface ProtocolAddresses {
-  registry: Address;
-  token: Address;
-  staking: Address;
-  ledger: Address;
-  settlement: Address;
-}
+import type { ProtocolAddresses } from "../../sdk/deployment.js";
+
+export type { ProtocolAddresses };
 
 export interface DeployProtocolOptions {
   /** Seconds between an escrow withdrawal request and the withdrawal (default one day). */
@@ -25,27 +12,7 @@ export interface DeployProtocolOptions {
 
 export const DEFAULT_ESCROW_WITHDRAWAL_DELAY = 86_400n;
 
-/**
- * Round parameters for local chains, tests and benchmarks (`RoundParams` in IModelRegistry.sol):
- * one-hour challenge and dispute windows, ten-minute reveal window, one token wei per work unit.
- */
-export const DEFAULT_ROUND_PARAMS = {
-  minTrainerStake: parseEther("100"),
-  minVerifierStake: parseEther("50"),
-  challengeBond: parseEther("10"),
-  slashAmount: parseEther("60"),
-  workToTokenRate: 10n ** 18n,
-  maxWorkPerCommit: 10n ** 24n,
-  challengeWindow: 3600,
-  disputeWindow: 3600,
-  revealWindow: 600,
-  minAttestations: 0,
-  challengerShareBps: 5000,
-};
-
-/** The sealed hash of a commit: `keccak256(abi.encode(checkpointHash, salt))`, as the ledger checks it. */
-export const sealedHash = (checkpointHash: Hex, salt: Hex): Hex =>
-  keccak256(encodeAbiParameters([{ type: "bytes32" }, { type: "bytes32" }], [checkpointHash, salt]));
+export { DEFAULT_ROUND_PARAMS, sealedHash } from "../../sdk/constants.js";
 
 /**
  * Deploys the five protocol contracts from the first wallet of `viem`.

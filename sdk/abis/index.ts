@@ -1,0 +1,37 @@
+import { parseAbi } from "viem";
+
+import {
+  contributionLedgerAbi,
+  inferenceSettlementAbi,
+  modelRegistryAbi,
+  shardTokenAbi,
+  stakingAbi,
+} from "./generated.js";
+
+export { contributionLedgerAbi, inferenceSettlementAbi, modelRegistryAbi, shardTokenAbi, stakingAbi };
+
+/** OpenZeppelin's ERC-20 errors (IERC6093), which staking tokens and currencies may raise. */
+export const erc20ErrorsAbi = parseAbi([
+  "error ERC20InsufficientBalance(address sender, uint256 balance, uint256 needed)",
+  "error ERC20InvalidSender(address sender)",
+  "error ERC20InvalidReceiver(address receiver)",
+  "error ERC20InsufficientAllowance(address spender, uint256 allowance, uint256 needed)",
+  "error ERC20InvalidApprover(address approver)",
+  "error ERC20InvalidSpender(address spender)",
+]);
+
+const errorsOf = <const abi extends readonly { type: string }[]>(abi: abi) =>
+  abi.filter((item): item is Extract<abi[number], { type: "error" }> => item.type === "error");
+
+/** Every custom error any protocol contract (or a standard ERC-20 it calls) can revert with. */
+export const protocolErrorsAbi = [
+  ...errorsOf(modelRegistryAbi),
+  ...errorsOf(shardTokenAbi),
+  ...errorsOf(stakingAbi),
+  ...errorsOf(contributionLedgerAbi),
+  ...errorsOf(inferenceSettlementAbi),
+  ...erc20ErrorsAbi,
+];
+
+/** Name of any custom error of the protocol. */
+export type ProtocolErrorName = (typeof protocolErrorsAbi)[number]["name"];

@@ -1,0 +1,20 @@
+import type { Deployment } from "../deployment.js";
+import type { AnyClient } from "../utils/client.js";
+import { modelActions } from "./models.js";
+import { stakingActions } from "./staking.js";
+
+/**
+ * Every protocol action, bound to one deployment: `client.extend(shardActions(deployment))`.
+ * Reads work on any client; writes need a client with an account (or an `account` parameter).
+ *
+ * @example
+ * const client = createWalletClient({ account, chain, transport: http() }).extend(publicActions)
+ *   .extend(shardActions(await loadDeployment({ chainId: chain.id })))
+ * const model = await client.getModel({ modelId: 1n })
+ */
+export const shardActions = (deployment: Deployment) => (client: AnyClient) => ({
+  ...modelActions(deployment)(client),
+  ...stakingActions(deployment)(client),
+});
+
+export type ShardActions = ReturnType<ReturnType<typeof shardActions>>;

@@ -1,0 +1,8 @@
+import { stake } from "../actions/staking/stake.js";
+import type { Deployment } from "../deployment.js";
+import type { AnyClient } from "../utils/client.js";
+import { bindActions } from "./bind.js";
+
+/** Staking: `client.extend(stakingActions(deployment))`. */
+export const stakingActions = (deployment: Deployment) => (client: AnyClient) =>
+  bindActions(client, deployment, { stake });

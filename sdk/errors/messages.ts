@@ -1,0 +1,113 @@
+/**
+ * One sentence per custom error of the protocol contracts (and the OpenZeppelin errors they can
+ * raise), for people: what went wrong in the protocol's terms, with the figures from the error.
+ * Keyed by error name; `a` holds the error's named arguments.
+ */
+type Args = Record<string, unknown>;
+
+const ROLES = ["trainer", "verifier"];
+const STATUSES = ["none", "sealed", "pending", "finalized", "rejected"];
+const at = (seconds: unknown) => new Date(Number(seconds) * 1000).toISOString();
+const role = (r: unknown) => ROLES[Number(r)] ?? `role ${String(r)}`;
+
+export const contractErrorMessages: Record<string, (a: Args) => string> = {
+  // ModelRegistry
+  CurrencyAlreadyAccepted: (a) => `Model ${a.modelId} already accepts currency ${a.currency}.`,
+  InvalidParams: (a) => `The round parameters are invalid: ${a.reason}.`,
+  InvalidShardCount: (a) => `A model needs between 1 and the registry's maximum shards; got ${a.count}.`,
+  ModelNotFound: (a) => `Model ${a.modelId} is not registered.`,
+  NotLedger: (a) => `Only the contribution ledger may do this; ${a.caller} is not it.`,
+  NotRegistrant: (a) => `Only the registrant of model ${a.modelId} may do this; ${a.caller} is not.`,
+  RoundSkipped: (a) => `Round ${a.round} of model ${a.modelId} cannot open: the latest round is ${a.latestRound}.`,
+  ShardOutOfRange: (a) => `Model ${a.modelId} has no shard ${a.shard}.`,
+  TooManyCurrencies: (a) => `Too many revenue currencies (${a.count}); a model accepts at most 8.`,
+  UnbondingTooShort: (a) =>
+    `The unbonding delay (${a.unbondingDelay} s) must be at least reveal + challenge + dispute windows (${a.required} s).`,
+  ZeroAddress: () => "An address argument is the zero address.",
+  ZeroShardWeight: (a) => `Shard ${a.shard} has a revenue weight of zero.`,
+  // ShardToken
+  AmountTooLarge: (a) => `The amount ${a.amount} is too large.`,
+  CurrencyNotAccepted: (a) => `Model ${a.modelId} does not accept currency ${a.currency}.`,
+  NoHolders: (a) => `No shard of model ${a.modelId} has holders yet, so revenue has no one to go to.`,
+  NotSettlement: (a) => `Only the settlement contract may distribute revenue; ${a.caller} is not it.`,
+  ShardNotFound: (a) => `Model ${a.modelId} has no shard ${a.shard}.`,
+  SupplyCapExceeded: (a) => `Minting ${a.amount} would take token ${a.id} past its supply cap (supply ${a.supply}).`,
+  ZeroAmount: () => "The amount is zero.",
+  ERC1155InsufficientBalance: (a) => `${a.sender} holds ${a.balance} of token ${a.tokenId} but ${a.needed} are needed.`,
+  ERC1155InvalidApprover: (a) => `${a.approver} cannot approve operators.`,
+  ERC1155InvalidArrayLength: (a) => `${a.idsLength} ids but ${a.valuesLength} amounts.`,
+  ERC1155InvalidOperator: (a) => `${a.operator} cannot be an operator.`,
+  ERC1155InvalidReceiver: (a) => `${a.receiver} cannot receive shard tokens.`,
+  ERC1155InvalidSender: (a) => `${a.sender} cannot send shard tokens.`,
+  ERC1155MissingApprovalForAll: (a) => `${a.operator} is not approved to move the tokens of ${a.owner}.`,
+  ReentrancyGuardReentrantCall: () => "Reentrant call rejected.",
+  SafeCastOverflowedIntToUint: (a) => `Value ${a.value} does not fit the expected type.`,
+  SafeCastOverflowedUintToInt: (a) => `Value ${a.value} does not fit the expected type.`,
+  SafeERC20FailedOperation: (a) => `The ERC-20 token ${a.token} refused the transfer.`,
+  StringsInsufficientHexLength: () => "Internal formatting error in the token metadata.",
+  // Staking
+  InsufficientStake: (a) =>
+    `${a.account} has ${a.available} ${role(a.role)} stake in model ${a.modelId}; ${a.requested} was requested.`,
+  NothingUnbonding: (a) => `${a.account} has no ${role(a.role)} stake unbonding in model ${a.modelId}.`,
+  StillUnbonding: (a) =>
+    `The ${role(a.role)} stake of ${a.account} in model ${a.modelId} unbonds until ${at(a.readyAt)}.`,
+  // ContributionLedger
+  AlreadyAttested: (a) => `${a.verifier} already attested commit ${a.commitId}.`,
+  AlreadyVoted: (a) => `${a.verifier} already voted on the dispute of commit ${a.commitId}.`,
+  ChallengeWindowClosed: (a) => `The challenge window of commit ${a.commitId} closed at ${at(a.closedAt)}.`,
+  ChallengeWindowOpen: (a) => `Commit ${a.commitId} can be challenged until ${at(a.closesAt)}; finalize after that.`,
+  ChallengerCannotVote: (a) => `The challenger of commit ${a.commitId} cannot vote on its own dispute.`,
+  CheckpointAlreadyCommitted: (a) => `Commit ${a.commitId} (model, shard, round, lane) is already taken.`,
+  CheckpointMismatch: (a) => `The checkpoint given does not match what commit ${a.commitId} revealed.`,
+  CheckpointRootTaken: (a) => `Checkpoint root ${a.root} was already revealed by commit ${a.ownerCommitId}.`,
+  CommitNotFound: (a) => `No commit ${a.commitId}.`,
+  DisputeOpen: (a) => `Commit ${a.commitId} has an open dispute; resolve it first.`,
+  DisputeWindowClosed: (a) => `The dispute of commit ${a.commitId} closed for votes at ${at(a.endsAt)}.`,
+  DisputeWindowOpen: (a) => `The dispute of commit ${a.commitId} is open for votes until ${at(a.endsAt)}.`,
+  GenesisClosed: (a) => `Model ${a.modelId} already has commits; genesis allocation is closed.`,
+  InsufficientTrainerStake: (a) =>
+    `${a.owner} has ${a.active} active trainer stake in model ${a.modelId}; ${a.required} is required.`,
+  InsufficientVerifierStake: (a) =>
+    `${a.verifier} has ${a.active} active verifier stake in model ${a.modelId}; ${a.required} is required.`,
+  InvalidParent: (a) => `Commit ${a.commitId} does not build on a valid previous checkpoint (${a.parentRoot}).`,
+  InvalidShortString: () => "Invalid EIP-712 domain string.",
+  InvalidSignature: () => "The signature is malformed.",
+  LengthMismatch: (a) =>
+    a.receipts === undefined
+      ? "The arrays given have different lengths."
+      : `${a.receipts} receipts but ${a.signatures} signatures.`,
+  NoOpenDispute: (a) => `Commit ${a.commitId} has no open dispute.`,
+  NodeNotAuthorized: (a) => `Node key ${a.nodeKey} is not authorized to commit for ${a.owner}.`,
+  NotEnoughAttestations: (a) =>
+    `Commit ${a.commitId} has ${a.attestations} attestations; ${a.required} are needed to finalize.`,
+  ParentNotFinalized: (a) => `The parent ${a.parentRoot} of commit ${a.commitId} is not finalized yet.`,
+  ParentNotRejected: (a) => `The parent ${a.parentRoot} of commit ${a.commitId} is not rejected.`,
+  PipelineUnverified: (a) =>
+    `The pipeline digests at the boundary after shard ${a.boundary} of commit ${a.commitId} are missing or disagree.`,
+  RevealTooEarly: (a) => `Commit ${a.commitId} can be revealed from the block after its seal.`,
+  RevealWindowClosed: (a) => `The reveal window of commit ${a.commitId} closed at ${at(a.deadline)}.`,
+  RevealWindowOpen: (a) => `The seal of commit ${a.commitId} can still be revealed until ${at(a.deadline)}.`,
+  SealMismatch: (a) => `The checkpoint and salt do not match the seal of commit ${a.commitId}.`,
+  SignatureExpired: (a) => `The signature expired at ${at(a.deadline)}.`,
+  StringTooLong: () => "A string is too long.",
+  TooManyDisputes: (a) => `Commit ${a.commitId} has had the maximum number of disputes.`,
+  WorkOutOfRange: (a) => `Declared work ${a.workUnits} is zero or above the maximum ${a.maxWork}.`,
+  WrongStatus: (a) =>
+    `Commit ${a.commitId} is ${STATUSES[Number(a.status)] ?? `in status ${String(a.status)}`}, which does not allow this.`,
+  // InferenceSettlement
+  EmptyBatch: () => "The batch has no receipts.",
+  InsufficientEscrow: (a) => `${a.payer} has ${a.available} of ${a.currency} in escrow; ${a.needed} is needed.`,
+  InvalidReceiptSignature: (a) => `The signature of receipt ${a.nonce} is not the payer's (${a.payer}).`,
+  NonceAlreadyUsed: (a) => `Receipt nonce ${a.nonce} of ${a.payer} was already settled.`,
+  NothingToWithdraw: (a) => `${a.payer} has no escrow withdrawal of ${a.currency} pending.`,
+  ReceiptExpired: (a) => `Receipt ${a.nonce} of ${a.payer} expired at ${at(a.deadline)}.`,
+  WithdrawalLocked: (a) => `The escrow withdrawal of ${a.payer} in ${a.currency} unlocks at ${at(a.unlockAt)}.`,
+  // ERC-20 (OpenZeppelin IERC20Errors), raised by staking tokens and currencies
+  ERC20InsufficientBalance: (a) => `${a.sender} holds ${a.balance} of the token but ${a.needed} are needed.`,
+  ERC20InsufficientAllowance: (a) =>
+    `${a.spender} may spend ${a.allowance} of the token but ${a.needed} are needed: approve first.`,
+  ERC20InvalidSender: (a) => `${a.sender} cannot send the token.`,
+  ERC20InvalidReceiver: (a) => `${a.receiver} cannot receive the token.`,
+  ERC20InvalidApprover: (a) => `${a.approver} cannot approve.`,
+  ERC20InvalidSpender: (a) => `${a.spender} cannot be approved.`,
+};

@@ -1,0 +1,170 @@
+import {
+  type Abi,
+  type Account,
+  type Address,
+  type Chain,
+  type Client,
+  type ContractFunctionParameters,
+  type Hex,
+  type TransactionReceipt,
+  type Transport,
+} from "viem";
+import {
+  getChainId,
+  getCode,
+  multicall,
+  readContract,
+  simulateContract,
+  waitForTransactionReceipt,
+  writeContract,
+} from "viem/actions";
+
+import type { Deployment } from "../deployment.js";
+import { ShardBaseError } from "../errors/base.js";
+import { toShardError } from "../errors/contract.js";
+import { AccountRequiredError, ChainMismatchError } from "../errors/validation.js";
+
+/** Any viem client: public, wallet, or test client, with or without an account. */
+export type AnyClient = Client<Transport, Chain | undefined, Account | undefined>;
+
+/** Every action is given the deployment it acts on; the decorators bind it once. */
+export interface DeploymentParameter {
+  deployment: Deployment;
+}
+
+/** Write actions send from `account`, or from the client's own account. */
+export interface AccountParameter {
+  account?: Account | Address | undefined;
+}
+
+/** What every write action returns, besides its own fields. */
+export interface WriteResult {
+  hash: Hex;
+  receipt: TransactionReceipt;
+}
+
+/** The Multicall3 address most chains host. */
+export const MULTICALL3_ADDRESS = "0xcA11bde05977b3631167028862bE2a173976CA11" as const;
+
+const checkedChains = new WeakMap<object, number>();
+const multicallOf = new WeakMap<object, Address | null>();
+
+/** Throws `ChainMismatchError` if `client` is not on the deployment's chain (asked once per client). */
+export async function assertChain(client: AnyClient, deployment: Deployment, action: string) {
+  let chainId = client.chain?.id ?? checkedChains.get(client);
+  if (chainId === undefined) {
+    try {
+      chainId = await getChainId(client);
+    } catch (error) {
+      throw toShardError(error, action);
+    }
+    checkedChains.set(client, chainId);
+  }
+  if (chainId !== deployment.chainId) throw new ChainMismatchError(deployment.chainId, chainId);
+}
+
+/** The Multicall3 to batch reads through, or null where the chain has none (asked once per client). */
+async function multicallAddress(client: AnyClient, deployment: Deployment): Promise<Address | null> {
+  if (deployment.multicall3 !== undefined) return deployment.multicall3;
+  const known = client.chain?.contracts?.multicall3?.address;
+  if (known !== undefined) return known;
+  const cached = multicallOf.get(client);
+  if (cached !== undefined) return cached;
+  const code = await getCode(client, { address: MULTICALL3_ADDRESS });
+  const found = code !== undefined && code !== "0x" ? MULTICALL3_ADDRESS : null;
+  multicallOf.set(client, found);
+  return found;
+}
+
+/**
+ * Reads many contract calls: one or a few Multicall3 calls where the chain has Multicall3,
+ * otherwise plain `eth_call`s in parallel (which HTTP transports with `batch` enabled send as
+ * one JSON-RPC batch). Results come back in order; any failure throws a decoded SDK error.
+ */
+export async function readMany<const calls extends readonly ContractFunctionParameters[]>(
+  client: AnyClient,
+  deployment: Deployment,
+  action: string,
+  calls: calls,
+): Promise<unknown[]> {
+  if (calls.length === 0) return [];
+  try {
+    await assertChain(client, deployment, action);
+    const address = await multicallAddress(client, deployment);
+    if (address !== null && calls.length > 1) {
+      return (await multicall(client, {
+        contracts: calls as unknown as ContractFunctionParameters[],
+        allowFailure: false,
+        multicallAddress: address,
+        batchSize: 64 * 1024,
+      })) as unknown[];
+    }
+    return await Promise.all(calls.map((call) => readContract(client, call as never)));
+  } catch (error) {
+    throw toShardError(error, action);
+  }
+}
+
+/** One contract read, with chain check and decoded errors. */
+export async function readOne<T>(
+  client: AnyClient,
+  deployment: Deployment,
+  action: string,
+  call: ContractFunctionParameters,
+): Promise<T> {
+  try {
+    await assertChain(client, deployment, action);
+    return (await readContract(client, call as never)) as T;
+  } catch (error) {
+    throw toShardError(error, action);
+  }
+}
+
+/** A mined transaction reverted (the chain changed between simulation and mining). */
+export class TransactionRevertedError extends ShardBaseError {
+  override name = "TransactionRevertedError";
+  readonly hash: Hex;
+  constructor(action: string, hash: Hex) {
+    super(`${action}: transaction ${hash} was mined but reverted.`, {
+      details: "the chain changed between the simulation and the transaction; check the state and retry",
+    });
+    this.hash = hash;
+  }
+}
+
+/**
+ * Simulates a contract write (so a revert surfaces as a decoded error before anything is sent),
+ * sends it, and waits for the receipt.
+ */
+export async function write(
+  client: AnyClient,
+  deployment: Deployment,
+  action: string,
+  call: { address: Address; abi: Abi; functionName: string; args?: readonly unknown[] },
+  account: Account | Address | undefined,
+): Promise<WriteResult & { result: unknown }> {
+  const from = account ?? client.account;
+  if (from === undefined) throw new AccountRequiredError(action);
+  let hash: Hex;
+  let result: unknown;
+  try {
+    await assertChain(client, deployment, action);
+    const simulation = await simulateContract(client, { ...call, account: from } as never);
+    result = (simulation as { result: unknown }).result;
+    hash = await writeContract(client, {
+      ...(simulation as { request: object }).request,
+      account: from,
+      chain: client.chain ?? null,
+    } as never);
+  } catch (error) {
+    throw toShardError(error, action);
+  }
+  let receipt: TransactionReceipt;
+  try {
+    receipt = await waitForTransactionReceipt(client, { hash });
+  } catch (error) {
+    throw toShardError(error, action);
+  }
+  if (receipt.status !== "success") throw new TransactionRevertedError(action, hash);
+  return { hash, receipt, result };
+}
