@@ -1,6 +1,8 @@
 import type { Deployment } from "../deployment.js";
 import type { AnyClient } from "../utils/client.js";
 import { modelActions } from "./models.js";
+import { ownershipActions } from "./ownership.js";
+import { revenueActions } from "./revenue.js";
 import { stakingActions } from "./staking.js";
 
 /**
@@ -13,8 +15,11 @@ import { stakingActions } from "./staking.js";
  * const model = await client.getModel({ modelId: 1n })
  */
 export const shardActions = (deployment: Deployment) => (client: AnyClient) => ({
+  deployment,
   ...modelActions(deployment)(client),
+  ...ownershipActions(deployment)(client),
   ...stakingActions(deployment)(client),
+  ...revenueActions(deployment)(client),
 });
 
 export type ShardActions = ReturnType<ReturnType<typeof shardActions>>;

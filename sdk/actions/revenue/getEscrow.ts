@@ -1,0 +1,42 @@
+import type { Address } from "viem";
+import { z } from "zod";
+
+import { inferenceSettlementAbi } from "../../abis/index.js";
+import type { ShardBaseError } from "../../errors/base.js";
+import { type AnyClient, type DeploymentParameter, readOne } from "../../utils/client.js";
+import { validate, zAddress } from "../../utils/schemas.js";
+
+export type GetEscrowParameters = DeploymentParameter & { payer: Address; currency: Address };
+
+export interface GetEscrowReturnType {
+  /** Available for receipts and for a withdrawal request. */
+  balance: bigint;
+  /** Requested for withdrawal; receipts still draw on it until it is withdrawn. */
+  withdrawing: bigint;
+  /** When `withdrawing` can be paid out (unix seconds). */
+  unlockAt: bigint;
+}
+export type GetEscrowErrorType = ShardBaseError;
+
+/**
+ * A payer's escrow in one currency.
+ *
+ * @example
+ * const { balance } = await getEscrow(client, { deployment, payer, currency: usdc })
+ */
+export async function getEscrow(client: AnyClient, parameters: GetEscrowParameters): Promise<GetEscrowReturnType> {
+  const action = "getEscrow";
+  const { payer, currency } = validate(action, z.object({ payer: zAddress, currency: zAddress }), parameters);
+  const escrow = await readOne<{ balance: bigint; withdrawing: bigint; unlockAt: bigint | number }>(
+    client,
+    parameters.deployment,
+    action,
+    {
+      address: parameters.deployment.contracts.settlement,
+      abi: inferenceSettlementAbi,
+      functionName: "escrowOf",
+      args: [payer, currency],
+    },
+  );
+  return { balance: escrow.balance, withdrawing: escrow.withdrawing, unlockAt: BigInt(escrow.unlockAt) };
+}

@@ -1,0 +1,53 @@
+import { parseEventLogs, type Address } from "viem";
+import { z } from "zod";
+
+import { inferenceSettlementAbi } from "../../abis/index.js";
+import type { ShardBaseError } from "../../errors/base.js";
+import {
+  type AccountParameter,
+  type AnyClient,
+  type DeploymentParameter,
+  type WriteResult,
+  write,
+} from "../../utils/client.js";
+import { validate, zAddress, zPositiveAmount } from "../../utils/schemas.js";
+
+export type RequestEscrowWithdrawalParameters = DeploymentParameter &
+  AccountParameter & { currency: Address; amount: bigint };
+
+/** `unlockAt`: when the requested amount can be withdrawn (unix seconds). */
+export type RequestEscrowWithdrawalReturnType = WriteResult & { unlockAt: bigint };
+export type RequestEscrowWithdrawalErrorType = ShardBaseError;
+
+/**
+ * Starts the withdrawal delay for part of the sender's escrow. Receipts can still draw on it
+ * until it is withdrawn, so a gateway holding signed receipts has time to settle them.
+ *
+ * @example
+ * const { unlockAt } = await requestEscrowWithdrawal(client, { deployment, currency: usdc, amount })
+ */
+export async function requestEscrowWithdrawal(
+  client: AnyClient,
+  parameters: RequestEscrowWithdrawalParameters,
+): Promise<RequestEscrowWithdrawalReturnType> {
+  const action = "requestEscrowWithdrawal";
+  const { currency, amount } = validate(action, z.object({ currency: zAddress, amount: zPositiveAmount }), parameters);
+  const { hash, receipt } = await write(
+    client,
+    parameters.deployment,
+    action,
+    {
+      address: parameters.deployment.contracts.settlement,
+      abi: inferenceSettlementAbi,
+      functionName: "requestEscrowWithdrawal",
+      args: [currency, amount],
+    },
+    parameters.account,
+  );
+  const [event] = parseEventLogs({
+    abi: inferenceSettlementAbi,
+    eventName: "EscrowWithdrawalRequested",
+    logs: receipt.logs,
+  });
+  return { hash, receipt, unlockAt: BigInt(event?.args.unlockAt ?? 0) };
+}

@@ -1,0 +1,46 @@
+import type { Address } from "viem";
+import { z } from "zod";
+
+import { stakingAbi } from "../../abis/index.js";
+import type { ShardBaseError } from "../../errors/base.js";
+import { type AnyClient, type DeploymentParameter, readMany } from "../../utils/client.js";
+import { validate, zAddress, zModelId } from "../../utils/schemas.js";
+
+export type GetStakeParameters = DeploymentParameter & {
+  modelId: bigint | number;
+  account: Address;
+};
+
+export interface StakePosition {
+  /** Counts for committing (trainer) or voting (verifier). */
+  active: bigint;
+  /** Waiting out the unbonding delay; still slashable. */
+  unbonding: bigint;
+  /** When `unbonding` can be withdrawn (unix seconds; 0 if nothing is unbonding). */
+  unbondingReadyAt: bigint;
+}
+
+export type GetStakeReturnType = { trainer: StakePosition; verifier: StakePosition };
+export type GetStakeErrorType = ShardBaseError;
+
+/**
+ * An account's trainer and verifier stake in a model, in one batched read.
+ *
+ * @example
+ * const { trainer } = await getStake(client, { deployment, modelId: 1n, account })
+ */
+export async function getStake(client: AnyClient, parameters: GetStakeParameters): Promise<GetStakeReturnType> {
+  const action = "getStake";
+  const { modelId, account } = validate(action, z.object({ modelId: zModelId, account: zAddress }), parameters);
+  const staking = parameters.deployment.contracts.staking;
+  const [trainer, verifier] = (await readMany(client, parameters.deployment, action, [
+    { address: staking, abi: stakingAbi, functionName: "stakeOf", args: [modelId, account, 0] },
+    { address: staking, abi: stakingAbi, functionName: "stakeOf", args: [modelId, account, 1] },
+  ])) as { active: bigint; unbonding: bigint; unbondingReadyAt: bigint }[];
+  const position = (s: { active: bigint; unbonding: bigint; unbondingReadyAt: bigint }): StakePosition => ({
+    active: s.active,
+    unbonding: s.unbonding,
+    unbondingReadyAt: BigInt(s.unbondingReadyAt),
+  });
+  return { trainer: position(trainer!), verifier: position(verifier!) };
+}

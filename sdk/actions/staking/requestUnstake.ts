@@ -1,0 +1,58 @@
+import { parseEventLogs } from "viem";
+import { z } from "zod";
+
+import { stakingAbi } from "../../abis/index.js";
+import type { ShardBaseError } from "../../errors/base.js";
+import {
+  type AccountParameter,
+  type AnyClient,
+  type DeploymentParameter,
+  type WriteResult,
+  write,
+} from "../../utils/client.js";
+import { validate, zModelId, zPositiveAmount, zRole } from "../../utils/schemas.js";
+
+export type RequestUnstakeParameters = DeploymentParameter &
+  AccountParameter & {
+    modelId: bigint | number;
+    role: "trainer" | "verifier" | 0 | 1;
+    amount: bigint;
+  };
+
+/** `readyAt`: when the whole unbonding amount can be withdrawn (unix seconds). */
+export type RequestUnstakeReturnType = WriteResult & { readyAt: bigint };
+export type RequestUnstakeErrorType = ShardBaseError;
+
+/**
+ * Moves stake from active to unbonding; it can be withdrawn after the model's unbonding delay
+ * (a new request restarts the delay for the whole unbonding amount). Unbonding stake no longer
+ * counts, but can still be slashed.
+ *
+ * @example
+ * const { readyAt } = await requestUnstake(client, { deployment, modelId: 1n, role: "trainer", amount })
+ */
+export async function requestUnstake(
+  client: AnyClient,
+  parameters: RequestUnstakeParameters,
+): Promise<RequestUnstakeReturnType> {
+  const action = "requestUnstake";
+  const { modelId, role, amount } = validate(
+    action,
+    z.object({ modelId: zModelId, role: zRole, amount: zPositiveAmount }),
+    parameters,
+  );
+  const { hash, receipt } = await write(
+    client,
+    parameters.deployment,
+    action,
+    {
+      address: parameters.deployment.contracts.staking,
+      abi: stakingAbi,
+      functionName: "requestUnstake",
+      args: [modelId, role, amount],
+    },
+    parameters.account,
+  );
+  const [event] = parseEventLogs({ abi: stakingAbi, eventName: "UnstakeRequested", logs: receipt.logs });
+  return { hash, receipt, readyAt: event?.args.readyAt ?? 0n };
+}

@@ -1,0 +1,51 @@
+import { parseEventLogs } from "viem";
+import { z } from "zod";
+
+import { stakingAbi } from "../../abis/index.js";
+import type { ShardBaseError } from "../../errors/base.js";
+import {
+  type AccountParameter,
+  type AnyClient,
+  type DeploymentParameter,
+  type WriteResult,
+  write,
+} from "../../utils/client.js";
+import { validate, zModelId, zRole } from "../../utils/schemas.js";
+
+export type WithdrawStakeParameters = DeploymentParameter &
+  AccountParameter & {
+    modelId: bigint | number;
+    role: "trainer" | "verifier" | 0 | 1;
+  };
+
+export type WithdrawStakeReturnType = WriteResult & { amount: bigint };
+export type WithdrawStakeErrorType = ShardBaseError;
+
+/**
+ * Pays out the whole unbonding stake once its delay has passed (`StillUnbonding` before,
+ * `NothingUnbonding` without a request).
+ *
+ * @example
+ * const { amount } = await withdrawStake(client, { deployment, modelId: 1n, role: "trainer" })
+ */
+export async function withdrawStake(
+  client: AnyClient,
+  parameters: WithdrawStakeParameters,
+): Promise<WithdrawStakeReturnType> {
+  const action = "withdrawStake";
+  const { modelId, role } = validate(action, z.object({ modelId: zModelId, role: zRole }), parameters);
+  const { hash, receipt } = await write(
+    client,
+    parameters.deployment,
+    action,
+    {
+      address: parameters.deployment.contracts.staking,
+      abi: stakingAbi,
+      functionName: "withdraw",
+      args: [modelId, role],
+    },
+    parameters.account,
+  );
+  const [event] = parseEventLogs({ abi: stakingAbi, eventName: "Withdrawn", logs: receipt.logs });
+  return { hash, receipt, amount: event?.args.amount ?? 0n };
+}
