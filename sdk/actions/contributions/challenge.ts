@@ -1,0 +1,88 @@
+import { parseEventLogs, zeroHash, type Address, type Hex } from "viem";
+import { z } from "zod";
+
+import { contributionLedgerAbi, modelRegistryAbi } from "../../abis/index.js";
+import type { ShardBaseError } from "../../errors/base.js";
+import { toShardError } from "../../errors/contract.js";
+import { ensureAllowance } from "../../utils/allowance.js";
+import {
+  type AccountParameter,
+  type AnyClient,
+  type DeploymentParameter,
+  type WriteResult,
+  readMany,
+  readOne,
+  write,
+} from "../../utils/client.js";
+import { validate, zBytes32 } from "../../utils/schemas.js";
+
+export type ChallengeParameters = DeploymentParameter &
+  AccountParameter & {
+    /** The pending commit to challenge. */
+    commitId: Hex;
+    /** Digest of the evidence (e.g. of a replay log on IPFS); default zero. */
+    evidence?: Hex | undefined;
+    /** Approve the ledger for the bond first if the allowance is short (default true). */
+    approve?: boolean | undefined;
+  };
+
+export type ChallengeReturnType = WriteResult & {
+  /** Bond posted, in the model's staking token. */
+  bond: bigint;
+  /** Unix time the dispute closes for votes; `resolve` after it. */
+  endsAt: number;
+};
+export type ChallengeErrorType = ShardBaseError;
+
+/**
+ * Challenges a pending commit within its challenge window, posting the bond of the commit's
+ * round in the model's staking token (approved to the ledger first if needed). Opens a dispute
+ * that staked verifiers `vote` on (`ChallengeWindowClosed`, `DisputeOpen`, `TooManyDisputes`,
+ * `WrongStatus`).
+ *
+ * @example
+ * const { bond, endsAt } = await challenge(client, { deployment, commitId, evidence: keccak256(replayLog) })
+ */
+export async function challenge(client: AnyClient, parameters: ChallengeParameters): Promise<ChallengeReturnType> {
+  const action = "challenge";
+  const { deployment, account } = parameters;
+  const { commitId, evidence } = validate(
+    action,
+    z.object({ commitId: zBytes32, evidence: zBytes32.default(zeroHash) }),
+    { commitId: parameters.commitId, evidence: parameters.evidence },
+  );
+  const { ledger, registry } = deployment.contracts;
+  if (parameters.approve !== false) {
+    const state = await readOne<{ modelId: bigint; round: bigint }>(client, deployment, action, {
+      address: ledger,
+      abi: contributionLedgerAbi,
+      functionName: "commitState",
+      args: [commitId],
+    });
+    // An unknown commit has model 0: leave it to the ledger to say so (WrongStatus).
+    if (state.modelId !== 0n) {
+      const [params, info] = (await readMany(client, deployment, action, [
+        { address: registry, abi: modelRegistryAbi, functionName: "paramsAt", args: [state.modelId, state.round] },
+        { address: registry, abi: modelRegistryAbi, functionName: "modelInfo", args: [state.modelId] },
+      ])) as [{ challengeBond: bigint }, { stakingToken: Address }];
+      if (params.challengeBond > 0n) {
+        await ensureAllowance(client, deployment, action, {
+          token: info.stakingToken,
+          spender: ledger,
+          amount: params.challengeBond,
+          account,
+        });
+      }
+    }
+  }
+  const { hash, receipt } = await write(
+    client,
+    deployment,
+    action,
+    { address: ledger, abi: contributionLedgerAbi, functionName: "challenge", args: [commitId, evidence] },
+    account,
+  );
+  const [event] = parseEventLogs({ abi: contributionLedgerAbi, eventName: "CheckpointChallenged", logs: receipt.logs });
+  if (event === undefined) throw toShardError(new Error("no CheckpointChallenged event in the receipt"), action);
+  return { hash, receipt, bond: event.args.bond, endsAt: Number(event.args.endsAt) };
+}

@@ -1,0 +1,50 @@
+import { allocateGenesis } from "../actions/contributions/allocateGenesis.js";
+import { attest } from "../actions/contributions/attest.js";
+import { authorizeNode } from "../actions/contributions/authorizeNode.js";
+import { challenge } from "../actions/contributions/challenge.js";
+import { computeCheckpointHash } from "../actions/contributions/computeCheckpointHash.js";
+import { expireSeal } from "../actions/contributions/expireSeal.js";
+import { finalize } from "../actions/contributions/finalize.js";
+import { getCommit } from "../actions/contributions/getCommit.js";
+import { rejectOrphan } from "../actions/contributions/rejectOrphan.js";
+import { resolve } from "../actions/contributions/resolve.js";
+import { reveal } from "../actions/contributions/reveal.js";
+import { signSealedCommit } from "../actions/contributions/signSealedCommit.js";
+import { submitCommit } from "../actions/contributions/submitCommit.js";
+import { vote } from "../actions/contributions/vote.js";
+import { getLineage } from "../actions/lineage/getLineage.js";
+import type { Deployment } from "../deployment.js";
+import type { AnyClient } from "../utils/client.js";
+import { bindActions } from "./bind.js";
+
+/**
+ * Contributions and lineage: `client.extend(contributionActions(deployment))`. Node keys, sealed
+ * commits and reveals, verification (attest, challenge, vote, resolve), finalization, orphans,
+ * expired seals, genesis allocations, and reads of commits and lineages. `computeCheckpointHash`
+ * is pure and needs no client; it is included for convenience.
+ *
+ * @example
+ * const node = createWalletClient({ account: nodeKey, chain, transport }).extend(contributionActions(deployment))
+ * const signed = await node.signSealedCommit({ checkpoint })
+ */
+export const contributionActions = (deployment: Deployment) => (client: AnyClient) => ({
+  ...bindActions(client, deployment, {
+    authorizeNode,
+    signSealedCommit,
+    submitCommit,
+    reveal,
+    attest,
+    challenge,
+    vote,
+    resolve,
+    finalize,
+    rejectOrphan,
+    expireSeal,
+    allocateGenesis,
+    getCommit,
+    getLineage,
+  }),
+  computeCheckpointHash,
+});
+
+export type ContributionActions = ReturnType<ReturnType<typeof contributionActions>>;
