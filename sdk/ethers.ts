@@ -16,6 +16,11 @@ import {
   publicActions,
   RpcRequestError,
   type Account,
+  type Chain,
+  type Client,
+  type PublicActions,
+  type Transport,
+  type WalletActions,
   type Address,
   type Hex,
   type TransactionSerializable,
@@ -26,7 +31,7 @@ import {
 } from "viem";
 import { toAccount } from "viem/accounts";
 
-import { shardActions } from "./decorators/shard.js";
+import { shardActions, type ShardActions } from "./decorators/shard.js";
 import type { Deployment } from "./deployment.js";
 import { ShardBaseError } from "./errors/base.js";
 
@@ -128,11 +133,32 @@ export async function ethersAccount(signer: Signer): Promise<Account> {
   });
 }
 
+/** A viem client over an ethers provider, with public, wallet and protocol actions. */
+export type EthersShardClient = Client<
+  Transport,
+  Chain | undefined,
+  Account | undefined,
+  undefined,
+  PublicActions<Transport, Chain | undefined, Account | undefined> &
+    WalletActions<Chain | undefined, Account | undefined> &
+    ShardActions
+>;
+
+export interface FromEthersReturnType {
+  client: EthersShardClient;
+  account: Account | undefined;
+}
+
 /**
  * viem client for an ethers provider (and signer), extended with every protocol action bound to
  * `deployment`.
  */
-export async function fromEthers({ provider, signer, deployment, pollingInterval = 250 }: FromEthersParameters) {
+export async function fromEthers({
+  provider,
+  signer,
+  deployment,
+  pollingInterval = 250,
+}: FromEthersParameters): Promise<FromEthersReturnType> {
   const account = signer === undefined ? undefined : await ethersAccount(signer);
   const client = createClient({ account, transport: ethersTransport(provider), pollingInterval })
     .extend(publicActions)

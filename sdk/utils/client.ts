@@ -99,11 +99,20 @@ export async function readMany<const calls extends readonly ContractFunctionPara
         batchSize: 64 * 1024,
       })) as unknown[];
     }
-    return await Promise.all(calls.map((call) => readContract(client, call as never)));
+    // Bounded concurrency: thousands of parallel requests would trip rate limits of public RPCs.
+    const results: unknown[] = [];
+    for (let i = 0; i < calls.length; i += PLAIN_READ_CONCURRENCY) {
+      const slice = calls.slice(i, i + PLAIN_READ_CONCURRENCY);
+      results.push(...(await Promise.all(slice.map((call) => readContract(client, call as never)))));
+    }
+    return results;
   } catch (error) {
     throw toShardError(error, action);
   }
 }
+
+/** Plain `eth_call`s in flight at once where the chain has no Multicall3. */
+const PLAIN_READ_CONCURRENCY = 32;
 
 /** One contract read, with chain check and decoded errors. */
 export async function readOne<T>(

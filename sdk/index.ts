@@ -1,0 +1,45 @@
+/**
+ * Shard protocol SDK (viem core). Every action is `(client, parameters) => result` and is also
+ * available bound to a deployment through `client.extend(shardActions(deployment))`.
+ * ethers v6 users: `shard-protocol/sdk/ethers`. Node helpers for deployment files:
+ * `shard-protocol/sdk/node`.
+ */
+export * from "./abis/index.js";
+export * from "./constants.js";
+export * from "./deployment.js";
+export * from "./errors/base.js";
+export * from "./errors/contract.js";
+export * from "./errors/validation.js";
+export { toTokenId, fromTokenId } from "./utils/ids.js";
+export type { RoundParams, RoundParamsInput } from "./utils/params.js";
+export {
+  MULTICALL3_ADDRESS,
+  TransactionRevertedError,
+  type AnyClient,
+  type WriteResult,
+} from "./utils/client.js";
+
+export { shardActions, type ShardActions } from "./decorators/shard.js";
+export { modelActions } from "./decorators/models.js";
+export { ownershipActions } from "./decorators/ownership.js";
+export { revenueActions } from "./decorators/revenue.js";
+export { stakingActions } from "./decorators/staking.js";
+
+export * from "./actions/models/getModel.js";
+export * from "./actions/models/registerModel.js";
+export * from "./actions/ownership/getBalances.js";
+export * from "./actions/ownership/getRevenueShare.js";
+export * from "./actions/revenue/claim.js";
+export * from "./actions/revenue/depositEscrow.js";
+export * from "./actions/revenue/getClaimable.js";
+export * from "./actions/revenue/getEscrow.js";
+export * from "./actions/revenue/pay.js";
+export * from "./actions/revenue/receipt.js";
+export * from "./actions/revenue/requestEscrowWithdrawal.js";
+export * from "./actions/revenue/settleReceipts.js";
+export * from "./actions/revenue/signUsageReceipt.js";
+export * from "./actions/revenue/withdrawEscrow.js";
+export * from "./actions/staking/getStake.js";
+export * from "./actions/staking/requestUnstake.js";
+export * from "./actions/staking/stake.js";
+export * from "./actions/staking/withdrawStake.js";
