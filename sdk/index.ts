@@ -20,14 +20,36 @@ export {
 } from "./utils/client.js";
 
 export { shardActions, type ShardActions } from "./decorators/shard.js";
+export { contributionActions, type ContributionActions } from "./decorators/contributions.js";
 export { modelActions } from "./decorators/models.js";
+export { capTableActions } from "./decorators/ownership-events.js";
 export { ownershipActions } from "./decorators/ownership.js";
 export { revenueActions } from "./decorators/revenue.js";
 export { stakingActions } from "./decorators/staking.js";
 
+export * from "./actions/contributions/allocateGenesis.js";
+export * from "./actions/contributions/attest.js";
+export * from "./actions/contributions/authorizeNode.js";
+export * from "./actions/contributions/challenge.js";
+export * from "./actions/contributions/checkpoint.js";
+export * from "./actions/contributions/computeCheckpointHash.js";
+export * from "./actions/contributions/expireSeal.js";
+export * from "./actions/contributions/finalize.js";
+export * from "./actions/contributions/getCommit.js";
+export * from "./actions/contributions/rejectOrphan.js";
+export * from "./actions/contributions/resolve.js";
+export * from "./actions/contributions/reveal.js";
+export * from "./actions/contributions/signSealedCommit.js";
+export * from "./actions/contributions/submitCommit.js";
+export * from "./actions/contributions/vote.js";
+export * from "./actions/lineage/getLineage.js";
 export * from "./actions/models/getModel.js";
 export * from "./actions/models/registerModel.js";
+export * from "./actions/ownership/cursor.js";
+export * from "./actions/ownership/errors.js";
 export * from "./actions/ownership/getBalances.js";
+export * from "./actions/ownership/getCapTable.js";
+export * from "./actions/ownership/syncCapTable.js";
 export * from "./actions/ownership/getRevenueShare.js";
 export * from "./actions/revenue/claim.js";
 export * from "./actions/revenue/depositEscrow.js";

@@ -1,6 +1,8 @@
 import type { Deployment } from "../deployment.js";
 import type { AnyClient } from "../utils/client.js";
+import { contributionActions } from "./contributions.js";
 import { modelActions } from "./models.js";
+import { capTableActions } from "./ownership-events.js";
 import { ownershipActions } from "./ownership.js";
 import { revenueActions } from "./revenue.js";
 import { stakingActions } from "./staking.js";
@@ -18,6 +20,8 @@ export const shardActions = (deployment: Deployment) => (client: AnyClient) => (
   deployment,
   ...modelActions(deployment)(client),
   ...ownershipActions(deployment)(client),
+  ...capTableActions(deployment)(client),
+  ...contributionActions(deployment)(client),
   ...stakingActions(deployment)(client),
   ...revenueActions(deployment)(client),
 });
