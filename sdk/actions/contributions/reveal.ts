@@ -36,6 +36,10 @@ const schema = z.object({ checkpoint: zCheckpoint, salt: zBytes32, commitBlock: 
  * sealed (`SealMismatch`), building on a revealed, non-rejected checkpoint of the previous round
  * (`InvalidParent`). Anyone who knows the salt can send it.
  *
+ * The call is simulated against the latest block, so send it once a block after `commitBlock`
+ * exists; in the seal's own block it is refused with `RevealTooEarly` before anything is sent (on
+ * a local chain with automine, mine a block first).
+ *
  * @example
  * await reveal(client, { deployment, checkpoint, salt, commitBlock, commitTime })
  */
