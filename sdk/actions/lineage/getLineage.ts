@@ -106,22 +106,20 @@ export async function getLineage(client: AnyClient, parameters: GetLineageParame
   try {
     await assertChain(client, deployment, action);
     const latest = await getBlockNumber(client, { cacheTime: 0 });
-    const ranges: [bigint, bigint][] = [];
+    const chunks = [];
+    // One range at a time (its four queries in parallel), so a long history does not flood the RPC.
     for (let from = fromBlock ?? deployment.blockNumber; from <= latest; from += blockRange) {
-      const to = from + blockRange - 1n;
-      ranges.push([from, to < latest ? to : latest]);
-    }
-    const chunks = await Promise.all(
-      ranges.map(([from, to]) =>
-        Promise.all([
+      const to = from + blockRange - 1n < latest ? from + blockRange - 1n : latest;
+      chunks.push(
+        await Promise.all([
           getLogs(client, { address, event: revealedEvent, args: { modelId }, fromBlock: from, toBlock: to }),
           getLogs(client, { address, event: finalizedEvent, args: { modelId }, fromBlock: from, toBlock: to }),
           getLogs(client, { address, event: rejectedEvent, args: { modelId }, fromBlock: from, toBlock: to }),
           // Not indexed by model: matched to this shard's commits below.
           getLogs(client, { address, event: challengedEvent, fromBlock: from, toBlock: to }),
         ]),
-      ),
-    );
+      );
+    }
     logs = {
       revealed: chunks.flatMap((c) => c[0]),
       finalized: chunks.flatMap((c) => c[1]),
