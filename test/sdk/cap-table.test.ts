@@ -4,9 +4,11 @@ import { describe, it } from "node:test";
 import { createClient, custom, getAddress, hexToBigInt, type Address, type Hex } from "viem";
 
 import { type CapTableCursor, parseCursor, serializeCursor } from "../../sdk/actions/ownership/cursor.js";
-import { CursorMismatchError } from "../../sdk/actions/ownership/errors.js";
+import { CapTableInconsistentError, CursorMismatchError } from "../../sdk/actions/ownership/errors.js";
 import { syncCapTable } from "../../sdk/actions/ownership/syncCapTable.js";
 import { capTableActions } from "../../sdk/decorators/ownership-events.js";
+import { defineDeployment } from "../../sdk/deployment.js";
+import { ContractRevertError } from "../../sdk/errors/contract.js";
 import { InvalidParameterError } from "../../sdk/errors/validation.js";
 import type { AnyClient } from "../../sdk/utils/client.js";
 import { connection, defaultParams, networkHelpers, tokenId } from "../helpers/fixture.js";
@@ -283,6 +285,30 @@ for (const path of PATHS) {
         ],
       );
       for (const s of next.shards) assert.equal(s.supply, await f.token.read.totalSupply([s.tokenId]));
+    });
+
+    it("says the events do not add up when the scan starts after the mints", async () => {
+      const f = await networkHelpers.loadFixture(sdkFixture);
+      const { m } = await mintEverywhere(f);
+      const late = defineDeployment({ ...f.deployment, blockNumber: (await head(f)) + 1n });
+      await f.token.write.safeTransferFrom([addr(f, 1), addr(f, 6), tokenId(m, 0), 250n, "0x"], as(f, 1));
+      const client = (await clientFor(f, path, 0)) as AnyClient;
+      await assert.rejects(syncCapTable(client, { deployment: late, confirmations: 0 }), (e: unknown) => {
+        assert.ok(e instanceof CapTableInconsistentError);
+        assert.equal(e.holder, addr(f, 1));
+        assert.equal(e.tokenId, tokenId(m, 0));
+        assert.equal(e.blockNumber, late.blockNumber);
+        return true;
+      });
+    });
+
+    it("rejects an unknown model with a decoded ModelNotFound", async () => {
+      const f = await networkHelpers.loadFixture(sdkFixture);
+      const client = await capTableClient(f, path);
+      await assert.rejects(
+        client.getCapTable({ modelId: 9n, confirmations: 0 }),
+        (e: unknown) => e instanceof ContractRevertError && e.errorName === "ModelNotFound",
+      );
     });
 
     it("rejects invalid parameters and a cursor of another chain or token", async () => {
