@@ -3,6 +3,7 @@ import { z } from "zod";
 
 import { contributionLedgerAbi } from "../../abis/index.js";
 import type { ShardBaseError } from "../../errors/base.js";
+import { toShardError } from "../../errors/contract.js";
 import {
   type AccountParameter,
   type AnyClient,
@@ -54,5 +55,6 @@ export async function vote(client: AnyClient, parameters: VoteParameters): Promi
     account,
   );
   const [event] = parseEventLogs({ abi: contributionLedgerAbi, eventName: "DisputeVoted", logs: receipt.logs });
-  return { hash, receipt, weight: event?.args.weight ?? 0n };
+  if (event === undefined) throw toShardError(new Error("no DisputeVoted event in the receipt"), action);
+  return { hash, receipt, weight: event.args.weight };
 }
