@@ -1,5 +1,5 @@
 import { bytesToBigInt, type Account, type Address } from "viem";
-import { signTypedData } from "viem/actions";
+import { getBlock, signTypedData } from "viem/actions";
 import { z } from "zod";
 
 import { settlementDomain, usageReceiptTypes } from "../../constants.js";
@@ -21,7 +21,7 @@ export type SignUsageReceiptParameters = DeploymentParameter &
      * should count up from a random base instead: nonces that share a 256-nonce word settle cheaper.
      */
     nonce?: bigint | undefined;
-    /** Unix seconds after which the receipt lapses (default: one day from now). */
+    /** Unix seconds after which the receipt lapses (default: the latest block's time + one day). */
     deadline?: bigint | number | undefined;
   };
 
@@ -63,10 +63,12 @@ export async function signUsageReceipt(
     units: input.units,
     pricePerUnit: input.pricePerUnit,
     nonce: input.nonce ?? bytesToBigInt(crypto.getRandomValues(new Uint8Array(31))),
-    deadline: input.deadline ?? BigInt(Math.floor(Date.now() / 1000) + 86_400),
+    deadline: input.deadline ?? 0n,
   };
   await assertChain(client, parameters.deployment, action);
   try {
+    // Chain time, not the wall clock: the contract compares the deadline with block.timestamp.
+    if (input.deadline === undefined) receipt.deadline = (await getBlock(client)).timestamp + 86_400n;
     const signature = await signTypedData(client, {
       account,
       domain: settlementDomain(parameters.deployment.chainId, parameters.deployment.contracts.settlement),
