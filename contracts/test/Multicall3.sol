@@ -22,6 +22,8 @@ contract Multicall3 {
     function aggregate3(Call3[] calldata calls) external payable returns (Result[] memory results) {
         results = new Result[](calls.length);
         for (uint256 i; i < calls.length; ++i) {
+            // A multicall forwards arbitrary calldata: a low-level call is the whole point.
+            // solhint-disable-next-line avoid-low-level-calls
             (bool success, bytes memory data) = calls[i].target.call(calls[i].callData);
             if (!success && !calls[i].allowFailure) revert CallFailed(i);
             results[i] = Result(success, data);

@@ -1,6 +1,7 @@
 import { network } from "hardhat";
 import { keccak256, parseEther, type Address, type Hex, zeroHash } from "viem";
 
+import type { Checkpoint } from "../../sdk/actions/contributions/checkpoint.js";
 import { ledgerDomain, sealedCommitTypes } from "../../scripts/lib/eip712.js";
 import { DEFAULT_ROUND_PARAMS, deployProtocol, sealedHash } from "../../scripts/lib/protocol.js";
 
@@ -15,24 +16,8 @@ export const defaultParams = DEFAULT_ROUND_PARAMS;
 
 export type RoundParams = typeof defaultParams;
 
-export interface Checkpoint {
-  modelId: bigint;
-  shard: number;
-  round: bigint;
-  lane: number;
-  owner: Address;
-  parentRoot: Hex;
-  root: Hex;
-  transcriptDigest: Hex;
-  sentActivations: Hex;
-  receivedActivations: Hex;
-  sentGradients: Hex;
-  receivedGradients: Hex;
-  workUnits: bigint;
-  lossMicros: bigint;
-  checkpointURI: string;
-  transcriptURI: string;
-}
+/** The ledger's `Checkpoint` struct: one definition, in the SDK. */
+export type { Checkpoint };
 
 /** A deterministic 32-byte digest from a label, for tests. */
 export const digest = (label: string): Hex => keccak256(new TextEncoder().encode(label));
