@@ -12,12 +12,7 @@ export * from "./errors/contract.js";
 export * from "./errors/validation.js";
 export { toTokenId, fromTokenId } from "./utils/ids.js";
 export type { RoundParams, RoundParamsInput } from "./utils/params.js";
-export {
-  MULTICALL3_ADDRESS,
-  TransactionRevertedError,
-  type AnyClient,
-  type WriteResult,
-} from "./utils/client.js";
+export { MULTICALL3_ADDRESS, TransactionRevertedError, type AnyClient, type WriteResult } from "./utils/client.js";
 
 export { shardActions, type ShardActions } from "./decorators/shard.js";
 export { contributionActions, type ContributionActions } from "./decorators/contributions.js";
