@@ -1,5 +1,8 @@
 import {
+  parseEventLogs,
   type Abi,
+  type ContractEventName,
+  type ParseEventLogsReturnType,
   type Account,
   type Address,
   type Chain,
@@ -21,7 +24,7 @@ import {
 
 import type { Deployment } from "../deployment.js";
 import { ShardBaseError } from "../errors/base.js";
-import { toShardError } from "../errors/contract.js";
+import { CallFailedError, toShardError } from "../errors/contract.js";
 import { AccountRequiredError, ChainMismatchError } from "../errors/validation.js";
 
 /** Any viem client: public, wallet, or test client, with or without an account. */
@@ -176,4 +179,26 @@ export async function write(
   }
   if (receipt.status !== "success") throw new TransactionRevertedError(action, hash);
   return { hash, receipt, result };
+}
+
+/**
+ * The first `eventName` event that `abi`'s contract emitted in `receipt`. Its absence after a
+ * successful transaction means the address is not the contract the SDK expects: that is an
+ * error, never a silent zero.
+ */
+export function eventOf<const abi extends Abi, eventName extends ContractEventName<abi>>(
+  action: string,
+  receipt: TransactionReceipt,
+  abi: abi,
+  eventName: eventName,
+): ParseEventLogsReturnType<abi, eventName, true>[number] {
+  const [event] = parseEventLogs({ abi, eventName, logs: receipt.logs } as never) as ParseEventLogsReturnType<
+    abi,
+    eventName,
+    true
+  >;
+  if (event === undefined) {
+    throw new CallFailedError(action, new Error(`no ${eventName} event in transaction ${receipt.transactionHash}`));
+  }
+  return event;
 }

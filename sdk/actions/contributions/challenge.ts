@@ -1,9 +1,8 @@
-import { parseEventLogs, zeroHash, type Address, type Hex } from "viem";
+import { zeroHash, type Address, type Hex } from "viem";
 import { z } from "zod";
 
 import { contributionLedgerAbi, modelRegistryAbi } from "../../abis/index.js";
 import type { ShardBaseError } from "../../errors/base.js";
-import { toShardError } from "../../errors/contract.js";
 import { ensureAllowance } from "../../utils/allowance.js";
 import {
   type AccountParameter,
@@ -12,6 +11,7 @@ import {
   type WriteResult,
   readMany,
   readOne,
+  eventOf,
   write,
 } from "../../utils/client.js";
 import { validate, zBytes32 } from "../../utils/schemas.js";
@@ -82,7 +82,6 @@ export async function challenge(client: AnyClient, parameters: ChallengeParamete
     { address: ledger, abi: contributionLedgerAbi, functionName: "challenge", args: [commitId, evidence] },
     account,
   );
-  const [event] = parseEventLogs({ abi: contributionLedgerAbi, eventName: "CheckpointChallenged", logs: receipt.logs });
-  if (event === undefined) throw toShardError(new Error("no CheckpointChallenged event in the receipt"), action);
+  const event = eventOf(action, receipt, contributionLedgerAbi, "CheckpointChallenged");
   return { hash, receipt, bond: event.args.bond, endsAt: Number(event.args.endsAt) };
 }

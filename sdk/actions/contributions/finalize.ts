@@ -1,14 +1,14 @@
-import { parseEventLogs, type Hex } from "viem";
+import { type Hex } from "viem";
 import { z } from "zod";
 
 import { contributionLedgerAbi } from "../../abis/index.js";
 import type { ShardBaseError } from "../../errors/base.js";
-import { toShardError } from "../../errors/contract.js";
 import {
   type AccountParameter,
   type AnyClient,
   type DeploymentParameter,
   type WriteResult,
+  eventOf,
   write,
 } from "../../utils/client.js";
 import { validate } from "../../utils/schemas.js";
@@ -50,7 +50,6 @@ export async function finalize(client: AnyClient, parameters: FinalizeParameters
     { address: deployment.contracts.ledger, abi: contributionLedgerAbi, functionName: "finalize", args: [checkpoint] },
     account,
   );
-  const [event] = parseEventLogs({ abi: contributionLedgerAbi, eventName: "CheckpointFinalized", logs: receipt.logs });
-  if (event === undefined) throw toShardError(new Error("no CheckpointFinalized event in the receipt"), action);
+  const event = eventOf(action, receipt, contributionLedgerAbi, "CheckpointFinalized");
   return { hash, receipt, commitId: event.args.commitId, tokenId: event.args.tokenId, minted: event.args.amount };
 }

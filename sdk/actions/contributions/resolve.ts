@@ -1,14 +1,14 @@
-import { parseEventLogs, type Hex } from "viem";
+import { type Hex } from "viem";
 import { z } from "zod";
 
 import { contributionLedgerAbi } from "../../abis/index.js";
 import type { ShardBaseError } from "../../errors/base.js";
-import { toShardError } from "../../errors/contract.js";
 import {
   type AccountParameter,
   type AnyClient,
   type DeploymentParameter,
   type WriteResult,
+  eventOf,
   write,
 } from "../../utils/client.js";
 import { validate } from "../../utils/schemas.js";
@@ -51,8 +51,7 @@ export async function resolve(client: AnyClient, parameters: ResolveParameters):
     { address: deployment.contracts.ledger, abi: contributionLedgerAbi, functionName: "resolve", args: [checkpoint] },
     account,
   );
-  const [event] = parseEventLogs({ abi: contributionLedgerAbi, eventName: "DisputeResolved", logs: receipt.logs });
-  if (event === undefined) throw toShardError(new Error("no DisputeResolved event in the receipt"), action);
+  const event = eventOf(action, receipt, contributionLedgerAbi, "DisputeResolved");
   const { invalid, validWeight, invalidWeight, slashed } = event.args;
   return { hash, receipt, commitId: computeCommitId(checkpoint), invalid, validWeight, invalidWeight, slashed };
 }

@@ -1,4 +1,4 @@
-import { parseEventLogs, type Hex } from "viem";
+import { type Hex } from "viem";
 import { getBlock } from "viem/actions";
 import { z } from "zod";
 
@@ -10,6 +10,7 @@ import {
   type AnyClient,
   type DeploymentParameter,
   type WriteResult,
+  eventOf,
   write,
 } from "../../utils/client.js";
 import { validate, zHex } from "../../utils/schemas.js";
@@ -67,8 +68,7 @@ export async function submitCommit(
     },
     account,
   );
-  const [event] = parseEventLogs({ abi: contributionLedgerAbi, eventName: "CheckpointSealed", logs: receipt.logs });
-  if (event === undefined) throw toShardError(new Error("no CheckpointSealed event in the receipt"), action);
+  const event = eventOf(action, receipt, contributionLedgerAbi, "CheckpointSealed");
   let commitTime: bigint;
   try {
     commitTime = (await getBlock(client, { blockNumber: receipt.blockNumber })).timestamp;

@@ -1,14 +1,14 @@
-import { parseEventLogs, type Hex } from "viem";
+import { type Hex } from "viem";
 import { z } from "zod";
 
 import { contributionLedgerAbi } from "../../abis/index.js";
 import type { ShardBaseError } from "../../errors/base.js";
-import { toShardError } from "../../errors/contract.js";
 import {
   type AccountParameter,
   type AnyClient,
   type DeploymentParameter,
   type WriteResult,
+  eventOf,
   write,
 } from "../../utils/client.js";
 import { validate, zBytes32 } from "../../utils/schemas.js";
@@ -54,7 +54,6 @@ export async function vote(client: AnyClient, parameters: VoteParameters): Promi
     },
     account,
   );
-  const [event] = parseEventLogs({ abi: contributionLedgerAbi, eventName: "DisputeVoted", logs: receipt.logs });
-  if (event === undefined) throw toShardError(new Error("no DisputeVoted event in the receipt"), action);
+  const event = eventOf(action, receipt, contributionLedgerAbi, "DisputeVoted");
   return { hash, receipt, weight: event.args.weight };
 }

@@ -1,14 +1,14 @@
-import { parseEventLogs, type Address, type Hex } from "viem";
+import { type Address, type Hex } from "viem";
 import { z } from "zod";
 
 import { modelRegistryAbi } from "../../abis/index.js";
 import type { ShardBaseError } from "../../errors/base.js";
-import { toShardError } from "../../errors/contract.js";
 import {
   type AccountParameter,
   type AnyClient,
   type DeploymentParameter,
   type WriteResult,
+  eventOf,
   write,
 } from "../../utils/client.js";
 import { zRoundParams, type RoundParamsInput } from "../../utils/params.js";
@@ -71,7 +71,6 @@ export async function registerModel(
     { address: deployment.contracts.registry, abi: modelRegistryAbi, functionName: "registerModel", args: [config] },
     account,
   );
-  const [event] = parseEventLogs({ abi: modelRegistryAbi, eventName: "ModelRegistered", logs: receipt.logs });
-  if (event === undefined) throw toShardError(new Error("no ModelRegistered event in the receipt"), action);
+  const event = eventOf(action, receipt, modelRegistryAbi, "ModelRegistered");
   return { hash, receipt, modelId: event.args.modelId };
 }

@@ -1,4 +1,4 @@
-import { parseEventLogs, type Address } from "viem";
+import { type Address } from "viem";
 import { z } from "zod";
 
 import { inferenceSettlementAbi } from "../../abis/index.js";
@@ -8,6 +8,7 @@ import {
   type AnyClient,
   type DeploymentParameter,
   type WriteResult,
+  eventOf,
   write,
 } from "../../utils/client.js";
 import { validate, zAddress, zPositiveAmount } from "../../utils/schemas.js";
@@ -44,10 +45,6 @@ export async function requestEscrowWithdrawal(
     },
     parameters.account,
   );
-  const [event] = parseEventLogs({
-    abi: inferenceSettlementAbi,
-    eventName: "EscrowWithdrawalRequested",
-    logs: receipt.logs,
-  });
-  return { hash, receipt, unlockAt: BigInt(event?.args.unlockAt ?? 0) };
+  const event = eventOf(action, receipt, inferenceSettlementAbi, "EscrowWithdrawalRequested");
+  return { hash, receipt, unlockAt: BigInt(event.args.unlockAt) };
 }

@@ -1,4 +1,4 @@
-import { parseEventLogs, type Address } from "viem";
+import { type Address } from "viem";
 import { z } from "zod";
 
 import { inferenceSettlementAbi } from "../../abis/index.js";
@@ -8,6 +8,7 @@ import {
   type AnyClient,
   type DeploymentParameter,
   type WriteResult,
+  eventOf,
   write,
 } from "../../utils/client.js";
 import { validate, zAddress } from "../../utils/schemas.js";
@@ -41,6 +42,6 @@ export async function withdrawEscrow(
     },
     parameters.account,
   );
-  const [event] = parseEventLogs({ abi: inferenceSettlementAbi, eventName: "EscrowWithdrawn", logs: receipt.logs });
-  return { hash, receipt, amount: event?.args.amount ?? 0n };
+  const event = eventOf(action, receipt, inferenceSettlementAbi, "EscrowWithdrawn");
+  return { hash, receipt, amount: event.args.amount };
 }

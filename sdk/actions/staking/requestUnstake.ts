@@ -1,4 +1,3 @@
-import { parseEventLogs } from "viem";
 import { z } from "zod";
 
 import { stakingAbi } from "../../abis/index.js";
@@ -8,6 +7,7 @@ import {
   type AnyClient,
   type DeploymentParameter,
   type WriteResult,
+  eventOf,
   write,
 } from "../../utils/client.js";
 import { validate, zModelId, zPositiveAmount, zRole } from "../../utils/schemas.js";
@@ -53,6 +53,6 @@ export async function requestUnstake(
     },
     parameters.account,
   );
-  const [event] = parseEventLogs({ abi: stakingAbi, eventName: "UnstakeRequested", logs: receipt.logs });
-  return { hash, receipt, readyAt: event?.args.readyAt ?? 0n };
+  const event = eventOf(action, receipt, stakingAbi, "UnstakeRequested");
+  return { hash, receipt, readyAt: event.args.readyAt };
 }

@@ -1,4 +1,3 @@
-import { parseEventLogs } from "viem";
 import { z } from "zod";
 
 import { stakingAbi } from "../../abis/index.js";
@@ -8,6 +7,7 @@ import {
   type AnyClient,
   type DeploymentParameter,
   type WriteResult,
+  eventOf,
   write,
 } from "../../utils/client.js";
 import { validate, zModelId, zRole } from "../../utils/schemas.js";
@@ -46,6 +46,6 @@ export async function withdrawStake(
     },
     parameters.account,
   );
-  const [event] = parseEventLogs({ abi: stakingAbi, eventName: "Withdrawn", logs: receipt.logs });
-  return { hash, receipt, amount: event?.args.amount ?? 0n };
+  const event = eventOf(action, receipt, stakingAbi, "Withdrawn");
+  return { hash, receipt, amount: event.args.amount };
 }
