@@ -1,0 +1,180 @@
+import { bytesToHex, concat, keccak256, type Hex, zeroHash } from "viem";
+
+import { type Corpus, batchIds, evalIds, sequences } from "./data.js";
+import type { StageTrainer } from "./stage.js";
+
+/**
+ * The pipeline schedule, shared by swarm nodes and the single-process baseline. Each step,
+ * shard 0 pushes every micro-batch forward; the last shard scores each one as it arrives and
+ * sends its gradient back at once; middle shards relay both ways. Each shard sums gradients over
+ * micro-batches in order and then updates, so where a shard runs cannot change what it computes.
+ */
+
+export type TensorType = "activation" | "gradient";
+
+/** Where a shard's tensors go and come from: a libp2p link, or memory in the baseline. */
+export interface StageIO {
+  /** To shard + 1 (activations) or shard − 1 (gradients). */
+  send(type: TensorType, round: number, step: number, micro: number, data: Float32Array): Promise<void>;
+  /** From shard − 1 (activations) or shard + 1 (gradients); exactly the expected tensor or an error. */
+  receive(type: TensorType, round: number, step: number, micro: number, shape: number[]): Promise<Float32Array>;
+}
+
+/** Running digests of the four tensor streams of a round: what the ledger's pipeline check compares. */
+export class TensorDigests {
+  sentActivations: Hex = zeroHash;
+  receivedActivations: Hex = zeroHash;
+  sentGradients: Hex = zeroHash;
+  receivedGradients: Hex = zeroHash;
+  /** Bytes sent to and received from neighbours this round. */
+  bytesSent = 0;
+  bytesReceived = 0;
+
+  /** Chains `keccak256(previous ‖ keccak256(header ‖ little-endian data))`. */
+  static fold(previous: Hex, round: number, step: number, micro: number, data: Float32Array): Hex {
+    const header = new Uint8Array(12);
+    const view = new DataView(header.buffer);
+    view.setUint32(0, round);
+    view.setUint32(4, step);
+    view.setUint32(8, micro);
+    const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    return keccak256(concat([previous, keccak256(concat([bytesToHex(header), bytesToHex(bytes)]))]));
+  }
+
+  record(
+    direction: "sent" | "received",
+    type: TensorType,
+    round: number,
+    step: number,
+    micro: number,
+    data: Float32Array,
+  ): void {
+    const key = `${direction}${type === "activation" ? "Activations" : "Gradients"}` as const;
+    this[key] = TensorDigests.fold(this[key], round, step, micro, data);
+    if (direction === "sent") this.bytesSent += data.byteLength;
+    else this.bytesReceived += data.byteLength;
+  }
+}
+
+/** Wraps an IO so every tensor in or out is folded into the round's digests. */
+export function digesting(io: StageIO, digests: TensorDigests): StageIO {
+  return {
+    async send(type, round, step, micro, data) {
+      digests.record("sent", type, round, step, micro, data);
+      await io.send(type, round, step, micro, data);
+    },
+    async receive(type, round, step, micro, shape) {
+      const data = await io.receive(type, round, step, micro, shape);
+      digests.record("received", type, round, step, micro, data);
+      return data;
+    },
+  };
+}
+
+export interface StepContext {
+  corpus: Corpus;
+  round: number;
+  /** Step index within the round. */
+  step: number;
+}
+
+/** Global step number (0-based) of a step of a round (rounds start at 1). */
+export function globalStep(stepsPerRound: number, round: number, step: number): number {
+  return (round - 1) * stepsPerRound + step;
+}
+
+/** Runs one training step of one shard. Returns the mean training loss on the last shard. */
+export async function runStageStep(
+  trainer: StageTrainer,
+  io: StageIO,
+  ctx: StepContext,
+): Promise<{ loss?: number; batchIds: number[][] }> {
+  const { spec, layout, activationShape } = trainer;
+  const { microBatches } = spec.training;
+  const { context } = spec.architecture;
+  const g = globalStep(spec.training.stepsPerRound, ctx.round, ctx.step);
+  const ids = Array.from({ length: microBatches }, (_, m) => batchIds(spec, ctx.corpus, g, m));
+  const micros = [...Array(microBatches).keys()];
+  if (layout.isLast) {
+    let sum = 0;
+    for (const m of micros) {
+      const { inputs, targets } = sequences(ctx.corpus.train, ids[m]!, context);
+      const x = layout.isFirst ? inputs : await io.receive("activation", ctx.round, ctx.step, m, activationShape);
+      const { loss, dx } = trainer.lossMicro(x, targets);
+      sum += loss;
+      if (dx) await io.send("gradient", ctx.round, ctx.step, m, dx);
+    }
+    trainer.applyUpdate();
+    return { loss: sum / microBatches, batchIds: ids };
+  }
+  for (const m of micros) {
+    const x = layout.isFirst
+      ? sequences(ctx.corpus.train, ids[m]!, context).inputs
+      : await io.receive("activation", ctx.round, ctx.step, m, activationShape);
+    await io.send("activation", ctx.round, ctx.step, m, trainer.forwardMicro(m, x));
+  }
+  for (const m of micros) {
+    const dy = await io.receive("gradient", ctx.round, ctx.step, m, activationShape);
+    const dx = trainer.backwardMicro(m, dy);
+    if (dx) await io.send("gradient", ctx.round, ctx.step, m, dx);
+  }
+  trainer.applyUpdate();
+  return { batchIds: ids };
+}
+
+/**
+ * Scores the held-out set through the pipeline (no gradients). Frames use step index
+ * `stepsPerRound` so they never collide with training steps. Returns the loss on the last shard.
+ */
+export async function runStageEval(
+  trainer: StageTrainer,
+  io: StageIO,
+  corpus: Corpus,
+  round: number,
+): Promise<number | undefined> {
+  const { spec, layout, activationShape } = trainer;
+  const step = spec.training.stepsPerRound;
+  const batches = evalIds(spec, corpus);
+  let sum = 0;
+  for (const [e, ids] of batches.entries()) {
+    const { inputs, targets } = sequences(corpus.heldOut, ids, spec.architecture.context);
+    const x = layout.isFirst ? inputs : await io.receive("activation", round, step, e, activationShape);
+    const out = trainer.evalMicro(x, targets);
+    if (typeof out === "number") sum += out;
+    else await io.send("activation", round, step, e, out);
+  }
+  return layout.isLast && batches.length ? sum / batches.length : undefined;
+}
+
+/** An async FIFO per (type, direction) between shards in one process: the baseline's wires. */
+class Channel {
+  private items: Float32Array[] = [];
+  private waiters: ((d: Float32Array) => void)[] = [];
+  push(d: Float32Array): void {
+    const w = this.waiters.shift();
+    if (w) w(d);
+    else this.items.push(d);
+  }
+  pull(): Promise<Float32Array> {
+    const d = this.items.shift();
+    return d ? Promise.resolve(d) : new Promise((resolve) => this.waiters.push(resolve));
+  }
+}
+
+/** In-memory IOs for `shards` stages in one process (the centralized baseline). */
+export function memoryIOs(shards: number): StageIO[] {
+  const forward = Array.from({ length: shards }, () => new Channel()); // forward[i]: into shard i
+  const backward = Array.from({ length: shards }, () => new Channel()); // backward[i]: into shard i
+  return Array.from({ length: shards }, (_, i) => ({
+    async send(type, _round, _step, _micro, data) {
+      if (type === "activation") forward[i + 1]!.push(data.slice());
+      else backward[i - 1]!.push(data.slice());
+    },
+    async receive(type, _round, _step, _micro, shape) {
+      const data = await (type === "activation" ? forward[i]! : backward[i]!).pull();
+      const n = shape.reduce((a, b) => a * b, 1);
+      if (data.length !== n) throw new RangeError(`shard ${i} expected ${n} values, got ${data.length}`);
+      return data;
+    },
+  }));
+}
