@@ -99,7 +99,7 @@ describe("checkpoint Merkle root", () => {
     ];
     for (const variant of variants) assert.notEqual(merkleRoot(variant), root);
     const flipped = new Float32Array([1, 2]);
-    new Uint8Array(flipped.buffer)[0] ^= 1; // one bit of one value
+    new DataView(flipped.buffer).setUint8(0, 1); // one bit of one value: 1 → 1.0000001
     assert.notEqual(merkleRoot({ ...three, a: { dtype: "F32", shape: [2], data: flipped } }), root);
   });
 
