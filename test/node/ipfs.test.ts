@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtemp, readdir, rm } from "node:fs/promises";
+import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -147,6 +147,13 @@ describe("HeliaStore", () => {
     });
   });
 
+  it("fails to open with ContentStoreError where the directory cannot be created", async () => {
+    await withTempDir(async (dir) => {
+      await writeFile(path.join(dir, "file"), "not a directory");
+      await assert.rejects(HeliaStore.open(path.join(dir, "file", "ipfs")), ContentStoreError);
+    });
+  });
+
   it("refuses content beyond maxBytes, single block or multi-block", async () => {
     await withStore(async (store) => {
       const small = await store.add(bytesOf(100));
@@ -249,7 +256,7 @@ describe("KuboStore", () => {
     await withServer(
       () => {}, // never responds
       async (url) => {
-        await assert.rejects(KuboStore.connect(url, { requestTimeoutMs: 200 }), (error: unknown) => {
+        await assert.rejects(KuboStore.connect(url, { connectTimeoutMs: 200 }), (error: unknown) => {
           assert.ok(error instanceof IpfsUnavailableError);
           assert.match(error.details ?? "", /no answer within 200 ms/);
           return true;

@@ -65,14 +65,21 @@ export class HeliaStore implements ContentStore {
 
   async add(bytes: Uint8Array): Promise<string> {
     this.assertOpen();
-    const cid = await this.fs.addBytes(bytes);
-    // Pinned so that a garbage collection (`helia.gc`) never drops a checkpoint.
-    if (!(await this.helia.pins.isPinned(cid))) {
-      for await (const _ of this.helia.pins.add(cid)) {
-        // `pins.add` yields each block it pins; draining it completes the pin.
+    try {
+      const cid = await this.fs.addBytes(bytes);
+      // Pinned so that a garbage collection (`helia.gc`) never drops a checkpoint.
+      if (!(await this.helia.pins.isPinned(cid))) {
+        for await (const _ of this.helia.pins.add(cid)) {
+          // `pins.add` yields each block it pins; draining it completes the pin.
+        }
       }
+      return cid.toString();
+    } catch (cause) {
+      throw new ContentStoreError(`Could not add ${bytes.length} bytes to the IPFS store in ${this.directory}.`, {
+        cause,
+        details: cause instanceof Error ? cause.message : String(cause),
+      });
     }
-    return cid.toString();
   }
 
   async get(cid: string, { maxBytes, signal }: GetContentOptions): Promise<Uint8Array> {

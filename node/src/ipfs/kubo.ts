@@ -11,24 +11,27 @@ import { ContentNotFoundError, ContentStoreError, IpfsUnavailableError } from ".
 import { checkMaxBytes, type ContentStore, type GetContentOptions, parseCid, readBounded } from "./store.js";
 
 export interface KuboStoreOptions {
-  /** How long a connection check or an `add` may take. Default 10 s. */
-  requestTimeoutMs?: number;
-  /** How long a `get` may search for and fetch content before `ContentNotFoundError`. Default 120 s. */
-  getTimeoutMs?: number;
+  /** How long the daemon may take to answer the connection check. Default 10 s. */
+  connectTimeoutMs?: number;
+  /**
+   * How long an `add` may take, and a `get` may search for and fetch content (then
+   * `ContentNotFoundError`, retryable). Default 120 s.
+   */
+  transferTimeoutMs?: number;
 }
 
 export class KuboStore implements ContentStore {
   readonly kind = "kubo";
   readonly url: string;
   private readonly client: KuboRPCClient;
-  private readonly requestTimeoutMs: number;
-  private readonly getTimeoutMs: number;
+  private readonly connectTimeoutMs: number;
+  private readonly transferTimeoutMs: number;
 
   private constructor(url: string, client: KuboRPCClient, options: KuboStoreOptions) {
     this.url = url;
     this.client = client;
-    this.requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
-    this.getTimeoutMs = options.getTimeoutMs ?? 120_000;
+    this.connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
+    this.transferTimeoutMs = options.transferTimeoutMs ?? 120_000;
   }
 
   /**
@@ -47,17 +50,17 @@ export class KuboStore implements ContentStore {
       throw new IpfsUnavailableError(url, { cause, details: `not a usable RPC URL: ${String(cause)}` });
     }
     const store = new KuboStore(url, client, options);
-    const timeout = AbortSignal.timeout(store.requestTimeoutMs);
+    const timeout = AbortSignal.timeout(store.connectTimeoutMs);
     try {
       await client.version({ signal: timeout });
     } catch (error) {
-      throw store.toStoreError(undefined, error, timeout);
+      throw store.toStoreError(undefined, error, timeout, store.connectTimeoutMs);
     }
     return store;
   }
 
   async add(bytes: Uint8Array): Promise<string> {
-    const timeout = AbortSignal.timeout(this.requestTimeoutMs);
+    const timeout = AbortSignal.timeout(this.transferTimeoutMs);
     try {
       const { cid } = await this.client.add(bytes, {
         cidVersion: 1,
@@ -68,14 +71,14 @@ export class KuboStore implements ContentStore {
       });
       return cid.toV1().toString();
     } catch (error) {
-      throw this.toStoreError(undefined, error, timeout);
+      throw this.toStoreError(undefined, error, timeout, this.transferTimeoutMs);
     }
   }
 
   async get(cid: string, { maxBytes, signal }: GetContentOptions): Promise<Uint8Array> {
     checkMaxBytes(maxBytes);
     const parsed = parseCid(cid);
-    const timeout = AbortSignal.timeout(this.getTimeoutMs);
+    const timeout = AbortSignal.timeout(this.transferTimeoutMs);
     const combined = signal === undefined ? timeout : AbortSignal.any([signal, timeout]);
     try {
       // `length` makes the daemon stop one byte past the limit, so too-large content is detected
@@ -84,7 +87,7 @@ export class KuboStore implements ContentStore {
       return await readBounded(cid, chunks, maxBytes);
     } catch (error) {
       if (signal?.aborted) throw signal.reason;
-      throw this.toStoreError(cid, error, timeout);
+      throw this.toStoreError(cid, error, timeout, this.transferTimeoutMs);
     }
   }
 
@@ -93,24 +96,21 @@ export class KuboStore implements ContentStore {
   }
 
   /** Maps what the RPC client throws onto the store's errors. */
-  private toStoreError(cid: string | undefined, error: unknown, timeout: AbortSignal): Error {
+  private toStoreError(cid: string | undefined, error: unknown, timeout: AbortSignal, timeoutMs: number): Error {
     if (error instanceof ContentStoreError) return error;
     const details = error instanceof Error ? error.message : String(error);
     if (timeout.aborted) {
       if (cid !== undefined) {
         return new ContentNotFoundError(cid, {
           cause: error,
-          details: `not retrieved within ${this.getTimeoutMs} ms`,
+          details: `not retrieved within ${timeoutMs} ms`,
           retryable: true,
         });
       }
-      return new IpfsUnavailableError(this.url, {
-        cause: error,
-        details: `no answer within ${this.requestTimeoutMs} ms`,
-      });
+      return new IpfsUnavailableError(this.url, { cause: error, details: `no answer within ${timeoutMs} ms` });
     }
-    const response = (error as { response?: { status?: unknown } }).response;
-    if ((error as { name?: unknown }).name === "HTTPError" && typeof response?.status === "number") {
+    const response = error instanceof Error ? (error as { response?: { status?: unknown } }).response : undefined;
+    if (error instanceof Error && error.name === "HTTPError" && typeof response?.status === "number") {
       // Kubo answers command failures with 500 and a message; anything else means the URL is not
       // (or not only) a Kubo RPC API: a proxy, a gateway, a wrong path.
       if (response.status === 500) {
