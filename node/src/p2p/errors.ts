@@ -1,0 +1,108 @@
+import { NodeError } from "../errors.js";
+
+/**
+ * The two pipeline stages disagree about what they are training (model, spec digest, lane, round),
+ * their shards are not adjacent, or the listener expected no link. The stream is closed.
+ * `retryable` is true only where the listener was not (yet) expecting a link.
+ */
+export class HandshakeError extends NodeError {
+  override name = "HandshakeError";
+  constructor(shortMessage: string, parameters: { details?: string; cause?: unknown; retryable?: boolean } = {}) {
+    super(shortMessage, parameters);
+  }
+}
+
+/** The peer sent bytes that are not a valid frame (bad length prefix, JSON, schema or payload). */
+export class MalformedFrameError extends NodeError {
+  override name = "MalformedFrameError";
+  constructor(details: string, cause?: unknown) {
+    super("The peer sent a malformed frame.", { details, cause });
+  }
+}
+
+/** A frame's header or payload is larger than the link accepts; it was rejected before being read. */
+export class OversizedFrameError extends NodeError {
+  override name = "OversizedFrameError";
+  readonly part: "header" | "payload";
+  readonly size: number;
+  readonly limit: number;
+  constructor(part: "header" | "payload", size: number, limit: number) {
+    super(`The peer declared a ${part} of ${size} bytes, above the limit of ${limit}.`);
+    this.part = part;
+    this.size = size;
+    this.limit = limit;
+  }
+}
+
+/** The next frame is well formed but not the one expected (kind, type, round, step, micro, shape). */
+export class UnexpectedTensorError extends NodeError {
+  override name = "UnexpectedTensorError";
+  constructor(expected: string, received: string) {
+    super("The peer sent another frame than the one expected.", {
+      details: `expected ${expected}, received ${received}`,
+    });
+  }
+}
+
+/** The peer gave up the round and said why (an `abort` frame). */
+export class PeerAbortedError extends NodeError {
+  override name = "PeerAbortedError";
+  readonly reason: string;
+  constructor(reason: string) {
+    super("The peer aborted the round.", { details: reason, retryable: true });
+    this.reason = reason;
+  }
+}
+
+/** The peer cannot be reached, or its stream or connection closed while a frame was awaited or sent. */
+export class PeerGoneError extends NodeError {
+  override name = "PeerGoneError";
+  constructor(details: string, cause?: unknown) {
+    super("The peer is gone.", { details, cause, retryable: true });
+  }
+}
+
+/** Nothing arrived (or the peer did not take our data) within the time allowed. */
+export class LinkTimeoutError extends NodeError {
+  override name = "LinkTimeoutError";
+  readonly timeoutMs: number;
+  constructor(what: string, timeoutMs: number) {
+    super(`Timed out after ${timeoutMs} ms ${what}.`, { retryable: true });
+    this.timeoutMs = timeoutMs;
+  }
+}
+
+/** The link was closed or aborted at this end and can no longer be used. */
+export class LinkClosedError extends NodeError {
+  override name = "LinkClosedError";
+  constructor(details: string) {
+    super("The pipeline link is closed.", { details });
+  }
+}
+
+/**
+ * This node was asked to send something it would reject itself: a tensor whose values do not fill
+ * its shape, hold NaN or ±Infinity, or exceed the size limit; or a header outside the schema.
+ */
+export class InvalidFrameError extends NodeError {
+  override name = "InvalidFrameError";
+  constructor(details: string) {
+    super("Refusing to send an invalid frame.", { details });
+  }
+}
+
+/** An argument to `dialLink`, `acceptLink` or a link method is not valid (a hello, a multiaddr, a timeout). */
+export class InvalidLinkParameterError extends NodeError {
+  override name = "InvalidLinkParameterError";
+  constructor(details: string, cause?: unknown) {
+    super("Invalid pipeline link parameter.", { details, cause });
+  }
+}
+
+/** The persisted libp2p identity key cannot be read or is not an Ed25519 key. */
+export class PeerKeyError extends NodeError {
+  override name = "PeerKeyError";
+  constructor(path: string, details: string, cause?: unknown) {
+    super(`The peer key at ${path} cannot be used.`, { details, cause });
+  }
+}
