@@ -1,0 +1,709 @@
+import { multiaddr as parseMultiaddr, type Multiaddr } from "@multiformats/multiaddr";
+import { z } from "zod";
+
+import type { NodeError } from "../errors.js";
+import {
+  HandshakeError,
+  InvalidFrameError,
+  InvalidLinkParameterError,
+  LinkClosedError,
+  LinkTimeoutError,
+  MalformedFrameError,
+  OversizedFrameError,
+  PeerAbortedError,
+  PeerGoneError,
+  UnexpectedTensorError,
+} from "./errors.js";
+import {
+  DEFAULT_MAX_TENSOR_BYTES,
+  FrameDecoder,
+  MAX_HEADER_BYTES,
+  MAX_REASON_LENGTH,
+  PROTOCOL_VERSION,
+  encodeFrame,
+  encodeTensorFrame,
+  zHelloHeader,
+  type Frame,
+  type HelloHeader,
+  type TensorMessage,
+  type TensorType,
+} from "./frames.js";
+import type { Libp2pNode, ShardHost } from "./host.js";
+
+/** The libp2p protocol id of a pipeline link. */
+export const PIPELINE_PROTOCOL = "/shard-protocol/pipeline/1.0.0";
+/** How long a dialer has to complete the hello exchange, by default. */
+export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
+/** How long `sendTensor`, `receiveTensor` and `acceptLink` wait, by default. */
+export const DEFAULT_TIMEOUT_MS = 60_000;
+/** The reason a listener gives a dialer it was not expecting; the dialer's `HandshakeError` is retryable. */
+export const NOT_EXPECTING_REASON = "not expecting a pipeline link";
+
+/** While paused, a Yamux stream can still receive up to its window (16 MiB); keep that from aborting the stream. */
+const STREAM_READ_BUFFER_BYTES = 32 * 1024 * 1024;
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+type Stream = Awaited<ReturnType<Libp2pNode["dialProtocol"]>>;
+
+/** What a stage says about itself when a link opens: both ends must be training the same thing. */
+export type LinkHello = {
+  /** The model's on-chain id. */
+  modelId: bigint | string;
+  /** keccak256 of the canonical model spec. */
+  specDigest: `0x${string}`;
+  /** This stage's shard; the dialer is shard i, the listener shard i + 1. */
+  shard: number;
+  /** The pipeline lane (data-parallel replica) both stages belong to. */
+  lane: number;
+  round: number;
+};
+
+export type LinkStats = { bytesSent: number; bytesReceived: number; framesSent: number; framesReceived: number };
+
+/** The tensor `receiveTensor` expects next; its shape is known from the model spec. */
+export type ExpectedTensor = {
+  type: TensorType;
+  round: number;
+  step: number;
+  micro: number;
+  shape: readonly number[];
+};
+
+export type LinkWaitOptions = { timeoutMs?: number | undefined };
+
+export type DialLinkParameters = {
+  /** The next stage's address, ideally ending in `/p2p/<peerId>` so that its identity is checked. */
+  multiaddr: string;
+  /** This stage's hello (shard i). */
+  hello: LinkHello;
+  /** Bound on the whole dial and hello exchange. Default `DEFAULT_HANDSHAKE_TIMEOUT_MS`. */
+  timeoutMs?: number | undefined;
+  /** Largest tensor payload accepted from the peer. Default `DEFAULT_MAX_TENSOR_BYTES` (64 MiB). */
+  maxTensorBytes?: number | undefined;
+  /** Whether the listener must be at the same round. Default true; false leaves reconciling rounds to the caller (`link.remote.round`). */
+  matchRound?: boolean | undefined;
+};
+export type DialLinkReturnType = PipelineLink;
+export type DialLinkErrorType =
+  | HandshakeError
+  | InvalidFrameError
+  | InvalidLinkParameterError
+  | LinkTimeoutError
+  | MalformedFrameError
+  | OversizedFrameError
+  | PeerGoneError;
+
+export type AcceptLinkParameters = {
+  /** This stage's hello (shard i + 1). */
+  hello: LinkHello;
+  /** How long to wait for the previous stage to dial. Default `DEFAULT_TIMEOUT_MS`. */
+  timeoutMs?: number | undefined;
+  /** Largest tensor payload accepted from the peer. Default `DEFAULT_MAX_TENSOR_BYTES` (64 MiB). */
+  maxTensorBytes?: number | undefined;
+  /** Whether the dialer must be at the same round. Default true; false leaves reconciling rounds to the caller (`link.remote.round`). */
+  matchRound?: boolean | undefined;
+  /** Told about each dialer turned away while waiting (wrong model, spec, lane, round or shard). */
+  onRefused?: ((error: HandshakeError) => void) | undefined;
+};
+export type AcceptLinkReturnType = PipelineLink;
+export type AcceptLinkErrorType = InvalidLinkParameterError | LinkTimeoutError | LinkClosedError;
+
+export type ReceiveTensorErrorType =
+  | MalformedFrameError
+  | OversizedFrameError
+  | UnexpectedTensorError
+  | PeerAbortedError
+  | PeerGoneError
+  | LinkTimeoutError
+  | LinkClosedError;
+export type SendTensorErrorType = InvalidFrameError | PeerGoneError | LinkTimeoutError | LinkClosedError;
+
+/**
+ * Stage i opens a link to stage i + 1: dials `multiaddr`, sends its hello and checks the reply
+ * (same model, spec digest, lane and round; the listener's shard is `hello.shard + 1`). A listener
+ * that disagrees, or expects no link, answers with `abort`: `HandshakeError` (retryable when the
+ * listener was not expecting a link yet), as when the reply disagrees here.
+ *
+ * @example
+ * const link = await dialLink(host, { multiaddr: next, hello: { modelId: 1n, specDigest, shard: 0, lane: 0, round: 3 } })
+ * await link.sendTensor({ type: "activation", round: 3, step: 0, micro: 0, shape: [4, 64, 128], data })
+ */
+export async function dialLink(host: ShardHost, parameters: DialLinkParameters): Promise<DialLinkReturnType> {
+  const hello = helloHeader(parameters.hello);
+  const timeoutMs = timeoutOf(parameters.timeoutMs, DEFAULT_HANDSHAKE_TIMEOUT_MS);
+  const deadline = Date.now() + timeoutMs;
+  let address: Multiaddr;
+  try {
+    address = parseMultiaddr(parameters.multiaddr);
+  } catch (error) {
+    throw new InvalidLinkParameterError(`not a multiaddr: ${JSON.stringify(parameters.multiaddr)}`, error);
+  }
+
+  let stream: Stream;
+  let remotePeer: string;
+  try {
+    const signal = AbortSignal.timeout(timeoutMs);
+    const connection = await host.libp2p.dial(address, { signal });
+    remotePeer = connection.remotePeer.toString();
+    stream = await connection.newStream(PIPELINE_PROTOCOL, { signal });
+  } catch (error) {
+    const name = (error as Error).name;
+    if (name === "TimeoutError" || name === "AbortError") throw new LinkTimeoutError(`dialing ${address}`, timeoutMs);
+    if (name === "UnsupportedProtocolError") {
+      throw new HandshakeError(`The peer at ${address} does not serve pipeline links.`, { cause: error });
+    }
+    throw new PeerGoneError(`dialing ${address} failed`, error);
+  }
+
+  const channel = new FrameChannel(stream, parameters.maxTensorBytes);
+  try {
+    await channel.send(encodeFrame(hello), deadline, timeoutMs, "sending hello");
+    const reply = await channel.next(deadline, timeoutMs, "waiting for the listener's hello");
+    if (reply.kind === "abort") {
+      throw new HandshakeError("The next stage refused the link.", {
+        details: reply.reason,
+        retryable: reply.reason === NOT_EXPECTING_REASON,
+      });
+    }
+    if (reply.kind !== "hello")
+      throw new HandshakeError(`The next stage answered with a ${reply.kind} frame, not hello.`);
+    const mismatch = helloMismatch(hello, reply, parameters.matchRound ?? true);
+    if (mismatch !== undefined) {
+      await channel.refuse(mismatch);
+      throw new HandshakeError("The next stage is not the one this stage feeds.", { details: mismatch });
+    }
+    return new PipelineLink(channel, hello, reply, stream.id, remotePeer);
+  } catch (error) {
+    channel.destroy(error as Error);
+    throw error;
+  }
+}
+
+/**
+ * Stage i + 1 waits for stage i to dial it. Resolves with the first dialer whose hello agrees with
+ * `hello` (same model, spec digest, lane and round; its shard is `hello.shard - 1`), after sending
+ * it this stage's hello. Dialers that disagree are answered with `abort` and closed (and reported
+ * to `onRefused`); waiting goes on until `timeoutMs`. A dialer that arrives before `acceptLink` is
+ * called waits for it, up to its handshake timeout.
+ *
+ * @example
+ * const link = await acceptLink(host, { hello: { modelId: 1n, specDigest, shard: 1, lane: 0, round: 3 }, timeoutMs: 120_000 })
+ * const x = await link.receiveTensor({ type: "activation", round: 3, step: 0, micro: 0, shape: [4, 64, 128] })
+ */
+export async function acceptLink(host: ShardHost, parameters: AcceptLinkParameters): Promise<AcceptLinkReturnType> {
+  const hello = helloHeader(parameters.hello);
+  const timeoutMs = timeoutOf(parameters.timeoutMs, DEFAULT_TIMEOUT_MS);
+  const acceptor = acceptorOf(host.libp2p);
+  return acceptor.wait({
+    hello,
+    timeoutMs,
+    maxTensorBytes: parameters.maxTensorBytes ?? DEFAULT_MAX_TENSOR_BYTES,
+    matchRound: parameters.matchRound ?? true,
+    onRefused: parameters.onRefused,
+  });
+}
+
+/**
+ * Registers the pipeline protocol on a libp2p node (called by `createHost`): inbound streams wait
+ * for a matching `acceptLink`, and are turned away at `stop`.
+ */
+export async function servePipelineLinks(
+  libp2p: Libp2pNode,
+  options: { handshakeTimeoutMs?: number | undefined } = {},
+): Promise<{ stop(): void }> {
+  const acceptor = new LinkAcceptor(libp2p, timeoutOf(options.handshakeTimeoutMs, DEFAULT_HANDSHAKE_TIMEOUT_MS));
+  acceptors.set(libp2p, acceptor);
+  await libp2p.handle(PIPELINE_PROTOCOL, (stream, connection) =>
+    acceptor.inbound(stream, connection.remotePeer.toString()),
+  );
+  return acceptor;
+}
+
+/**
+ * One end of a pipeline link: frames go out and come in, in order, over one libp2p stream.
+ * Stage i sends activations and receives gradients; stage i + 1 the reverse.
+ *
+ * A frame that is malformed, oversized, or not the one expected, and an `abort` from the peer,
+ * end the link (the peer is told why); so does a send timeout. A receive timeout does not: nothing
+ * was consumed, and the same tensor can be awaited again.
+ */
+export class PipelineLink {
+  /** This end's hello, as sent. */
+  readonly local: HelloHeader;
+  /** The peer's hello, as received. */
+  readonly remote: HelloHeader;
+  /** The peer id at the other end. */
+  readonly remotePeer: string;
+  readonly id: string;
+  private readonly channel: FrameChannel;
+
+  /** @internal Use `dialLink` or `acceptLink`. */
+  constructor(channel: FrameChannel, local: HelloHeader, remote: HelloHeader, id: string, remotePeer: string) {
+    this.channel = channel;
+    this.local = local;
+    this.remote = remote;
+    this.id = id;
+    this.remotePeer = remotePeer;
+  }
+
+  /** Bytes and frames through this end (hello frames included; bytes are frame bytes, length prefixes included). */
+  get stats(): LinkStats {
+    return { ...this.channel.stats };
+  }
+
+  /**
+   * Sends one tensor, resolving once the stream has taken all of it (backpressure: a peer that does
+   * not read makes this wait, then time out). `data` is copied, so it may be reused afterwards.
+   */
+  async sendTensor(message: TensorMessage, options: LinkWaitOptions = {}): Promise<void> {
+    const timeoutMs = timeoutOf(options.timeoutMs, DEFAULT_TIMEOUT_MS);
+    const frame = encodeTensorFrame(message, this.channel.maxTensorBytes);
+    const what = `sending ${describe({ kind: "tensor", ...message })}`;
+    await this.channel.send(frame, Date.now() + timeoutMs, timeoutMs, what);
+  }
+
+  /**
+   * Reads the next frame, which must be exactly the tensor expected (type, round, step, micro and
+   * shape), and returns its values.
+   */
+  async receiveTensor(expected: ExpectedTensor, options: LinkWaitOptions = {}): Promise<Float32Array> {
+    const wanted = describe({ kind: "tensor", ...expected });
+    const frame = await this.nextFrame(wanted, options);
+    if (
+      frame.kind !== "tensor" ||
+      frame.type !== expected.type ||
+      frame.round !== expected.round ||
+      frame.step !== expected.step ||
+      frame.micro !== expected.micro ||
+      frame.shape.length !== expected.shape.length ||
+      frame.shape.some((d, i) => d !== expected.shape[i])
+    ) {
+      throw await this.channel.violation(new UnexpectedTensorError(wanted, describe(frame)));
+    }
+    return frame.data;
+  }
+
+  /** Sends the optional end-of-round marker. */
+  async sendEnd(round: number, options: LinkWaitOptions = {}): Promise<void> {
+    const timeoutMs = timeoutOf(options.timeoutMs, DEFAULT_TIMEOUT_MS);
+    await this.channel.send(encodeFrame({ kind: "end", round }), Date.now() + timeoutMs, timeoutMs, "sending end");
+  }
+
+  /** Reads the next frame, which must be the end-of-round marker for `round`. */
+  async receiveEnd(round: number, options: LinkWaitOptions = {}): Promise<void> {
+    const wanted = describe({ kind: "end", round });
+    const frame = await this.nextFrame(wanted, options);
+    if (frame.kind !== "end" || frame.round !== round) {
+      throw await this.channel.violation(new UnexpectedTensorError(wanted, describe(frame)));
+    }
+  }
+
+  /**
+   * Gives up the round: tells the peer why (its next receive throws `PeerAbortedError`) and closes
+   * the link. `reason` is cut to 256 characters.
+   */
+  async abort(reason: string): Promise<void> {
+    await this.channel.refuse(reason, new LinkClosedError(`aborted here: ${reason}`));
+  }
+
+  /** Closes the link after what was sent is flushed; the peer's next receive throws `PeerGoneError`. */
+  async close(): Promise<void> {
+    await this.channel.close();
+  }
+
+  private async nextFrame(wanted: string, options: LinkWaitOptions): Promise<Frame> {
+    const timeoutMs = timeoutOf(options.timeoutMs, DEFAULT_TIMEOUT_MS);
+    const frame = await this.channel.next(Date.now() + timeoutMs, timeoutMs, `waiting for ${wanted}`);
+    if (frame.kind === "abort") throw this.channel.peerAborted(frame.reason);
+    return frame;
+  }
+}
+
+/**
+ * @internal A libp2p stream seen as a sequence of frames. Incoming bytes are decoded as they arrive; frames
+ * wait in the decoder until read, and the stream is paused (Yamux stops granting send window, so
+ * the peer's `sendTensor` waits) while more than one full frame is held. A terminal failure (the
+ * peer gone, a bad frame, a local close) is thrown to readers once the frames before it are read.
+ */
+export class FrameChannel {
+  readonly stats: LinkStats = { bytesSent: 0, bytesReceived: 0, framesSent: 0, framesReceived: 0 };
+  private readonly decoder: FrameDecoder;
+  private failure: Error | undefined;
+  private readonly wakers = new Set<() => void>();
+  private sending: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    readonly stream: Stream,
+    maxTensorBytes: number | undefined,
+  ) {
+    this.decoder = new FrameDecoder({ maxTensorBytes });
+    stream.maxReadBufferLength = Math.max(stream.maxReadBufferLength, STREAM_READ_BUFFER_BYTES);
+    stream.addEventListener("message", (event) => this.onData(event.data));
+    stream.addEventListener("remoteCloseWrite", () => this.fail(new PeerGoneError("the peer closed the link")));
+    stream.addEventListener("close", (event) => {
+      const details = event.error ? `the link's stream closed: ${event.error.message}` : "the link's stream closed";
+      this.fail(new PeerGoneError(details, event.error));
+    });
+    if (stream.status !== "open") this.fail(new PeerGoneError(`the link's stream is ${stream.status}`));
+  }
+
+  get maxTensorBytes(): number {
+    return this.decoder.maxTensorBytes;
+  }
+
+  set maxTensorBytes(value: number) {
+    this.decoder.maxTensorBytes = value;
+  }
+
+  /** Held beyond one full frame, the stream is paused. */
+  private get highWaterBytes(): number {
+    return this.decoder.maxTensorBytes + 2 * MAX_HEADER_BYTES;
+  }
+
+  /** The next frame, or the terminal failure once the frames before it are read, or a `LinkTimeoutError`. */
+  async next(deadline: number, timeoutMs: number, what: string): Promise<Frame> {
+    for (;;) {
+      const frame = this.decoder.shift();
+      if (frame !== undefined) {
+        this.stats.framesReceived++;
+        this.resumeIfDrained();
+        return frame;
+      }
+      if (this.failure !== undefined) throw this.failure;
+      await this.wake(deadline, timeoutMs, what);
+    }
+  }
+
+  /**
+   * Hands one frame to the stream and waits until the stream's write buffer is empty again, so
+   * that at most one frame is buffered per link. Sends are queued, never interleaved.
+   */
+  send(frame: Uint8Array, deadline: number, timeoutMs: number, what: string): Promise<void> {
+    const sent = this.sending.then(() => this.sendNow(frame, deadline, timeoutMs, what));
+    this.sending = sent.catch(() => {});
+    return sent;
+  }
+
+  private async sendNow(frame: Uint8Array, deadline: number, timeoutMs: number, what: string): Promise<void> {
+    if (this.failure !== undefined) throw this.failure;
+    const stream = this.stream;
+    if (stream.writeStatus !== "writable") throw new PeerGoneError(`the link's stream is ${stream.status}`);
+    try {
+      stream.send(frame);
+    } catch (error) {
+      throw new PeerGoneError("the stream did not take the frame", error);
+    }
+    this.stats.bytesSent += frame.byteLength;
+    this.stats.framesSent++;
+    if (stream.writeBufferLength === 0) return;
+    await new Promise<void>((resolve, reject) => {
+      const done = (error?: Error) => {
+        clearTimeout(timer);
+        stream.removeEventListener("idle", onIdle);
+        stream.removeEventListener("close", onClose);
+        if (error) reject(error);
+        else resolve();
+      };
+      const onIdle = () =>
+        done(stream.status === "open" ? undefined : new PeerGoneError(`the link's stream is ${stream.status}`));
+      const onClose = () => done(new PeerGoneError("the link's stream closed before the frame was sent"));
+      const timer = setTimeout(() => {
+        const error = new LinkTimeoutError(what, timeoutMs);
+        // The unsent rest of the frame would corrupt the next one: the link is over.
+        this.destroy(error);
+        done(error);
+      }, remaining(deadline));
+      stream.addEventListener("idle", onIdle);
+      stream.addEventListener("close", onClose);
+    });
+  }
+
+  /** Sends `abort` (best effort), closes the stream, and fails the channel with `failure`. */
+  async refuse(reason: string, failure?: Error): Promise<void> {
+    const frame = encodeFrame({ kind: "abort", reason: reason.slice(0, MAX_REASON_LENGTH) });
+    this.fail(failure ?? new LinkClosedError(`refused: ${reason}`));
+    try {
+      if (this.stream.writeStatus === "writable") {
+        this.stream.send(frame);
+        this.stats.bytesSent += frame.byteLength;
+        this.stats.framesSent++;
+      }
+      await this.stream.close({ signal: AbortSignal.timeout(DEFAULT_HANDSHAKE_TIMEOUT_MS) });
+    } catch (error) {
+      this.stream.abort(error as Error);
+    }
+  }
+
+  /** The peer broke the protocol: tell it why, end the link, and return the error to throw. */
+  async violation(error: NodeError): Promise<NodeError> {
+    await this.refuse(error.details ?? error.shortMessage, error);
+    return error;
+  }
+
+  /** Flushes, closes the writable end, and fails local reads with `LinkClosedError`. */
+  async close(): Promise<void> {
+    await this.sending;
+    this.fail(new LinkClosedError("closed here"));
+    try {
+      await this.stream.close({ signal: AbortSignal.timeout(DEFAULT_HANDSHAKE_TIMEOUT_MS) });
+    } catch (error) {
+      this.stream.abort(error as Error);
+    }
+  }
+
+  /**
+   * The peer sent `abort`: from now on every read and send throws `PeerAbortedError` (rather than
+   * the `PeerGoneError` of the close that follows it), and this end closes too.
+   */
+  peerAborted(reason: string): PeerAbortedError {
+    const error = new PeerAbortedError(reason);
+    if (!(this.failure instanceof LinkClosedError)) this.failure = error;
+    this.wakeAll();
+    this.stream.close({ signal: AbortSignal.timeout(DEFAULT_HANDSHAKE_TIMEOUT_MS) }).catch((e) => this.stream.abort(e));
+    return error;
+  }
+
+  /** Ends the link at once (stream reset), failing it with `error`. */
+  destroy(error: Error): void {
+    this.fail(error);
+    this.stream.abort(error);
+  }
+
+  private onData(data: Uint8Array | Iterable<Uint8Array>) {
+    const chunks = data instanceof Uint8Array ? [data] : [...data];
+    for (const chunk of chunks) this.stats.bytesReceived += chunk.byteLength;
+    if (this.failure !== undefined) return; // nobody will read it
+    try {
+      for (const chunk of chunks) this.decoder.push(chunk);
+    } catch (error) {
+      void this.violation(error as NodeError);
+    }
+    if (this.decoder.pendingBytes > this.highWaterBytes && this.stream.readStatus === "readable") this.stream.pause();
+    this.wakeAll();
+  }
+
+  private resumeIfDrained() {
+    if (this.stream.readStatus === "paused" && this.decoder.pendingBytes <= this.highWaterBytes) this.stream.resume();
+  }
+
+  private fail(error: Error) {
+    if (this.failure !== undefined) return;
+    this.failure = error;
+    this.wakeAll();
+  }
+
+  private wake(deadline: number, timeoutMs: number, what: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        this.wakers.delete(wake);
+        reject(new LinkTimeoutError(what, timeoutMs));
+      }, remaining(deadline));
+      this.wakers.add(wake);
+    });
+  }
+
+  private wakeAll() {
+    const wakers = [...this.wakers];
+    this.wakers.clear();
+    for (const wake of wakers) wake();
+  }
+}
+
+type Waiter = {
+  hello: HelloHeader;
+  maxTensorBytes: number;
+  matchRound: boolean;
+  onRefused: ((error: HandshakeError) => void) | undefined;
+  resolve(link: PipelineLink): void;
+  reject(error: Error): void;
+  settled: boolean;
+};
+
+type Parked = { channel: FrameChannel; hello: HelloHeader; remotePeer: string; timer: NodeJS.Timeout };
+
+const acceptors = new WeakMap<Libp2pNode, LinkAcceptor>();
+
+function acceptorOf(libp2p: Libp2pNode): LinkAcceptor {
+  const acceptor = acceptors.get(libp2p);
+  if (acceptor === undefined) throw new LinkClosedError("this host does not serve pipeline links (use createHost)");
+  return acceptor;
+}
+
+/** Matches inbound dialers to `acceptLink` calls, in either order. */
+class LinkAcceptor {
+  private readonly waiters = new Set<Waiter>();
+  private readonly parked = new Set<Parked>();
+  private stopped = false;
+
+  constructor(
+    private readonly libp2p: Libp2pNode,
+    private readonly handshakeTimeoutMs: number,
+  ) {}
+
+  wait(w: Omit<Waiter, "resolve" | "reject" | "settled"> & { timeoutMs: number }): Promise<PipelineLink> {
+    if (this.stopped) return Promise.reject(new LinkClosedError("the host is stopped"));
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(
+        () => {
+          this.waiters.delete(waiter);
+          waiter.settled = true;
+          reject(new LinkTimeoutError(`waiting for shard ${w.hello.shard - 1} to dial`, w.timeoutMs));
+        },
+        remaining(Date.now() + w.timeoutMs),
+      );
+      const waiter: Waiter = {
+        hello: w.hello,
+        maxTensorBytes: w.maxTensorBytes,
+        matchRound: w.matchRound,
+        onRefused: w.onRefused,
+        settled: false,
+        resolve: (link) => {
+          clearTimeout(timer);
+          waiter.settled = true;
+          resolve(link);
+        },
+        reject: (error) => {
+          clearTimeout(timer);
+          waiter.settled = true;
+          reject(error);
+        },
+      };
+      this.waiters.add(waiter);
+      for (const parked of [...this.parked]) {
+        if (waiter.settled) break;
+        this.parked.delete(parked);
+        clearTimeout(parked.timer);
+        void this.match(parked.channel, parked.hello, parked.remotePeer);
+      }
+    });
+  }
+
+  /** A dialer opened a stream: read its hello, then match it (or park it until `acceptLink`). */
+  async inbound(stream: Stream, remotePeer: string): Promise<void> {
+    const channel = new FrameChannel(stream, undefined);
+    let hello: Frame;
+    try {
+      const timeoutMs = this.handshakeTimeoutMs;
+      hello = await channel.next(Date.now() + timeoutMs, timeoutMs, "waiting for the dialer's hello");
+    } catch (error) {
+      channel.destroy(error as Error);
+      return;
+    }
+    if (hello.kind !== "hello") return channel.refuse(`expected hello, received ${describe(hello)}`);
+    if (this.stopped) return channel.refuse(NOT_EXPECTING_REASON);
+    if (this.waiters.size > 0) return this.match(channel, hello, remotePeer);
+    const parked: Parked = {
+      channel,
+      hello,
+      remotePeer,
+      timer: setTimeout(() => {
+        this.parked.delete(parked);
+        void channel.refuse(NOT_EXPECTING_REASON);
+      }, this.handshakeTimeoutMs),
+    };
+    this.parked.add(parked);
+    stream.addEventListener("close", () => {
+      clearTimeout(parked.timer);
+      this.parked.delete(parked);
+    });
+  }
+
+  private async match(channel: FrameChannel, dialer: HelloHeader, remotePeer: string): Promise<void> {
+    let reason: string | undefined;
+    for (const waiter of this.waiters) {
+      const mismatch = helloMismatch(dialer, waiter.hello, waiter.matchRound);
+      if (mismatch !== undefined) {
+        reason ??= mismatch;
+        continue;
+      }
+      this.waiters.delete(waiter);
+      channel.maxTensorBytes = waiter.maxTensorBytes;
+      try {
+        const timeoutMs = this.handshakeTimeoutMs;
+        await channel.send(encodeFrame(waiter.hello), Date.now() + timeoutMs, timeoutMs, "sending hello");
+      } catch (error) {
+        channel.destroy(error as Error);
+        if (!waiter.settled) this.waiters.add(waiter); // that dialer is gone; wait for another
+        return;
+      }
+      const link = new PipelineLink(channel, waiter.hello, dialer, channel.stream.id, remotePeer);
+      if (waiter.settled) void link.close();
+      else waiter.resolve(link);
+      return;
+    }
+    reason ??= NOT_EXPECTING_REASON;
+    const error = new HandshakeError("Refused a dialer that is not the previous stage.", {
+      details: `${remotePeer}: ${reason}`,
+    });
+    for (const waiter of this.waiters) waiter.onRefused?.(error);
+    await channel.refuse(reason);
+  }
+
+  stop() {
+    this.stopped = true;
+    acceptors.delete(this.libp2p);
+    for (const waiter of this.waiters) waiter.reject(new LinkClosedError("the host stopped"));
+    this.waiters.clear();
+    for (const parked of this.parked) {
+      clearTimeout(parked.timer);
+      parked.channel.destroy(new LinkClosedError("the host stopped"));
+    }
+    this.parked.clear();
+  }
+}
+
+/** Why a dialer (shard i) and a listener cannot be linked, or undefined if they can. */
+function helloMismatch(dialer: HelloHeader, listener: HelloHeader, matchRound: boolean): string | undefined {
+  if (dialer.modelId !== listener.modelId) return `model ${dialer.modelId} ≠ model ${listener.modelId}`;
+  if (dialer.specDigest !== listener.specDigest) return `spec ${dialer.specDigest} ≠ spec ${listener.specDigest}`;
+  if (dialer.lane !== listener.lane) return `lane ${dialer.lane} ≠ lane ${listener.lane}`;
+  if (matchRound && dialer.round !== listener.round) return `round ${dialer.round} ≠ round ${listener.round}`;
+  if (listener.shard !== dialer.shard + 1) {
+    return `shard ${dialer.shard} feeds shard ${dialer.shard + 1}, not shard ${listener.shard}`;
+  }
+  return undefined;
+}
+
+function helloHeader(hello: LinkHello): HelloHeader {
+  const parsed = zHelloHeader.safeParse({
+    kind: "hello",
+    protocol: PROTOCOL_VERSION,
+    ...hello,
+    modelId: typeof hello.modelId === "bigint" ? hello.modelId.toString() : hello.modelId,
+  });
+  if (!parsed.success) throw new InvalidLinkParameterError(`invalid hello: ${z.prettifyError(parsed.error)}`);
+  return parsed.data;
+}
+
+/** A frame in words, for error details: "activation round 3 step 0 micro 1 shape [4, 64]". */
+function describe(
+  frame:
+    | Frame
+    | ({ kind: "tensor" } & Omit<ExpectedTensor, "shape"> & { shape: readonly number[] })
+    | { kind: "end"; round: number },
+): string {
+  switch (frame.kind) {
+    case "tensor":
+      return `${frame.type} round ${frame.round} step ${frame.step} micro ${frame.micro} shape [${frame.shape.join(", ")}]`;
+    case "end":
+      return `end of round ${frame.round}`;
+    default:
+      return `${frame.kind} frame`;
+  }
+}
+
+function timeoutOf(value: number | undefined, fallback: number): number {
+  const ms = value ?? fallback;
+  if (!(ms > 0) || !Number.isFinite(ms)) {
+    throw new InvalidLinkParameterError(`a timeout must be a positive, finite number of ms, not ${ms}`);
+  }
+  return ms;
+}
+
+function remaining(deadline: number): number {
+  return Math.min(Math.max(0, deadline - Date.now()), MAX_TIMER_MS);
+}
