@@ -5,25 +5,9 @@ import { initBackend } from "../../node/src/ml/backend.js";
 import { runBaseline } from "../../node/src/ml/baseline.js";
 import { batchIds, evalIds, loadCorpus } from "../../node/src/ml/data.js";
 import { genesisTensor, stageLayout } from "../../node/src/ml/model.js";
-import { type ModelSpec, defaultSpec, specDigest, zModelSpec } from "../../node/src/ml/spec.js";
+import { defaultSpec, specDigest, zModelSpec } from "../../node/src/ml/spec.js";
 import { StageTrainer } from "../../node/src/ml/stage.js";
-
-/** A small spec so that a few rounds take seconds on two cores. */
-export function tinySpec(shards = [1, 1]): ModelSpec {
-  const base = defaultSpec({ shards });
-  return zModelSpec.parse({
-    ...base,
-    architecture: { ...base.architecture, context: 32, dModel: 32, nHeads: 2 },
-    training: {
-      ...base.training,
-      microBatchSize: 4,
-      microBatches: 2,
-      stepsPerRound: 10,
-      learningRate: 1e-2,
-      evalSequences: 16,
-    },
-  });
-}
+import { tinySpec } from "./helpers.js";
 
 const bits = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString("base64");
 

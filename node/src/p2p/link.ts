@@ -80,6 +80,12 @@ export type DialLinkParameters = {
   timeoutMs?: number | undefined;
   /** Largest tensor payload accepted from the peer. Default `DEFAULT_MAX_TENSOR_BYTES` (64 MiB). */
   maxTensorBytes?: number | undefined;
+  /**
+   * Bytes of received frames held before the stream is paused (default: one largest frame).
+   * A pipeline schedule in which a stage sends several tensors before reading what its neighbour
+   * sent back needs room for all of them here, or both ends wait on each other.
+   */
+  bufferBytes?: number | undefined;
   /** Whether the listener must be at the same round. Default true; false leaves reconciling rounds to the caller (`link.remote.round`). */
   matchRound?: boolean | undefined;
 };
@@ -100,6 +106,12 @@ export type AcceptLinkParameters = {
   timeoutMs?: number | undefined;
   /** Largest tensor payload accepted from the peer. Default `DEFAULT_MAX_TENSOR_BYTES` (64 MiB). */
   maxTensorBytes?: number | undefined;
+  /**
+   * Bytes of received frames held before the stream is paused (default: one largest frame).
+   * A pipeline schedule in which a stage sends several tensors before reading what its neighbour
+   * sent back needs room for all of them here, or both ends wait on each other.
+   */
+  bufferBytes?: number | undefined;
   /** Whether the dialer must be at the same round. Default true; false leaves reconciling rounds to the caller (`link.remote.round`). */
   matchRound?: boolean | undefined;
   /** Told about each dialer turned away while waiting (wrong model, spec, lane, round or shard). */
@@ -156,6 +168,7 @@ export async function dialLink(host: ShardHost, parameters: DialLinkParameters):
   }
 
   const channel = new FrameChannel(stream, parameters.maxTensorBytes);
+  if (parameters.bufferBytes !== undefined) channel.bufferBytes = parameters.bufferBytes;
   try {
     await channel.send(encodeFrame(hello), deadline, timeoutMs, "sending hello");
     const reply = await channel.next(deadline, timeoutMs, "waiting for the listener's hello");
@@ -198,6 +211,7 @@ export async function acceptLink(host: ShardHost, parameters: AcceptLinkParamete
     hello,
     timeoutMs,
     maxTensorBytes: parameters.maxTensorBytes ?? DEFAULT_MAX_TENSOR_BYTES,
+    bufferBytes: parameters.bufferBytes,
     matchRound: parameters.matchRound ?? true,
     onRefused: parameters.onRefused,
   });
@@ -355,9 +369,25 @@ export class FrameChannel {
     this.decoder.maxTensorBytes = value;
   }
 
-  /** Held beyond one full frame, the stream is paused. */
+  private buffer: number | undefined;
+
+  /** Bytes held before the stream is paused: at least one full frame. */
+  get bufferBytes(): number {
+    return Math.max(this.buffer ?? 0, this.decoder.maxTensorBytes + 2 * MAX_HEADER_BYTES);
+  }
+
+  set bufferBytes(value: number) {
+    this.buffer = value;
+    // While paused, up to a Yamux window (16 MiB) more can still arrive.
+    this.stream.maxReadBufferLength = Math.max(
+      this.stream.maxReadBufferLength,
+      this.bufferBytes + STREAM_READ_BUFFER_BYTES,
+    );
+  }
+
+  /** Held beyond `bufferBytes`, the stream is paused. */
   private get highWaterBytes(): number {
-    return this.decoder.maxTensorBytes + 2 * MAX_HEADER_BYTES;
+    return this.bufferBytes;
   }
 
   /** The next frame, or the terminal failure once the frames before it are read, or a `LinkTimeoutError`. */
@@ -516,6 +546,7 @@ export class FrameChannel {
 type Waiter = {
   hello: HelloHeader;
   maxTensorBytes: number;
+  bufferBytes: number | undefined;
   matchRound: boolean;
   onRefused: ((error: HandshakeError) => void) | undefined;
   resolve(link: PipelineLink): void;
@@ -558,6 +589,7 @@ class LinkAcceptor {
       const waiter: Waiter = {
         hello: w.hello,
         maxTensorBytes: w.maxTensorBytes,
+        bufferBytes: w.bufferBytes,
         matchRound: w.matchRound,
         onRefused: w.onRefused,
         settled: false,
@@ -622,6 +654,7 @@ class LinkAcceptor {
       }
       this.waiters.delete(waiter);
       channel.maxTensorBytes = waiter.maxTensorBytes;
+      if (waiter.bufferBytes !== undefined) channel.bufferBytes = waiter.bufferBytes;
       try {
         const timeoutMs = this.handshakeTimeoutMs;
         await channel.send(encodeFrame(waiter.hello), Date.now() + timeoutMs, timeoutMs, "sending hello");

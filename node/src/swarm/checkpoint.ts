@@ -1,0 +1,121 @@
+import type { Hex } from "viem";
+
+import { merkleRoot } from "../checkpoint/merkle.js";
+import { type Tensors, encodeSafetensors, decodeSafetensors } from "../checkpoint/safetensors.js";
+import { NodeError } from "../errors.js";
+import type { StageLayout } from "../ml/model.js";
+import type { StageState } from "../ml/stage.js";
+
+/**
+ * A shard checkpoint as a safetensors file: the weights (`param/<name>`), Adam's moments
+ * (`adam.m/<name>`, `adam.v/<name>`) — everything a verifier needs to replay the next round —
+ * and metadata naming the model, shard, round and optimizer step. Its Merkle root over all
+ * tensors is the `root` committed on-chain.
+ */
+
+export const CHECKPOINT_FORMAT = "shard-protocol/checkpoint@1";
+
+export class CheckpointMismatchError extends NodeError {
+  override name = "CheckpointMismatchError";
+  constructor(what: string, details?: string) {
+    super(`The checkpoint does not fit this shard: ${what}.`, { details });
+  }
+}
+
+export interface CheckpointMeta {
+  modelId: string;
+  shard: number;
+  lane: number;
+  round: number;
+  specDigest: Hex;
+  backend: string;
+}
+
+export function stateToTensors(layout: StageLayout, state: StageState): Tensors {
+  const out: Tensors = {};
+  for (const { name, shape } of layout.params) {
+    out[`param/${name}`] = { dtype: "F32", shape, data: state.params[name]! };
+    out[`adam.m/${name}`] = { dtype: "F32", shape, data: state.adamM[name]! };
+    out[`adam.v/${name}`] = { dtype: "F32", shape, data: state.adamV[name]! };
+  }
+  return out;
+}
+
+export interface EncodedCheckpoint {
+  bytes: Uint8Array;
+  root: Hex;
+}
+
+export function encodeCheckpoint(layout: StageLayout, state: StageState, meta: CheckpointMeta): EncodedCheckpoint {
+  const tensors = stateToTensors(layout, state);
+  const bytes = encodeSafetensors(tensors, {
+    format: CHECKPOINT_FORMAT,
+    modelId: meta.modelId,
+    shard: String(meta.shard),
+    lane: String(meta.lane),
+    round: String(meta.round),
+    optimizerStep: String(state.step),
+    specDigest: meta.specDigest,
+    backend: meta.backend,
+  });
+  return { bytes, root: merkleRoot(tensors) };
+}
+
+/**
+ * Reads a checkpoint for `layout`, checking that it holds exactly this shard's tensors with their
+ * shapes, and that its metadata names the expected model, shard and spec.
+ */
+export function decodeCheckpoint(
+  layout: StageLayout,
+  bytes: Uint8Array,
+  expect: { modelId: string; specDigest: Hex },
+): { state: StageState; root: Hex; meta: CheckpointMeta } {
+  const expectedBytes = layout.parameterCount * 3 * 4;
+  const { tensors, metadata } = decodeSafetensors(bytes, {
+    maxBytes: expectedBytes + 1024 * 1024,
+    maxTensors: layout.params.length * 3,
+  });
+  if (metadata.format !== CHECKPOINT_FORMAT)
+    throw new CheckpointMismatchError(`format is ${JSON.stringify(metadata.format)}, expected ${CHECKPOINT_FORMAT}`);
+  if (metadata.modelId !== expect.modelId || Number(metadata.shard) !== layout.shard)
+    throw new CheckpointMismatchError(
+      `it is model ${metadata.modelId} shard ${metadata.shard}, expected model ${expect.modelId} shard ${layout.shard}`,
+    );
+  if (metadata.specDigest !== expect.specDigest)
+    throw new CheckpointMismatchError("it was trained under another model spec", `spec digest ${metadata.specDigest}`);
+  const step = Number(metadata.optimizerStep);
+  if (!Number.isSafeInteger(step) || step < 0)
+    throw new CheckpointMismatchError(`optimizer step ${JSON.stringify(metadata.optimizerStep)} is not a count`);
+  const state: StageState = { params: {}, adamM: {}, adamV: {}, step };
+  const seen = new Set<string>();
+  for (const { name, shape } of layout.params) {
+    for (const [prefix, target] of [
+      ["param/", state.params],
+      ["adam.m/", state.adamM],
+      ["adam.v/", state.adamV],
+    ] as const) {
+      const key = prefix + name;
+      const t = tensors[key];
+      if (!t) throw new CheckpointMismatchError(`tensor ${key} is missing`);
+      if (t.dtype !== "F32" || t.shape.join() !== shape.join())
+        throw new CheckpointMismatchError(`tensor ${key} is ${t.dtype}[${t.shape}], expected F32[${shape}]`);
+      target[name] = t.data as Float32Array;
+      seen.add(key);
+    }
+  }
+  const extra = Object.keys(tensors).filter((k) => !seen.has(k));
+  if (extra.length)
+    throw new CheckpointMismatchError(`it has tensors this shard does not own (${extra.slice(0, 3).join(", ")})`);
+  return {
+    state,
+    root: merkleRoot(tensors),
+    meta: {
+      modelId: metadata.modelId,
+      shard: layout.shard,
+      lane: Number(metadata.lane),
+      round: Number(metadata.round),
+      specDigest: metadata.specDigest as Hex,
+      backend: metadata.backend ?? "",
+    },
+  };
+}

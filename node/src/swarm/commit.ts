@@ -1,0 +1,178 @@
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+
+import { type Account, type Hex, parseEventLogs } from "viem";
+import { getBlock, getLogs } from "viem/actions";
+import {
+  type AnyClient,
+  type Checkpoint,
+  type Deployment,
+  contributionLedgerAbi,
+  getCommit,
+  reveal,
+  signSealedCommit,
+  submitCommit,
+} from "shard-protocol/sdk";
+
+import type { ContentStore } from "../ipfs/store.js";
+import { ipfsUri } from "../ipfs/store.js";
+import type { Journal, RoundRecord } from "./journal.js";
+
+/**
+ * Carries a decided round on-chain: files to IPFS, a sealed commit signed by the node key, and
+ * the reveal one block later. Every step is journaled before it is taken and checked against the
+ * chain on the way, so a node restarted at any point finishes the same commit: never a second
+ * seal, never a different salt.
+ */
+
+export interface CommitContext {
+  client: AnyClient;
+  account: Account;
+  deployment: Deployment;
+  journal: Journal;
+  store: ContentStore;
+  modelId: bigint;
+  shard: number;
+  lane: number;
+}
+
+export function checkpointOf(ctx: CommitContext, rec: RoundRecord): Checkpoint {
+  return {
+    modelId: ctx.modelId,
+    shard: ctx.shard,
+    round: BigInt(rec.round),
+    lane: ctx.lane,
+    owner: ctx.account.address,
+    parentRoot: rec.parentRoot,
+    root: rec.root,
+    transcriptDigest: rec.transcriptDigest,
+    sentActivations: rec.sentActivations,
+    receivedActivations: rec.receivedActivations,
+    sentGradients: rec.sentGradients,
+    receivedGradients: rec.receivedGradients,
+    workUnits: BigInt(rec.workUnits),
+    lossMicros: BigInt(rec.lossMicros),
+    checkpointURI: rec.checkpointURI!,
+    transcriptURI: rec.transcriptURI!,
+  };
+}
+
+/** Finds the block and time of an on-chain seal from its `CheckpointSealed` event. */
+async function findSeal(ctx: CommitContext, commitId: Hex): Promise<{ commitBlock: bigint; commitTime: bigint }> {
+  const logs = await getLogs(ctx.client, {
+    address: ctx.deployment.contracts.ledger,
+    event: contributionLedgerAbi.find((x) => x.type === "event" && x.name === "CheckpointSealed") as never,
+    args: { commitId } as never,
+    fromBlock: ctx.deployment.blockNumber,
+  });
+  const log = parseEventLogs({ abi: contributionLedgerAbi, logs, eventName: "CheckpointSealed" }).at(-1);
+  if (!log) throw new Error(`commit ${commitId} is sealed on-chain but its CheckpointSealed event was not found`);
+  const block = await getBlock(ctx.client, { blockNumber: log.blockNumber });
+  return { commitBlock: log.blockNumber, commitTime: block.timestamp };
+}
+
+export type CommitProgress = (phase: RoundRecord["phase"] | "publishing", rec: RoundRecord) => void;
+
+/** Takes a decided round to `revealed`, resuming from whatever phase the journal says. */
+export async function commitRound(
+  ctx: CommitContext,
+  round: number,
+  onProgress?: CommitProgress,
+): Promise<RoundRecord> {
+  const { journal } = ctx;
+  let rec = journal.record(round);
+  if (!rec || rec.phase === "prepared") throw new Error(`round ${round} is not decided`);
+  if (rec.phase === "revealed") return rec;
+
+  if (!rec.checkpointURI || !rec.transcriptURI) {
+    onProgress?.("publishing", rec);
+    const [cp, tr] = await Promise.all([
+      readFile(join(journal.dir, rec.checkpointFile)),
+      readFile(join(journal.dir, rec.transcriptFile)),
+    ]);
+    const checkpointURI = ipfsUri(await ctx.store.add(cp));
+    const transcriptURI = ipfsUri(await ctx.store.add(tr));
+    rec = await journal.advance(round, rec.phase, { checkpointURI, transcriptURI });
+  }
+  const checkpoint = checkpointOf(ctx, rec);
+  const onChain = await getCommit(ctx.client, {
+    deployment: ctx.deployment,
+    modelId: ctx.modelId,
+    shard: ctx.shard,
+    round: BigInt(round),
+    lane: ctx.lane,
+  });
+
+  if (onChain.status === "none") {
+    if (!rec.seal || !rec.salt) {
+      const signed = await signSealedCommit(ctx.client, {
+        deployment: ctx.deployment,
+        account: ctx.account,
+        checkpoint,
+      });
+      const c = signed.commit;
+      rec = await journal.advance(round, "sealing", {
+        salt: signed.salt,
+        seal: {
+          commit: {
+            modelId: String(c.modelId),
+            shard: c.shard,
+            round: String(c.round),
+            lane: c.lane,
+            owner: c.owner,
+            sealedHash: c.sealedHash,
+            deadline: String(c.deadline),
+          },
+          signature: signed.signature,
+        },
+      });
+      onProgress?.("sealing", rec);
+    }
+    const s = rec.seal!;
+    const sent = await submitCommit(ctx.client, {
+      deployment: ctx.deployment,
+      account: ctx.account,
+      commit: {
+        ...s.commit,
+        modelId: BigInt(s.commit.modelId),
+        round: BigInt(s.commit.round),
+        deadline: BigInt(s.commit.deadline),
+        owner: s.commit.owner as Hex,
+        sealedHash: s.commit.sealedHash,
+      },
+      signature: s.signature as Hex,
+    });
+    rec = await journal.advance(round, "sealed", {
+      commitBlock: String(sent.commitBlock),
+      commitTime: String(sent.commitTime),
+      commitId: sent.commitId,
+    });
+    onProgress?.("sealed", rec);
+  } else if (onChain.status === "sealed") {
+    if (!rec.salt)
+      throw new Error(`round ${round} is sealed on-chain, but this node has no salt for it: another key sealed it`);
+    if (!rec.commitBlock) {
+      const found = await findSeal(ctx, onChain.commitId);
+      rec = await journal.advance(round, "sealed", {
+        commitBlock: String(found.commitBlock),
+        commitTime: String(found.commitTime),
+        commitId: onChain.commitId,
+      });
+    }
+  } else {
+    // Pending, finalized or rejected: the reveal already happened (by this node before a crash).
+    return journal.advance(round, "revealed", { commitId: onChain.commitId });
+  }
+
+  await reveal(ctx.client, {
+    deployment: ctx.deployment,
+    account: ctx.account,
+    checkpoint,
+    salt: rec.salt!,
+    commitBlock: BigInt(rec.commitBlock!),
+    commitTime: BigInt(rec.commitTime!),
+  });
+  rec = await journal.advance(round, "revealed");
+  onProgress?.("revealed", rec);
+  return rec;
+}

@@ -1,0 +1,311 @@
+import { mkdir, readFile } from "node:fs/promises";
+import { join } from "node:path";
+
+import type { Account, Hex } from "viem";
+import { zeroHash } from "viem";
+import type { AnyClient, Deployment } from "shard-protocol/sdk";
+
+import { NodeError } from "../errors.js";
+import type { ContentStore } from "../ipfs/store.js";
+import type { BackendInfo } from "../ml/backend.js";
+import { loadCorpus } from "../ml/data.js";
+import type { ModelSpec } from "../ml/spec.js";
+import { StageTrainer } from "../ml/stage.js";
+import { type LinkHello, type PipelineLink, acceptLink, dialLink } from "../p2p/link.js";
+import type { ShardHost } from "../p2p/host.js";
+import { decodeCheckpoint } from "./checkpoint.js";
+import { commitRound } from "./commit.js";
+import { Journal, type RoundRecord } from "./journal.js";
+import { type Neighbours, type RoundOutcome, RoundStoppedError, runSwarmRound } from "./round.js";
+
+/**
+ * A swarm node's life: finish any decided round not yet on-chain, load the newest decided
+ * checkpoint (or genesis), connect to the neighbouring shards, agree on the round, and train
+ * round after round. A neighbour that fails mid-round makes every shard of the lane drop the
+ * round and retry it from the last decided checkpoint once the links are back.
+ */
+
+export class SwarmDivergedError extends NodeError {
+  override name = "SwarmDivergedError";
+}
+
+export class NeighboursUnavailableError extends NodeError {
+  override name = "NeighboursUnavailableError";
+  constructor(what: string, waitedMs: number, cause?: unknown) {
+    super(`The neighbouring shards did not come back within ${Math.round(waitedMs / 1000)} s (${what}).`, {
+      cause,
+      retryable: true,
+    });
+  }
+}
+
+export type SwarmEvent =
+  | { type: "resumed"; round: number; from: "genesis" | "checkpoint" }
+  | { type: "connecting"; round: number }
+  | { type: "connected"; round: number; prev?: string | undefined; next?: string | undefined }
+  | { type: "step"; round: number; step: number; steps: number; loss: number | undefined; samplesPerSecond: number }
+  | { type: "round"; round: number; outcome: RoundOutcome }
+  | { type: "retry"; round: number; reason: string }
+  | { type: "commit"; round: number; phase: string; commitId?: Hex | undefined; seconds?: number | undefined }
+  | { type: "stopped"; round: number; reason: string };
+
+export interface SwarmNodeOptions {
+  spec: ModelSpec;
+  specDigest: Hex;
+  modelId: bigint;
+  shard: number;
+  lane: number;
+  dataDir: string;
+  backend: BackendInfo;
+  host: ShardHost;
+  /** Multiaddrs of shard − 1 (not used to dial; it dials us) and shard + 1 (dialed). */
+  peers: { next?: string | undefined };
+  chain: { client: AnyClient; account: Account; deployment: Deployment };
+  store: ContentStore;
+  /** Stop after this many rounds trained in this run. */
+  rounds?: number | undefined;
+  /** Bound on each wait for a neighbour's tensor (default 60 s). */
+  peerTimeoutMs?: number | undefined;
+  /** How long to keep trying to (re)connect to the neighbours (default 5 min). */
+  reconnectMs?: number | undefined;
+  onEvent?: (e: SwarmEvent) => void;
+  /** Set to stop after the current step. */
+  signal?: AbortSignal | undefined;
+}
+
+export interface SwarmRunResult {
+  journal: Journal;
+  roundsTrained: number;
+  /** Newest decided round. */
+  head: number;
+  stopped: boolean;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Loads the trainer for the round after `head` (genesis when there is none). */
+async function loadTrainer(
+  opts: SwarmNodeOptions,
+  journal: Journal,
+): Promise<{ trainer: StageTrainer; parentRoot: Hex }> {
+  const head = journal.head;
+  if (!head) return { trainer: new StageTrainer(opts.spec, opts.shard), parentRoot: zeroHash };
+  const bytes = await readFile(join(journal.dir, head.checkpointFile));
+  const { state, root } = decodeCheckpoint(new StageTrainer(opts.spec, opts.shard).layout, bytes, {
+    modelId: String(opts.modelId),
+    specDigest: opts.specDigest,
+  });
+  if (root !== head.root)
+    throw new SwarmDivergedError(
+      `The checkpoint of round ${head.round} on disk does not match the journal (root ${root}, expected ${head.root}).`,
+    );
+  return { trainer: new StageTrainer(opts.spec, opts.shard, state), parentRoot: head.root };
+}
+
+export async function runSwarmNode(opts: SwarmNodeOptions): Promise<SwarmRunResult> {
+  const dir = Journal.directory(opts.dataDir, String(opts.modelId), opts.shard, opts.lane);
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const journal = await Journal.open(dir, {
+    modelId: String(opts.modelId),
+    shard: opts.shard,
+    lane: opts.lane,
+    specDigest: opts.specDigest,
+    owner: opts.chain.account.address,
+  });
+  const commitCtx = {
+    ...opts.chain,
+    journal,
+    store: opts.store,
+    modelId: opts.modelId,
+    shard: opts.shard,
+    lane: opts.lane,
+  };
+  const emit = opts.onEvent ?? (() => {});
+  const isLast = opts.shard === opts.spec.shards.length - 1;
+  if (!isLast && !opts.peers.next)
+    throw new NodeError(`Shard ${opts.shard} feeds shard ${opts.shard + 1}: configure peers.next with its multiaddr.`);
+  const peerTimeoutMs = opts.peerTimeoutMs ?? 60_000;
+  const reconnectMs = opts.reconnectMs ?? 300_000;
+
+  // Rounds decided before a crash are carried on-chain first, oldest first.
+  const commitAll = async () => {
+    for (const rec of journal.unfinished) {
+      const t0 = performance.now();
+      const done = await commitRound(commitCtx, rec.round, (phase, r) =>
+        emit({ type: "commit", round: r.round, phase }),
+      );
+      emit({
+        type: "commit",
+        round: rec.round,
+        phase: "done",
+        commitId: done.commitId,
+        seconds: (performance.now() - t0) / 1000,
+      });
+    }
+  };
+  await commitAll();
+
+  const corpus = loadCorpus(opts.spec);
+  let { trainer, parentRoot } = await loadTrainer(opts, journal);
+  emit({ type: "resumed", round: (journal.head?.round ?? 0) + 1, from: journal.head ? "checkpoint" : "genesis" });
+  let commits: Promise<void> = Promise.resolve();
+  let commitError: unknown;
+  let trained = 0;
+  let links: Neighbours | undefined;
+  const closeLinks = async (reason?: string) => {
+    for (const l of [links?.prev, links?.next]) if (l) await (reason ? l.abort(reason) : l.close()).catch(() => {});
+    links = undefined;
+  };
+  const stopping = () => opts.signal?.aborted === true;
+
+  try {
+    let waitingSince: number | undefined;
+    while (!stopping() && (opts.rounds === undefined || trained < opts.rounds)) {
+      if (commitError) throw commitError;
+      const round = (journal.head?.round ?? 0) + 1;
+      if (!links) {
+        emit({ type: "connecting", round });
+        waitingSince ??= Date.now();
+        try {
+          links = await connect(opts, round, Math.min(peerTimeoutMs, 30_000));
+        } catch (err) {
+          if (Date.now() - waitingSince > reconnectMs)
+            throw new NeighboursUnavailableError((err as Error).message, reconnectMs, err);
+          emit({ type: "retry", round, reason: (err as Error).message });
+          await sleep(250);
+          continue;
+        }
+        // Agree on the round: a neighbour one round ahead decided the round this node prepared.
+        const ahead = [links.prev, links.next].filter((l): l is PipelineLink => !!l).map((l) => l.remote.round);
+        const pending = journal.pending;
+        if (ahead.some((r) => r === round + 1) && pending?.round === round) {
+          await journal.advance(round, "decided");
+          commits = commits.then(commitAll).catch((e) => void (commitError = e));
+          trainer.dispose();
+          ({ trainer, parentRoot } = await loadTrainer(opts, journal));
+          await closeLinks();
+          continue; // reconnect announcing the new round
+        }
+        const bad = ahead.find((r) => r > round || r < round - 1);
+        if (bad !== undefined)
+          throw new SwarmDivergedError(`A neighbouring shard is at round ${bad}, this node at round ${round}.`, {
+            details:
+              "Their histories cannot be reconciled here (a lost data directory?): restore it or start a new lane.",
+          });
+        if (ahead.some((r) => r === round + 1))
+          throw new SwarmDivergedError(`A neighbour decided round ${round}, which this node never prepared.`);
+        if (ahead.some((r) => r === round - 1)) {
+          // The neighbour is behind and will catch up on seeing our round; reconnect.
+          await closeLinks();
+          await sleep(100);
+          continue;
+        }
+        if (pending) await journal.discardPending();
+        waitingSince = undefined;
+        emit({ type: "connected", round, prev: links.prev?.remotePeer, next: links.next?.remotePeer });
+      }
+      try {
+        const outcome = await runSwarmRound({
+          spec: opts.spec,
+          trainer,
+          corpus,
+          backend: opts.backend,
+          journal,
+          modelId: String(opts.modelId),
+          specDigest: opts.specDigest,
+          shard: opts.shard,
+          lane: opts.lane,
+          round,
+          parentRoot,
+          neighbours: links,
+          shouldStop: stopping,
+          onStep: (s) => emit({ type: "step", ...s, steps: opts.spec.training.stepsPerRound }),
+        });
+        trained++;
+        parentRoot = outcome.record.root;
+        emit({ type: "round", round, outcome });
+        commits = commits.then(commitAll).catch((e) => void (commitError = e));
+      } catch (err) {
+        if (err instanceof RoundStoppedError) break;
+        if (!(err instanceof NodeError) || !isLinkFailure(err)) throw err;
+        // A neighbour failed or went away: drop the round here too and retry it from the last
+        // decided checkpoint once the links are back. A prepared round stays pending until the
+        // neighbours say whether it was decided.
+        emit({ type: "retry", round, reason: err.shortMessage });
+        await closeLinks(`shard ${opts.shard} lost round ${round}: ${err.shortMessage}`);
+        trainer.dispose();
+        ({ trainer, parentRoot } = await loadTrainer(opts, journal));
+      }
+    }
+  } finally {
+    if (stopping()) await closeLinks(`shard ${opts.shard} is stopping`);
+    else await closeLinks();
+    trainer.dispose();
+    await commits;
+  }
+  if (commitError) throw commitError;
+  const head = journal.head?.round ?? 0;
+  if (stopping()) emit({ type: "stopped", round: head + 1, reason: "interrupted" });
+  return { journal, roundsTrained: trained, head, stopped: stopping() };
+}
+
+function isLinkFailure(err: NodeError): boolean {
+  return [
+    "PeerGoneError",
+    "PeerAbortedError",
+    "LinkTimeoutError",
+    "LinkClosedError",
+    "MalformedFrameError",
+    "OversizedFrameError",
+    "UnexpectedTensorError",
+    "HandshakeError",
+  ].includes(err.name);
+}
+
+/** Opens the links of this shard for `round`: accepts shard − 1, dials shard + 1 (retrying while it is not up). */
+async function connect(opts: SwarmNodeOptions, round: number, timeoutMs: number): Promise<Neighbours> {
+  const hello: LinkHello = {
+    modelId: opts.modelId,
+    specDigest: opts.specDigest,
+    shard: opts.shard,
+    lane: opts.lane,
+    round,
+  };
+  const isFirst = opts.shard === 0;
+  const isLast = opts.shard === opts.spec.shards.length - 1;
+  const deadline = Date.now() + timeoutMs;
+  // Tensors between shards are exactly [B, T, D] float32; a stage may run a whole step of
+  // micro-batches ahead of its neighbour, so the links buffer that much.
+  const tensorBytes =
+    opts.spec.training.microBatchSize * opts.spec.architecture.context * opts.spec.architecture.dModel * 4;
+  const limits = {
+    maxTensorBytes: tensorBytes,
+    bufferBytes: (opts.spec.training.microBatches + 2) * (tensorBytes + 8192),
+  };
+  const dialNext = async (): Promise<PipelineLink | undefined> => {
+    if (isLast) return undefined;
+    for (;;) {
+      try {
+        return await dialLink(opts.host, {
+          multiaddr: opts.peers.next!,
+          hello,
+          timeoutMs: Math.max(1000, Math.min(5000, deadline - Date.now())),
+          matchRound: false,
+          ...limits,
+        });
+      } catch (err) {
+        if (Date.now() > deadline || !(err instanceof NodeError) || !err.retryable) throw err;
+        await sleep(200);
+      }
+    }
+  };
+  const [prev, next] = await Promise.allSettled([
+    isFirst ? Promise.resolve(undefined) : acceptLink(opts.host, { hello, timeoutMs, matchRound: false, ...limits }),
+    dialNext(),
+  ]);
+  if (prev.status === "rejected" || next.status === "rejected") {
+    for (const r of [prev, next]) if (r.status === "fulfilled" && r.value) await r.value.close().catch(() => {});
+    throw (prev.status === "rejected" ? prev.reason : (next as PromiseRejectedResult).reason) as Error;
+  }
+  return { prev: prev.value, next: next.value, timeoutMs: opts.peerTimeoutMs ?? 60_000 };
+}
