@@ -1,7 +1,6 @@
 import { type ModelSpec, defaultSpec, zModelSpec } from "../../node/src/ml/spec.js";
 
 /** A small spec so that a few rounds take seconds on two cores. */
-/** A small spec so that a few rounds take seconds on two cores. */
 export function tinySpec(shards = [1, 1]): ModelSpec {
   const base = defaultSpec({ shards });
   return zModelSpec.parse({
