@@ -1,0 +1,228 @@
+import { readFileSync } from "node:fs";
+
+import { Command, CommanderError, Option } from "commander";
+
+import type { ClaimOptions } from "./commands/claim.js";
+import type { InitOptions } from "./commands/init.js";
+import type { StakeOptions } from "./commands/stake.js";
+import type { StatusOptions } from "./commands/status.js";
+import type { UnstakeOptions } from "./commands/unstake.js";
+import type { ConfigPath } from "./config/load.js";
+import { BACKEND_CHOICES } from "./config/schema.js";
+import { ExitCode, reportError, UsageError } from "./exit.js";
+import { createOutput, toJson, type Output } from "./output.js";
+
+/**
+ * `shard-node`: the contributor CLI. This file only wires commands to their functions; each
+ * command lives in `commands/<name>.ts` with a zod options schema and an async function
+ * `(options, out) => result`, imported when it runs (so `status` does not load TensorFlow).
+ * With `--json` the result is printed as one JSON object on stdout.
+ */
+
+/**
+ * A command's function, as every file in `commands/` exports it. It validates `options` with its
+ * zod schema itself (commander hands over text), so the casts below are only for the compiler.
+ */
+type CommandFunction = (options: Record<string, unknown>, out: Output) => Promise<unknown>;
+
+/**
+ * Runs a command's function with its options and the global flags, prints its result (`--json`)
+ * or its error, and sets the exit code.
+ */
+async function run(command: Command, fn: CommandFunction, extra: Record<string, unknown> = {}) {
+  const options = { ...command.optsWithGlobals(), ...extra };
+  const out = createOutput({ json: options.json === true });
+  try {
+    const result = await fn(options, out);
+    if (out.json) process.stdout.write(`${toJson(result)}\n`);
+    process.exitCode = ExitCode.Ok;
+  } catch (error) {
+    process.exitCode = reportError(error, { json: out.json });
+  }
+}
+
+const examples = (lines: string[]) => `\nExamples:\n${lines.map((l) => `  $ ${l}`).join("\n")}\n`;
+
+/**
+ * Flags for config fields beyond the global ones (`init` takes them all; `train` may add the ones
+ * it needs with `addConfigOptions`). Each sets the config field of the same path.
+ */
+const CONFIG_OPTIONS: Partial<Record<ConfigPath, () => Option>> = {
+  deployment: () => new Option("--deployment <path>", "deployment JSON (default: deployments/<chainId>.json)"),
+  lane: () => new Option("--lane <n>", "replica lane of the shard (default 0)"),
+  backend: () => new Option("--backend <name>", "training backend (default auto)").choices(BACKEND_CHOICES),
+  listen: () => new Option("--listen <multiaddr...>", "libp2p listen addresses (default /ip4/0.0.0.0/tcp/0)"),
+  "peers.prev": () => new Option("--peer-prev <multiaddr>", "the previous stage's node"),
+  "peers.next": () => new Option("--peer-next <multiaddr>", "the next stage's node"),
+  "ipfs.kuboUrl": () => new Option("--kubo-url <url>", "Kubo RPC API (default: an embedded IPFS node)"),
+  rounds: () => new Option("--rounds <n>", "stop after this many rounds"),
+  confirmations: () => new Option("--confirmations <n>", "blocks to wait after each transaction (default 1)"),
+};
+
+/** Adds the flags of these config fields to `command` (their values override file and environment). */
+export function addConfigOptions(command: Command, fields: (keyof typeof CONFIG_OPTIONS)[]): Command {
+  for (const field of fields) command.addOption(CONFIG_OPTIONS[field]!());
+  return command;
+}
+
+const roleOption = () =>
+  new Option("--role <role>", "trainer (commits checkpoints) or verifier stake")
+    .choices(["trainer", "verifier"])
+    .default("trainer");
+
+function registerInit(program: Command) {
+  const command = program
+    .command("init")
+    .summary("write a validated config file (and optionally a new encrypted key)")
+    .description(
+      "Writes shard-node.config.json (or --config <path>) from the flags, checked as a complete configuration. With --new-key, also creates a signing key, encrypted with SHARD_NODE_KEYSTORE_PASSWORD (or a prompted password) in <dataDir>/keystore/<address>.json, readable by you only; only its address is printed.",
+    )
+    .option("--force", "replace an existing config file")
+    .option("--new-key", "create a new key in an encrypted keystore");
+  addConfigOptions(command, Object.keys(CONFIG_OPTIONS) as (keyof typeof CONFIG_OPTIONS)[])
+    .addHelpText(
+      "after",
+      examples([
+        "shard-node init --rpc-url http://127.0.0.1:8545 --chain-id 31337 --model 1 --shard 0 --new-key",
+        "shard-node init --config node-b.json --rpc-url wss://rpc.example --chain-id 8453 --model 3 --shard 1 --keystore ~/key.json",
+      ]),
+    )
+    .action(async (_options, cmd: Command) =>
+      run(cmd, async (o, out) => (await import("./commands/init.js")).init(o as InitOptions, out)),
+    );
+}
+
+function registerStake(program: Command) {
+  program
+    .command("stake")
+    .summary("stake the model's staking token")
+    .description(
+      "Stakes <amount> whole tokens (approving the staking contract first if needed) and, for trainer stake, authorizes the account's key to sign commits. Prints the transaction and the new active stake.",
+    )
+    .argument("<amount>", "whole tokens, e.g. 100 or 0.5")
+    .addOption(roleOption())
+    .option("--no-authorize", "do not authorize the account's key to sign commits")
+    .addHelpText("after", examples(["shard-node stake 100", "shard-node stake 0.5 --role verifier --json"]))
+    .action(async (amount: string, _options, cmd: Command) =>
+      run(cmd, async (o, out) => (await import("./commands/stake.js")).stake(o as StakeOptions, out), { amount }),
+    );
+}
+
+function registerUnstake(program: Command) {
+  program
+    .command("unstake")
+    .summary("start unbonding stake, or withdraw unbonded stake")
+    .description(
+      "`unstake <amount>` moves stake to unbonding; after the model's unbonding delay, `unstake --withdraw` pays it out.",
+    )
+    .argument("[amount]", "whole tokens to unbond, e.g. 50")
+    .option("--withdraw", "withdraw the stake whose unbonding delay has passed")
+    .addOption(roleOption())
+    .addHelpText("after", examples(["shard-node unstake 50", "shard-node unstake --withdraw --json"]))
+    .action(async (amount: string | undefined, _options, cmd: Command) =>
+      run(cmd, async (o, out) => (await import("./commands/unstake.js")).unstake(o as UnstakeOptions, out), { amount }),
+    );
+}
+
+function registerStatus(program: Command) {
+  program
+    .command("status")
+    .summary("account, model, stake, lineage, claimable revenue and local state")
+    .description(
+      "Shows the account and chain, the model (shards, latest round), the trainer stake against the minimum, whether the key may sign commits, the shard's latest checkpoints, claimable revenue, and the training journal in <dataDir>/<model>-<shard>-<lane>/journal.json if there is one. Needs no password when the keystore names its address.",
+    )
+    .option("--lineage <n>", "how many of the shard's latest checkpoints to show", "5")
+    .addHelpText("after", examples(["shard-node status", "shard-node status --json | jq .stake"]))
+    .action(async (_options, cmd: Command) =>
+      run(cmd, async (o, out) => (await import("./commands/status.js")).status(o as StatusOptions, out)),
+    );
+}
+
+function registerClaim(program: Command) {
+  program
+    .command("claim")
+    .summary("claim the revenue due to your shard tokens")
+    .description("Claims all revenue due to the account's shard tokens of the model, one transaction per currency.")
+    .addHelpText("after", examples(["shard-node claim", "shard-node claim --json"]))
+    .action(async (_options, cmd: Command) =>
+      run(cmd, async (o, out) => (await import("./commands/claim.js")).claim(o as ClaimOptions, out)),
+    );
+}
+
+/**
+ * Every subcommand, in help order. To add one (`train`): write `registerTrain(program)` like those
+ * above (options via `addConfigOptions`, `run(cmd, async (o, out) => (await
+ * import("./commands/train.js")).train(o, out))`) and list it here.
+ */
+export const commands: ((program: Command) => void)[] = [
+  registerInit,
+  registerStake,
+  registerUnstake,
+  // registerTrain: the train command goes here.
+  registerStatus,
+  registerClaim,
+];
+
+function version(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
+    return pkg.version;
+  } catch {
+    return "unknown";
+  }
+}
+
+/** The `shard-node` program with every command and the global flags. */
+export function buildProgram(): Command {
+  const program = new Command("shard-node")
+    .description("Train a shard of a model, commit checkpoints on-chain, and claim the revenue your shard earns.")
+    .version(version())
+    .option("--config <path>", "config file (default: ./shard-node.config.json if present)")
+    .option("--json", "machine-readable output: one JSON object on stdout")
+    .option("--rpc-url <url>", "JSON-RPC endpoint, http(s) or ws(s) (env SHARD_NODE_RPC_URL)")
+    .option("--chain-id <id>", "expected chain id (env SHARD_NODE_CHAIN_ID)")
+    .option("--model <id>", "model id (env SHARD_NODE_MODEL_ID)")
+    .option("--shard <index>", "shard this node trains (env SHARD_NODE_SHARD)")
+    .option("--data-dir <path>", "keys, checkpoints, journal (default ./.shard-node; env SHARD_NODE_DATA_DIR)")
+    .option("--keystore <path>", "encrypted keystore with the signing key (env SHARD_NODE_KEYSTORE)")
+    .addHelpText(
+      "after",
+      "\nSigning key: SHARD_NODE_PRIVATE_KEY, or the keystore (password: SHARD_NODE_KEYSTORE_PASSWORD or a prompt).\n" +
+        "Settings: config file < environment (SHARD_NODE_*) < flags.\n" +
+        "Exit codes: 0 ok, 1 fatal, 2 usage, 75 retryable (RPC or IPFS unreachable).\n" +
+        examples([
+          "shard-node init --rpc-url http://127.0.0.1:8545 --chain-id 31337 --model 1 --shard 0 --new-key",
+          "shard-node stake 100",
+          "shard-node status --json",
+        ]),
+    )
+    .configureHelp({ showGlobalOptions: true })
+    .exitOverride()
+    .configureOutput({ outputError: () => undefined });
+  for (const register of commands) register(program); // subcommands inherit exitOverride and output
+  return program;
+}
+
+/** Parses `argv`, runs the command, and returns the exit code. */
+export async function main(argv: readonly string[] = process.argv): Promise<number> {
+  const json = argv.slice(2).includes("--json");
+  try {
+    await buildProgram().parseAsync([...argv]);
+    return Number(process.exitCode ?? ExitCode.Ok);
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      if (error.exitCode === 0) return ExitCode.Ok; // --help, --version, `help <command>`
+      const message = error.code === "commander.help" ? "No command given." : error.message.replace(/^error: /, "");
+      return reportError(
+        new UsageError(message, [], { details: "see `shard-node --help` (or `shard-node <command> --help`)" }),
+        { json },
+      );
+    }
+    return reportError(error, { json });
+  }
+}
+
+const code = await main();
+process.exitCode = code;
+// A WebSocket or timer left open must not keep a finished command alive.
+setTimeout(() => process.exit(code), 1_000).unref();
