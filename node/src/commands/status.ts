@@ -71,7 +71,7 @@ export interface StatusResult {
  * local training journal.
  *
  * @example
- * const status = await getStatus({ json: true }, out)
+ * const result = await status({ json: true }, out)
  */
 export async function status(options: StatusOptions, out: Output): Promise<StatusResult> {
   const { lineage: tailLength, ...globals } = parseOptions("status", statusOptionsSchema, options);
