@@ -7,6 +7,7 @@ import type { InitOptions } from "./commands/init.js";
 import type { StakeOptions } from "./commands/stake.js";
 import type { StatusOptions } from "./commands/status.js";
 import type { UnstakeOptions } from "./commands/unstake.js";
+import type { TrainOptions } from "./commands/train.js";
 import type { ConfigPath } from "./config/load.js";
 import { BACKEND_CHOICES } from "./config/schema.js";
 import { ExitCode, reportError, UsageError } from "./exit.js";
@@ -55,7 +56,7 @@ const CONFIG_OPTIONS: Partial<Record<ConfigPath, () => Option>> = {
   "peers.prev": () => new Option("--peer-prev <multiaddr>", "the previous stage's node"),
   "peers.next": () => new Option("--peer-next <multiaddr>", "the next stage's node"),
   "ipfs.kuboUrl": () => new Option("--kubo-url <url>", "Kubo RPC API (default: an embedded IPFS node)"),
-  rounds: () => new Option("--rounds <n>", "stop after this many rounds"),
+  rounds: () => new Option("--rounds <n>", "stop once round <n> is decided (rounds before a restart count)"),
   confirmations: () => new Option("--confirmations <n>", "blocks to wait after each transaction (default 1)"),
 };
 
@@ -149,6 +150,35 @@ function registerClaim(program: Command) {
     );
 }
 
+function registerTrain(program: Command) {
+  addConfigOptions(
+    program
+      .command("train")
+      .summary("train this node's shard in the model's swarm, checkpoint and commit each round")
+      .description(
+        "Joins the swarm of the configured model as its shard: receives activations from the previous shard and gradients from the next over libp2p, trains round after round, writes each round's checkpoint (safetensors) and transcript, adds them to IPFS and commits them on-chain. Needs the trainer stake. Ctrl-C stops after the current step; restarting resumes from the last decided round.",
+      )
+      .option(
+        "--spec <file>",
+        "a local copy of the model spec, if IPFS does not have it (checked against the on-chain digest)",
+      )
+      .option("--peer-timeout <seconds>", "wait this long for a neighbour's tensor before giving the round up", "60")
+      .option("--reconnect <seconds>", "keep reconnecting to the neighbours this long before exiting (code 75)", "300")
+      .addHelpText(
+        "after",
+        examples([
+          "shard-node train --shard 1 --listen /ip4/0.0.0.0/tcp/4102",
+          "shard-node train --shard 0 --peer-next /ip4/10.0.0.2/tcp/4102/p2p/12D3Koo... --rounds 10",
+          "shard-node train --json 2>events.ndjson",
+        ]),
+      )
+      .action(async (_options, cmd: Command) =>
+        run(cmd, async (o, out) => (await import("./commands/train.js")).train(o as TrainOptions, out)),
+      ),
+    ["lane", "backend", "listen", "peers.prev", "peers.next", "ipfs.kuboUrl", "rounds", "confirmations", "deployment"],
+  );
+}
+
 /**
  * Every subcommand, in help order. To add one (`train`): write `registerTrain(program)` like those
  * above (options via `addConfigOptions`, `run(cmd, async (o, out) => (await
@@ -158,7 +188,7 @@ export const commands: ((program: Command) => void)[] = [
   registerInit,
   registerStake,
   registerUnstake,
-  // registerTrain: the train command goes here.
+  registerTrain,
   registerStatus,
   registerClaim,
 ];

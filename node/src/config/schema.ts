@@ -92,7 +92,7 @@ export const nodeConfigSchema = z.strictObject({
   ipfs: z.strictObject({ kuboUrl: zUrl(["http:", "https:"]).optional() }).default({}),
   /** An encrypted keystore (Web3 Secret Storage v3) holding the signing key. */
   keystore: zPath.optional(),
-  /** Stop after this many rounds (default: run until stopped). */
+  /** Stop once round N of the lane is decided, counting rounds decided before a restart (default: run until stopped). */
   rounds: zPositiveInt.optional(),
   /** Blocks to wait after a transaction is mined (default 1: mined). */
   confirmations: zPositiveInt.default(1),

@@ -2,7 +2,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 
 import { type Account, type Hex, parseEventLogs } from "viem";
-import { getBlock, getLogs } from "viem/actions";
+import { getBlock, getBlockNumber, getChainId, getLogs } from "viem/actions";
 import {
   type AnyClient,
   type Checkpoint,
@@ -69,6 +69,27 @@ async function findSeal(ctx: CommitContext, commitId: Hex): Promise<{ commitBloc
   if (!log) throw new Error(`commit ${commitId} is sealed on-chain but its CheckpointSealed event was not found`);
   const block = await getBlock(ctx.client, { blockNumber: log.blockNumber });
   return { commitBlock: log.blockNumber, commitTime: block.timestamp };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Local development chains (Hardhat, anvil) mine only when a transaction arrives. */
+const DEV_CHAIN_IDS = new Set([31337, 1337]);
+
+/**
+ * Waits until the chain is past `block`: a reveal must be in a later block than its seal. On a
+ * local development chain that mines only on demand, asks it to mine one (`evm_mine`).
+ */
+async function waitForBlockAfter(client: AnyClient, block: bigint, timeoutMs = 120_000): Promise<void> {
+  const dev = DEV_CHAIN_IDS.has(await getChainId(client));
+  const started = Date.now();
+  for (;;) {
+    if ((await getBlockNumber(client, { cacheTime: 0 })) > block) return;
+    if (Date.now() - started > timeoutMs)
+      throw new Error(`the chain did not get past block ${block} within ${timeoutMs / 1000} s`);
+    if (dev && Date.now() - started > 500) await client.request({ method: "evm_mine" } as never).catch(() => {});
+    await sleep(250);
+  }
 }
 
 export type CommitProgress = (phase: RoundRecord["phase"] | "publishing", rec: RoundRecord) => void;
@@ -164,6 +185,7 @@ export async function commitRound(
     return journal.advance(round, "revealed", { commitId: onChain.commitId });
   }
 
+  await waitForBlockAfter(ctx.client, BigInt(rec.commitBlock!));
   await reveal(ctx.client, {
     deployment: ctx.deployment,
     account: ctx.account,

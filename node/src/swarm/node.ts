@@ -62,7 +62,7 @@ export interface SwarmNodeOptions {
   peers: { next?: string | undefined };
   chain: { client: AnyClient; account: Account; deployment: Deployment };
   store: ContentStore;
-  /** Stop after this many rounds trained in this run. */
+  /** Stop once the lane's round `rounds` is decided (rounds decided before a restart count). */
   rounds?: number | undefined;
   /** Bound on each wait for a neighbour's tensor (default 60 s). */
   peerTimeoutMs?: number | undefined;
@@ -160,7 +160,7 @@ export async function runSwarmNode(opts: SwarmNodeOptions): Promise<SwarmRunResu
 
   try {
     let waitingSince: number | undefined;
-    while (!stopping() && (opts.rounds === undefined || trained < opts.rounds)) {
+    while (!stopping() && (opts.rounds === undefined || (journal.head?.round ?? 0) < opts.rounds)) {
       if (commitError) throw commitError;
       const round = (journal.head?.round ?? 0) + 1;
       if (!links) {

@@ -1,0 +1,251 @@
+import { mkdir, readFile } from "node:fs/promises";
+import path from "node:path";
+
+import { keccak256 } from "viem";
+import { getModel, getStake } from "shard-protocol/sdk";
+import { z } from "zod";
+
+import { configOptionsSchema, globalOptionsSchema } from "../config/schema.js";
+import { NodeError } from "../errors.js";
+import { isShuttingDown, onShutdown } from "../exit.js";
+import { openContentStore } from "../ipfs/index.js";
+import { parseIpfsUri } from "../ipfs/store.js";
+import { initBackend } from "../ml/backend.js";
+import { type ModelSpec, canonicalSpecBytes, specDigest, zModelSpec } from "../ml/spec.js";
+import { toJson, type Output } from "../output.js";
+import { createHost, loadOrCreatePeerKey } from "../p2p/host.js";
+import { type SwarmEvent, runSwarmNode } from "../swarm/node.js";
+import { formatAmount, isNodeAuthorized, openSigner, parseOptions, tokenInfo } from "./common.js";
+
+export const trainOptionsSchema = globalOptionsSchema.extend(configOptionsSchema.shape).extend({
+  /** A local copy of the model spec, used when IPFS does not have it; checked against the on-chain digest. */
+  spec: z.string().min(1).optional(),
+  /** Seconds to wait for a neighbour's tensor before giving the round up. */
+  peerTimeout: z.coerce.number().positive().max(3600).default(60),
+  /** Seconds to keep reconnecting to the neighbours before exiting (retryable). */
+  reconnect: z.coerce.number().positive().max(86_400).default(300),
+});
+
+export type TrainOptions = z.input<typeof trainOptionsSchema>;
+
+export class ModelSpecError extends NodeError {
+  override name = "ModelSpecError";
+}
+
+export class InsufficientStakeError extends NodeError {
+  override name = "InsufficientStakeError";
+}
+
+export interface TrainResult {
+  account: string;
+  modelId: bigint;
+  shard: number;
+  lane: number;
+  backend: string;
+  peerId: string;
+  multiaddrs: string[];
+  roundsTrained: number;
+  head: number;
+  stopped: boolean;
+  lastEvalLoss: number | null;
+}
+
+/** The spec the model was registered with: from IPFS, or a local file, always checked against the digest. */
+async function fetchSpec(
+  uri: string,
+  digest: `0x${string}`,
+  store: Awaited<ReturnType<typeof openContentStore>>,
+  file: string | undefined,
+): Promise<ModelSpec> {
+  let bytes: Uint8Array | undefined;
+  let why = "";
+  if (file) {
+    try {
+      bytes = await readFile(file);
+    } catch (err) {
+      throw new ModelSpecError(`Cannot read the model spec file ${file}.`, {
+        cause: err,
+        details: (err as Error).message,
+      });
+    }
+  } else {
+    try {
+      bytes = await store.get(parseIpfsUri(uri), { maxBytes: 1024 * 1024, signal: AbortSignal.timeout(30_000) });
+    } catch (err) {
+      why = err instanceof NodeError ? err.shortMessage : String(err);
+    }
+  }
+  if (!bytes)
+    throw new ModelSpecError(`The model spec ${uri} is not available.`, {
+      details: `${why} Pass a copy with --spec <file>; it is checked against the on-chain digest.`,
+    });
+  let spec: ModelSpec;
+  try {
+    spec = zModelSpec.parse(JSON.parse(new TextDecoder().decode(bytes)));
+  } catch (err) {
+    throw new ModelSpecError("The model spec is not a valid spec document.", {
+      cause: err,
+      details: (err as Error).message.slice(0, 800),
+    });
+  }
+  if (specDigest(spec) !== digest && keccak256(bytes) !== digest)
+    throw new ModelSpecError("The model spec does not match the digest the model was registered with.", {
+      details: `on-chain ${digest}, this document ${specDigest(spec)}`,
+    });
+  if (file) await store.add(canonicalSpecBytes(spec)); // keep (and serve) the registered document
+  return spec;
+}
+
+/**
+ * `shard-node train`: joins the model's swarm as its shard, trains round after round, writes each
+ * round's checkpoint (safetensors) and transcript, adds them to IPFS and commits them on-chain.
+ * Ctrl-C stops after the current step; a restarted node resumes from its last decided round.
+ *
+ * @example
+ * await train({ config: "shard-node.config.json", rounds: "3" }, out)
+ */
+export async function train(options: TrainOptions, out: Output): Promise<TrainResult> {
+  const o = parseOptions("train", trainOptionsSchema, options);
+  const { config, account, connection } = await openSigner(o);
+  const { publicClient, walletClient, deployment } = connection;
+  const modelId = config.modelId;
+  const model = await getModel(publicClient, { deployment, modelId });
+  if (config.shard >= model.shardCount)
+    throw new NodeError(`Model ${modelId} has ${model.shardCount} shards; there is no shard ${config.shard}.`);
+
+  // Stake and node-key authorization are checked before any work is done.
+  const stake = await getStake(publicClient, { deployment, modelId, account: account.address });
+  const token = await tokenInfo(publicClient, model.stakingToken);
+  if (stake.trainer.active < model.params.minTrainerStake)
+    throw new InsufficientStakeError(
+      `Insufficient trainer stake: ${formatAmount(stake.trainer.active, token)} active, ${formatAmount(model.params.minTrainerStake, token)} required.`,
+      {
+        details: "Stake with `shard-node stake <amount>`.",
+      },
+    );
+  if (!(await isNodeAuthorized(publicClient, account.address, account.address))) {
+    out.log(`authorizing this key to sign commits for ${account.address}`);
+    await walletClient.authorizeNode({ nodeKey: account.address, authorized: true });
+  }
+
+  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  const store = await openContentStore({ dataDir: config.dataDir, kuboUrl: config.ipfs.kuboUrl });
+  const host = await createHost({
+    listen: config.listen,
+    privateKey: await loadOrCreatePeerKey(path.join(config.dataDir, "peer.key")),
+  });
+  const stopListening = onShutdown(() => out.log("stopping after the current step (Ctrl-C again to quit at once)"));
+  try {
+    const spec = await fetchSpec(model.specURI, model.specDigest, store, o.spec);
+    if (spec.shards.length !== model.shardCount)
+      throw new ModelSpecError(
+        `The spec splits the model into ${spec.shards.length} shards, the registry says ${model.shardCount}.`,
+      );
+    const backend = await initBackend(config.backend);
+    const addrs = host.multiaddrs();
+    if (out.json)
+      out.log(
+        toJson({
+          event: "listening",
+          shard: config.shard,
+          backend: backend.name,
+          peerId: host.peerId,
+          multiaddrs: addrs,
+        }),
+      );
+    else {
+      out.log(`shard ${config.shard} of model ${modelId} · backend ${backend.name} · peer ${host.peerId}`);
+      for (const a of addrs) out.log(`  listening on ${a}`);
+      if (config.shard > 0) out.log(`  shard ${config.shard - 1} dials one of these addresses (its peers.next)`);
+    }
+
+    let lastEvalLoss: number | null = null;
+    const controller = new AbortController();
+    const poll = setInterval(() => isShuttingDown() && controller.abort(), 100);
+    const render = renderer(out, spec);
+    try {
+      const result = await runSwarmNode({
+        spec,
+        specDigest: model.specDigest,
+        modelId,
+        shard: config.shard,
+        lane: config.lane,
+        dataDir: config.dataDir,
+        backend,
+        host,
+        peers: { next: config.peers.next },
+        chain: { client: walletClient as never, account, deployment },
+        store,
+        rounds: config.rounds,
+        peerTimeoutMs: o.peerTimeout * 1000,
+        reconnectMs: o.reconnect * 1000,
+        signal: controller.signal,
+        onEvent: (e) => {
+          if (e.type === "round" && e.outcome.evalLoss !== undefined) lastEvalLoss = e.outcome.evalLoss;
+          render(e);
+        },
+      });
+      return {
+        account: account.address,
+        modelId,
+        shard: config.shard,
+        lane: config.lane,
+        backend: backend.name,
+        peerId: host.peerId,
+        multiaddrs: addrs,
+        roundsTrained: result.roundsTrained,
+        head: result.head,
+        stopped: result.stopped,
+        lastEvalLoss,
+      };
+    } finally {
+      clearInterval(poll);
+    }
+  } finally {
+    stopListening();
+    await host.stop().catch(() => {});
+    await store.close().catch(() => {});
+    await connection.close();
+  }
+}
+
+/** Progress: a line per step on a terminal (rewritten in place), JSON lines on stderr with --json. */
+function renderer(out: Output, spec: ModelSpec): (e: SwarmEvent) => void {
+  const tty = process.stderr.isTTY === true && !out.json;
+  let lastLoss: number | undefined;
+  return (e) => {
+    if (out.json) return out.log(toJson({ event: e.type, ...e }));
+    switch (e.type) {
+      case "step": {
+        if (e.loss !== undefined) lastLoss = e.loss;
+        const width = 20;
+        const done = Math.round(((e.step + 1) / e.steps) * width);
+        const bar = `[${"#".repeat(done)}${".".repeat(width - done)}]`;
+        const line = `round ${e.round} ${bar} step ${e.step + 1}/${e.steps}${lastLoss !== undefined ? ` loss ${lastLoss.toFixed(4)}` : ""} ${e.samplesPerSecond.toFixed(1)} samples/s`;
+        if (tty) process.stderr.write(`\r${line}\x1b[K${e.step + 1 === e.steps ? "\n" : ""}`);
+        else if (e.step + 1 === e.steps || e.step % 10 === 0) out.log(line);
+        return;
+      }
+      case "round":
+        return out.log(
+          `round ${e.round} decided: root ${e.outcome.record.root.slice(0, 10)}…${e.outcome.evalLoss !== undefined ? ` held-out loss ${e.outcome.evalLoss.toFixed(4)}` : ""} · ${(e.outcome.bytesSent / spec.training.stepsPerRound / 1024).toFixed(0)} KiB sent/step · checkpoint ${e.outcome.checkpointSeconds.toFixed(2)} s`,
+        );
+      case "commit":
+        if (e.phase === "done")
+          out.log(`round ${e.round} committed on-chain (${e.commitId?.slice(0, 10)}…) in ${e.seconds?.toFixed(2)} s`);
+        return;
+      case "retry":
+        return out.log(`round ${e.round}: ${e.reason}; retrying`);
+      case "connected":
+        return out.log(
+          `round ${e.round}: connected${e.prev ? ` to shard prev ${e.prev}` : ""}${e.next ? ` to next ${e.next}` : ""}`,
+        );
+      case "resumed":
+        return out.log(`resuming at round ${e.round} from ${e.from}`);
+      case "stopped":
+        return out.log(`stopped; the next round is ${e.round}`);
+      default:
+        return;
+    }
+  };
+}
