@@ -16,3 +16,6 @@ export function tinySpec(shards = [1, 1]): ModelSpec {
     },
   });
 }
+
+/** A tensor's exact bits, for bitwise comparisons with readable failures. */
+export const bits = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString("base64");

@@ -19,9 +19,7 @@ import { type SwarmEvent, runSwarmNode } from "../../node/src/swarm/node.js";
 import { getCommit, getLineage } from "../../sdk/index.js";
 import { connection, defaultParams } from "../helpers/fixture.js";
 import { sdkFixture, privateKeyOf, type SdkFixture } from "../sdk/helpers.js";
-import { tinySpec } from "./helpers.js";
-
-const bits = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString("base64");
+import { bits, tinySpec } from "./helpers.js";
 
 describe("swarm: shards on separate libp2p hosts train, checkpoint to IPFS and commit on-chain", () => {
   const spec = tinySpec([1, 1]);

@@ -19,11 +19,10 @@ import { decodeCheckpoint } from "../../node/src/swarm/checkpoint.js";
 import { zJournal } from "../../node/src/swarm/journal.js";
 import { DEFAULT_ROUND_PARAMS, deployProtocol } from "../../scripts/lib/protocol.js";
 import { privateKeyOf } from "../sdk/helpers.js";
-import { tinySpec } from "./helpers.js";
+import { bits, tinySpec } from "./helpers.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const BIN = path.join(ROOT, "bin", "shard-node.js");
-const bits = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString("base64");
 
 /** A running `shard-node train --json`: its JSON events (stderr) as they come, and its exit. */
 class Node {

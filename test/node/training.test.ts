@@ -7,9 +7,7 @@ import { batchIds, evalIds, loadCorpus } from "../../node/src/ml/data.js";
 import { genesisTensor, stageLayout } from "../../node/src/ml/model.js";
 import { defaultSpec, specDigest, zModelSpec } from "../../node/src/ml/spec.js";
 import { StageTrainer } from "../../node/src/ml/stage.js";
-import { tinySpec } from "./helpers.js";
-
-const bits = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString("base64");
+import { bits, tinySpec } from "./helpers.js";
 
 describe("training engine", () => {
   before(async () => {

@@ -1,4 +1,4 @@
-import { bytesToHex, concat, keccak256, type Hex, zeroHash } from "viem";
+import { concat, hexToBytes, keccak256, type Hex, zeroHash } from "viem";
 
 import { type Corpus, batchIds, evalIds, sequences } from "./data.js";
 import type { StageTrainer } from "./stage.js";
@@ -38,7 +38,8 @@ export class TensorDigests {
     view.setUint32(4, step);
     view.setUint32(8, micro);
     const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-    return keccak256(concat([previous, keccak256(concat([bytesToHex(header), bytesToHex(bytes)]))]));
+    // Hashed as bytes: a hex round trip of every tensor would cost more than the hash.
+    return keccak256(concat([hexToBytes(previous), keccak256(concat([header, bytes]), "bytes")]));
   }
 
   record(

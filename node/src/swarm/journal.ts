@@ -180,13 +180,4 @@ export class Journal {
     await this.save();
     return rec;
   }
-
-  summary(): { head: number; pending: number | null; unfinished: number[]; rounds: number } {
-    return {
-      head: this.head?.round ?? 0,
-      pending: this.pending?.round ?? null,
-      unfinished: this.unfinished.map((r) => r.round),
-      rounds: this.data.rounds.length,
-    };
-  }
 }
