@@ -11,6 +11,7 @@ import {
   tensorLeaf,
   verifyMerkleProof,
 } from "../../node/src/checkpoint/merkle.js";
+import { keccakBytes, keccakHex } from "../../node/src/checkpoint/keccak.js";
 import { decodeSafetensors, encodeSafetensors, type Tensors } from "../../node/src/checkpoint/safetensors.js";
 
 /** Hashing with ethers, an implementation independent of the viem code under test. */
@@ -105,6 +106,18 @@ describe("checkpoint Merkle root", () => {
 
   it("rejects dimensions that do not fit uint32", () => {
     assert.throws(() => tensorLeaf("big", { dtype: "U8", shape: [2 ** 32, 0], data: new Uint8Array() }), MerkleError);
+  });
+});
+
+describe("keccak256 in WebAssembly", () => {
+  it("equals ethers' keccak256 at every length around the 136-byte rate, and over parts", () => {
+    const data = Uint8Array.from({ length: 300_000 }, (_, i) => (i * 131 + 7) & 0xff);
+    for (const n of [0, 1, 31, 32, 135, 136, 137, 271, 272, 273, 4096, 300_000]) {
+      const bytes = data.subarray(0, n);
+      assert.equal(keccakHex(bytes), ethersKeccak256(bytes), `length ${n}`);
+      assert.equal(keccakHex(bytes.subarray(0, n >> 1), bytes.subarray(n >> 1)), ethersKeccak256(bytes), `split ${n}`);
+    }
+    assert.deepEqual(keccakBytes(), Uint8Array.from(Buffer.from(ethersKeccak256(new Uint8Array()).slice(2), "hex")));
   });
 });
 

@@ -17,9 +17,10 @@
  * A proof lists, from the leaf up, the sibling at each level that has one and the side it is on;
  * levels where the node is carried up contribute no step.
  */
-import { concat, encodeAbiParameters, type Hex, keccak256 } from "viem";
+import { encodeAbiParameters, type Hex, hexToBytes, keccak256 } from "viem";
 
 import { NodeError } from "../errors.js";
+import { keccakHex } from "./keccak.js";
 import { compareNames, type NamedTensor, tensorBytes, type Tensors } from "./safetensors.js";
 
 /** One step of a proof: the sibling hash and whether it sits to the left or right of the path. */
@@ -52,12 +53,12 @@ export function tensorLeaf(name: string, tensor: NamedTensor): Hex {
   if (!tensor.shape.every((d) => Number.isSafeInteger(d) && d >= 0 && d <= UINT32_MAX)) {
     throw new MerkleError(`Tensor "${name}" has shape [${tensor.shape.join(", ")}], which does not fit uint32[].`);
   }
-  const dataHash = keccak256(tensorBytes(tensor));
+  const dataHash = keccakHex(tensorBytes(tensor));
   return keccak256(encodeAbiParameters(LEAF_PARAMETERS, [name, tensor.dtype, tensor.shape, dataHash]));
 }
 
 function hashPair(left: Hex, right: Hex): Hex {
-  return keccak256(concat([left, right]));
+  return keccakHex(hexToBytes(left), hexToBytes(right));
 }
 
 /** Every level of the tree, leaves first, root last. */

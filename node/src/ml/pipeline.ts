@@ -1,5 +1,6 @@
-import { concat, hexToBytes, keccak256, type Hex, zeroHash } from "viem";
+import { hexToBytes, type Hex, zeroHash } from "viem";
 
+import { keccakBytes, keccakHex } from "../checkpoint/keccak.js";
 import { type Corpus, batchIds, evalIds, sequences } from "./data.js";
 import type { StageTrainer } from "./stage.js";
 
@@ -38,8 +39,7 @@ export class TensorDigests {
     view.setUint32(4, step);
     view.setUint32(8, micro);
     const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-    // Hashed as bytes: a hex round trip of every tensor would cost more than the hash.
-    return keccak256(concat([hexToBytes(previous), keccak256(concat([header, bytes]), "bytes")]));
+    return keccakHex(hexToBytes(previous), keccakBytes(header, bytes));
   }
 
   record(
