@@ -78,7 +78,7 @@ const DEV_CHAIN_IDS = new Set([31337, 1337]);
 
 /**
  * Waits until the chain is past `block`: a reveal must be in a later block than its seal. On a
- * local development chain that mines only on demand, asks it to mine one (`evm_mine`).
+ * local development chain that mines only on demand, asks it to mine one (`evm_mine`) at once.
  */
 async function waitForBlockAfter(client: AnyClient, block: bigint, timeoutMs = 120_000): Promise<void> {
   const dev = DEV_CHAIN_IDS.has(await getChainId(client));
@@ -87,8 +87,8 @@ async function waitForBlockAfter(client: AnyClient, block: bigint, timeoutMs = 1
     if ((await getBlockNumber(client, { cacheTime: 0 })) > block) return;
     if (Date.now() - started > timeoutMs)
       throw new Error(`the chain did not get past block ${block} within ${timeoutMs / 1000} s`);
-    if (dev && Date.now() - started > 500) await client.request({ method: "evm_mine" } as never).catch(() => {});
-    await sleep(250);
+    if (dev) await client.request({ method: "evm_mine" } as never).catch(() => {});
+    await sleep(dev ? 50 : 250);
   }
 }
 
