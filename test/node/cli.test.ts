@@ -10,10 +10,11 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 
 import { network } from "hardhat";
 import { getAddress, keccak256, parseEther, publicActions, toHex, zeroHash, type Address } from "viem";
-import { generatePrivateKey } from "viem/accounts";
+import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { defineDeployment, shardActions } from "shard-protocol/sdk";
 
 import { decryptKeystore } from "../../node/src/config/keys.js";
+import { canonicalSpecBytes, defaultSpec, specDigest } from "../../node/src/ml/spec.js";
 import { DEFAULT_ROUND_PARAMS, deployProtocol } from "../../scripts/lib/protocol.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -426,6 +427,154 @@ describe("shard-node CLI against a JSON-RPC server", () => {
         typo.stderr,
         /- chainID \(file \.\/shard-node\.config\.json\): unknown key \(did you mean "chainId"\?\)/,
       );
+    });
+
+    describe("train", () => {
+      /** `train` in `dir` with its own data folder, listening on loopback only. */
+      function train(dir: string, env: Record<string, string>, args: string[] = []) {
+        const dataDir = path.join(dir, "data");
+        const flags = ["--data-dir", dataDir, "--listen", "/ip4/127.0.0.1/tcp/0", "--backend", "cpu"];
+        const run = cli(["train", ...flags, ...args], { cwd: dir, env });
+        return { dataDir, run };
+      }
+
+      /** A new key with gas and `amount` STK staked as trainer (`shard-node stake`, which also authorizes the key). */
+      async function stakedKey(dir: string, amount: string) {
+        const env = keyEnv();
+        const address = privateKeyToAccount(env.SHARD_NODE_PRIVATE_KEY).address;
+        const [deployer] = await connection.viem.getWalletClients();
+        await deployer!.sendTransaction({ to: address, value: parseEther("1") });
+        await stakeToken.write.mint([address, parseEther(amount)]);
+        ok(await cli(["stake", amount], { cwd: dir, env }));
+        return env;
+      }
+
+      it("without enough trainer stake: exit 1 before anything is opened; --json names InsufficientStakeError", async () => {
+        const dir = await folder();
+        const none = train(dir, keyEnv());
+        const run = await none.run;
+        assert.equal(run.code, 1, run.stderr);
+        assert.equal(
+          run.stderr,
+          "error: Insufficient trainer stake: 0 STK active, 100 STK required.\n  Stake with `shard-node stake <amount>`.\n",
+        );
+        assert.equal(run.stdout, "");
+        assert.equal(existsSync(none.dataDir), false, "no data folder, store or peer key");
+
+        const some = train(dir, await stakedKey(dir, "99.5"), ["--json"]);
+        const little = await some.run;
+        assert.equal(little.code, 1, little.stderr);
+        assert.equal(
+          little.stderr.split("\n")[0],
+          "error: Insufficient trainer stake: 99.5 STK active, 100 STK required.",
+        );
+        assert.deepEqual(jsonOf(little), {
+          error: {
+            name: "InsufficientStakeError",
+            message: "Insufficient trainer stake: 99.5 STK active, 100 STK required.",
+            details: "Stake with `shard-node stake <amount>`.",
+            exitCode: 1,
+            retryable: false,
+          },
+        });
+        assert.ok(!little.stderr.includes('"event"'), `no training events:\n${little.stderr}`);
+        assert.equal(existsSync(some.dataDir), false);
+      });
+
+      it("an unregistered model: exit 1 naming the model, in train and the other model commands", async () => {
+        const dir = await folder();
+        const registry = getAddress(protocol.addresses.registry);
+        const expected = [
+          "error: Model 99 is not registered on chain 31337.",
+          `  the registry ${registry} has no model 99; check the model id (--model, SHARD_NODE_MODEL_ID or modelId in the config)`,
+          "",
+        ].join("\n");
+        const unknown = train(dir, keyEnv(), ["--model", "99"]);
+        const run = await unknown.run;
+        assert.equal(run.code, 1, run.stderr);
+        assert.equal(run.stderr, expected);
+        assert.equal(run.stdout, "");
+        assert.equal(existsSync(unknown.dataDir), false);
+
+        const json = await cli(["train", "--model", "99", "--json"], { cwd: dir, env: keyEnv() });
+        assert.equal(json.code, 1);
+        assert.deepEqual(jsonOf(json).error, {
+          name: "ModelNotFoundError",
+          message: "Model 99 is not registered on chain 31337.",
+          details: `the registry ${registry} has no model 99; check the model id (--model, SHARD_NODE_MODEL_ID or modelId in the config)`,
+          exitCode: 1,
+          retryable: false,
+        });
+
+        for (const args of [["status"], ["stake", "1"], ["unstake", "1"], ["unstake", "--withdraw"], ["claim"]]) {
+          const other = await cli([...args, "--model", "99"], { cwd: dir, env: keyEnv() });
+          assert.equal(other.code, 1, `${args.join(" ")}: ${other.stderr}`);
+          assert.equal(other.stderr, expected, args.join(" "));
+        }
+        // The environment's model id is checked the same way.
+        const fromEnv = await cli(["status"], { cwd: dir, env: { ...keyEnv(), SHARD_NODE_MODEL_ID: "99" } });
+        assert.equal(fromEnv.code, 1);
+        assert.equal(fromEnv.stderr.split("\n")[0], "error: Model 99 is not registered on chain 31337.");
+      });
+
+      it("a shard the model does not have: exit 1 before anything is opened", async () => {
+        const dir = await folder();
+        const { dataDir, run } = train(dir, keyEnv(), ["--shard", "5"]);
+        const result = await run;
+        assert.equal(result.code, 1, result.stderr);
+        assert.equal(result.stderr, "error: Model 1 has 2 shards; there is no shard 5.\n");
+        assert.equal(result.stdout, "");
+        assert.equal(existsSync(dataDir), false);
+        // Shard 2 is the first one past the end.
+        const edge = await train(dir, keyEnv(), ["--shard", "2", "--json"]).run;
+        assert.equal(edge.code, 1);
+        assert.equal(jsonOf(edge).error.message, "Model 1 has 2 shards; there is no shard 2.");
+      });
+
+      it("--spec that is not the registered spec: ModelSpecError, exit 1 promptly, nothing trained", async () => {
+        const dir = await folder();
+        const env = await stakedKey(dir, "100");
+        const spec = defaultSpec({ shards: [2, 2] });
+        const specFile = path.join(dir, "spec.json");
+        await writeFile(specFile, new TextDecoder().decode(canonicalSpecBytes(spec)));
+        const { dataDir, run } = train(dir, env, ["--spec", specFile, "--json"]);
+        const mismatch = await run;
+        assert.equal(mismatch.code, 1, mismatch.stderr);
+        assert.equal(mismatch.signal, null);
+        assert.ok(mismatch.ms < 30_000, `took ${mismatch.ms} ms`);
+        assert.equal(
+          mismatch.stderr.split("\n")[0],
+          "error: The model spec does not match the digest the model was registered with.",
+        );
+        assert.deepEqual(jsonOf(mismatch).error, {
+          name: "ModelSpecError",
+          message: "The model spec does not match the digest the model was registered with.",
+          details: `on-chain ${zeroHash}, this document ${specDigest(spec)}`,
+          exitCode: 1,
+          retryable: false,
+        });
+        assert.ok(!mismatch.stderr.includes('"event"'), `no listening or training events:\n${mismatch.stderr}`);
+        assert.equal(existsSync(path.join(dataDir, "1-0-0")), false, "no journal or checkpoints");
+
+        // A file that is not a spec document at all, and one that cannot be read.
+        const notSpecFile = path.join(dir, "not-a-spec.json");
+        await writeFile(notSpecFile, JSON.stringify({ ...spec, format: "something else" }));
+        const invalid = await train(dir, env, ["--spec", notSpecFile]).run;
+        assert.equal(invalid.code, 1, invalid.stderr);
+        assert.ok(invalid.ms < 30_000, `took ${invalid.ms} ms`);
+        assert.equal(invalid.stderr.split("\n")[0], "error: The model spec is not a valid spec document.");
+        assert.doesNotMatch(invalid.stderr, /listening on/);
+        const notJson = path.join(dir, "spec.txt");
+        await writeFile(notJson, "not json");
+        const garbage = await train(dir, env, ["--spec", notJson, "--json"]).run;
+        assert.equal(garbage.code, 1, garbage.stderr);
+        assert.equal(jsonOf(garbage).error.name, "ModelSpecError");
+        assert.equal(jsonOf(garbage).error.message, "The model spec is not a valid spec document.");
+        const missing = path.join(dir, "missing.json");
+        const unreadable = await train(dir, env, ["--spec", missing]).run;
+        assert.equal(unreadable.code, 1, unreadable.stderr);
+        assert.equal(unreadable.stderr.split("\n")[0], `error: Cannot read the model spec file ${missing}.`);
+      });
     });
   });
 });

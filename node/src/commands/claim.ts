@@ -3,7 +3,7 @@ import type { z } from "zod";
 
 import { globalOptionsSchema } from "../config/schema.js";
 import type { Output } from "../output.js";
-import { formatAmount, openSigner, parseOptions, tokenInfo, type TokenInfo } from "./common.js";
+import { formatAmount, modelNotFound, openSigner, parseOptions, tokenInfo, type TokenInfo } from "./common.js";
 import { waitForConfirmations } from "../chain.js";
 
 export const claimOptionsSchema = globalOptionsSchema;
@@ -31,7 +31,9 @@ export async function claim(options: ClaimOptions, out: Output): Promise<ClaimRe
   try {
     const { publicClient, walletClient } = connection;
     const modelId = config.modelId;
-    const due = await publicClient.getClaimable({ holder: account.address, modelId });
+    const due = await publicClient.getClaimable({ holder: account.address, modelId }).catch((error: unknown) => {
+      throw modelNotFound(error, connection, modelId);
+    });
     const base = { account: account.address, chainId: connection.chainId, modelId };
     if (due.byId.length === 0) {
       out.print(`nothing to claim in model ${modelId} for ${account.address}`);

@@ -1,6 +1,6 @@
 import { erc20Abi, formatUnits, getAddress, parseUnits, type Address } from "viem";
 import type { PrivateKeyAccount } from "viem/accounts";
-import { contributionLedgerAbi, toShardError } from "shard-protocol/sdk";
+import { ContractRevertError, contributionLedgerAbi, getModel, toShardError } from "shard-protocol/sdk";
 import { z } from "zod";
 
 import { connect, type Connection, type ShardPublicClient } from "../chain.js";
@@ -82,6 +82,36 @@ export function parseAmount(text: string, token: TokenInfo, argument = "<amount>
 /** `150 STK`, `0.5 USDC`. */
 export const formatAmount = (amount: bigint, token: TokenInfo) =>
   `${formatUnits(amount, token.decimals)} ${token.symbol}`;
+
+/** The configured model is not in the registry: a wrong model id, or another deployment's. */
+export class ModelNotFoundError extends NodeError {
+  override name = "ModelNotFoundError";
+}
+
+/** An SDK `ModelNotFound` revert as a `ModelNotFoundError` naming the model and chain; any other error as is. */
+export function modelNotFound(
+  error: unknown,
+  connection: Pick<Connection, "chainId" | "deployment">,
+  modelId: bigint,
+): unknown {
+  if (!(error instanceof ContractRevertError) || error.errorName !== "ModelNotFound") return error;
+  return new ModelNotFoundError(`Model ${modelId} is not registered on chain ${connection.chainId}.`, {
+    cause: error,
+    details: `the registry ${connection.deployment.contracts.registry} has no model ${modelId}; check the model id (--model, SHARD_NODE_MODEL_ID or modelId in the config)`,
+  });
+}
+
+/** The model's registry entry (`getModel`); an unknown model id is a `ModelNotFoundError`. */
+export async function readModel(
+  connection: Pick<Connection, "chainId" | "deployment" | "publicClient">,
+  modelId: bigint,
+): Promise<Awaited<ReturnType<typeof getModel>>> {
+  try {
+    return await getModel(connection.publicClient, { deployment: connection.deployment, modelId });
+  } catch (error) {
+    throw modelNotFound(error, connection, modelId);
+  }
+}
 
 /** Whether `owner` authorized `nodeKey` to sign commits for it. */
 export async function isNodeAuthorized(client: ShardPublicClient, owner: Address, nodeKey: Address): Promise<boolean> {

@@ -11,6 +11,7 @@ import {
   openSigner,
   parseAmount,
   parseOptions,
+  readModel,
   tokenInfo,
   zAmountText,
   zRole,
@@ -62,7 +63,7 @@ export async function stake(options: StakeOptions, out: Output): Promise<StakeRe
   try {
     const { publicClient, walletClient } = connection;
     const modelId = config.modelId;
-    const model = await publicClient.getModel({ modelId });
+    const model = await readModel(connection, modelId);
     const token = await tokenInfo(publicClient, model.stakingToken);
     const amount = parseAmount(text, token);
     const balance = await publicClient.readContract({

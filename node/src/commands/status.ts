@@ -7,7 +7,15 @@ import { z } from "zod";
 
 import { globalOptionsSchema } from "../config/schema.js";
 import { toJson, table, type Output } from "../output.js";
-import { formatAmount, isNodeAuthorized, openReader, parseOptions, tokenInfo, type TokenInfo } from "./common.js";
+import {
+  formatAmount,
+  isNodeAuthorized,
+  openReader,
+  parseOptions,
+  readModel,
+  tokenInfo,
+  type TokenInfo,
+} from "./common.js";
 
 export const statusOptionsSchema = globalOptionsSchema.extend({
   /** How many of the shard's latest checkpoints to show. */
@@ -79,7 +87,7 @@ export async function status(options: StatusOptions, out: Output): Promise<Statu
   try {
     const { publicClient } = connection;
     const { modelId, shard, lane } = config;
-    const model = await publicClient.getModel({ modelId });
+    const model = await readModel(connection, modelId);
     const warnings: string[] = [];
     if (shard >= model.shardCount) {
       warnings.push(

@@ -2,7 +2,7 @@ import { mkdir, readFile } from "node:fs/promises";
 import path from "node:path";
 
 import { keccak256 } from "viem";
-import { getModel, getStake } from "shard-protocol/sdk";
+import { getStake } from "shard-protocol/sdk";
 import { z } from "zod";
 
 import { configOptionsSchema, globalOptionsSchema } from "../config/schema.js";
@@ -15,7 +15,7 @@ import { type ModelSpec, canonicalSpecBytes, specDigest, zModelSpec } from "../m
 import { toJson, type Output } from "../output.js";
 import { createHost, loadOrCreatePeerKey } from "../p2p/host.js";
 import { type SwarmEvent, runSwarmNode } from "../swarm/node.js";
-import { formatAmount, isNodeAuthorized, openSigner, parseOptions, tokenInfo } from "./common.js";
+import { formatAmount, isNodeAuthorized, openSigner, parseOptions, readModel, tokenInfo } from "./common.js";
 
 export const trainOptionsSchema = globalOptionsSchema.extend(configOptionsSchema.shape).extend({
   /** A local copy of the model spec, used when IPFS does not have it; checked against the on-chain digest. */
@@ -109,7 +109,7 @@ export async function train(options: TrainOptions, out: Output): Promise<TrainRe
   const { config, account, connection } = await openSigner(o);
   const { publicClient, walletClient, deployment } = connection;
   const modelId = config.modelId;
-  const model = await getModel(publicClient, { deployment, modelId });
+  const model = await readModel(connection, modelId);
   if (config.shard >= model.shardCount)
     throw new NodeError(`Model ${modelId} has ${model.shardCount} shards; there is no shard ${config.shard}.`);
 

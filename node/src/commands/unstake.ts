@@ -9,6 +9,7 @@ import {
   openSigner,
   parseAmount,
   parseOptions,
+  readModel,
   tokenInfo,
   zAmountText,
   zRole,
@@ -63,7 +64,7 @@ export async function unstake(options: UnstakeOptions, out: Output): Promise<Uns
   try {
     const { publicClient, walletClient } = connection;
     const modelId = config.modelId;
-    const model = await publicClient.getModel({ modelId });
+    const model = await readModel(connection, modelId);
     const token = await tokenInfo(publicClient, model.stakingToken);
     let action: UnstakeResult["action"];
     let amount: bigint;
