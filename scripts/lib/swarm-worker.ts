@@ -8,6 +8,11 @@
  *   {"type":"done","shard":1,"head":3,"roundsTrained":3,"at":…}      (exit 0)
  *   {"type":"error","shard":1,"name":"…","message":"…","at":…}       (exit 1)
  *
+ * With `"protocol": false` it runs the bare pipeline instead, the benchmark's reference for the
+ * protocol's cost: the same links, schedule and held-out eval, but no tensor digests, checkpoints,
+ * agreement, IPFS or chain (it reports `step` events and a `bare-round` event a round, and needs no
+ * key).
+ *
  * Anything else a library prints goes to stderr. SIGINT / SIGTERM stop it after the current step;
  * a second signal exits at once.
  *
@@ -29,7 +34,12 @@ import { HeliaStore } from "../../node/src/ipfs/helia.js";
 import { BACKENDS, initBackend } from "../../node/src/ml/backend.js";
 import { specDigest, zModelSpec } from "../../node/src/ml/spec.js";
 import { createHost } from "../../node/src/p2p/host.js";
-import { runSwarmNode, type SwarmEvent } from "../../node/src/swarm/node.js";
+import { loadCorpus } from "../../node/src/ml/data.js";
+import { type StageIO, runStageEval, runStageStep } from "../../node/src/ml/pipeline.js";
+import { StageTrainer } from "../../node/src/ml/stage.js";
+import type { ShardHost } from "../../node/src/p2p/host.js";
+import { connectNeighbours, runSwarmNode, type SwarmEvent } from "../../node/src/swarm/node.js";
+import { linkIO } from "../../node/src/swarm/round.js";
 
 const zWorkerConfig = z.object({
   /** JSON-RPC endpoint of the chain (HTTP or WebSocket). */
@@ -51,6 +61,8 @@ const zWorkerConfig = z.object({
   rounds: z.number().int().positive(),
   backend: z.enum([...BACKENDS, "auto"]).default("wasm"),
   peerTimeoutMs: z.number().int().positive().default(60_000),
+  /** false: the bare pipeline (no digests, checkpoints, agreement, IPFS or chain). */
+  protocol: z.boolean().default(true),
   /** Stop (as on SIGTERM) when stdin closes: the spawning process went away. */
   stopWithStdin: z.boolean().default(false),
 });
@@ -62,6 +74,7 @@ export type WorkerConfig = z.input<typeof zWorkerConfig>;
 export type WorkerLine = { shard: number; at: number } & (
   | { type: "listening"; peerId: string; multiaddrs: string[]; backend: string }
   | SwarmEvent
+  | { type: "bare-round"; round: number; trainSeconds: number; evalLoss: number | undefined; bytesSent: number }
   | { type: "done"; head: number; roundsTrained: number; stopped: boolean }
   | { type: "error"; name: string; message: string; stack?: string }
 );
@@ -80,14 +93,65 @@ async function loadConfig(file: string | undefined) {
   return zWorkerConfig.parse(JSON.parse(await readFile(file, "utf8")));
 }
 
-/** Runs the node; resolves to the exit code. */
-async function run(config: z.output<typeof zWorkerConfig>): Promise<number> {
-  const key = z
-    .string()
-    .regex(/^0x[0-9a-fA-F]{64}$/, "SWARM_WORKER_PRIVATE_KEY must be a 32-byte hex private key")
-    .parse(process.env.SWARM_WORKER_PRIVATE_KEY) as Hex;
-  const { shard } = config;
+type Config = z.output<typeof zWorkerConfig>;
 
+/** The bare pipeline: `rounds` rounds of training steps and the held-out eval over the links. */
+async function runBare(config: Config, host: ShardHost, signal: AbortSignal): Promise<number> {
+  const { spec, shard } = config;
+  const links = await connectNeighbours(
+    { ...config, specDigest: specDigest(spec), host, peers: { next: config.next } },
+    1,
+    30_000,
+  );
+  const trainer = new StageTrainer(spec, shard);
+  const corpus = loadCorpus(spec);
+  let bytesSent = 0;
+  const wire = linkIO(links, trainer.activationShape);
+  const io: StageIO = {
+    send: (type, round, step, micro, data) => {
+      bytesSent += data.byteLength;
+      return wire.send(type, round, step, micro, data);
+    },
+    receive: wire.receive,
+  };
+  const samples = spec.training.microBatchSize * spec.training.microBatches;
+  try {
+    for (let round = 1; round <= config.rounds && !signal.aborted; round++) {
+      const t0 = performance.now();
+      const sent0 = bytesSent;
+      for (let step = 0; step < spec.training.stepsPerRound; step++) {
+        const s0 = performance.now();
+        const r = await runStageStep(trainer, io, { corpus, round, step });
+        const seconds = (performance.now() - s0) / 1000;
+        print(shard, {
+          type: "step",
+          round,
+          step,
+          steps: spec.training.stepsPerRound,
+          loss: r.loss,
+          samplesPerSecond: samples / seconds,
+        });
+      }
+      const evalLoss = await runStageEval(trainer, io, corpus, round);
+      print(shard, {
+        type: "bare-round",
+        round,
+        trainSeconds: (performance.now() - t0) / 1000,
+        evalLoss,
+        bytesSent: bytesSent - sent0,
+      });
+    }
+  } finally {
+    for (const l of [links.prev, links.next]) await l?.close().catch(() => {});
+    trainer.dispose();
+  }
+  print(shard, { type: "done", head: config.rounds, roundsTrained: config.rounds, stopped: signal.aborted });
+  return signal.aborted ? 130 : 0;
+}
+
+/** Runs the node; resolves to the exit code. */
+async function run(config: Config): Promise<number> {
+  const { shard } = config;
   const controller = new AbortController();
   const stop = () => {
     if (controller.signal.aborted) process.exit(130);
@@ -98,6 +162,22 @@ async function run(config: z.output<typeof zWorkerConfig>): Promise<number> {
   if (config.stopWithStdin) {
     process.stdin.on("end", stop).on("error", stop).resume();
   }
+
+  if (!config.protocol) {
+    const backend = await initBackend(config.backend);
+    const host = await createHost({ listen: [config.listen] });
+    try {
+      print(shard, { type: "listening", peerId: host.peerId, multiaddrs: host.multiaddrs(), backend: backend.name });
+      return await runBare(config, host, controller.signal);
+    } finally {
+      await host.stop().catch(() => {});
+    }
+  }
+
+  const key = z
+    .string()
+    .regex(/^0x[0-9a-fA-F]{64}$/, "SWARM_WORKER_PRIVATE_KEY must be a 32-byte hex private key")
+    .parse(process.env.SWARM_WORKER_PRIVATE_KEY) as Hex;
 
   // The node's own connection: chain id checked, deployment loaded, the clients `shard-node train` uses.
   const account = privateKeyToAccount(key);

@@ -167,7 +167,7 @@ export async function runSwarmNode(opts: SwarmNodeOptions): Promise<SwarmRunResu
         emit({ type: "connecting", round });
         waitingSince ??= Date.now();
         try {
-          links = await connect(opts, round, Math.min(peerTimeoutMs, 30_000));
+          links = await connectNeighbours(opts, round, Math.min(peerTimeoutMs, 30_000));
         } catch (err) {
           if (Date.now() - waitingSince > reconnectMs)
             throw new NeighboursUnavailableError((err as Error).message, reconnectMs, err);
@@ -263,7 +263,14 @@ function isLinkFailure(err: NodeError): boolean {
 }
 
 /** Opens the links of this shard for `round`: accepts shard − 1, dials shard + 1 (retrying while it is not up). */
-async function connect(opts: SwarmNodeOptions, round: number, timeoutMs: number): Promise<Neighbours> {
+export async function connectNeighbours(
+  opts: Pick<
+    SwarmNodeOptions,
+    "spec" | "modelId" | "specDigest" | "shard" | "lane" | "host" | "peers" | "peerTimeoutMs"
+  >,
+  round: number,
+  timeoutMs: number,
+): Promise<Neighbours> {
   const hello: LinkHello = {
     modelId: opts.modelId,
     specDigest: opts.specDigest,
