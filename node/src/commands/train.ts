@@ -106,7 +106,22 @@ async function fetchSpec(
  */
 export async function train(options: TrainOptions, out: Output): Promise<TrainResult> {
   const o = parseOptions("train", trainOptionsSchema, options);
-  const { config, account, connection } = await openSigner(o);
+  const signer = await openSigner(o);
+  // Whatever fails from here on, the connection (a WebSocket, maybe) is closed.
+  try {
+    return await trainWith(o, signer, out);
+  } finally {
+    await signer.connection.close();
+  }
+}
+
+type Signer = Awaited<ReturnType<typeof openSigner>>;
+
+async function trainWith(
+  o: z.output<typeof trainOptionsSchema>,
+  { config, account, connection }: Signer,
+  out: Output,
+): Promise<TrainResult> {
   const { publicClient, walletClient, deployment } = connection;
   const modelId = config.modelId;
   const model = await readModel(connection, modelId);
@@ -130,10 +145,12 @@ export async function train(options: TrainOptions, out: Output): Promise<TrainRe
 
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   const store = await openContentStore({ dataDir: config.dataDir, kuboUrl: config.ipfs.kuboUrl });
-  const host = await createHost({
-    listen: config.listen,
-    privateKey: await loadOrCreatePeerKey(path.join(config.dataDir, "peer.key")),
-  });
+  const host = await loadOrCreatePeerKey(path.join(config.dataDir, "peer.key"))
+    .then((privateKey) => createHost({ listen: config.listen, privateKey }))
+    .catch(async (err: unknown) => {
+      await store.close().catch(() => {});
+      throw err;
+    });
   const stopListening = onShutdown(() => out.log("stopping after the current step (Ctrl-C again to quit at once)"));
   try {
     const spec = await fetchSpec(model.specURI, model.specDigest, store, o.spec);
@@ -205,7 +222,6 @@ export async function train(options: TrainOptions, out: Output): Promise<TrainRe
     stopListening();
     await host.stop().catch(() => {});
     await store.close().catch(() => {});
-    await connection.close();
   }
 }
 
