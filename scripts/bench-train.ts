@@ -386,6 +386,8 @@ interface RoundFigures {
   /** Steps + eval, checkpoint + agreement, and their sum: the slowest shard. */
   trainSeconds: number;
   checkpointSeconds: number;
+  /** Of the training time, seconds spent hashing tensors for the pipeline digests. */
+  digestSeconds: number;
   roundSeconds: number;
   /** IPFS add, seal, and reveal once the chain is past the seal's block, in the background of the
    * next round: the slowest shard, and its parts. */
@@ -430,6 +432,7 @@ for (let round = 1; round <= ROUNDS; round++) {
     stepSeconds: (max(steps.map((l) => l.at)) - Math.min(...starts)) / 1000,
     trainSeconds: max(outcomes.map((o) => o.trainSeconds)),
     checkpointSeconds: max(outcomes.map((o) => o.checkpointSeconds)),
+    digestSeconds: max(outcomes.map((o) => o.digestSeconds)),
     roundSeconds: max(outcomes.map((o) => o.trainSeconds + o.checkpointSeconds)),
     commitSeconds: slowest.seconds,
     ipfsSeconds: slowest.ipfs,
@@ -454,17 +457,25 @@ const commitSeconds = sum(rounds.map((r) => r.commitSeconds));
 /** What stalls training outright: the checkpoint and the agreement (the commit runs in the background). */
 const blockingShare = checkpointSeconds / roundSeconds;
 /**
- * The protocol's cost, measured: the share of a round the full node spends beyond the bare
- * pipeline (tensor digests, checkpoint, agreement, and the CPU the background commit of the
- * previous round takes from training: IPFS add, signing, JSON-RPC, and this machine's chain).
+ * The protocol's cost, A/B: the share of a round the full node spends beyond the bare pipeline
+ * (digests, checkpoint, agreement, and the CPU the background commit of the previous round takes
+ * from training: IPFS add, signing, JSON-RPC, this machine's chain). Run-to-run noise on shared
+ * cores is of the same order, so it supports the bound below rather than replacing it.
  */
-const overheadShare = (protocolSteadySeconds - bareSteadySeconds) / protocolSteadySeconds;
+const measuredShare = (protocolSteadySeconds - bareSteadySeconds) / protocolSteadySeconds;
+const digestSeconds = sum(rounds.map((r) => r.digestSeconds));
 /** The commit's wall time counted as if it stalled training (it does not: it runs in the background). */
 const commitWallShare = (checkpointSeconds + commitSeconds) / roundSeconds;
 /** The last round's commit runs after training has stopped: its time is the commit's own, not
  * stretched by sharing the event loop with the next round's steps. */
 const commitAloneSeconds = rounds.at(-1)!.commitSeconds;
-const overheadAloneShare = (checkpointSeconds + ROUNDS * commitAloneSeconds) / roundSeconds;
+/**
+ * The protocol's cost, bounded: what stalls training (checkpoint + agreement), the training time
+ * spent hashing tensors, and the commit's whole unloaded wall time, as if every second of it
+ * (waits for the chain included) were CPU taken from training. This is the figure the goal is
+ * checked against.
+ */
+const overheadShare = (checkpointSeconds + digestSeconds + ROUNDS * commitAloneSeconds) / roundSeconds;
 const lossesEqual = pipelineEvalLoss === baselineEvalLoss;
 
 /* REPORT */
@@ -514,6 +525,7 @@ console.table(
   rounds.map((r) => ({
     round: r.round,
     "train (steps + eval)": fmt(r.trainSeconds),
+    "  of which digests": fmt(r.digestSeconds, 3),
     "checkpoint + agreement": fmt(r.checkpointSeconds),
     "round total": fmt(r.roundSeconds),
     "commit (background)": fmt(r.commitSeconds),
@@ -533,8 +545,8 @@ const goals = [
   {
     goal: `protocol overhead ≤ ${pct(MAX_OVERHEAD_SHARE)} of a round`,
     value:
-      `${pct(overheadShare)} measured against the bare pipeline (${pct(blockingShare)} blocking); ` +
-      `${pct(commitWallShare)} if the background commit's wall time stalled training, ${pct(overheadAloneShare)} at its unloaded time`,
+      `≤ ${pct(overheadShare)}: checkpoint + agreement ${pct(blockingShare)}, digests ${pct(digestSeconds / roundSeconds)}, ` +
+      `commit at its unloaded time ${pct((ROUNDS * commitAloneSeconds) / roundSeconds)}; A/B vs bare pipeline ${pct(measuredShare)}`,
     met: overheadShare <= MAX_OVERHEAD_SHARE ? "✔" : "✘",
   },
   {
@@ -547,7 +559,8 @@ const measured = ROUNDS > 1 ? `rounds 2–${ROUNDS}` : "round 1";
 console.log(
   `Protocol cost: the bare pipeline (same processes, links, schedule and eval; no digests, checkpoints, agreement, ` +
     `IPFS or chain) took ${fmt(bareSteadySeconds)} s over ${measured}, the full nodes ${fmt(protocolSteadySeconds)} s: ` +
-    `${pct(overheadShare)} of a round (fastest of ${REPEAT} run(s) of each, alternated).`,
+    `${pct(measuredShare)} of a round (fastest of ${REPEAT} run(s) of each, alternated: bare ` +
+    `${bareRuns.map((r) => fmt(bareSteady(r))).join(", ")} s; full ${protocolRuns.map((r) => fmt(protocolSteady(r))).join(", ")} s).`,
 );
 console.table(goals);
 console.log(
@@ -610,13 +623,19 @@ await writeFile(
           commitSeconds,
           commitAloneSeconds,
           roundSeconds,
+          digestSeconds,
+          /** Upper bound: checkpoint + agreement, digests, the commit at its unloaded time. */
           share: overheadShare,
+          blockingShare,
+          /** A/B against the bare pipeline over the measured rounds (every run listed). */
+          measuredShare,
+          measuredRounds: steadyRounds,
           bareSeconds: bareSteadySeconds,
           fullSeconds: protocolSteadySeconds,
-          measuredRounds: steadyRounds,
-          blockingShare,
+          bareRuns: bareRuns.map(bareSteady),
+          fullRuns: protocolRuns.map(protocolSteady),
+          /** If the background commit's wall time had stalled training (it does not). */
           commitWallShare,
-          shareAtCommitAlone: overheadAloneShare,
         },
         timings: pipeline.timings,
       },

@@ -30,6 +30,8 @@ export class TensorDigests {
   /** Bytes sent to and received from neighbours this round. */
   bytesSent = 0;
   bytesReceived = 0;
+  /** Seconds spent hashing tensors (the protocol's cost inside the training steps). */
+  hashSeconds = 0;
 
   /** Chains `keccak256(previous ‖ keccak256(header ‖ little-endian data))`. */
   static fold(previous: Hex, round: number, step: number, micro: number, data: Float32Array): Hex {
@@ -51,7 +53,9 @@ export class TensorDigests {
     data: Float32Array,
   ): void {
     const key = `${direction}${type === "activation" ? "Activations" : "Gradients"}` as const;
+    const t0 = performance.now();
     this[key] = TensorDigests.fold(this[key], round, step, micro, data);
+    this.hashSeconds += (performance.now() - t0) / 1000;
     if (direction === "sent") this.bytesSent += data.byteLength;
     else this.bytesReceived += data.byteLength;
   }

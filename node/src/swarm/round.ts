@@ -86,6 +86,8 @@ export interface RoundOutcome {
   /** Seconds spent training (steps + eval) and on the checkpoint + agreement. */
   trainSeconds: number;
   checkpointSeconds: number;
+  /** Seconds of the training time spent hashing the tensors sent and received. */
+  digestSeconds: number;
 }
 
 /** Runs, prepares and decides one round. Throws on any neighbour failure before the decision. */
@@ -186,5 +188,6 @@ export async function runSwarmRound(ctx: RoundContext): Promise<RoundOutcome> {
     bytesReceived: digests.bytesReceived,
     trainSeconds: (t1 - t0) / 1000,
     checkpointSeconds: (t2 - t1) / 1000,
+    digestSeconds: digests.hashSeconds,
   };
 }
