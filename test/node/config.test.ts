@@ -110,7 +110,7 @@ describe("config errors", () => {
     );
     const file = "file ./shard-node.config.json";
     assert.deepEqual(summary(error.issues), [
-      `backend | ${file} | must be one of auto, tensorflow-gpu, tensorflow, wasm, cpu`,
+      `backend | ${file} | must be one of auto, tensorflow-gpu, tensorflow, webgpu, wasm, cpu`,
       `chainId | ${file} | must be a positive integer`,
       "confirmations | env SHARD_NODE_CONFIRMATIONS | must be a positive integer",
       `ipfs.kuboUrl | ${file} | must be a http/https URL, not ftp://`,

@@ -112,7 +112,7 @@ describe("swarm: shards on separate libp2p hosts train, checkpoint to IPFS and c
         modelId: String(modelId),
         specDigest: digest,
       });
-      const expected = baseline.trainers[shard]!.state();
+      const expected = await baseline.trainers[shard]!.state();
       for (const name of Object.keys(expected.params))
         assert.equal(bits(state.params[name]!), bits(expected.params[name]!), `shard ${shard} ${name}`);
       const { client } = clientOf(shard + 1);

@@ -193,7 +193,7 @@ describe("shard-node train: one OS process per shard", () => {
         journal.rounds.map((r) => [r.round, r.phase]),
         Array.from({ length: rounds }, (_, i) => [i + 1, "revealed"]),
       );
-      const expected = baseline.trainers[shard]!.state();
+      const expected = await baseline.trainers[shard]!.state();
       assert.equal(state.step, expected.step);
       for (const name of Object.keys(expected.params))
         assert.equal(bits(state.params[name]!), bits(expected.params[name]!), `shard ${shard} ${name}`);

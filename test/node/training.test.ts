@@ -59,20 +59,20 @@ describe("training engine", () => {
     const spec = tinySpec();
     const straight = await runBaseline(spec, { rounds: 2 });
     const first = await runBaseline(spec, { rounds: 1 });
-    const states = first.trainers.map((t) => t.state());
+    const states = await Promise.all(first.trainers.map((t) => t.state()));
     const resumed = await runBaseline(spec, { rounds: 1, fromRound: 2, states });
     for (const [i, t] of straight.trainers.entries()) {
-      const a = t.state();
-      const b = resumed.trainers[i]!.state();
+      const a = await t.state();
+      const b = await resumed.trainers[i]!.state();
       assert.equal(b.step, 2 * spec.training.stepsPerRound);
       for (const name of Object.keys(a.params)) assert.equal(bits(b.params[name]!), bits(a.params[name]!), name);
     }
   });
 
-  it("refuses to update before every micro-batch ran backward", () => {
+  it("refuses to update before every micro-batch ran backward", async () => {
     const spec = tinySpec();
     const t = new StageTrainer(spec, 0);
-    t.forwardMicro(0, new Int32Array(spec.training.microBatchSize * spec.architecture.context));
+    await t.forwardMicro(0, new Int32Array(spec.training.microBatchSize * spec.architecture.context));
     assert.throws(() => t.applyUpdate(), /no gradients for/);
     t.dispose();
   });

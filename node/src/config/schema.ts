@@ -8,7 +8,7 @@ import { z } from "zod";
  */
 
 /** Training backends (`node/src/ml/backend.ts`); `auto` picks the fastest one installed. */
-export const BACKEND_CHOICES = ["auto", "tensorflow-gpu", "tensorflow", "wasm", "cpu"] as const;
+export const BACKEND_CHOICES = ["auto", "tensorflow-gpu", "tensorflow", "webgpu", "wasm", "cpu"] as const;
 export type BackendChoiceName = (typeof BACKEND_CHOICES)[number];
 
 /** A URL string whose scheme is one of `protocols` (`"http:"`, ...). */

@@ -5,12 +5,14 @@ import "@tensorflow/tfjs";
 
 /**
  * Picks the TensorFlow.js backend: CUDA (`@tensorflow/tfjs-node-gpu`) where it is installed,
- * native CPU (`@tensorflow/tfjs-node`) where that is, WebAssembly otherwise, pure JS last. The
- * native packages are optional: their install downloads libtensorflow and fails on hosts that
- * cannot reach it, so they are only ever imported dynamically.
+ * native CPU (`@tensorflow/tfjs-node`) where that is, WebGPU through Dawn (`webgpu` with
+ * `@tensorflow/tfjs-backend-webgpu`) where those are installed and a GPU adapter is found,
+ * WebAssembly otherwise, pure JS last. The native and WebGPU packages are optional (the native
+ * ones download libtensorflow at install; `webgpu` weighs 130 MB), so they are only ever imported
+ * dynamically.
  */
 
-export const BACKENDS = ["tensorflow-gpu", "tensorflow", "wasm", "cpu"] as const;
+export const BACKENDS = ["tensorflow-gpu", "tensorflow", "webgpu", "wasm", "cpu"] as const;
 export type BackendName = (typeof BACKENDS)[number];
 export type BackendChoice = BackendName | "auto";
 
@@ -45,6 +47,17 @@ async function load(name: BackendName): Promise<string> {
     case "tensorflow":
       await import("@tensorflow/tfjs-node" as string);
       return "tensorflow";
+    case "webgpu": {
+      // Dawn's Node binding provides navigator.gpu; tfjs's WebGPU backend registers itself on import.
+      const dawn = (await import("webgpu" as string)) as { create(flags: string[]): unknown; globals: object };
+      Object.assign(globalThis, dawn.globals);
+      const gpu = dawn.create([]) as { requestAdapter(): Promise<{ info?: Record<string, string> } | null> };
+      const adapter = await gpu.requestAdapter();
+      if (!adapter) throw new Error("no WebGPU adapter (no GPU, or no Vulkan/Metal/D3D12 driver)");
+      Object.defineProperty(globalThis.navigator, "gpu", { value: gpu, configurable: true });
+      await import("@tensorflow/tfjs-backend-webgpu" as string);
+      return "webgpu";
+    }
     case "wasm":
       await import("@tensorflow/tfjs-backend-wasm");
       return "wasm";

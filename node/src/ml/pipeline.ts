@@ -105,7 +105,7 @@ export async function runStageStep(
     for (const m of micros) {
       const { inputs, targets } = sequences(ctx.corpus.train, ids[m]!, context);
       const x = layout.isFirst ? inputs : await io.receive("activation", ctx.round, ctx.step, m, activationShape);
-      const { loss, dx } = trainer.lossMicro(x, targets);
+      const { loss, dx } = await trainer.lossMicro(x, targets);
       sum += loss;
       if (dx) await io.send("gradient", ctx.round, ctx.step, m, dx);
     }
@@ -116,11 +116,11 @@ export async function runStageStep(
     const x = layout.isFirst
       ? sequences(ctx.corpus.train, ids[m]!, context).inputs
       : await io.receive("activation", ctx.round, ctx.step, m, activationShape);
-    await io.send("activation", ctx.round, ctx.step, m, trainer.forwardMicro(m, x));
+    await io.send("activation", ctx.round, ctx.step, m, await trainer.forwardMicro(m, x));
   }
   for (const m of micros) {
     const dy = await io.receive("gradient", ctx.round, ctx.step, m, activationShape);
-    const dx = trainer.backwardMicro(m, dy);
+    const dx = await trainer.backwardMicro(m, dy);
     if (dx) await io.send("gradient", ctx.round, ctx.step, m, dx);
   }
   trainer.applyUpdate();
@@ -144,7 +144,7 @@ export async function runStageEval(
   for (const [e, ids] of batches.entries()) {
     const { inputs, targets } = sequences(corpus.heldOut, ids, spec.architecture.context);
     const x = layout.isFirst ? inputs : await io.receive("activation", round, step, e, activationShape);
-    const out = trainer.evalMicro(x, targets);
+    const out = await trainer.evalMicro(x, targets);
     if (typeof out === "number") sum += out;
     else await io.send("activation", round, step, e, out);
   }

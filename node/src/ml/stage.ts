@@ -94,12 +94,12 @@ export class StageTrainer {
   }
 
   /** Forward pass of micro-batch `micro` on a non-last shard; keeps the input for backward. */
-  forwardMicro(micro: number, data: Int32Array | Float32Array): Float32Array {
+  async forwardMicro(micro: number, data: Int32Array | Float32Array): Promise<Float32Array> {
     if (this.layout.isLast) throw new Error("the last shard computes the loss: use lossMicro");
     const x = this.input(data);
     this.inputs.set(micro, x);
     const y = tf.tidy(() => forward(this.spec, this.layout, this.params, x, this.mask));
-    const out = y.dataSync() as Float32Array;
+    const out = (await y.data()) as Float32Array;
     y.dispose();
     return out;
   }
@@ -108,7 +108,7 @@ export class StageTrainer {
    * Backward pass of micro-batch `micro` given the gradient of the loss with respect to this
    * shard's output; returns the gradient with respect to its input (none on shard 0).
    */
-  backwardMicro(micro: number, dy: Float32Array): Float32Array | undefined {
+  async backwardMicro(micro: number, dy: Float32Array): Promise<Float32Array | undefined> {
     const x = this.inputs.get(micro);
     if (!x) throw new Error(`no forward pass recorded for micro-batch ${micro}`);
     this.inputs.delete(micro);
@@ -125,9 +125,9 @@ export class StageTrainer {
       const [gx, ...grads] = tf.grads((xi: tf.Tensor, ...w: tf.Tensor[]) =>
         forward(this.spec, this.layout, Object.fromEntries(names.map((n, i) => [n, w[i]!])), xi, this.mask),
       )([x, ...weights], dyT);
-      dx = gx!.dataSync() as Float32Array;
-      gx!.dispose();
       this.accumulate(names, grads);
+      dx = (await gx!.data()) as Float32Array;
+      gx!.dispose();
     }
     dyT.dispose();
     x.dispose();
@@ -138,7 +138,10 @@ export class StageTrainer {
    * Last shard: forward, loss against the targets, and backward for micro-batch `micro`.
    * Gradients are of loss / microBatches, so the step's sum is the mean over micro-batches.
    */
-  lossMicro(data: Float32Array | Int32Array, targets: Int32Array): { loss: number; dx: Float32Array | undefined } {
+  async lossMicro(
+    data: Float32Array | Int32Array,
+    targets: Int32Array,
+  ): Promise<{ loss: number; dx: Float32Array | undefined }> {
     if (!this.layout.isLast) throw new Error("only the last shard computes the loss");
     const x = this.input(data);
     const v = [...this.spec.architecture.vocab].length;
@@ -164,11 +167,11 @@ export class StageTrainer {
       const r = tf.valueAndGrads(loss)([x, ...weights]);
       value = r.value;
       const [gx, ...grads] = r.grads;
-      dx = gx!.dataSync() as Float32Array;
-      gx!.dispose();
       this.accumulate(names, grads);
+      dx = (await gx!.data()) as Float32Array;
+      gx!.dispose();
     }
-    const lossValue = value.dataSync()[0]! / scale;
+    const lossValue = (await value.data())[0]! / scale;
     value.dispose();
     x.dispose();
     y.dispose();
@@ -176,12 +179,12 @@ export class StageTrainer {
   }
 
   /** Evaluation forward pass: activations, or the mean loss on the last shard. Keeps nothing. */
-  evalMicro(data: Float32Array | Int32Array, targets?: Int32Array): Float32Array | number {
+  async evalMicro(data: Float32Array | Int32Array, targets?: Int32Array): Promise<Float32Array | number> {
     const x = this.input(data);
     try {
       if (!this.layout.isLast) {
         const y = tf.tidy(() => forward(this.spec, this.layout, this.params, x, this.mask));
-        const out = y.dataSync() as Float32Array;
+        const out = (await y.data()) as Float32Array;
         y.dispose();
         return out;
       }
@@ -190,7 +193,7 @@ export class StageTrainer {
         const y = oneHot(targets, [...this.spec.architecture.vocab].length);
         return crossEntropy(forward(this.spec, this.layout, this.params, x, this.mask), y);
       });
-      const value = l.dataSync()[0]!;
+      const value = (await l.data())[0]!;
       l.dispose();
       return value;
     } finally {
@@ -241,9 +244,12 @@ export class StageTrainer {
   }
 
   /** A copy of the shard's state, for checkpoints. */
-  state(): StageState {
-    const read = (p: Params) => Object.fromEntries(this.names().map((n) => [n, p[n]!.dataSync() as Float32Array]));
-    return { params: read(this.params), adamM: read(this.m), adamV: read(this.v), step: this.updates };
+  async state(): Promise<StageState> {
+    const names = this.names();
+    const read = async (p: Params) =>
+      Object.fromEntries(await Promise.all(names.map(async (n) => [n, (await p[n]!.data()) as Float32Array] as const)));
+    const step = this.updates;
+    return { params: await read(this.params), adamM: await read(this.m), adamV: await read(this.v), step };
   }
 
   dispose(): void {

@@ -114,7 +114,7 @@ export async function runSwarmRound(ctx: RoundContext): Promise<RoundOutcome> {
   const t1 = performance.now();
 
   // Prepare: the checkpoint and transcript, on disk before anyone is told.
-  const state = trainer.state();
+  const state = await trainer.state();
   const meta = {
     modelId: ctx.modelId,
     shard: ctx.shard,
