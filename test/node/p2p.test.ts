@@ -6,6 +6,7 @@ import { describe, it, type TestContext } from "node:test";
 
 import { encode as lengthPrefixed } from "it-length-prefixed";
 
+import { decodeTensor, encodeTensor, payloadBytes } from "../../node/src/p2p/codec.js";
 import {
   HandshakeError,
   InvalidFrameError,
@@ -21,6 +22,7 @@ import {
 import {
   FrameDecoder,
   encodeFrame,
+  encodePayloadFrame,
   encodeTensorFrame,
   type Frame,
   type FrameHeader,
@@ -174,7 +176,7 @@ describe("frames", () => {
       for (let i = 0; i < all.length; i += chunkSize) decoder.push(all.subarray(i, i + chunkSize));
       const tensorFrame = decoder.shift();
       assert.equal(tensorFrame?.kind, "tensor");
-      assert.deepEqual(bytesOf((tensorFrame as { data: Float32Array }).data), bytesOf(data));
+      assert.deepEqual(Buffer.from((tensorFrame as { payload: Uint8Array }).payload), bytesOf(data));
       assert.deepEqual([decoder.shift(), decoder.shift(), decoder.shift()], [...headers, undefined]);
     }
   });
@@ -228,6 +230,79 @@ describe("frames", () => {
     }
     assert.throws(() => encodeTensorFrame(tensor(0, [2], new Float32Array([1, NaN]))), InvalidFrameError);
     assert.throws(() => encodeTensorFrame(tensor(0, [3], new Float32Array(2))), InvalidFrameError);
+  });
+
+  it("carry int8 tensors: dtype int8, bytes = a scale per row plus a byte per value", () => {
+    const data = new Float32Array([-2.5, -1.5, -0.5, 0.5, 1.5, 2.5]);
+    const frame = encodeTensorFrame({ ...tensor(1, [2, 3], data), dtype: "int8" });
+    const payload = encodeTensor("int8", [2, 3], data);
+    const header = { kind: "tensor", type: "activation", round: 3, step: 0, micro: 1, shape: [2, 3] };
+    assert.deepEqual(
+      Buffer.from(frame),
+      Buffer.concat([rawHeader({ ...header, dtype: "int8", bytes: 14 }), lp(payload)]),
+    );
+    assert.deepEqual(
+      encodePayloadFrame({ type: "activation", round: 3, step: 0, micro: 1, shape: [2, 3], dtype: "int8", payload }),
+      frame,
+    );
+    const decoder = new FrameDecoder();
+    decoder.push(frame);
+    const decoded = decoder.shift();
+    assert.ok(decoded?.kind === "tensor" && decoded.dtype === "int8");
+    assert.deepEqual(decoded.payload, payload);
+  });
+
+  it("reject an int8 frame whose size or payload is not a valid encoding", () => {
+    const header = {
+      kind: "tensor",
+      type: "gradient",
+      round: 0,
+      step: 0,
+      micro: 0,
+      shape: [2, 2],
+      dtype: "int8",
+      bytes: 12,
+    };
+    const scaled = (scale: number, q: [number, number]) =>
+      new Uint8Array([
+        ...new Uint8Array(new Float32Array([scale]).buffer),
+        ...new Uint8Array(Int8Array.from(q).buffer),
+      ]);
+    const ok = scaled(1, [1, 2]);
+    const frame = (payload: Uint8Array) => Buffer.concat([rawHeader(header), lp(payload)]);
+    const cases: [string, Uint8Array, RegExp][] = [
+      ["float32 bytes", rawHeader({ ...header, bytes: 16 }), /payloadBytes/],
+      ["payload length ≠ bytes", Buffer.concat([rawHeader(header), lp(new Uint8Array(16))]), /at most 12/],
+      ["NaN scale", frame(new Uint8Array([...ok, ...scaled(NaN, [1, 1])])), /scale of row 1 is NaN/],
+      ["negative scale", frame(new Uint8Array([...scaled(-0.5, [1, 1]), ...ok])), /scale of row 0 is -0.5/],
+      ["Infinity scale", frame(new Uint8Array([...scaled(Infinity, [1, 1]), ...ok])), /Infinity/],
+      ["-128", frame(new Uint8Array([...ok, ...scaled(1, [-128, 0])])), /index 2 is -128/],
+      ["unknown dtype", rawHeader({ ...header, dtype: "bf16", bytes: 8 }), /dtype/],
+    ];
+    for (const [name, bytes, details] of cases) {
+      assert.throws(
+        () => new FrameDecoder().push(bytes),
+        (e) => e instanceof MalformedFrameError && details.test(e.details ?? ""),
+        name,
+      );
+    }
+    // A node never sends what it would reject.
+    const message = { type: "gradient", round: 0, step: 0, micro: 0, shape: [2, 2], dtype: "int8" } as const;
+    assert.doesNotThrow(() => encodePayloadFrame({ ...message, payload: new Uint8Array([...ok, ...ok]) }));
+    for (const payload of [
+      ok,
+      new Uint8Array([...ok, ...scaled(-1, [0, 0])]),
+      new Uint8Array([...ok, ...scaled(1, [-128, 0])]),
+    ]) {
+      assert.throws(() => encodePayloadFrame({ ...message, payload }), InvalidFrameError);
+    }
+    assert.throws(
+      () => encodeTensorFrame({ ...tensor(0, [2], new Float32Array([1, NaN])), dtype: "int8" }),
+      InvalidFrameError,
+    );
+    // The size limit is on the encoded payload: 12 bytes of int8 fit where 16 of float32 do not.
+    assert.doesNotThrow(() => encodeTensorFrame({ ...tensor(0, [2, 2], new Float32Array(4)), dtype: "int8" }, 12));
+    assert.throws(() => encodeTensorFrame(tensor(0, [2, 2], new Float32Array(4)), 12), InvalidFrameError);
   });
 });
 
@@ -480,6 +555,105 @@ describe("pipeline link tensors", () => {
       listener.sendTensor(tensor(0, [2], new Float32Array([Infinity, 0]), "gradient")),
       InvalidFrameError,
     );
+  });
+});
+
+describe("pipeline link int8 tensors", () => {
+  it("carry int8 tensors both ways, as encoded, in about a quarter of the bytes, under a limit on encoded bytes", async (t) => {
+    // 2 MiB of float32, 513 KiB of int8: above the listener's 1 MiB limit as float32, within it as int8.
+    const { dialer, listener } = await linked(t, { maxTensorBytes: 1 << 20 });
+    const shape = [256, 2048];
+    const activation = randomTensor(256 * 2048, 6).map((x) => x % 1e6); // finite, varied magnitudes
+    const encoded = encodeTensor("int8", shape, activation);
+    const before = dialer.stats.bytesSent;
+    await Promise.all([
+      dialer.sendTensor({ ...tensor(0, shape, activation), dtype: "int8" }),
+      dialer.sendPayload({ type: "activation", round: 3, step: 0, micro: 1, shape, dtype: "int8", payload: encoded }),
+      (async () => {
+        const expected = { type: "activation", round: 3, step: 0, shape, dtype: "int8" } as const;
+        const values = await listener.receiveTensor({ ...expected, micro: 0 });
+        assert.deepEqual(bytesOf(values), bytesOf(decodeTensor("int8", shape, encoded)));
+        assert.deepEqual(await listener.receivePayload({ ...expected, micro: 1 }), encoded);
+      })(),
+    ]);
+    const sent = dialer.stats.bytesSent - before;
+    assert.equal(encoded.byteLength, payloadBytes("int8", shape));
+    assert.ok(sent > 2 * encoded.byteLength && sent < 2 * encoded.byteLength + 1_000, `${sent}`);
+    assert.equal(listener.stats.bytesReceived, dialer.stats.bytesSent);
+
+    const gradient = encodeTensor("int8", [4, 8], randomTensor(32, 7));
+    await listener.sendPayload({
+      type: "gradient",
+      round: 3,
+      step: 0,
+      micro: 1,
+      shape: [4, 8],
+      dtype: "int8",
+      payload: gradient,
+    });
+    const back = await dialer.receivePayload({
+      type: "gradient",
+      round: 3,
+      step: 0,
+      micro: 1,
+      shape: [4, 8],
+      dtype: "int8",
+    });
+    assert.deepEqual(back, gradient);
+
+    // float32 by the payload path is the same frame as by sendTensor.
+    const plain = randomTensor(8, 8);
+    await dialer.sendPayload({
+      ...tensor(2, [8], plain),
+      dtype: "float32",
+      payload: encodeTensor("float32", [8], plain),
+    });
+    assert.deepEqual(
+      bytesOf(await listener.receiveTensor({ type: "activation", round: 3, step: 0, micro: 2, shape: [8] })),
+      bytesOf(plain),
+    );
+  });
+
+  it("refuse a frame of another dtype than expected with UnexpectedTensorError, and tell the sender", async (t) => {
+    const { dialer, listener } = await linked(t);
+    await dialer.sendTensor({ ...tensor(0, [2, 2], new Float32Array([1, 2, 3, 4])), dtype: "int8" });
+    await assert.rejects(
+      listener.receiveTensor({ type: "activation", round: 3, step: 0, micro: 0, shape: [2, 2] }),
+      (e) => e instanceof UnexpectedTensorError && /expected .* float32, received .* int8$/.test(e.details ?? ""),
+    );
+    await assert.rejects(
+      dialer.receivePayload({ type: "gradient", round: 3, step: 0, micro: 0, shape: [2, 2], dtype: "int8" }),
+      PeerAbortedError,
+    );
+
+    const other = await linked(t);
+    await other.dialer.sendTensor(tensor(0, [2, 2], new Float32Array(4)));
+    await assert.rejects(
+      other.listener.receivePayload({ type: "activation", round: 3, step: 0, micro: 0, shape: [2, 2], dtype: "int8" }),
+      UnexpectedTensorError,
+    );
+  });
+
+  it("refuse an int8 frame with the wrong byte count or a bad scale with MalformedFrameError", async (t) => {
+    const expected = { type: "activation", round: 3, step: 0, micro: 0, shape: [2, 2], dtype: "int8" } as const;
+    const header = { kind: "tensor", type: "activation", round: 3, step: 0, micro: 0, shape: [2, 2], dtype: "int8" };
+    const badScale = new Uint8Array(12);
+    new DataView(badScale.buffer).setFloat32(6, NaN, true); // row 1's scale
+    const cases: [string, Uint8Array, RegExp][] = [
+      ["float32 byte count", rawHeader({ ...header, bytes: 16 }), /payloadBytes/],
+      ["short payload", Buffer.concat([rawHeader({ ...header, bytes: 12 }), lp(new Uint8Array(11))]), /declares 12/],
+      ["NaN scale", Buffer.concat([rawHeader({ ...header, bytes: 12 }), lp(badScale)]), /scale of row 1 is NaN/],
+    ];
+    for (const [name, bytes, details] of cases) {
+      const { stream, listener, received } = await rawDialer(t);
+      stream.send(bytes);
+      await assert.rejects(
+        listener.receivePayload(expected, { timeoutMs: 2_000 }),
+        (e) => e instanceof MalformedFrameError && details.test(e.details ?? ""),
+        name,
+      );
+      assert.equal((await received.next()).kind, "abort", name);
+    }
   });
 });
 

@@ -34,7 +34,7 @@ export class OversizedFrameError extends NodeError {
   }
 }
 
-/** The next frame is well formed but not the one expected (kind, type, round, step, micro, shape). */
+/** The next frame is well formed but not the one expected (kind, type, round, step, micro, shape, dtype). */
 export class UnexpectedTensorError extends NodeError {
   override name = "UnexpectedTensorError";
   constructor(expected: string, received: string) {

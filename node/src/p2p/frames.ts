@@ -1,5 +1,6 @@
 import { z } from "zod";
 
+import { TENSOR_CODECS, encodeTensor, payloadBytes, payloadDefect, type TensorCodec } from "./codec.js";
 import { InvalidFrameError, MalformedFrameError, OversizedFrameError } from "./errors.js";
 
 /**
@@ -9,8 +10,15 @@ import { InvalidFrameError, MalformedFrameError, OversizedFrameError } from "./e
  *
  * with unsigned LEB128 varints, as `it-length-prefixed` writes them. The header says what the
  * frame is (`hello`, `tensor`, `abort`, `end`); only a `tensor` frame has a payload: `bytes`
- * bytes of little-endian float32. Every limit is checked as soon as the length that would break it
- * is known, so a peer cannot make the receiver buffer more than it allows.
+ * bytes, its values encoded as the header's `dtype` says (`float32` or `int8`, see codec.ts), and
+ * `bytes` must be `payloadBytes(dtype, shape)`. Every limit is checked as soon as the length that
+ * would break it is known, so a peer cannot make the receiver buffer more than it allows; the
+ * limit on a tensor (`maxTensorBytes`) is on its encoded payload.
+ *
+ * `int8` arrived without a new `PROTOCOL_VERSION`: a frame that was valid before still is, and
+ * means the same; a node that predates `int8` rejects such a frame as malformed (its `dtype` is
+ * outside that node's schema) rather than misreading it; and which dtype a tensor travels as is
+ * agreed like its shape, by the model both ends train, and checked by the receiver.
  */
 
 /** Version of the frame format, sent in `hello`. */
@@ -50,10 +58,13 @@ export const zTensorHeader = z
     step: zCounter,
     micro: zCounter,
     shape: z.array(zDim).max(MAX_DIMS),
-    dtype: z.literal("float32"),
+    dtype: z.enum(TENSOR_CODECS),
     bytes: zCounter,
   })
-  .refine((h) => h.bytes === tensorBytes(h.shape), { message: "bytes must equal product(shape) × 4", path: ["bytes"] });
+  .refine((h) => h.bytes === payloadBytes(h.dtype, h.shape), {
+    message: "bytes must equal payloadBytes(dtype, shape)",
+    path: ["bytes"],
+  });
 
 export const zAbortHeader = z.strictObject({
   kind: z.literal("abort"),
@@ -74,15 +85,17 @@ export type EndHeader = z.infer<typeof zEndHeader>;
 export type FrameHeader = z.infer<typeof zFrameHeader>;
 export type TensorType = TensorHeader["type"];
 
-/** A decoded frame; a tensor frame carries its values, already checked to be finite. */
-export type Frame = HelloHeader | AbortHeader | EndHeader | (TensorHeader & { data: Float32Array });
+/**
+ * A decoded frame; a tensor frame carries its encoded payload (a fresh buffer, at offset 0),
+ * already checked to be a valid encoding of its `dtype` and `shape` (see `payloadDefect`).
+ */
+export type Frame = HelloHeader | AbortHeader | EndHeader | (TensorHeader & { payload: Uint8Array });
 
 /** Bytes of a float32 tensor of this shape. */
 export function tensorBytes(shape: readonly number[]): number {
-  return shape.reduce((n, d) => n * d, 1) * 4;
+  return payloadBytes("float32", shape);
 }
 
-const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 const utf8 = new TextEncoder();
 const utf8Strict = new TextDecoder("utf-8", { fatal: true });
 
@@ -129,38 +142,67 @@ export function encodeFrame(header: FrameHeader, payload: Uint8Array = new Uint8
   return frame;
 }
 
-/** The parameters of a tensor frame, with its values. */
-export type TensorMessage = Omit<TensorHeader, "kind" | "dtype" | "bytes"> & { data: Float32Array };
+/**
+ * The parameters of a tensor frame, with its values, to be encoded as `dtype` (default `float32`).
+ */
+export type TensorMessage = Omit<TensorHeader, "kind" | "dtype" | "bytes" | "shape"> & {
+  shape: readonly number[];
+  dtype?: TensorCodec | undefined;
+  data: Float32Array;
+};
+
+/** The parameters of a tensor frame, with its payload, already encoded as `dtype` (see codec.ts). */
+export type TensorPayloadMessage = Omit<TensorHeader, "kind" | "bytes" | "shape"> & {
+  shape: readonly number[];
+  payload: Uint8Array;
+};
 
 /**
- * Encodes a tensor frame. `data` is copied (little-endian), so the caller may reuse it once this
- * returns. Throws `InvalidFrameError` if `data` does not fill `shape`, holds NaN or ±Infinity, or is
- * larger than `maxTensorBytes`.
+ * Encodes a tensor frame, its values encoded as `message.dtype` (default `float32`). `data` is
+ * copied, so the caller may reuse it once this returns. Throws `InvalidFrameError` if `data` does
+ * not fill `shape` or holds NaN or ±Infinity, or if the payload is larger than `maxTensorBytes`.
  */
 export function encodeTensorFrame(
   message: TensorMessage,
   maxTensorBytes: number = DEFAULT_MAX_TENSOR_BYTES,
 ): Uint8Array {
-  const { type, round, step, micro, shape, data } = message;
-  const bytes = tensorBytes(shape);
-  if (data.length * 4 !== bytes) {
-    throw new InvalidFrameError(`shape [${shape.join(", ")}] needs ${bytes / 4} values, got ${data.length}`);
-  }
-  if (bytes > maxTensorBytes) throw new InvalidFrameError(`${bytes} bytes is above the limit of ${maxTensorBytes}`);
-  const bad = firstNonFinite(data);
-  if (bad !== -1) throw new InvalidFrameError(`value ${data[bad]} at index ${bad} is not finite`);
-  const payload = new Uint8Array(bytes);
-  if (LITTLE_ENDIAN) payload.set(new Uint8Array(data.buffer, data.byteOffset, bytes));
-  else {
-    const view = new DataView(payload.buffer);
-    for (let i = 0; i < data.length; i++) view.setFloat32(i * 4, data[i]!, true);
-  }
-  return encodeFrame({ kind: "tensor", type, round, step, micro, shape: [...shape], dtype: "float32", bytes }, payload);
+  const { data, dtype = "float32", ...rest } = message;
+  const bytes = checkedPayloadBytes(dtype, rest.shape, maxTensorBytes);
+  return tensorFrame({ ...rest, dtype }, bytes, encodeTensor(dtype, rest.shape, data));
 }
 
-function firstNonFinite(data: Float32Array): number {
-  for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i]!)) return i;
-  return -1;
+/**
+ * Encodes a tensor frame around a payload already encoded as `message.dtype`. The payload is
+ * checked as a receiver would check it and copied into the frame. Throws `InvalidFrameError` if its
+ * length is not `payloadBytes(dtype, shape)`, if it is not a valid encoding (non-finite float32
+ * values; int8 scales that are not finite and `>= 0`, or values of -128), or if it is larger than
+ * `maxTensorBytes`.
+ */
+export function encodePayloadFrame(
+  message: TensorPayloadMessage,
+  maxTensorBytes: number = DEFAULT_MAX_TENSOR_BYTES,
+): Uint8Array {
+  const { payload, ...rest } = message;
+  const bytes = checkedPayloadBytes(rest.dtype, rest.shape, maxTensorBytes);
+  const defect = payloadDefect(rest.dtype, rest.shape, payload);
+  if (defect !== undefined) throw new InvalidFrameError(defect);
+  return tensorFrame(rest, bytes, payload);
+}
+
+function checkedPayloadBytes(dtype: TensorCodec, shape: readonly number[], maxTensorBytes: number): number {
+  let bytes: number;
+  try {
+    bytes = payloadBytes(dtype, shape);
+  } catch (error) {
+    throw new InvalidFrameError((error as Error).message);
+  }
+  if (bytes > maxTensorBytes) throw new InvalidFrameError(`${bytes} bytes is above the limit of ${maxTensorBytes}`);
+  return bytes;
+}
+
+function tensorFrame(message: Omit<TensorPayloadMessage, "payload">, bytes: number, payload: Uint8Array): Uint8Array {
+  const { type, round, step, micro, shape, dtype } = message;
+  return encodeFrame({ kind: "tensor", type, round, step, micro, shape: [...shape], dtype, bytes }, payload);
 }
 
 /** A FIFO of received chunks that can hand out exact byte counts without concatenating everything. */
@@ -300,7 +342,9 @@ export class FrameDecoder {
       case "payload": {
         s.filled = this.queue.readInto(s.payload, s.filled);
         if (s.filled < s.payload.byteLength) return false;
-        this.frames.push({ ...s.header, data: toFloat32(s.payload) });
+        const defect = payloadDefect(s.header.dtype, s.header.shape, s.payload);
+        if (defect !== undefined) throw new MalformedFrameError(defect);
+        this.frames.push({ ...s.header, payload: s.payload });
         this.framePayloadBytes += s.header.bytes;
         this.state = { at: "headerLength" };
         return true;
@@ -347,18 +391,4 @@ function parseHeader(bytes: Uint8Array): FrameHeader {
   const parsed = zFrameHeader.safeParse(json);
   if (!parsed.success) throw new MalformedFrameError(`invalid header: ${z.prettifyError(parsed.error)}`, parsed.error);
   return parsed.data;
-}
-
-/** Reinterprets a little-endian payload (a fresh, aligned buffer) as float32, rejecting NaN and ±Infinity. */
-function toFloat32(payload: Uint8Array): Float32Array {
-  let data: Float32Array;
-  if (LITTLE_ENDIAN) data = new Float32Array(payload.buffer, payload.byteOffset, payload.byteLength / 4);
-  else {
-    data = new Float32Array(payload.byteLength / 4);
-    const view = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
-    for (let i = 0; i < data.length; i++) data[i] = view.getFloat32(i * 4, true);
-  }
-  const bad = firstNonFinite(data);
-  if (bad !== -1) throw new MalformedFrameError(`tensor value at index ${bad} is ${data[bad]}`);
-  return data;
 }

@@ -2,6 +2,7 @@ import { multiaddr as parseMultiaddr, type Multiaddr } from "@multiformats/multi
 import { z } from "zod";
 
 import type { NodeError } from "../errors.js";
+import { decodeTensor, type TensorCodec } from "./codec.js";
 import {
   HandshakeError,
   InvalidFrameError,
@@ -21,11 +22,13 @@ import {
   MAX_REASON_LENGTH,
   PROTOCOL_VERSION,
   encodeFrame,
+  encodePayloadFrame,
   encodeTensorFrame,
   zHelloHeader,
   type Frame,
   type HelloHeader,
   type TensorMessage,
+  type TensorPayloadMessage,
   type TensorType,
 } from "./frames.js";
 import type { Libp2pNode, ShardHost } from "./host.js";
@@ -42,6 +45,7 @@ export const NOT_EXPECTING_REASON = "not expecting a pipeline link";
 /** While paused, a Yamux stream can still receive up to its window (16 MiB); keep that from aborting the stream. */
 const STREAM_READ_BUFFER_BYTES = 32 * 1024 * 1024;
 const MAX_TIMER_MS = 2 ** 31 - 1;
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 type Stream = Awaited<ReturnType<Libp2pNode["dialProtocol"]>>;
 
@@ -60,14 +64,21 @@ export type LinkHello = {
 
 export type LinkStats = { bytesSent: number; bytesReceived: number; framesSent: number; framesReceived: number };
 
-/** The tensor `receiveTensor` expects next; its shape is known from the model spec. */
+/**
+ * The tensor `receiveTensor` expects next; its shape and dtype are known from the model spec.
+ * `dtype` is how its values travel (default `float32`); a frame of another dtype is refused.
+ */
 export type ExpectedTensor = {
   type: TensorType;
   round: number;
   step: number;
   micro: number;
   shape: readonly number[];
+  dtype?: TensorCodec | undefined;
 };
+
+/** The tensor `receivePayload` expects next, `dtype` included. */
+export type ExpectedPayload = ExpectedTensor & { dtype: TensorCodec };
 
 export type LinkWaitOptions = { timeoutMs?: number | undefined };
 
@@ -266,21 +277,52 @@ export class PipelineLink {
   }
 
   /**
-   * Sends one tensor, resolving once the stream has taken all of it (backpressure: a peer that does
-   * not read makes this wait, then time out). `data` is copied, so it may be reused afterwards.
+   * Sends one tensor, its values encoded as `message.dtype` (default `float32`; see codec.ts),
+   * resolving once the stream has taken all of it (backpressure: a peer that does not read makes
+   * this wait, then time out). `data` is copied, so it may be reused afterwards. The size limit
+   * (`maxTensorBytes`) is on the encoded payload.
    */
   async sendTensor(message: TensorMessage, options: LinkWaitOptions = {}): Promise<void> {
     const timeoutMs = timeoutOf(options.timeoutMs, DEFAULT_TIMEOUT_MS);
     const frame = encodeTensorFrame(message, this.channel.maxTensorBytes);
+    const what = `sending ${describe({ kind: "tensor", ...message, dtype: message.dtype ?? "float32" })}`;
+    await this.channel.send(frame, Date.now() + timeoutMs, timeoutMs, what);
+  }
+
+  /**
+   * Sends one tensor whose payload is already encoded as `message.dtype` (`encodeTensor`), like
+   * `sendTensor`. The payload is checked as the receiver will check it (length
+   * `payloadBytes(dtype, shape)`, a valid encoding: `InvalidFrameError` otherwise) and copied, so it
+   * may be reused afterwards.
+   */
+  async sendPayload(message: TensorPayloadMessage, options: LinkWaitOptions = {}): Promise<void> {
+    const timeoutMs = timeoutOf(options.timeoutMs, DEFAULT_TIMEOUT_MS);
+    const frame = encodePayloadFrame(message, this.channel.maxTensorBytes);
     const what = `sending ${describe({ kind: "tensor", ...message })}`;
     await this.channel.send(frame, Date.now() + timeoutMs, timeoutMs, what);
   }
 
   /**
-   * Reads the next frame, which must be exactly the tensor expected (type, round, step, micro and
-   * shape), and returns its values.
+   * Reads the next frame, which must be exactly the tensor expected (type, round, step, micro,
+   * shape and dtype, `float32` by default), and returns its values, decoded.
    */
   async receiveTensor(expected: ExpectedTensor, options: LinkWaitOptions = {}): Promise<Float32Array> {
+    const dtype = expected.dtype ?? "float32";
+    const payload = await this.receivePayload({ ...expected, dtype }, options);
+    // The decoder has checked the payload; a float32 one is a fresh buffer at offset 0, used as is.
+    if (dtype === "float32" && LITTLE_ENDIAN && payload.byteOffset % 4 === 0) {
+      return new Float32Array(payload.buffer, payload.byteOffset, payload.byteLength / 4);
+    }
+    return decodeTensor(dtype, expected.shape, payload);
+  }
+
+  /**
+   * Reads the next frame, which must be exactly the tensor expected (type, round, step, micro, shape
+   * and dtype: `UnexpectedTensorError` otherwise, and the link ends), and returns its payload, still
+   * encoded (`decodeTensor` decodes it). The payload has been checked to be a valid encoding of
+   * that shape (`MalformedFrameError` otherwise), and belongs to the caller.
+   */
+  async receivePayload(expected: ExpectedPayload, options: LinkWaitOptions = {}): Promise<Uint8Array> {
     const wanted = describe({ kind: "tensor", ...expected });
     const frame = await this.nextFrame(wanted, options);
     if (
@@ -290,11 +332,12 @@ export class PipelineLink {
       frame.step !== expected.step ||
       frame.micro !== expected.micro ||
       frame.shape.length !== expected.shape.length ||
-      frame.shape.some((d, i) => d !== expected.shape[i])
+      frame.shape.some((d, i) => d !== expected.shape[i]) ||
+      frame.dtype !== expected.dtype
     ) {
       throw await this.channel.violation(new UnexpectedTensorError(wanted, describe(frame)));
     }
-    return frame.data;
+    return frame.payload;
   }
 
   /** Sends the optional end-of-round marker. */
@@ -712,16 +755,11 @@ function helloHeader(hello: LinkHello): HelloHeader {
   return parsed.data;
 }
 
-/** A frame in words, for error details: "activation round 3 step 0 micro 1 shape [4, 64]". */
-function describe(
-  frame:
-    | Frame
-    | ({ kind: "tensor" } & Omit<ExpectedTensor, "shape"> & { shape: readonly number[] })
-    | { kind: "end"; round: number },
-): string {
+/** A frame in words, for error details: "activation round 3 step 0 micro 1 shape [4, 64] int8". */
+function describe(frame: Frame | ({ kind: "tensor" } & ExpectedPayload) | { kind: "end"; round: number }): string {
   switch (frame.kind) {
     case "tensor":
-      return `${frame.type} round ${frame.round} step ${frame.step} micro ${frame.micro} shape [${frame.shape.join(", ")}]`;
+      return `${frame.type} round ${frame.round} step ${frame.step} micro ${frame.micro} shape [${frame.shape.join(", ")}] ${frame.dtype}`;
     case "end":
       return `end of round ${frame.round}`;
     default:
