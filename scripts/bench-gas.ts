@@ -2,13 +2,21 @@
  * Gas benchmark: every protocol operation, deposit and claim with 1, 100 and 10,000 holders,
  * and batch settlement per receipt. Prints a table and writes results/gas.json.
  *
+ * The anchors, measured in the same run:
+ * - the fan-out: paying the same 1, 100, 10,000 holders one ERC-20 transfer each (the push
+ *   alternative to deposit + claim), every transfer executed, through Multicall3 `aggregate3`
+ *   in transactions of FANOUT_CHUNK transfers (10,000 holders: 40 transactions, gas summed).
+ *   Measured twice: to holders without a balance in the currency (a fresh SSTORE each) and again
+ *   to the same holders (steady state, the cheaper of the two);
+ * - one plain ERC-20 `transfer` transaction to an address that already holds the currency.
+ *
  *   npm run bench:gas
  */
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 
 import { network } from "hardhat";
-import { getAddress, keccak256, parseEther, toHex, zeroHash, type Address, type Hex } from "viem";
+import { encodeFunctionData, getAddress, keccak256, parseEther, toHex, zeroHash, type Address, type Hex } from "viem";
 
 import { ledgerDomain, sealedCommitTypes, settlementDomain, usageReceiptTypes } from "./lib/eip712.js";
 import { DEFAULT_ROUND_PARAMS, deployProtocol, sealedHash } from "./lib/protocol.js";
@@ -16,6 +24,8 @@ import { DEFAULT_ROUND_PARAMS, deployProtocol, sealedHash } from "./lib/protocol
 const HOLDER_COUNTS = [1, 100, 10_000];
 const GENESIS_BATCH = 250;
 const RECEIPT_BATCHES = [1, 10, 100];
+/** ERC-20 transfers per fan-out transaction: ~30,000 gas each to a fresh holder, ~7.5M a transaction. */
+const FANOUT_CHUNK = 250;
 
 const { viem, networkHelpers } = await network.create();
 const publicClient = await viem.getPublicClient();
@@ -196,10 +206,12 @@ await record(
   p.settlement.write.pay([model, usd.address, 1_000_000n], { account: payer.account }),
 );
 const scaling: Record<string, { deposit: number; claimFirst: number; claimRepeat: number; transfer: number }> = {};
+const holdersOf: Record<string, Address[]> = {};
 for (const n of HOLDER_COUNTS) {
   const m = await register(1);
   const holders: Address[] = [trainerA.account.address];
   for (let i = 1; i < n; i++) holders.push(getAddress(`0x${keccak256(toHex(`holder-${n}-${i}`)).slice(26)}`));
+  holdersOf[String(n)] = holders;
   for (let i = 0; i < holders.length; i += GENESIS_BATCH) {
     const chunk = holders.slice(i, i + GENESIS_BATCH);
     await gasOf(p.ledger.write.allocateGenesis([m, 0, chunk, chunk.map(() => 1000n)]));
@@ -230,6 +242,52 @@ await record(
   "claim 2 ids",
   p.token.write.claim([[idOf(model, 0), idOf(model, 1)], usd.address], { account: trainerB.account }),
 );
+
+/* ANCHORS: paying the same holders one ERC-20 transfer each (push), and one plain transfer */
+
+const multicall = await viem.deployContract("Multicall3");
+await usd.write.mint([multicall.address, 10n ** 24n]);
+interface Fanout {
+  holders: number;
+  transactions: number;
+  /** Gas of every transaction summed: to holders with no balance in the currency yet. */
+  first: number;
+  /** The same transfers again, to holders that now hold the currency (steady state). */
+  repeat: number;
+  perHolderFirst: number;
+  perHolderRepeat: number;
+}
+const fanout: Record<string, Fanout> = {};
+async function payEach(holders: Address[]): Promise<{ gas: number; transactions: number }> {
+  let gas = 0;
+  let transactions = 0;
+  for (let i = 0; i < holders.length; i += FANOUT_CHUNK) {
+    const calls = holders.slice(i, i + FANOUT_CHUNK).map((to) => ({
+      target: usd.address,
+      allowFailure: false,
+      callData: encodeFunctionData({ abi: usd.abi, functionName: "transfer", args: [to, 1000n] }),
+    }));
+    gas += await gasOf(multicall.write.aggregate3([calls], { account: payer.account }));
+    transactions++;
+  }
+  return { gas, transactions };
+}
+for (const n of HOLDER_COUNTS) {
+  const holders = holdersOf[String(n)]!;
+  const first = await payEach(holders);
+  const repeat = await payEach(holders);
+  fanout[String(n)] = {
+    holders: n,
+    transactions: first.transactions,
+    first: first.gas,
+    repeat: repeat.gas,
+    perHolderFirst: Math.round(first.gas / n),
+    perHolderRepeat: Math.round(repeat.gas / n),
+  };
+  process.stderr.write(`  fan-out to ${n} holders: ${JSON.stringify(fanout[String(n)])}\n`);
+}
+const erc20Transfer = await gasOf(usd.write.transfer([trainerB.account.address, 1000n], { account: payer.account }));
+process.stderr.write(`  ERC-20 transfer (existing recipient): ${erc20Transfer}\n`);
 
 /* RECEIPTS */
 
@@ -306,6 +364,18 @@ console.table(
     transfer: s.transfer,
   })),
 );
+console.log(`Paying the same holders one ERC-20 transfer each (Multicall3, ${FANOUT_CHUNK} transfers a transaction)`);
+console.table(
+  Object.values(fanout).map((f) => ({
+    holders: f.holders,
+    transactions: f.transactions,
+    "gas (fresh holders)": f.first,
+    "gas (repeat)": f.repeat,
+    "per holder (repeat)": f.perHolderRepeat,
+    "deposit / fan-out": (scaling[String(f.holders)]!.deposit / f.repeat).toFixed(4),
+  })),
+);
+console.log(`One ERC-20 transfer transaction (recipient already holds the currency): ${erc20Transfer} gas`);
 console.log("Goals");
 console.table(goals);
 
@@ -313,6 +383,19 @@ const out = path.resolve(import.meta.dirname, "..", "results", "gas.json");
 await mkdir(path.dirname(out), { recursive: true });
 await writeFile(
   out,
-  `${JSON.stringify({ date: new Date().toISOString(), chainId, operations: rows, holders: scaling, receipts: perReceipt, goals }, null, 2)}\n`,
+  `${JSON.stringify(
+    {
+      date: new Date().toISOString(),
+      chainId,
+      operations: rows,
+      holders: scaling,
+      fanout: { method: `Multicall3 aggregate3, ${FANOUT_CHUNK} ERC-20 transfers a transaction`, byHolders: fanout },
+      erc20Transfer,
+      receipts: perReceipt,
+      goals,
+    },
+    null,
+    2,
+  )}\n`,
 );
 console.log(`Wrote ${path.relative(process.cwd(), out)}`);
