@@ -35,7 +35,7 @@ import { BACKENDS, initBackend } from "../../node/src/ml/backend.js";
 import { specDigest, zModelSpec } from "../../node/src/ml/spec.js";
 import { createHost } from "../../node/src/p2p/host.js";
 import { loadCorpus } from "../../node/src/ml/data.js";
-import { type StageIO, runStageEval, runStageStep } from "../../node/src/ml/pipeline.js";
+import { runStageEval, runStageStep, tensorIO } from "../../node/src/ml/pipeline.js";
 import { StageTrainer } from "../../node/src/ml/stage.js";
 import type { ShardHost } from "../../node/src/p2p/host.js";
 import { connectNeighbours, runSwarmNode, type SwarmEvent } from "../../node/src/swarm/node.js";
@@ -106,14 +106,17 @@ async function runBare(config: Config, host: ShardHost, signal: AbortSignal): Pr
   const trainer = new StageTrainer(spec, shard);
   const corpus = loadCorpus(spec);
   let bytesSent = 0;
-  const wire = linkIO(links, trainer.activationShape);
-  const io: StageIO = {
-    send: (type, round, step, micro, data) => {
-      bytesSent += data.byteLength;
-      return wire.send(type, round, step, micro, data);
+  const wire = linkIO(links, spec);
+  const io = tensorIO(
+    {
+      send: (type, round, step, micro, payload) => {
+        bytesSent += payload.byteLength;
+        return wire.send(type, round, step, micro, payload);
+      },
+      receive: wire.receive,
     },
-    receive: wire.receive,
-  };
+    spec,
+  );
   const samples = spec.training.microBatchSize * spec.training.microBatches;
   try {
     for (let round = 1; round <= config.rounds && !signal.aborted; round++) {

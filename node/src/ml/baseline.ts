@@ -1,5 +1,5 @@
 import { loadCorpus } from "./data.js";
-import { memoryIOs, runStageEval, runStageStep } from "./pipeline.js";
+import { type StageIO, memoryIOs, runStageEval, runStageStep, tensorIO } from "./pipeline.js";
 import type { ModelSpec } from "./spec.js";
 import { type StageState, StageTrainer } from "./stage.js";
 
@@ -25,6 +25,8 @@ export interface BaselineOptions {
   states?: StageState[];
   onStep?: (s: BaselineStep) => void;
   onRound?: (r: { round: number; evalLoss: number | undefined }) => void;
+  /** Told the encoded size of every tensor one shard sends another. */
+  onSend?: (bytes: number) => void;
 }
 
 export interface BaselineResult {
@@ -38,7 +40,14 @@ export async function runBaseline(spec: ModelSpec, opts: BaselineOptions): Promi
   const corpus = loadCorpus(spec);
   const shards = spec.shards.length;
   const trainers = Array.from({ length: shards }, (_, i) => new StageTrainer(spec, i, opts.states?.[i]));
-  const ios = memoryIOs(shards);
+  const counted = (io: StageIO): StageIO => ({
+    send: (type, round, step, micro, payload) => {
+      opts.onSend?.(payload.byteLength);
+      return io.send(type, round, step, micro, payload);
+    },
+    receive: io.receive,
+  });
+  const ios = memoryIOs(shards).map((io) => tensorIO(counted(io), spec));
   const from = opts.fromRound ?? 1;
   const evalAll = async (round: number) =>
     (await Promise.all(trainers.map((t, i) => runStageEval(t, ios[i]!, corpus, round))))[shards - 1];

@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs-core";
 
-import { type ModelSpec, shardBlocks } from "./spec.js";
+import { type ModelSpec, boundaryWidth, shardBlocks } from "./spec.js";
 
 /**
  * One shard of the character transformer: which tensors it owns, their genesis values, and its
@@ -22,6 +22,8 @@ export interface StageLayout {
   isLast: boolean;
   /** Transformer block indices, `[first, end)`. */
   blocks: [number, number];
+  /** Whether the shard boundaries have a bottleneck (`spec.compression.rank`). */
+  bottleneck: boolean;
   params: ParamInfo[];
   /** Parameters this shard holds. */
   parameterCount: number;
@@ -37,7 +39,14 @@ export function stageLayout(spec: ModelSpec, shard: number): StageLayout {
   // GPT-2 scales the init of residual projections by 1/sqrt(2 × layers).
   const residualStd = std / Math.sqrt(2 * nLayers);
   const params: ParamInfo[] = [];
+  const rank = spec.compression?.rank;
   if (isFirst) params.push({ name: "wte", shape: [v, d], init: std }, { name: "wpe", shape: [t, d], init: std });
+  else if (rank !== undefined)
+    params.push(
+      { name: "boundary.in.wte", shape: [v, d], init: std },
+      { name: "boundary.in.wpe", shape: [t, d], init: std },
+      { name: "boundary.in.up", shape: [rank, d], init: 1 / Math.sqrt(rank) },
+    );
   for (let b = blocks[0]; b < blocks[1]; b++) {
     const h = `h${b}`;
     params.push(
@@ -55,6 +64,8 @@ export function stageLayout(spec: ModelSpec, shard: number): StageLayout {
       { name: `${h}.mlp.b2`, shape: [d], init: 0 },
     );
   }
+  if (!isLast && rank !== undefined)
+    params.push({ name: "boundary.out.down", shape: [d, rank], init: 1 / Math.sqrt(d) });
   if (isLast)
     params.push(
       { name: "lnf.g", shape: [d], init: "one" },
@@ -63,7 +74,7 @@ export function stageLayout(spec: ModelSpec, shard: number): StageLayout {
       { name: "head.b", shape: [v], init: 0 },
     );
   const parameterCount = params.reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0);
-  return { shard, isFirst, isLast, blocks, params, parameterCount };
+  return { shard, isFirst, isLast, blocks, bottleneck: rank !== undefined, params, parameterCount };
 }
 
 /** FNV-1a of a string: a per-tensor seed, so adding a tensor never shifts another's values. */
@@ -173,22 +184,47 @@ export function oneHot(ids: Int32Array, v: number): tf.Tensor2D {
   return tf.tensor2d(out, [ids.length, v]);
 }
 
+/** Token and position embedding of one-hot tokens `[B·T, V]`: `[B, T, D]`. */
+function embed(spec: ModelSpec, tokens: tf.Tensor, wte: tf.Tensor, wpe: tf.Tensor): tf.Tensor {
+  const { context: t, dModel: d } = spec.architecture;
+  const bs = tokens.shape[0]! / t;
+  // Embedding as one-hot × table: a matmul whose gradient is a matmul (no scatter kernels).
+  return tf.add(tf.reshape(tf.matMul(tokens as tf.Tensor2D, wte as tf.Tensor2D), [bs, t, d]), wpe);
+}
+
 /**
- * The shard's forward pass. Shard 0 takes one-hot tokens `[B·T, V]`; the others take
- * activations `[B, T, D]`. Returns activations `[B, T, D]`, or logits `[B·T, V]` on the last shard.
+ * The shard's forward pass. Shard 0 takes one-hot tokens `[B·T, V]`; the others take the
+ * boundary tensor `[B, T, W]` (W = `boundaryWidth`), and with a bottleneck also the one-hot tokens
+ * of the same sequences. Returns the boundary tensor `[B, T, W]`, or logits `[B·T, V]` on the
+ * last shard.
  */
-export function forward(spec: ModelSpec, layout: StageLayout, p: Params, input: tf.Tensor, mask: tf.Tensor): tf.Tensor {
+export function forward(
+  spec: ModelSpec,
+  layout: StageLayout,
+  p: Params,
+  input: tf.Tensor,
+  mask: tf.Tensor,
+  tokens?: tf.Tensor,
+): tf.Tensor {
   const { context: t, dModel: d } = spec.architecture;
   let x: tf.Tensor;
-  if (layout.isFirst) {
-    const bs = input.shape[0]! / t;
-    // Embedding as one-hot × table: a matmul whose gradient is a matmul (no scatter kernels).
-    x = tf.add(tf.reshape(tf.matMul(input as tf.Tensor2D, p.wte as tf.Tensor2D), [bs, t, d]), p.wpe!);
-  } else {
-    x = input;
-  }
+  if (layout.isFirst) x = embed(spec, input, p.wte!, p.wpe!);
+  else if (layout.bottleneck) {
+    if (!tokens) throw new Error(`shard ${layout.shard} has a bottleneck input: it needs the tokens too`);
+    const [bs] = input.shape as [number, number, number];
+    const up = tf.reshape(
+      tf.matMul(tf.reshape(input, [bs * t, boundaryWidth(spec)]), p["boundary.in.up"] as tf.Tensor2D),
+      [bs, t, d],
+    );
+    x = tf.add(embed(spec, tokens, p["boundary.in.wte"]!, p["boundary.in.wpe"]!), up);
+  } else x = input;
   for (let b = layout.blocks[0]; b < layout.blocks[1]; b++) x = block(spec, p, b, x, mask);
-  if (!layout.isLast) return x;
+  if (!layout.isLast) {
+    if (!layout.bottleneck) return x;
+    const [bs] = x.shape as [number, number, number];
+    const down = tf.matMul(tf.reshape(x, [bs * t, d]), p["boundary.out.down"] as tf.Tensor2D);
+    return tf.reshape(down, [bs, t, boundaryWidth(spec)]);
+  }
   const [bs] = x.shape as [number, number, number];
   const n = layerNorm(x, p["lnf.g"]!, p["lnf.b"]!);
   return tf.add(tf.matMul(tf.reshape(n, [bs * t, d]), p["head.w"] as tf.Tensor2D), p["head.b"]!);

