@@ -23,18 +23,11 @@ import { initBackend } from "../node/src/ml/backend.js";
 import { runBaseline } from "../node/src/ml/baseline.js";
 import { type ModelSpec, defaultSpec, zModelSpec } from "../node/src/ml/spec.js";
 import { stageLayout } from "../node/src/ml/model.js";
+import { intFromEnv } from "./lib/env.js";
 
 const MIN_RATIO = 10;
 const MAX_LOSS_DELTA = 0.02;
 
-function intFromEnv(name: string, fallback: number, min: number, max: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === "") return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max)
-    throw new Error(`${name} must be an integer in [${min}, ${max}], got ${raw}`);
-  return n;
-}
 const ROUNDS = intFromEnv("BENCH_ROUNDS", 6, 1, 1000);
 const STEPS = intFromEnv("BENCH_STEPS", 10, 1, 100_000);
 

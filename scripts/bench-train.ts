@@ -47,6 +47,7 @@ import { type ModelSpec, canonicalSpecBytes, defaultSpec, specDigest, zModelSpec
 import type { RoundOutcome } from "../node/src/swarm/round.js";
 import { DEFAULT_ROUND_PARAMS, deployProtocol } from "./lib/protocol.js";
 import type { WorkerConfig, WorkerLine } from "./lib/swarm-worker.js";
+import { intFromEnv } from "./lib/env.js";
 
 /** Goals of the issue. */
 const MIN_THROUGHPUT_RATIO = 0.8;
@@ -58,15 +59,6 @@ const STAKE = parseEther("1000");
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
 const verbose = process.env.BENCH_VERBOSE === "1";
-
-function intFromEnv(name: string, fallback: number, min: number, max: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === "") return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max)
-    throw new Error(`${name} must be an integer in [${min}, ${max}], got ${raw}`);
-  return n;
-}
 
 const SHARDS = intFromEnv("BENCH_SHARDS", 2, 1, 16);
 const ROUNDS = intFromEnv("BENCH_ROUNDS", 3, 1, 1_000);
