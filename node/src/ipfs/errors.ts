@@ -51,3 +51,17 @@ export class IpfsUnavailableError extends ContentStoreError {
     this.url = url;
   }
 }
+
+/** A peer to fetch content from could not be dialled. Retryable: it may be starting. */
+export class ContentPeerDialError extends ContentStoreError {
+  override name = "ContentPeerDialError";
+  /** The multiaddrs that failed, in the order given. */
+  readonly multiaddrs: string[];
+  constructor(multiaddrs: string[], parameters: Omit<NodeErrorParameters, "retryable"> = {}) {
+    super(`Could not connect to the content peer${multiaddrs.length === 1 ? "" : "s"} ${multiaddrs.join(", ")}.`, {
+      ...parameters,
+      retryable: true,
+    });
+    this.multiaddrs = multiaddrs;
+  }
+}

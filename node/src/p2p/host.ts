@@ -4,6 +4,7 @@ import path from "node:path";
 import { noise } from "@chainsafe/libp2p-noise";
 import { yamux } from "@chainsafe/libp2p-yamux";
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from "@libp2p/crypto/keys";
+import { identify } from "@libp2p/identify";
 import { tcp } from "@libp2p/tcp";
 import { createLibp2p } from "libp2p";
 
@@ -22,7 +23,10 @@ export type CreateHostParameters = {
   handshakeTimeoutMs?: number | undefined;
 };
 
-/** A libp2p host that carries pipeline links (`dialLink`, `acceptLink`): TCP, Noise, Yamux, and nothing else. */
+/**
+ * A libp2p host that carries pipeline links (`dialLink`, `acceptLink`) and, once a content store
+ * is opened on it (`openContentStore({ libp2p })`), IPFS bitswap: TCP, Noise, Yamux and identify.
+ */
 export interface ShardHost {
   /** The host's peer id (base58btc), derived from its key. */
   readonly peerId: string;
@@ -34,8 +38,9 @@ export interface ShardHost {
 }
 
 /**
- * Starts a host. There is no bootstrap, DHT, identify or discovery: stages dial each other's
- * multiaddrs directly. The connection monitor is off, because its pings abort connections whose
+ * Starts a host. There is no bootstrap, DHT or discovery: stages dial each other's multiaddrs
+ * directly. Identify runs on every connection so that each side learns which protocols the other
+ * serves (bitswap only asks peers that announced it). The connection monitor is off, because its pings abort connections whose
  * event loop is busy (a training step can hold it for seconds); a dead peer still shows up as a
  * closed connection, and a hung one as a `LinkTimeoutError`. Yamux keep-alives stop the TCP
  * socket's inactivity timeout from closing idle links between rounds.
@@ -54,6 +59,7 @@ export async function createHost(parameters: CreateHostParameters): Promise<Shar
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     connectionMonitor: { enabled: false },
+    services: { identify: identify() },
   });
   const links = await servePipelineLinks(libp2p, { handshakeTimeoutMs: parameters.handshakeTimeoutMs });
   return {
