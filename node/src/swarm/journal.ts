@@ -61,6 +61,8 @@ export const zRoundRecord = z.object({
   commitBlock: z.string().optional(),
   commitTime: z.string().optional(),
   commitId: zHex32.optional(),
+  /** The revealed round's pipeline links, once both sides revealed: matched, or mismatched and appealed (or not). */
+  link: z.enum(["matched", "appealed", "mismatched"]).optional(),
 });
 
 export type RoundRecord = z.infer<typeof zRoundRecord>;

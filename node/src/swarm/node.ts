@@ -15,6 +15,8 @@ import { StageTrainer } from "../ml/stage.js";
 import { payloadBytes } from "../p2p/codec.js";
 import { type LinkHello, type PipelineLink, acceptLink, dialLink } from "../p2p/link.js";
 import type { ShardHost } from "../p2p/host.js";
+import { type Adversary, WithholdingStore, cheatsIn } from "./adversary.js";
+import { appealIfMismatched } from "./appeal.js";
 import { decodeCheckpoint } from "./checkpoint.js";
 import { commitRound } from "./commit.js";
 import { Journal, type RoundRecord } from "./journal.js";
@@ -49,7 +51,16 @@ export type SwarmEvent =
   | { type: "round"; round: number; outcome: RoundOutcome }
   | { type: "retry"; round: number; reason: string }
   | { type: "commit"; round: number; phase: string; commitId?: Hex | undefined; seconds?: number | undefined }
-  | { type: "stopped"; round: number; reason: string };
+  | { type: "stopped"; round: number; reason: string }
+  /** A revealed round's pipeline links were settled: matched, or mismatched (and appealed, or the appeal failed). */
+  | {
+      type: "link";
+      round: number;
+      state: "matched" | "mismatched";
+      appealed?: boolean | undefined;
+      commitId?: Hex | undefined;
+      error?: string | undefined;
+    };
 
 export interface SwarmNodeOptions {
   spec: ModelSpec;
@@ -73,6 +84,18 @@ export interface SwarmNodeOptions {
   onEvent?: (e: SwarmEvent) => void;
   /** Set to stop after the current step. */
   signal?: AbortSignal | undefined;
+  /**
+   * Appeal a mismatched pipeline link by challenging this node's own commit (see `appeal.ts`).
+   * Default: true for an honest node, false for an adversary.
+   */
+  appeal?: boolean | undefined;
+  /** Before returning, how long to wait for the neighbours' reveals to settle the links (default 15 s). */
+  appealWaitMs?: number | undefined;
+  /**
+   * Test and benchmark device only, never set by the CLI: make this node cheat in what it commits
+   * (see `adversary.ts`).
+   */
+  adversary?: Adversary | undefined;
 }
 
 export interface SwarmRunResult {
@@ -130,12 +153,15 @@ export async function runSwarmNode(opts: SwarmNodeOptions): Promise<SwarmRunResu
   const reconnectMs = opts.reconnectMs ?? 300_000;
 
   // Rounds decided before a crash are carried on-chain first, oldest first.
+  const withheld = new WithholdingStore(opts.store);
   const commitAll = async () => {
     for (const rec of journal.unfinished) {
       const t0 = performance.now();
-      const done = await commitRound(commitCtx, rec.round, (phase, r) =>
-        emit({ type: "commit", round: r.round, phase }),
-      );
+      const ctx =
+        cheatsIn(opts.adversary, rec.round) && opts.adversary.kind === "withhold"
+          ? { ...commitCtx, store: withheld }
+          : commitCtx;
+      const done = await commitRound(ctx, rec.round, (phase, r) => emit({ type: "commit", round: r.round, phase }));
       emit({
         type: "commit",
         round: rec.round,
@@ -146,6 +172,41 @@ export async function runSwarmNode(opts: SwarmNodeOptions): Promise<SwarmRunResu
     }
   };
   await commitAll();
+
+  // Revealed rounds whose links are not settled yet; true once none is left.
+  const appeal = opts.appeal ?? opts.adversary === undefined;
+  const shardCount = opts.spec.shards.length;
+  const settleLinks = async (): Promise<boolean> => {
+    if (!appeal || shardCount < 2) return true;
+    let settled = true;
+    for (const rec of journal.rounds) {
+      if (rec.phase !== "revealed" || rec.link) continue;
+      try {
+        const out = await appealIfMismatched(commitCtx, rec, shardCount);
+        if (out.link === "waiting") {
+          settled = false;
+          continue;
+        }
+        if (out.link === "matched") await journal.advance(rec.round, "revealed", { link: "matched" });
+        else await journal.advance(rec.round, "revealed", { link: out.appealed ? "appealed" : "mismatched" });
+        emit(
+          out.link === "matched"
+            ? { type: "link", round: rec.round, state: "matched" }
+            : { type: "link", round: rec.round, state: "mismatched", appealed: out.appealed, commitId: out.commitId },
+        );
+      } catch (err) {
+        // An appeal that fails (no bond, RPC down) must not stop training: it is retried later.
+        settled = false;
+        emit({ type: "link", round: rec.round, state: "mismatched", appealed: false, error: (err as Error).message });
+      }
+    }
+    return settled;
+  };
+  const commitAndSettle = async () => {
+    await commitAll();
+    await settleLinks();
+  };
+  await settleLinks();
 
   const corpus = loadCorpus(opts.spec);
   let { trainer, parentRoot } = await loadTrainer(opts, journal);
@@ -182,7 +243,7 @@ export async function runSwarmNode(opts: SwarmNodeOptions): Promise<SwarmRunResu
         const pending = journal.pending;
         if (ahead.some((r) => r === round + 1) && pending?.round === round) {
           await journal.advance(round, "decided");
-          commits = commits.then(commitAll).catch((e) => void (commitError = e));
+          commits = commits.then(commitAndSettle).catch((e) => void (commitError = e));
           trainer.dispose();
           ({ trainer, parentRoot } = await loadTrainer(opts, journal));
           await closeLinks();
@@ -221,12 +282,18 @@ export async function runSwarmNode(opts: SwarmNodeOptions): Promise<SwarmRunResu
           parentRoot,
           neighbours: links,
           shouldStop: stopping,
+          adversary: opts.adversary,
           onStep: (s) => emit({ type: "step", ...s, steps: opts.spec.training.stepsPerRound }),
         });
         trained++;
         parentRoot = outcome.record.root;
         emit({ type: "round", round, outcome });
-        commits = commits.then(commitAll).catch((e) => void (commitError = e));
+        commits = commits.then(commitAndSettle).catch((e) => void (commitError = e));
+        if (cheatsIn(opts.adversary, round) && opts.adversary.kind === "perturb-weights") {
+          // Train on from the nudged weights it committed, as a real cheater would have to.
+          trainer.dispose();
+          ({ trainer, parentRoot } = await loadTrainer(opts, journal));
+        }
       } catch (err) {
         if (err instanceof RoundStoppedError) break;
         if (!(err instanceof NodeError) || !isLinkFailure(err)) throw err;
@@ -246,6 +313,10 @@ export async function runSwarmNode(opts: SwarmNodeOptions): Promise<SwarmRunResu
     await commits;
   }
   if (commitError) throw commitError;
+  // The neighbours reveal at about the same time: give their reveals a bounded while to settle
+  // the links of this run's rounds (and appeal a mismatch) before returning.
+  const settleBy = Date.now() + (opts.appealWaitMs ?? 15_000);
+  while (!(await settleLinks()) && !stopping() && Date.now() < settleBy) await sleep(250);
   const head = journal.head?.round ?? 0;
   if (stopping()) emit({ type: "stopped", round: head + 1, reason: "interrupted" });
   return { journal, roundsTrained: trained, head, stopped: stopping() };

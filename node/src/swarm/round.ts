@@ -18,6 +18,7 @@ import {
 } from "../ml/pipeline.js";
 import { canonicalJson, type ModelSpec } from "../ml/spec.js";
 import type { StageTrainer } from "../ml/stage.js";
+import { type Adversary, cheatsIn, forgeDigests, inflateWork, perturbState } from "./adversary.js";
 import { encodeCheckpoint } from "./checkpoint.js";
 import type { Journal, RoundRecord } from "./journal.js";
 
@@ -78,6 +79,8 @@ export interface RoundContext {
   onStep?: (s: { round: number; step: number; loss: number | undefined; samplesPerSecond: number }) => void;
   /** Checked between steps: when set, the round is given up (the caller aborts the links). */
   shouldStop?: () => boolean;
+  /** Test and benchmark device only: lie in what this round commits (see `adversary.ts`). */
+  adversary?: Adversary | undefined;
 }
 
 export class RoundStoppedError extends Error {
@@ -120,7 +123,9 @@ export async function runSwarmRound(ctx: RoundContext): Promise<RoundOutcome> {
   const t1 = performance.now();
 
   // Prepare: the checkpoint and transcript, on disk before anyone is told.
-  const state = await trainer.state();
+  const cheat = cheatsIn(ctx.adversary, round) ? ctx.adversary : undefined;
+  let state = await trainer.state();
+  if (cheat?.kind === "perturb-weights") state = perturbState(state, cheat.delta);
   const meta = {
     modelId: ctx.modelId,
     shard: ctx.shard,
@@ -160,7 +165,15 @@ export async function runSwarmRound(ctx: RoundContext): Promise<RoundOutcome> {
   const dir = ctx.journal.dir;
   await writeFileAtomic(join(dir, checkpointFile), bytes);
   await writeFileAtomic(join(dir, transcriptFile), transcriptBytes);
-  const workUnits = BigInt(spec.training.stepsPerRound * samples) * BigInt(trainer.layout.parameterCount);
+  let workUnits = BigInt(spec.training.stepsPerRound * samples) * BigInt(trainer.layout.parameterCount);
+  if (cheat?.kind === "inflate-work") workUnits = inflateWork(workUnits, cheat.factor);
+  const real = {
+    sentActivations: digests.sentActivations,
+    receivedActivations: digests.receivedActivations,
+    sentGradients: digests.sentGradients,
+    receivedGradients: digests.receivedGradients,
+  };
+  const committed = cheat?.kind === "forge-digest" ? forgeDigests(real, ctx.shard) : real;
   await ctx.journal.prepare({
     round,
     phase: "prepared",
@@ -169,10 +182,7 @@ export async function runSwarmRound(ctx: RoundContext): Promise<RoundOutcome> {
     checkpointFile,
     transcriptFile,
     transcriptDigest: keccak256(transcriptBytes),
-    sentActivations: digests.sentActivations,
-    receivedActivations: digests.receivedActivations,
-    sentGradients: digests.sentGradients,
-    receivedGradients: digests.receivedGradients,
+    ...committed,
     workUnits: workUnits.toString(),
     lossMicros: meanLoss === undefined ? "0" : String(Math.round(meanLoss * 1e6)),
     evalLoss: evalLoss ?? null,
