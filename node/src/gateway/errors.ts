@@ -1,0 +1,94 @@
+import { NodeError, type NodeErrorParameters } from "../errors.js";
+
+/**
+ * A request the gateway refuses or cannot serve. `error` is the stable name the HTTP answer
+ * carries (`{"error": "PriceTooLow", ...}`), `status` its HTTP status. Nothing is charged for a
+ * refused request: its receipt is not kept.
+ */
+export class GatewayRequestError extends NodeError {
+  override name = "GatewayRequestError";
+  /** Stable machine-readable name, the `error` field of the JSON answer. */
+  readonly error: string;
+  /** HTTP status of the answer. */
+  readonly status: number;
+
+  constructor(error: string, status: number, shortMessage: string, parameters: NodeErrorParameters = {}) {
+    super(shortMessage, parameters);
+    this.error = error;
+    this.status = status;
+  }
+}
+
+/**
+ * The stable names of the gateway's refusals, with their HTTP status. A dApp matches on the name.
+ *
+ * | error | status | meaning |
+ * |---|---|---|
+ * | InvalidRequest | 400 | the body is not JSON or a field is missing, malformed or out of bounds |
+ * | BodyTooLarge | 413 | the body is over the gateway's limit |
+ * | NotFound / MethodNotAllowed | 404 / 405 | no such route / method |
+ * | MaxTokensExceeded | 400 | `maxTokens` is over the quote's `maxTokensPerRequest` |
+ * | WrongModel / WrongCurrency | 400 | the receipt is for another model / currency than the quote |
+ * | UnitsMismatch | 400 | the receipt's units differ from `maxTokens` |
+ * | PriceTooLow | 402 | the receipt's price per unit is under the quote |
+ * | ReceiptExpired | 400 | the deadline is past, or too near to settle the receipt in time |
+ * | InvalidReceiptSignature | 401 | the signature does not recover the receipt's payer |
+ * | NonceAlreadyUsed | 409 | the payer's nonce is used on-chain or already held by this gateway |
+ * | InsufficientEscrow | 402 | the payer's escrow, less what its pending receipts draw, is short |
+ * | ChainUnavailable | 503 | the gateway could not read the chain (retry later) |
+ * | (the generator's error name, e.g. ShardUnavailableError) / GenerateFailed | 502 | generation failed |
+ * | JournalUnavailable / InternalError | 500 | the gateway could not record the receipt |
+ */
+export const GatewayErrorStatus = {
+  InvalidRequest: 400,
+  BodyTooLarge: 413,
+  NotFound: 404,
+  MethodNotAllowed: 405,
+  MaxTokensExceeded: 400,
+  WrongModel: 400,
+  WrongCurrency: 400,
+  UnitsMismatch: 400,
+  PriceTooLow: 402,
+  ReceiptExpired: 400,
+  InvalidReceiptSignature: 401,
+  NonceAlreadyUsed: 409,
+  InsufficientEscrow: 402,
+  ChainUnavailable: 503,
+  GenerateFailed: 502,
+  JournalUnavailable: 500,
+  InternalError: 500,
+} as const;
+
+export type GatewayErrorName = keyof typeof GatewayErrorStatus;
+
+/** A refusal with one of the stable names above. */
+export function refuse(error: GatewayErrorName, shortMessage: string, parameters: NodeErrorParameters = {}) {
+  return new GatewayRequestError(error, GatewayErrorStatus[error], shortMessage, parameters);
+}
+
+/** The receipt journal under the gateway's data folder cannot be read, parsed or written. */
+export class ReceiptJournalError extends NodeError {
+  override name = "ReceiptJournalError";
+  readonly path: string;
+  constructor(path: string, shortMessage: string, parameters: NodeErrorParameters = {}) {
+    super(`${shortMessage} (${path})`, parameters);
+    this.path = path;
+  }
+}
+
+/** `startGateway` was given options it cannot run with (checked before anything starts). */
+export class GatewayOptionsError extends NodeError {
+  override name = "GatewayOptionsError";
+  constructor(issues: { path: string; message: string }[]) {
+    super("Invalid gateway options.", { details: issues.map((i) => `- ${i.path}: ${i.message}`).join("\n") });
+  }
+}
+
+/** The gateway could not listen on its address (in use, not permitted). */
+export class GatewayListenError extends NodeError {
+  override name = "GatewayListenError";
+  constructor(host: string, port: number, cause: unknown) {
+    const code = (cause as NodeJS.ErrnoException | undefined)?.code;
+    super(`The gateway cannot listen on ${host}:${port}.`, { cause, details: code ?? String(cause) });
+  }
+}
