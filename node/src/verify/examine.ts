@@ -1,0 +1,175 @@
+import { type Hex, zeroHash } from "viem";
+import type { Checkpoint } from "shard-protocol/sdk";
+
+import type { ContentStore } from "../ipfs/store.js";
+import { parseIpfsUri } from "../ipfs/store.js";
+import type { BackendInfo } from "../ml/backend.js";
+import { stageLayout } from "../ml/model.js";
+import type { ModelSpec } from "../ml/spec.js";
+import type { StageState } from "../ml/stage.js";
+import { decodeCheckpoint } from "../swarm/checkpoint.js";
+import { type CommitEvidence, type Fetched, type Verdict, checkRound } from "./check.js";
+import { type ReplayParent, type RoundReplay, replayRound } from "./replay.js";
+
+/**
+ * One round of one lane from the chain's reveals to verdicts: fetch every shard's parent
+ * checkpoint (bounded, with a timeout) and check its Merkle root, replay the round, fetch every
+ * commit's transcript and checkpoint, and check them (`checkRound`).
+ */
+
+/** A revealed commit as the `CheckpointRevealed` event gives it. */
+export interface RevealedCommit {
+  commitId: Hex;
+  checkpoint: Checkpoint;
+  /** Block of the reveal and its hash (the sampling seed's unpredictable part). */
+  revealBlock: bigint;
+  revealBlockHash: Hex;
+}
+
+export interface ExamineRoundParameters {
+  spec: ModelSpec;
+  modelId: bigint;
+  specDigest: Hex;
+  backend: BackendInfo;
+  store: ContentStore;
+  /** Bound on each fetch; content not there in time counts as withheld. */
+  fetchTimeoutMs: number;
+  lane: number;
+  round: number;
+  /** The lane's commits of the round, one per shard. */
+  commits: RevealedCommit[];
+  /** The revealed commit of a root (the parents, in any lane). */
+  byRoot: (root: Hex) => RevealedCommit | undefined;
+  /** Decoded checkpoints by root, reused across rounds (the caller bounds it). */
+  cache?: Map<Hex, StageState> | undefined;
+}
+
+export type RoundExamination =
+  | { kind: "checked"; replay: RoundReplay; verdicts: Verdict[]; fetchSeconds: number }
+  | {
+      kind: "unverifiable";
+      /** `incomplete`: not every shard revealed; `parent-unavailable`: a parent checkpoint cannot be had. */
+      reason: "incomplete" | "parent-unavailable";
+      detail: string;
+    };
+
+/** Most bytes a transcript may have: its batch ids and a margin for the rest. */
+export function transcriptMaxBytes(spec: ModelSpec): number {
+  const { stepsPerRound, microBatches, microBatchSize } = spec.training;
+  return 256 * 1024 + stepsPerRound * (256 + microBatches * microBatchSize * 12);
+}
+
+/** Most bytes a shard's checkpoint may have: weights and two Adam moments in float32, plus the header. */
+export function checkpointMaxBytes(spec: ModelSpec, shard: number): number {
+  return stageLayout(spec, shard).parameterCount * 12 + 1024 * 1024;
+}
+
+/** Fetches `ipfs://` content within `maxBytes` and `timeoutMs`; never throws. */
+export async function fetchBounded(
+  store: ContentStore,
+  uri: string,
+  maxBytes: number,
+  timeoutMs: number,
+): Promise<Fetched> {
+  try {
+    return { bytes: await store.get(parseIpfsUri(uri), { maxBytes, signal: AbortSignal.timeout(timeoutMs) }) };
+  } catch (err) {
+    const e = err as Error & { shortMessage?: string };
+    return { error: `${e.name}: ${e.shortMessage ?? e.message}`.slice(0, 300) };
+  }
+}
+
+/**
+ * Examines a lane's round: parents, replay, checks. A round whose shards have not all revealed,
+ * or one of whose parents cannot be fetched or does not hash to its root, is `unverifiable`
+ * (the parent's own commit answers for that: it is checked as `withheld` in its round).
+ */
+export async function examineRound(p: ExamineRoundParameters): Promise<RoundExamination> {
+  const n = p.spec.shards.length;
+  const byShard = new Map(p.commits.map((c) => [c.checkpoint.shard, c]));
+  if (byShard.size < n)
+    return {
+      kind: "unverifiable",
+      reason: "incomplete",
+      detail: `${byShard.size} of ${n} shards revealed lane ${p.lane} round ${p.round}`,
+    };
+  const commits = [...Array(n).keys()].map((s) => byShard.get(s)!);
+  const t0 = performance.now();
+  const modelId = String(p.modelId);
+  const parents: ReplayParent[] = [];
+  for (const c of commits) {
+    const { parentRoot, shard } = c.checkpoint;
+    if (parentRoot === zeroHash) {
+      parents.push({ root: zeroHash });
+      continue;
+    }
+    const cached = p.cache?.get(parentRoot);
+    if (cached) {
+      parents.push({ root: parentRoot, state: cached });
+      continue;
+    }
+    const parent = p.byRoot(parentRoot);
+    if (!parent)
+      return { kind: "unverifiable", reason: "parent-unavailable", detail: `no reveal of parent root ${parentRoot}` };
+    const got = await fetchBounded(
+      p.store,
+      parent.checkpoint.checkpointURI,
+      checkpointMaxBytes(p.spec, shard),
+      p.fetchTimeoutMs,
+    );
+    if ("error" in got)
+      return { kind: "unverifiable", reason: "parent-unavailable", detail: `shard ${shard} parent: ${got.error}` };
+    try {
+      const { state, root } = decodeCheckpoint(stageLayout(p.spec, shard), got.bytes, {
+        modelId,
+        specDigest: p.specDigest,
+      });
+      if (root !== parentRoot) throw new Error(`its Merkle root is ${root}, not ${parentRoot}`);
+      parents.push({ root: parentRoot, state });
+    } catch (err) {
+      return {
+        kind: "unverifiable",
+        reason: "parent-unavailable",
+        detail: `shard ${shard} parent ${parentRoot}: ${(err as Error).message.slice(0, 200)}`,
+      };
+    }
+  }
+  const evidence: CommitEvidence[] = await Promise.all(
+    commits.map(async (c) => {
+      const [transcript, content] = await Promise.all([
+        fetchBounded(p.store, c.checkpoint.transcriptURI, transcriptMaxBytes(p.spec), p.fetchTimeoutMs),
+        fetchBounded(
+          p.store,
+          c.checkpoint.checkpointURI,
+          checkpointMaxBytes(p.spec, c.checkpoint.shard),
+          p.fetchTimeoutMs,
+        ),
+      ]);
+      return { commitId: c.commitId, checkpoint: c.checkpoint, transcript, content };
+    }),
+  );
+  const fetchSeconds = (performance.now() - t0) / 1000;
+  const replay = await replayRound({
+    spec: p.spec,
+    modelId,
+    specDigest: p.specDigest,
+    lane: p.lane,
+    round: p.round,
+    parents,
+    backend: p.backend,
+  });
+  const verdicts = checkRound({
+    spec: p.spec,
+    modelId,
+    specDigest: p.specDigest,
+    backend: p.backend,
+    replay,
+    commits: evidence,
+  });
+  // The valid checkpoints of this round are the parents of the next one (bitwise ones only: across
+  // backends the next round starts from the committed tensors, fetched then).
+  if (p.cache)
+    for (const [i, v] of verdicts.entries())
+      if (v.valid && !v.crossBackend) p.cache.set(commits[i]!.checkpoint.root, replay.shards[i]!.state);
+  return { kind: "checked", replay, verdicts, fetchSeconds };
+}

@@ -1,0 +1,505 @@
+import { writeFile } from "node:fs/promises";
+import path from "node:path";
+
+import { type Account, type Hex, concat, getAbiItem, keccak256, parseEventLogs, zeroHash } from "viem";
+import { getBlock, getBlockNumber, getLogs, readContract } from "viem/actions";
+import {
+  type AnyClient,
+  type Deployment,
+  ContractRevertError,
+  attest,
+  challenge,
+  contributionLedgerAbi,
+  finalize,
+  getCommit,
+  modelRegistryAbi,
+  rejectOrphan,
+  resolve,
+  vote,
+} from "shard-protocol/sdk";
+
+import type { ContentStore } from "../ipfs/store.js";
+import type { BackendInfo } from "../ml/backend.js";
+import type { ModelSpec } from "../ml/spec.js";
+import type { StageState } from "../ml/stage.js";
+import type { Verdict } from "./check.js";
+import { type RevealedCommit, examineRound } from "./examine.js";
+import { VerifierState } from "./state.js";
+
+/**
+ * The verifier's loop. A pass scans the model's new reveals, samples which to check (a seed the
+ * trainer cannot know when it seals), replays each sampled (lane, round) once, attests valid
+ * commits and challenges invalid ones (the finding kept on disk, its hash on-chain as evidence),
+ * always replays and votes on disputes others opened, resolves disputes whose window ended,
+ * rejects orphans and finalizes what can be finalized, parents first. Everything it does is
+ * recorded (atomically) before the next thing, so it never acts twice on the same thing.
+ */
+
+export interface VerifierConfig {
+  modelId: bigint;
+  spec: ModelSpec;
+  specDigest: Hex;
+  /** A wallet client with public actions, the verifier's (staked) account, the deployment. */
+  chain: { client: AnyClient; account: Account; deployment: Deployment };
+  store: ContentStore;
+  /** The replay's backend (`initBackend`). */
+  backend: BackendInfo;
+  /** Fraction of reveals to check, in [0, 1]. Disputes opened by others are always checked. */
+  sampleRate: number;
+  /** Bound on each content fetch; a commit's checkpoint not fetched in time is `withheld`. */
+  fetchTimeoutMs: number;
+  /** Where the verifier keeps its state and findings (`<dataDir>/verify/<model>-<address>/`). */
+  dataDir: string;
+  onEvent?: ((e: VerifierEvent) => void) | undefined;
+  /** Checked between actions: an aborted pass stops early (what it did is saved). */
+  signal?: AbortSignal | undefined;
+}
+
+export type VerifierAction = "attest" | "challenge" | "vote" | "resolve" | "finalize" | "rejectOrphan";
+
+export type VerifierEvent =
+  | { type: "scanned"; fromBlock: bigint; toBlock: bigint; reveals: number }
+  | { type: "sampled"; commitId: Hex; lane: number; round: number; shard: number; sampled: boolean }
+  | {
+      type: "replayed";
+      lane: number;
+      round: number;
+      why: "sampled" | "dispute";
+      seconds: number;
+      fetchSeconds: number;
+    }
+  | { type: "unverifiable"; lane: number; round: number; reason: string; detail: string }
+  | { type: "verdict"; verdict: Verdict }
+  | { type: "attested"; commitId: Hex; hash: Hex }
+  | { type: "challenged"; commitId: Hex; hash: Hex; evidence: Hex; finding: string; bond: bigint }
+  | { type: "voted"; commitId: Hex; hash: Hex; invalid: boolean; weight: bigint }
+  | { type: "resolved"; commitId: Hex; hash: Hex; invalid: boolean; slashed: bigint }
+  | { type: "finalized"; commitId: Hex; hash: Hex; minted: bigint }
+  | { type: "orphanRejected"; commitId: Hex; hash: Hex }
+  /** The ledger refused an action (its custom error): not retried for terminal refusals. */
+  | { type: "refused"; action: VerifierAction; commitId: Hex; error: string };
+
+export type CommitStatusName = "pending" | "finalized" | "rejected";
+
+/** One commit of the model as this pass left it. */
+export interface CommitSummary {
+  commitId: Hex;
+  shard: number;
+  lane: number;
+  round: number;
+  status: CommitStatusName;
+  /** This verifier's verdict, if it checked the commit. */
+  verdict?: Verdict | undefined;
+}
+
+/** What one pass did. */
+export interface VerifierPass {
+  /** Last block scanned. */
+  scannedTo: bigint;
+  /** New reveals seen this pass. */
+  newReveals: number;
+  replayed: { lane: number; round: number; why: "sampled" | "dispute"; seconds: number }[];
+  verdicts: Verdict[];
+  attested: Hex[];
+  challenged: Hex[];
+  voted: { commitId: Hex; invalid: boolean }[];
+  resolved: { commitId: Hex; invalid: boolean; slashed: bigint }[];
+  finalized: { commitId: Hex; minted: bigint }[];
+  orphansRejected: Hex[];
+  /** Every commit of the model known so far, by round, lane, shard. */
+  commits: CommitSummary[];
+}
+
+/** Blocks per `eth_getLogs` request. */
+const LOG_RANGE = 10_000n;
+/** Decoded checkpoints kept between rounds (the next round's parents). */
+const CACHE_ENTRIES = 16;
+
+const revealedEvent = getAbiItem({ abi: contributionLedgerAbi, name: "CheckpointRevealed" });
+
+/**
+ * Whether this verifier checks `commitId`: `keccak256(verifier ‖ commitId ‖ revealBlockHash)`,
+ * read as a number in [0, 2^256), is below `rate × 2^256`. The reveal's block hash did not exist
+ * when the trainer sealed, so a trainer cannot steer which verifiers will look.
+ */
+export function isSampled(verifier: Hex, commitId: Hex, revealBlockHash: Hex, rate: number): boolean {
+  if (!(rate >= 0 && rate <= 1)) throw new RangeError(`sample rate ${rate} is not in [0, 1]`);
+  if (rate === 1) return true;
+  if (rate === 0) return false;
+  const seed = BigInt(keccak256(concat([verifier, commitId, revealBlockHash])));
+  const scale = 1_000_000_000n;
+  return seed * scale < BigInt(Math.floor(rate * Number(scale))) * 2n ** 256n;
+}
+
+interface RoundParams {
+  challengeWindow: number;
+  minAttestations: number;
+}
+
+type OnChain = Awaited<ReturnType<typeof getCommit>>;
+
+const key = (c: RevealedCommit) => `${c.checkpoint.lane}:${c.checkpoint.round}`;
+const byRound = (a: RevealedCommit, b: RevealedCommit) =>
+  a.checkpoint.round !== b.checkpoint.round
+    ? Number(a.checkpoint.round - b.checkpoint.round)
+    : a.checkpoint.lane - b.checkpoint.lane || a.checkpoint.shard - b.checkpoint.shard;
+
+/** Ledger refusals that mean "not now" (the action may succeed in a later pass). */
+const NOT_YET = new Set([
+  "ChallengeWindowOpen",
+  "DisputeWindowOpen",
+  "DisputeOpen",
+  "ParentNotFinalized",
+  "NotEnoughAttestations",
+  "PipelineUnverified",
+]);
+
+/**
+ * One deterministic pass of the verifier (see the module comment). Tests drive it between
+ * `evm_increaseTime` calls; `runVerifier` calls it in a loop.
+ *
+ * @throws VerifierStateError on a corrupt state file; RPC and store errors other than the
+ *   ledger's refusals (which become `refused` events).
+ *
+ * @example
+ * const pass = await verifyOnce({ modelId, spec, specDigest, chain, store, backend,
+ *   sampleRate: 1, fetchTimeoutMs: 10_000, dataDir })
+ * pass.attested // commits replayed and found valid
+ */
+export async function verifyOnce(cfg: VerifierConfig): Promise<VerifierPass> {
+  if (!(cfg.sampleRate >= 0 && cfg.sampleRate <= 1))
+    throw new RangeError(`sampleRate ${cfg.sampleRate} is not in [0, 1]`);
+  const { client, account, deployment } = cfg.chain;
+  const me = account.address;
+  const emit = cfg.onEvent ?? (() => {});
+  const stopped = () => cfg.signal?.aborted === true;
+  const state = await VerifierState.open(cfg.dataDir, cfg.modelId, me);
+  const pass: VerifierPass = {
+    scannedTo: 0n,
+    newReveals: 0,
+    replayed: [],
+    verdicts: [],
+    attested: [],
+    challenged: [],
+    voted: [],
+    resolved: [],
+    finalized: [],
+    orphansRejected: [],
+    commits: [],
+  };
+
+  // 1. New reveals of the model.
+  const latest = await getBlockNumber(client, { cacheTime: 0 });
+  const from = (state.scannedTo ?? deployment.blockNumber - 1n) + 1n;
+  for (let start = from; start <= latest; start += LOG_RANGE) {
+    const end = start + LOG_RANGE - 1n < latest ? start + LOG_RANGE - 1n : latest;
+    const logs = await getLogs(client, {
+      address: deployment.contracts.ledger,
+      event: revealedEvent,
+      args: { modelId: cfg.modelId },
+      fromBlock: start,
+      toBlock: end,
+    });
+    for (const log of parseEventLogs({ abi: contributionLedgerAbi, logs, eventName: "CheckpointRevealed" })) {
+      if (state.reveals.has(log.args.commitId)) continue;
+      state.addReveal({
+        commitId: log.args.commitId,
+        checkpoint: log.args.checkpoint,
+        revealBlock: log.blockNumber,
+        revealBlockHash: log.blockHash,
+      });
+      pass.newReveals++;
+    }
+  }
+  if (latest >= from) {
+    state.scannedTo = latest;
+    await state.save();
+    emit({ type: "scanned", fromBlock: from, toBlock: latest, reveals: pass.newReveals });
+  }
+  pass.scannedTo = latest;
+
+  // 2. Where every non-terminal commit stands, and the chain's time.
+  const live = [...state.reveals.values()].filter((c) => !state.terminal(c.commitId)).sort(byRound);
+  const onChain = new Map<Hex, OnChain>();
+  for (const c of live) onChain.set(c.commitId, await getCommit(client, { deployment, commitId: c.commitId }));
+  const statusOf = (id: Hex): CommitStatusName | undefined => {
+    const t = state.terminal(id);
+    if (t) return t;
+    const s = onChain.get(id)?.status;
+    return s === "pending" || s === "finalized" || s === "rejected" ? s : undefined;
+  };
+  for (const c of live) {
+    const s = onChain.get(c.commitId)!.status;
+    if (s === "finalized" || s === "rejected") state.setTerminal(c.commitId, s);
+  }
+  const now = (await getBlock(client, { blockTag: "latest" })).timestamp;
+  const paramsCache = new Map<bigint, RoundParams>();
+  const paramsAt = async (round: bigint): Promise<RoundParams> => {
+    let p = paramsCache.get(round);
+    if (!p) {
+      const r = (await readContract(client, {
+        address: deployment.contracts.registry,
+        abi: modelRegistryAbi,
+        functionName: "paramsAt",
+        args: [cfg.modelId, round],
+      })) as { challengeWindow: number | bigint; minAttestations: number | bigint };
+      p = { challengeWindow: Number(r.challengeWindow), minAttestations: Number(r.minAttestations) };
+      paramsCache.set(round, p);
+    }
+    return p;
+  };
+  const pending = () => live.filter((c) => statusOf(c.commitId) === "pending");
+
+  // Runs a ledger action once: recorded before the next; refusals become events.
+  const act = async <T>(
+    action: VerifierAction,
+    id: Hex,
+    doneKey: string,
+    run: () => Promise<T & { hash: Hex }>,
+  ): Promise<(T & { hash: Hex }) | undefined> => {
+    if (state.did(doneKey) || stopped()) return undefined;
+    try {
+      const r = await run();
+      state.record(doneKey, r.hash);
+      await state.save();
+      return r;
+    } catch (err) {
+      if (!(err instanceof ContractRevertError)) throw err;
+      emit({ type: "refused", action, commitId: id, error: err.errorName });
+      if (!NOT_YET.has(err.errorName)) {
+        state.record(doneKey, `refused:${err.errorName}`);
+        await state.save();
+      }
+      return undefined;
+    }
+  };
+
+  // 3. Replays: sampled reveals, and every commit in a dispute someone else opened.
+  const cache = new Map<Hex, StageState>();
+  const examined = new Set<string>();
+  const examine = async (c: RevealedCommit, why: "sampled" | "dispute") => {
+    const k = key(c);
+    if (examined.has(k) || stopped()) return;
+    examined.add(k);
+    const round = Number(c.checkpoint.round);
+    const lane = c.checkpoint.lane;
+    const commits = [...state.reveals.values()].filter((x) => key(x) === k);
+    const ex = await examineRound({
+      spec: cfg.spec,
+      modelId: cfg.modelId,
+      specDigest: cfg.specDigest,
+      backend: cfg.backend,
+      store: cfg.store,
+      fetchTimeoutMs: cfg.fetchTimeoutMs,
+      lane,
+      round,
+      commits,
+      byRoot: (root) => state.byRoot(root),
+      cache,
+    });
+    if (ex.kind === "unverifiable") {
+      emit({ type: "unverifiable", lane, round, reason: ex.reason, detail: ex.detail });
+      return;
+    }
+    emit({ type: "replayed", lane, round, why, seconds: ex.replay.seconds, fetchSeconds: ex.fetchSeconds });
+    pass.replayed.push({ lane, round, why, seconds: ex.replay.seconds });
+    for (const v of ex.verdicts) {
+      state.setVerdict(v);
+      pass.verdicts.push(v);
+      emit({ type: "verdict", verdict: v });
+    }
+    while (cache.size > CACHE_ENTRIES) cache.delete(cache.keys().next().value!);
+    await state.save();
+  };
+  const disputedByOthers = (c: RevealedCommit) => {
+    const d = onChain.get(c.commitId)?.dispute;
+    return d?.open === true && d.challenger.toLowerCase() !== me.toLowerCase() && BigInt(d.endsAt) > now;
+  };
+  for (const c of pending()) {
+    if (state.verdict(c.commitId)) continue;
+    let sampled = state.sampled(c.commitId);
+    if (sampled === undefined) {
+      sampled = isSampled(me, c.commitId, c.revealBlockHash, cfg.sampleRate);
+      state.setSampled(c.commitId, sampled);
+      emit({
+        type: "sampled",
+        commitId: c.commitId,
+        lane: c.checkpoint.lane,
+        round: Number(c.checkpoint.round),
+        shard: c.checkpoint.shard,
+        sampled,
+      });
+    }
+    if (sampled) await examine(c, "sampled");
+    else if (disputedByOthers(c)) await examine(c, "dispute");
+  }
+  await state.save();
+
+  // 4. Votes on disputes opened by others, by this verifier's replay.
+  for (const c of pending()) {
+    const info = onChain.get(c.commitId)!;
+    const v = state.verdict(c.commitId);
+    if (!disputedByOthers(c) || !v) continue;
+    const r = await act("vote", c.commitId, `vote:${c.commitId}:${info.disputes}`, () =>
+      vote(client, { deployment, account, commitId: c.commitId, invalid: !v.valid }),
+    );
+    if (r) {
+      pass.voted.push({ commitId: c.commitId, invalid: !v.valid });
+      emit({ type: "voted", commitId: c.commitId, hash: r.hash, invalid: !v.valid, weight: r.weight });
+    }
+  }
+
+  // 5. Attest what replayed valid; challenge what did not (unless a dispute is already open).
+  for (const c of pending()) {
+    const v = state.verdict(c.commitId);
+    const info = onChain.get(c.commitId)!;
+    if (!v) continue;
+    if (v.valid) {
+      const r = await act("attest", c.commitId, `attest:${c.commitId}`, () =>
+        attest(client, { deployment, account, commitId: c.commitId }),
+      );
+      if (r) {
+        pass.attested.push(c.commitId);
+        emit({ type: "attested", commitId: c.commitId, hash: r.hash });
+      }
+      continue;
+    }
+    if (info.dispute?.open || info.upheld) continue;
+    const params = await paramsAt(c.checkpoint.round);
+    if (now >= BigInt(info.revealedAt + params.challengeWindow)) continue;
+    const finding = new TextEncoder().encode(
+      JSON.stringify({
+        format: "shard-protocol/finding@1",
+        verifier: me,
+        modelId: String(cfg.modelId),
+        commitId: c.commitId,
+        shard: c.checkpoint.shard,
+        lane: c.checkpoint.lane,
+        round: Number(c.checkpoint.round),
+        root: c.checkpoint.root,
+        reason: v.reason,
+        detail: v.detail,
+        backend: { name: cfg.backend.name, versions: cfg.backend.versions },
+        crossBackend: v.crossBackend,
+        maxAbsDiff: v.maxAbsDiff ?? null,
+      }),
+    );
+    const evidence = keccak256(finding);
+    const file = path.join(state.findingsDir, `${c.commitId}.json`);
+    await writeFile(file, finding);
+    const r = await act("challenge", c.commitId, `challenge:${c.commitId}:${info.disputes}`, () =>
+      challenge(client, { deployment, account, commitId: c.commitId, evidence }),
+    );
+    if (r) {
+      pass.challenged.push(c.commitId);
+      emit({ type: "challenged", commitId: c.commitId, hash: r.hash, evidence, finding: file, bond: r.bond });
+    }
+  }
+
+  // 6. Resolve disputes whose window ended (anyone may).
+  for (const c of pending()) {
+    const d = onChain.get(c.commitId)!.dispute;
+    if (!d?.open || BigInt(d.endsAt) > now) continue;
+    const info = onChain.get(c.commitId)!;
+    const r = await act("resolve", c.commitId, `resolve:${c.commitId}:${info.disputes}`, () =>
+      resolve(client, { deployment, account, checkpoint: c.checkpoint }),
+    );
+    if (r) {
+      pass.resolved.push({ commitId: c.commitId, invalid: r.invalid, slashed: r.slashed });
+      emit({ type: "resolved", commitId: c.commitId, hash: r.hash, invalid: r.invalid, slashed: r.slashed });
+      if (r.invalid) state.setTerminal(c.commitId, "rejected");
+      else onChain.set(c.commitId, { ...info, upheld: true, dispute: { ...d, open: false } });
+    }
+  }
+
+  // 7. Orphans and finalization, parents first (pending() is in round order).
+  for (const c of pending()) {
+    if (stopped()) break;
+    const parentId = c.checkpoint.parentRoot === zeroHash ? undefined : state.byRoot(c.checkpoint.parentRoot)?.commitId;
+    const parentStatus = parentId ? statusOf(parentId) : undefined;
+    const info = onChain.get(c.commitId)!;
+    if (parentStatus === "rejected") {
+      const r = await act("rejectOrphan", c.commitId, `reject:${c.commitId}`, () =>
+        rejectOrphan(client, { deployment, account, checkpoint: c.checkpoint }),
+      );
+      if (r) {
+        state.setTerminal(c.commitId, "rejected");
+        pass.orphansRejected.push(c.commitId);
+        emit({ type: "orphanRejected", commitId: c.commitId, hash: r.hash });
+      }
+      continue;
+    }
+    if (parentId !== undefined && parentStatus !== "finalized") continue;
+    if (c.checkpoint.parentRoot !== zeroHash && parentId === undefined) continue;
+    if (info.dispute?.open) continue;
+    const params = await paramsAt(c.checkpoint.round);
+    if (now < BigInt(info.revealedAt + params.challengeWindow)) continue;
+    if (info.attestations + (pass.attested.includes(c.commitId) ? 1 : 0) < params.minAttestations) continue;
+    // Not what this verifier found invalid, unless a dispute upheld it.
+    const v = state.verdict(c.commitId);
+    if (v && !v.valid && !info.upheld) continue;
+    // "Not yet" refusals (a pipeline link unmatched) are retried in later passes: a per-pass key.
+    const r = await act("finalize", c.commitId, `finalize:${c.commitId}`, () =>
+      finalize(client, { deployment, account, checkpoint: c.checkpoint }),
+    );
+    if (r) {
+      state.setTerminal(c.commitId, "finalized");
+      pass.finalized.push({ commitId: c.commitId, minted: r.minted });
+      emit({ type: "finalized", commitId: c.commitId, hash: r.hash, minted: r.minted });
+    }
+  }
+  await state.save();
+
+  pass.commits = [...state.reveals.values()].sort(byRound).map((c) => ({
+    commitId: c.commitId,
+    shard: c.checkpoint.shard,
+    lane: c.checkpoint.lane,
+    round: Number(c.checkpoint.round),
+    status: statusOf(c.commitId) ?? "pending",
+    verdict: state.verdict(c.commitId),
+  }));
+  return pass;
+}
+
+export interface RunVerifierOptions {
+  /** Pause between passes. */
+  pollMs: number;
+  /** Stops the loop (between passes, and between the actions of a pass). */
+  signal?: AbortSignal | undefined;
+  /** Stop after the pass for which this returns true. */
+  until?: ((pass: VerifierPass) => boolean) | undefined;
+  /** A pass that failed (RPC or store down): reported, and retried after `pollMs`. Default: rethrow. */
+  onPassError?: ((err: unknown) => void) | undefined;
+}
+
+/**
+ * Runs `verifyOnce` every `pollMs` until `signal` aborts or `until` says so.
+ *
+ * @returns The last complete pass (undefined if none completed).
+ *
+ * @example
+ * const controller = new AbortController()
+ * await runVerifier({ ...cfg, pollMs: 5_000, signal: controller.signal })
+ */
+export async function runVerifier(cfg: VerifierConfig & RunVerifierOptions): Promise<VerifierPass | undefined> {
+  let last: VerifierPass | undefined;
+  while (!cfg.signal?.aborted) {
+    try {
+      last = await verifyOnce(cfg);
+      if (cfg.until?.(last)) return last;
+    } catch (err) {
+      if (!cfg.onPassError) throw err;
+      cfg.onPassError(err);
+    }
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(done, cfg.pollMs);
+      function done() {
+        clearTimeout(t);
+        cfg.signal?.removeEventListener("abort", done);
+        resolve();
+      }
+      cfg.signal?.addEventListener("abort", done, { once: true });
+    });
+  }
+  return last;
+}
