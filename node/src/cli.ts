@@ -56,6 +56,8 @@ const CONFIG_OPTIONS: Partial<Record<ConfigPath, () => Option>> = {
   "peers.prev": () => new Option("--peer-prev <multiaddr>", "the previous stage's node"),
   "peers.next": () => new Option("--peer-next <multiaddr>", "the next stage's node"),
   "ipfs.kuboUrl": () => new Option("--kubo-url <url>", "Kubo RPC API (default: an embedded IPFS node)"),
+  "ipfs.peers": () =>
+    new Option("--ipfs-peer <multiaddr...>", "peers the embedded IPFS node fetches content from (bitswap)"),
   rounds: () => new Option("--rounds <n>", "stop once round <n> is decided (rounds before a restart count)"),
   confirmations: () => new Option("--confirmations <n>", "blocks to wait after each transaction (default 1)"),
 };

@@ -8,7 +8,7 @@ import { z } from "zod";
 import { configOptionsSchema, globalOptionsSchema } from "../config/schema.js";
 import { NodeError } from "../errors.js";
 import { isShuttingDown, onShutdown } from "../exit.js";
-import { openContentStore } from "../ipfs/index.js";
+import { connectContentPeers, openContentStore } from "../ipfs/index.js";
 import { parseIpfsUri } from "../ipfs/store.js";
 import { initBackend } from "../ml/backend.js";
 import { type ModelSpec, canonicalSpecBytes, specDigest, zModelSpec } from "../ml/spec.js";
@@ -144,15 +144,31 @@ async function trainWith(
   }
 
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
-  const store = await openContentStore({ dataDir: config.dataDir, kuboUrl: config.ipfs.kuboUrl });
-  const host = await loadOrCreatePeerKey(path.join(config.dataDir, "peer.key"))
-    .then((privateKey) => createHost({ listen: config.listen, privateKey }))
-    .catch(async (err: unknown) => {
-      await store.close().catch(() => {});
-      throw err;
-    });
+  // One host carries the pipeline links and, for the embedded store, bitswap: the node serves its
+  // checkpoints and transcripts to verifiers and fetches what it lacks (the spec) from its peers.
+  const host = await createHost({
+    listen: config.listen,
+    privateKey: await loadOrCreatePeerKey(path.join(config.dataDir, "peer.key")),
+  });
+  const store = await openContentStore({
+    dataDir: config.dataDir,
+    kuboUrl: config.ipfs.kuboUrl,
+    libp2p: host.libp2p,
+  }).catch(async (err: unknown) => {
+    await host.stop().catch(() => {});
+    throw err;
+  });
   const stopListening = onShutdown(() => out.log("stopping after the current step (Ctrl-C again to quit at once)"));
   try {
+    const contentPeers = config.ipfs.peers ?? [];
+    if (config.ipfs.kuboUrl === undefined && contentPeers.length > 0) {
+      // Content peers only help: one that is down leaves the others, and `--spec`, to do.
+      await connectContentPeers(host, contentPeers).catch((err: unknown) => {
+        out.log(
+          `warning: ${err instanceof NodeError ? `${err.shortMessage} ${err.details ?? ""}`.trim() : String(err)}`,
+        );
+      });
+    }
     const spec = await fetchSpec(model.specURI, model.specDigest, store, o.spec);
     if (spec.shards.length !== model.shardCount)
       throw new ModelSpecError(
@@ -220,8 +236,9 @@ async function trainWith(
     }
   } finally {
     stopListening();
-    await host.stop().catch(() => {});
+    // The store first: it is bound to the host's libp2p node.
     await store.close().catch(() => {});
+    await host.stop().catch(() => {});
   }
 }
 

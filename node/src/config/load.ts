@@ -37,6 +37,7 @@ export const CONFIG_FIELDS = {
   "peers.prev": { env: "SHARD_NODE_PEER_PREV", flag: "--peer-prev", option: "peerPrev", kind: "string" },
   "peers.next": { env: "SHARD_NODE_PEER_NEXT", flag: "--peer-next", option: "peerNext", kind: "string" },
   "ipfs.kuboUrl": { env: "SHARD_NODE_KUBO_URL", flag: "--kubo-url", option: "kuboUrl", kind: "string" },
+  "ipfs.peers": { env: "SHARD_NODE_IPFS_PEERS", flag: "--ipfs-peer", option: "ipfsPeer", kind: "list" },
   keystore: { env: "SHARD_NODE_KEYSTORE", flag: "--keystore", option: "keystore", kind: "path" },
   rounds: { env: "SHARD_NODE_ROUNDS", flag: "--rounds", option: "rounds", kind: "int" },
   confirmations: { env: "SHARD_NODE_CONFIRMATIONS", flag: "--confirmations", option: "confirmations", kind: "int" },
@@ -325,7 +326,7 @@ function knownKeys(parent: string): string[] {
   const shape = nodeConfigSchema.shape;
   if (parent === "") return Object.keys(shape);
   if (parent === "peers") return ["prev", "next"];
-  if (parent === "ipfs") return ["kuboUrl"];
+  if (parent === "ipfs") return ["kuboUrl", "peers"];
   return [];
 }
 

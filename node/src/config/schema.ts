@@ -88,8 +88,20 @@ export const nodeConfigSchema = z.strictObject({
     .default(DEFAULT_LISTEN),
   /** The neighbouring stages: `prev` sends activations to this node, `next` receives them. */
   peers: z.strictObject({ prev: zMultiaddr.optional(), next: zMultiaddr.optional() }).default({}),
-  /** A Kubo daemon's RPC API; without it the node runs an embedded IPFS node. */
-  ipfs: z.strictObject({ kuboUrl: zUrl(["http:", "https:"]).optional() }).default({}),
+  ipfs: z
+    .strictObject({
+      /** A Kubo daemon's RPC API; without it the node runs an embedded IPFS node. */
+      kuboUrl: zUrl(["http:", "https:"]).optional(),
+      /**
+       * Peers the embedded IPFS node connects to, to fetch content (checkpoints, transcripts, the
+       * model spec) over bitswap; best each ending in `/p2p/<peerId>`. Unused with `kuboUrl`.
+       */
+      peers: z
+        .array(zMultiaddr, { error: "must be a list of multiaddrs" })
+        .max(64, "must list at most 64 peers")
+        .optional(),
+    })
+    .default({}),
   /** An encrypted keystore (Web3 Secret Storage v3) holding the signing key. */
   keystore: zPath.optional(),
   /** Stop once round N of the lane is decided, counting rounds decided before a restart (default: run until stopped). */
@@ -133,6 +145,7 @@ export const configOptionsSchema = z.object({
   peerPrev: z.string().optional(),
   peerNext: z.string().optional(),
   kuboUrl: z.string().optional(),
+  ipfsPeer: z.array(z.string()).optional(),
   rounds: z.string().optional(),
   confirmations: z.string().optional(),
 });
