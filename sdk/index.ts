@@ -37,6 +37,7 @@ export * from "./actions/contributions/reveal.js";
 export * from "./actions/contributions/signSealedCommit.js";
 export * from "./actions/contributions/submitCommit.js";
 export * from "./actions/contributions/vote.js";
+export * from "./actions/inference/index.js";
 export * from "./actions/lineage/getLineage.js";
 export * from "./actions/models/getModel.js";
 export * from "./actions/models/registerModel.js";

@@ -1,3 +1,4 @@
+import { requestInference } from "../actions/inference/requestInference.js";
 import { claim } from "../actions/revenue/claim.js";
 import { depositEscrow } from "../actions/revenue/depositEscrow.js";
 import { getClaimable } from "../actions/revenue/getClaimable.js";
@@ -11,7 +12,7 @@ import type { Deployment } from "../deployment.js";
 import type { AnyClient } from "../utils/client.js";
 import { bindActions } from "./bind.js";
 
-/** Revenue: payments, escrow, usage receipts, claims: `client.extend(revenueActions(deployment))`. */
+/** Revenue: payments, escrow, usage receipts, paid inference, claims: `client.extend(revenueActions(deployment))`. */
 export const revenueActions = (deployment: Deployment) => (client: AnyClient) =>
   bindActions(client, deployment, {
     pay,
@@ -21,6 +22,7 @@ export const revenueActions = (deployment: Deployment) => (client: AnyClient) =>
     getEscrow,
     signUsageReceipt,
     settleReceipts,
+    requestInference,
     getClaimable,
     claim,
   });
