@@ -1,0 +1,411 @@
+import { randomUUID } from "node:crypto";
+
+import { multiaddr as parseMultiaddr } from "@multiformats/multiaddr";
+import { z } from "zod";
+
+import { NodeError } from "../errors.js";
+import { decodeTokens } from "../ml/data.js";
+import { boundaryCodec } from "../ml/pipeline.js";
+import { type ModelSpec, specDigest } from "../ml/spec.js";
+import type { StageState } from "../ml/stage.js";
+import { decodeTensor, encodeTensor } from "../p2p/codec.js";
+import type { ShardHost } from "../p2p/host.js";
+import {
+  InferenceRemoteError,
+  InferenceRequestError,
+  InvalidGenerateParameterError,
+  PromptError,
+  ShardUnavailableError,
+} from "./errors.js";
+import {
+  INFER_PROTOCOL,
+  INFER_PROTOCOL_VERSION,
+  MAX_ERROR_MESSAGE_LENGTH,
+  MAX_TEMPERATURE,
+  REPLY_LIMITS,
+  type InferReply,
+  type InferRequest,
+  type ReplyErrorCode,
+  type Sampling,
+  inferenceShape,
+  pickToken,
+  promptSeed,
+  requestLimits,
+  validateRequest,
+  zInferReply,
+} from "./protocol.js";
+import { InferenceStage } from "./stage.js";
+import { MessageReadError, type Stream, encodeMessage, readMessage, writeMessage } from "./wire.js";
+
+/** Default time each hop of the pipeline gets, in ms. */
+export const DEFAULT_HOP_TIMEOUT_MS = 30_000;
+/** Default bound on requests a shard works on at once; more are answered `busy`. */
+export const DEFAULT_MAX_CONCURRENT = 8;
+/** Default bound on `maxTokens`. */
+export const DEFAULT_MAX_GENERATE_TOKENS = 1024;
+/** Longest prompt accepted, in characters. */
+export const MAX_PROMPT_CHARACTERS = 65_536;
+
+export interface CreateInferenceServerParameters {
+  /** The shard's libp2p host; the inference protocol is registered on it (shards after 0). */
+  host: ShardHost;
+  spec: ModelSpec;
+  shard: number;
+  /** The shard's checkpoint state (only `params` is used), or `weights`. */
+  state?: StageState | undefined;
+  /** The shard's tensors by name, when no `state` is given. */
+  weights?: Record<string, Float32Array> | undefined;
+  /** Multiaddr of shard + 1 (every shard but the last), ideally ending in `/p2p/<peerId>`. */
+  next?: string | undefined;
+  /**
+   * Time each hop gets to dial, take the request, compute and answer, in ms (default 30 s). A shard
+   * waits `hops × timeoutMs` for the answer from downstream, so the shard nearest a failure
+   * times out first and the error names the shard that failed.
+   */
+  timeoutMs?: number | undefined;
+  /** Requests worked on at once; more are answered `busy` (default 8). */
+  maxConcurrent?: number | undefined;
+  /** Bound on `generate`'s `maxTokens` (default 1024). */
+  maxGenerateTokens?: number | undefined;
+}
+
+export interface GenerateRequest {
+  /** Text in the model's vocabulary (at least one character). */
+  prompt: string;
+  /** Characters to generate (1 to `maxGenerateTokens`). */
+  maxTokens: number;
+  /** Absent or 0: greedy. Otherwise softmax sampling at this temperature (at most 100). */
+  temperature?: number | undefined;
+  /** Sampling seed (uint32); default: derived from the prompt, so the same request gives the same text. */
+  seed?: number | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+export interface GenerateResult {
+  /** The generated characters (the prompt not included). */
+  text: string;
+  /** How many characters were generated. */
+  tokens: number;
+  seconds: number;
+}
+
+export interface InferenceServerStats {
+  /** Requests answered with a token. */
+  served: number;
+  /** Requests refused as malformed, for another shard or spec, or over the concurrency bound. */
+  rejected: number;
+  /** Requests that failed downstream or internally. */
+  failed: number;
+}
+
+export interface InferenceServer {
+  readonly shard: number;
+  readonly stats: InferenceServerStats;
+  /**
+   * Shard 0 only: generates `maxTokens` characters after `prompt`, one pass through the pipeline
+   * per character. All or nothing: a failure rejects without partial text.
+   *
+   * @throws PromptError (a character outside the vocabulary, an empty or too long prompt),
+   *   InvalidGenerateParameterError, ShardUnavailableError (naming the shard), InferenceRemoteError
+   */
+  generate(request: GenerateRequest): Promise<GenerateResult>;
+  /** Unregisters the protocol and frees the weights (the host stays up). Safe to call twice. */
+  stop(): Promise<void>;
+}
+
+const zGenerate = z.object({
+  prompt: z.string(),
+  maxTokens: z.int().min(1),
+  temperature: z.number().min(0).max(MAX_TEMPERATURE).optional(),
+  seed: z
+    .int()
+    .min(0)
+    .max(2 ** 32 - 1)
+    .optional(),
+});
+
+/**
+ * Hosts one shard for inference. On shards after 0 it registers `INFER_PROTOCOL` on the host:
+ * each request (token window + boundary tensor from shard − 1) is validated and bounded, run
+ * through this shard (batch 1), and either answered with the next token (last shard) or forwarded
+ * to `next` with the answer relayed back. On shard 0, `generate` drives the pipeline.
+ *
+ * @example
+ * const last = await createInferenceServer({ host: h1, spec, shard: 1, state: s1 })
+ * const first = await createInferenceServer({ host: h0, spec, shard: 0, state: s0, next: h1.multiaddrs()[0] })
+ * const { text } = await first.generate({ prompt: "Call me ", maxTokens: 20 })
+ */
+export async function createInferenceServer(parameters: CreateInferenceServerParameters): Promise<InferenceServer> {
+  const { host, spec, shard } = parameters;
+  const shards = spec.shards.length;
+  if (!Number.isInteger(shard) || shard < 0 || shard >= shards)
+    throw new RangeError(`shard ${shard} is out of range: the model has ${shards} shards`);
+  const timeoutMs = parameters.timeoutMs ?? DEFAULT_HOP_TIMEOUT_MS;
+  if (!(timeoutMs > 0 && timeoutMs <= 2 ** 31 - 1))
+    throw new RangeError(`timeoutMs must be positive, not ${timeoutMs}`);
+  const isLast = shard === shards - 1;
+  if (!isLast) {
+    if (parameters.next === undefined) throw new RangeError(`shard ${shard} needs the address of shard ${shard + 1}`);
+    parseMultiaddr(parameters.next); // throws on a malformed address, now rather than per request
+  }
+  const weights = parameters.state?.params ?? parameters.weights;
+  if (!weights) throw new RangeError("createInferenceServer needs the shard's state or weights");
+  const server = new Server(
+    host,
+    spec,
+    shard,
+    new InferenceStage(spec, shard, weights),
+    parameters.next,
+    timeoutMs,
+    parameters.maxConcurrent ?? DEFAULT_MAX_CONCURRENT,
+    parameters.maxGenerateTokens ?? DEFAULT_MAX_GENERATE_TOKENS,
+  );
+  if (shard > 0) {
+    await host.libp2p.handle(INFER_PROTOCOL, (stream) => void server.inbound(stream), {
+      maxInboundStreams: server.maxConcurrent * 2,
+    });
+  }
+  return server;
+}
+
+class Server implements InferenceServer {
+  readonly stats: InferenceServerStats = { served: 0, rejected: 0, failed: 0 };
+  private readonly digest: string;
+  private readonly vocab: string[];
+  private inflight = 0;
+  private stopped = false;
+
+  constructor(
+    private readonly host: ShardHost,
+    private readonly spec: ModelSpec,
+    readonly shard: number,
+    private readonly stage: InferenceStage,
+    private readonly next: string | undefined,
+    private readonly timeoutMs: number,
+    readonly maxConcurrent: number,
+    private readonly maxGenerateTokens: number,
+  ) {
+    this.digest = specDigest(spec);
+    this.vocab = [...spec.architecture.vocab];
+  }
+
+  private get isLast(): boolean {
+    return this.shard === this.spec.shards.length - 1;
+  }
+
+  async generate(request: GenerateRequest): Promise<GenerateResult> {
+    if (this.shard !== 0) throw new NodeError(`Only shard 0 takes prompts; this is shard ${this.shard}.`);
+    if (this.stopped) throw new NodeError("The inference server is stopped.");
+    const parsed = zGenerate.safeParse(request);
+    if (!parsed.success)
+      throw new InvalidGenerateParameterError("Invalid generation parameters.", {
+        details: z.prettifyError(parsed.error),
+      });
+    const { prompt, maxTokens, temperature } = parsed.data;
+    if (maxTokens > this.maxGenerateTokens)
+      throw new InvalidGenerateParameterError(
+        `maxTokens ${maxTokens} is above the limit of ${this.maxGenerateTokens}.`,
+      );
+    const tokens = encodePrompt(this.spec, prompt);
+    const seed = parsed.data.seed ?? promptSeed(prompt);
+    const started = performance.now();
+    const id = randomUUID();
+    const generated: number[] = [];
+    const { context } = this.spec.architecture;
+    for (let k = 0; k < maxTokens; k++) {
+      request.signal?.throwIfAborted();
+      const window = tokens.slice(-context);
+      const sampling = temperature ? { temperature, seed, index: k } : undefined;
+      const out = await this.stage.run(window);
+      const token = this.isLast ? pickToken(out, sampling) : await this.forward(`${id}.${k}`, window, sampling, out);
+      generated.push(token);
+      tokens.push(token);
+    }
+    return {
+      text: decodeTokens(generated, this.spec.architecture.vocab),
+      tokens: generated.length,
+      seconds: (performance.now() - started) / 1000,
+    };
+  }
+
+  /**
+   * Sends this shard's boundary tensor to shard + 1 and waits for the token. Failures name the
+   * shard at fault: `ShardUnavailableError` for one that cannot be reached, times out or breaks
+   * the protocol, `InferenceRemoteError` for one that refused.
+   */
+  private async forward(
+    requestId: string,
+    window: number[],
+    sampling: Sampling | undefined,
+    activation: Float32Array,
+  ): Promise<number> {
+    const target = this.shard + 1;
+    const hops = this.spec.shards.length - 1 - this.shard;
+    const codec = boundaryCodec(this.spec);
+    const shape = inferenceShape(this.spec);
+    const header: InferRequest = {
+      kind: "infer",
+      protocol: INFER_PROTOCOL_VERSION,
+      requestId,
+      specDigest: this.digest,
+      shard: target,
+      tokens: window,
+      ...(sampling ? { sampling } : {}),
+      activation: { dtype: codec, shape },
+    };
+    const message = encodeMessage(header, encodeTensor(codec, shape, activation));
+    let stream: Stream;
+    try {
+      stream = await this.host.libp2p.dialProtocol(parseMultiaddr(this.next!), INFER_PROTOCOL, {
+        signal: AbortSignal.timeout(this.timeoutMs),
+      });
+    } catch (error) {
+      const name = (error as Error).name;
+      const why =
+        name === "TimeoutError" || name === "AbortError"
+          ? `no connection to ${this.next} within ${this.timeoutMs} ms`
+          : name === "UnsupportedProtocolError"
+            ? `the peer at ${this.next} does not serve inference`
+            : `dialing ${this.next} failed: ${(error as Error).message}`;
+      throw new ShardUnavailableError(target, why, error);
+    }
+    // Start reading before sending, so that a quick answer is not missed.
+    const reply = readMessage(stream, REPLY_LIMITS, hops * this.timeoutMs);
+    reply.catch(() => {});
+    try {
+      await writeMessage(stream, message, this.timeoutMs);
+    } catch (error) {
+      throw new ShardUnavailableError(target, `sending the request failed: ${(error as Error).message}`, error);
+    }
+    let answer: InferReply;
+    try {
+      const { header: json } = await reply;
+      const parsed = zInferReply.safeParse(json);
+      if (!parsed.success)
+        throw new InferenceRequestError("malformed reply", { details: z.prettifyError(parsed.error) });
+      answer = parsed.data;
+    } catch (error) {
+      stream.abort(error as Error);
+      const why =
+        error instanceof MessageReadError
+          ? error.reason === "timeout"
+            ? `no answer within ${hops * this.timeoutMs} ms`
+            : error.reason === "closed"
+              ? "it closed the stream without answering"
+              : `it sent an invalid reply: ${error.message}`
+          : `it sent an invalid reply: ${(error as NodeError).details ?? (error as Error).message}`;
+      throw new ShardUnavailableError(target, why, error);
+    }
+    await stream.close().catch(() => {});
+    if (answer.kind === "error") {
+      // Only shards downstream can be blamed by a downstream shard.
+      const shard = answer.shard >= target ? answer.shard : target;
+      if (answer.code === "unavailable") throw new ShardUnavailableError(shard, answer.message);
+      throw new InferenceRemoteError(shard, answer.code, answer.message);
+    }
+    if (answer.requestId !== requestId)
+      throw new ShardUnavailableError(target, `it answered request ${answer.requestId}, not ${requestId}`);
+    if (answer.token >= this.vocab.length)
+      throw new ShardUnavailableError(target, `it answered token ${answer.token}, outside the vocabulary`);
+    return answer.token;
+  }
+
+  /** Serves one inbound request stream. Never throws: every failure is answered or the stream aborted. */
+  async inbound(stream: Stream): Promise<void> {
+    const read = readMessage(stream, requestLimits(this.spec), this.timeoutMs);
+    if (this.stopped || this.inflight >= this.maxConcurrent) {
+      read.catch(() => {});
+      this.stats.rejected++;
+      const why = this.stopped ? "the shard is stopping" : `${this.inflight} requests in flight`;
+      return this.answer(stream, this.error("busy", this.shard, why));
+    }
+    this.inflight++;
+    let requestId: string | undefined;
+    try {
+      let request: InferRequest;
+      let activation: Float32Array;
+      try {
+        const { header, payload } = await read;
+        request = validateRequest(this.spec, this.digest, this.shard, header, payload);
+        requestId = request.requestId;
+        activation = decodeTensor(boundaryCodec(this.spec), inferenceShape(this.spec), payload);
+      } catch (error) {
+        this.stats.rejected++;
+        if (error instanceof MessageReadError && error.reason !== "invalid") return stream.abort(error);
+        const message =
+          error instanceof NodeError ? `${error.shortMessage} ${error.details ?? ""}` : (error as Error).message;
+        return await this.answer(stream, this.error("bad-request", this.shard, message));
+      }
+      let reply: InferReply;
+      try {
+        const out = await this.stage.run(request.tokens, activation);
+        const token = this.isLast
+          ? pickToken(out, request.sampling)
+          : await this.forward(request.requestId, request.tokens, request.sampling, out);
+        reply = { kind: "token", requestId: request.requestId, token };
+        this.stats.served++;
+      } catch (error) {
+        this.stats.failed++;
+        if (error instanceof ShardUnavailableError)
+          reply = this.error("unavailable", error.shard, error.details ?? error.shortMessage, requestId);
+        else if (error instanceof InferenceRemoteError)
+          reply = this.error(error.code as ReplyErrorCode, error.shard, error.details ?? "", requestId);
+        else reply = this.error("internal", this.shard, (error as Error).message, requestId);
+      }
+      await this.answer(stream, reply);
+    } finally {
+      this.inflight--;
+    }
+  }
+
+  private error(code: ReplyErrorCode, shard: number, message: string, requestId?: string): InferReply {
+    return {
+      kind: "error",
+      ...(requestId ? { requestId } : {}),
+      code,
+      shard,
+      message: message.trim().slice(0, MAX_ERROR_MESSAGE_LENGTH),
+    };
+  }
+
+  private async answer(stream: Stream, reply: InferReply): Promise<void> {
+    try {
+      await writeMessage(stream, encodeMessage(reply), this.timeoutMs);
+    } catch {
+      // The requester is gone; writeMessage aborted the stream.
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.shard > 0) await this.host.libp2p.unhandle(INFER_PROTOCOL).catch(() => {});
+    this.stage.dispose();
+  }
+}
+
+/**
+ * The token ids of a prompt. Unlike training's `encodeText`, a character outside the vocabulary
+ * is an error (`PromptError` listing them), not token 0.
+ */
+export function encodePrompt(spec: ModelSpec, prompt: string): number[] {
+  const chars = [...prompt];
+  if (chars.length === 0) throw new PromptError("The prompt is empty: give at least one character.");
+  if (chars.length > MAX_PROMPT_CHARACTERS)
+    throw new PromptError(`The prompt has ${chars.length} characters; at most ${MAX_PROMPT_CHARACTERS} are accepted.`);
+  const index = new Map<string, number>();
+  [...spec.architecture.vocab].forEach((c, i) => index.set(c, i));
+  const unknown = [...new Set(chars.filter((c) => !index.has(c)))];
+  if (unknown.length > 0)
+    throw new PromptError(
+      `The prompt has ${unknown.length} character${unknown.length === 1 ? "" : "s"} the model does not know.`,
+      {
+        details: `unknown: ${unknown
+          .slice(0, 20)
+          .map((c) => JSON.stringify(c))
+          .join(", ")}${unknown.length > 20 ? ", …" : ""}`,
+        unknown,
+      },
+    );
+  return chars.map((c) => index.get(c)!);
+}

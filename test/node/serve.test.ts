@@ -1,0 +1,326 @@
+import assert from "node:assert/strict";
+import { before, describe, it, type TestContext } from "node:test";
+
+import * as tf from "@tensorflow/tfjs-core";
+
+import { initBackend } from "../../node/src/ml/backend.js";
+import { runBaseline } from "../../node/src/ml/baseline.js";
+import { causalMask, forward, oneHot, stageLayout } from "../../node/src/ml/model.js";
+import { boundaryCodec } from "../../node/src/ml/pipeline.js";
+import { type ModelSpec, specDigest, zModelSpec } from "../../node/src/ml/spec.js";
+import type { StageState } from "../../node/src/ml/stage.js";
+import { decodeTensor, encodeTensor, payloadBytes } from "../../node/src/p2p/codec.js";
+import { createHost, type ShardHost } from "../../node/src/p2p/host.js";
+import {
+  INFER_PROTOCOL,
+  type InferenceServer,
+  PromptError,
+  ShardUnavailableError,
+  createInferenceServer,
+  encodeMessage,
+  inferenceShape,
+  pickToken,
+  promptSeed,
+} from "../../node/src/serve/index.js";
+import { tinySpec } from "./helpers.js";
+
+type Stream = Awaited<ReturnType<ShardHost["libp2p"]["dialProtocol"]>>;
+
+const compressed = (shards: number[]) =>
+  zModelSpec.parse({ ...tinySpec(shards), compression: { rank: 4, codec: "int8" } });
+
+/** Shard states after a round of real training (the single-process baseline). */
+async function trained(spec: ModelSpec): Promise<StageState[]> {
+  const { trainers } = await runBaseline(spec, { rounds: 1 });
+  const states = await Promise.all(trainers.map((t) => t.state()));
+  for (const t of trainers) t.dispose();
+  return states;
+}
+
+/**
+ * The reference: every shard's weights in one process, `forward` shard after shard with the
+ * boundary tensor passed through the spec's codec as the wire does, the window padded with a
+ * different token than the servers use (the causal mask makes padding irrelevant).
+ */
+function reference(
+  spec: ModelSpec,
+  states: StageState[],
+  prompt: string,
+  maxTokens: number,
+  temperature = 0,
+  seed?: number,
+) {
+  const vocab = [...spec.architecture.vocab];
+  const v = vocab.length;
+  const { context } = spec.architecture;
+  const tokens = [...prompt].map((c) => vocab.indexOf(c));
+  const mask = causalMask(context);
+  const params = states.map((s, i) =>
+    Object.fromEntries(stageLayout(spec, i).params.map((p) => [p.name, tf.tensor(s.params[p.name]!, p.shape)])),
+  );
+  const out: number[] = [];
+  for (let k = 0; k < maxTokens; k++) {
+    const window = tokens.slice(-context);
+    const padded = new Int32Array(context).fill(v - 1);
+    padded.set(window);
+    const logits = tf.tidy(() => {
+      const ids = oneHot(padded, v);
+      let x: tf.Tensor = ids;
+      for (let i = 0; i < states.length; i++) {
+        const layout = stageLayout(spec, i);
+        const y = forward(spec, layout, params[i]!, x, mask, ids);
+        if (layout.isLast) return tf.slice(y, [window.length - 1, 0], [1, v]);
+        const shape = inferenceShape(spec);
+        const wire = decodeTensor(
+          boundaryCodec(spec),
+          shape,
+          encodeTensor(boundaryCodec(spec), shape, y.dataSync() as Float32Array),
+        );
+        x = tf.tensor(wire, shape);
+      }
+      throw new Error("unreachable");
+    });
+    const row = logits.dataSync() as Float32Array;
+    logits.dispose();
+    const sampling = temperature ? { temperature, seed: seed ?? promptSeed(prompt), index: k } : undefined;
+    const token = pickToken(row, sampling);
+    out.push(token);
+    tokens.push(token);
+  }
+  mask.dispose();
+  for (const p of params) for (const t of Object.values(p)) t.dispose();
+  return out.map((t) => vocab[t]).join("");
+}
+
+interface Pipeline {
+  hosts: ShardHost[];
+  servers: InferenceServer[];
+  first: InferenceServer;
+}
+
+/** One host and one server per shard on loopback, last shard first; stopped when the test ends. */
+async function pipeline(t: TestContext, spec: ModelSpec, states: StageState[], timeoutMs = 5000): Promise<Pipeline> {
+  const n = spec.shards.length;
+  const hosts: ShardHost[] = [];
+  const servers: InferenceServer[] = [];
+  for (let i = 0; i < n; i++) hosts.push(await createHost({ listen: ["/ip4/127.0.0.1/tcp/0"] }));
+  t.after(async () => {
+    for (const s of servers) await s.stop();
+    for (const h of hosts) await h.stop();
+  });
+  for (let i = n - 1; i >= 0; i--)
+    servers[i] = await createInferenceServer({
+      host: hosts[i]!,
+      spec,
+      shard: i,
+      state: states[i]!,
+      next: i < n - 1 ? hosts[i + 1]!.multiaddrs()[0] : undefined,
+      timeoutMs,
+    });
+  return { hosts, servers, first: servers[0]! };
+}
+
+/** Sends raw bytes to a shard's inference protocol and returns the reply header (or why there is none). */
+async function rawRequest(from: ShardHost, to: ShardHost, bytes: Uint8Array): Promise<unknown> {
+  const stream: Stream = await from.libp2p.dialProtocol(to.libp2p.getMultiaddrs()[0]!, INFER_PROTOCOL);
+  const chunks: Uint8Array[] = [];
+  const done = new Promise<void>((resolve) => {
+    stream.addEventListener("message", (e) => {
+      const d = e.data as Uint8Array | Iterable<Uint8Array>;
+      chunks.push(...(d instanceof Uint8Array ? [d] : [...d]));
+    });
+    stream.addEventListener("remoteCloseWrite", () => resolve());
+    stream.addEventListener("close", () => resolve());
+  });
+  stream.send(bytes);
+  await stream.close().catch(() => {});
+  await done;
+  const all = Buffer.concat(chunks);
+  if (all.length === 0) return undefined;
+  let value = 0;
+  let scale = 1;
+  let i = 0;
+  for (; ; i++) {
+    value += (all[i]! & 0x7f) * scale;
+    if ((all[i]! & 0x80) === 0) break;
+    scale *= 128;
+  }
+  return JSON.parse(all.subarray(i + 1, i + 1 + value).toString("utf8"));
+}
+
+describe("inference through the shard pipeline", () => {
+  const spec2 = tinySpec([1, 1]);
+  const spec3 = compressed([1, 1, 1]);
+  let states2: StageState[];
+  let states3: StageState[];
+  // Longer than the context (32): the window slides.
+  const prompt = "Call me Ishmael. Some years ago--never mind how long precisely";
+
+  before(async () => {
+    await initBackend("wasm");
+    states2 = await trained(spec2);
+    states3 = await trained(spec3);
+  });
+
+  it("generates through 2 shards exactly what one process computes through both (greedy)", async (t) => {
+    const { first } = await pipeline(t, spec2, states2);
+    const result = await first.generate({ prompt, maxTokens: 24 });
+    assert.equal(result.tokens, 24);
+    assert.equal([...result.text].length, 24);
+    assert.equal(result.text, reference(spec2, states2, prompt, 24));
+    assert.ok(result.seconds > 0);
+    // A short prompt (well inside the context) too.
+    const short = await first.generate({ prompt: "The ", maxTokens: 8 });
+    assert.equal(short.text, reference(spec2, states2, "The ", 8));
+  });
+
+  it("generates through 3 shards behind an int8 bottleneck like the reference; seeded sampling repeats", async (t) => {
+    const { first, servers } = await pipeline(t, spec3, states3);
+    const greedy = await first.generate({ prompt, maxTokens: 16 });
+    assert.equal(greedy.text, reference(spec3, states3, prompt, 16));
+    const a = await first.generate({ prompt, maxTokens: 16, temperature: 1.5, seed: 7 });
+    const b = await first.generate({ prompt, maxTokens: 16, temperature: 1.5, seed: 7 });
+    assert.equal(a.text, b.text);
+    assert.equal(a.text, reference(spec3, states3, prompt, 16, 1.5, 7));
+    const c = await first.generate({ prompt, maxTokens: 16, temperature: 1.5, seed: 8 });
+    assert.equal(c.text, reference(spec3, states3, prompt, 16, 1.5, 8));
+    // The default seed comes from the prompt: reproducible too.
+    const d1 = await first.generate({ prompt, maxTokens: 8, temperature: 1 });
+    const d2 = await first.generate({ prompt, maxTokens: 8, temperature: 1 });
+    assert.equal(d1.text, d2.text);
+    assert.equal(servers[2]!.stats.served, 16 * 4 + 16);
+  });
+
+  it("refuses a prompt with characters outside the vocabulary, naming them", async (t) => {
+    const { first, servers } = await pipeline(t, spec2, states2);
+    await assert.rejects(first.generate({ prompt: "Call me #Ishmael~#", maxTokens: 4 }), (e: PromptError) => {
+      assert.equal(e.name, "PromptError");
+      assert.ok(e instanceof PromptError);
+      assert.deepEqual(e.unknown, ["#", "~"]);
+      return true;
+    });
+    await assert.rejects(first.generate({ prompt: "", maxTokens: 4 }), PromptError);
+    assert.equal(servers[1]!.stats.served, 0, "nothing was sent down the pipeline");
+  });
+
+  it("fails with ShardUnavailableError naming a stopped last or middle shard, and no text", async (t) => {
+    const p = await pipeline(t, spec3, states3, 2000);
+    assert.equal((await p.first.generate({ prompt: "The ", maxTokens: 2 })).tokens, 2);
+    await p.servers[2]!.stop();
+    await p.hosts[2]!.stop();
+    let t0 = Date.now();
+    await assert.rejects(p.first.generate({ prompt: "The ", maxTokens: 4 }), (e: ShardUnavailableError) => {
+      assert.ok(e instanceof ShardUnavailableError);
+      assert.equal(e.shard, 2);
+      assert.equal(e.retryable, true);
+      return true;
+    });
+    assert.ok(Date.now() - t0 < 2 * 2000 + 1000, `took ${Date.now() - t0} ms`);
+    await p.servers[1]!.stop();
+    await p.hosts[1]!.stop();
+    t0 = Date.now();
+    await assert.rejects(p.first.generate({ prompt: "The ", maxTokens: 4 }), (e: ShardUnavailableError) => {
+      assert.equal(e.name, "ShardUnavailableError");
+      assert.equal(e.shard, 1);
+      return true;
+    });
+    assert.ok(Date.now() - t0 < 2 * 2000 + 1000, `took ${Date.now() - t0} ms`);
+  });
+
+  it("names a hung last shard within the hop timeouts", async (t) => {
+    const hosts: ShardHost[] = [];
+    const servers: InferenceServer[] = [];
+    t.after(async () => {
+      for (const s of servers) await s.stop();
+      for (const h of hosts) await h.stop();
+    });
+    for (let i = 0; i < 3; i++) hosts.push(await createHost({ listen: ["/ip4/127.0.0.1/tcp/0"] }));
+    // Shard 2 takes requests and never answers.
+    await hosts[2]!.libp2p.handle(INFER_PROTOCOL, () => {});
+    const timeoutMs = 1000;
+    const serve = async (shard: number) =>
+      servers.push(
+        await createInferenceServer({
+          host: hosts[shard]!,
+          spec: spec3,
+          shard,
+          state: states3[shard]!,
+          next: hosts[shard + 1]!.multiaddrs()[0],
+          timeoutMs,
+        }),
+      );
+    await serve(1);
+    await serve(0);
+    const first = servers[1]!;
+    await assert.rejects(servers[0]!.generate({ prompt: "The ", maxTokens: 2 }), /Only shard 0 takes prompts/);
+    const t0 = Date.now();
+    await assert.rejects(first.generate({ prompt: "The ", maxTokens: 3 }), (e: ShardUnavailableError) => {
+      assert.ok(e instanceof ShardUnavailableError);
+      assert.equal(e.shard, 2, e.message);
+      assert.match(e.message, /no answer within 1000 ms/);
+      return true;
+    });
+    const took = Date.now() - t0;
+    assert.ok(took >= timeoutMs && took < 2 * timeoutMs + 500, `took ${took} ms`);
+  });
+
+  it("answers malformed, oversized and ill-fitting requests from a raw peer with bad-request, and keeps serving", async (t) => {
+    const { first, hosts, servers } = await pipeline(t, spec2, states2);
+    const raw = await createHost({ listen: ["/ip4/127.0.0.1/tcp/0"] });
+    t.after(() => raw.stop());
+    const shape = inferenceShape(spec2);
+    const good = {
+      kind: "infer",
+      protocol: 1,
+      requestId: "raw.1",
+      specDigest: specDigest(spec2),
+      shard: 1,
+      tokens: [1, 2, 3],
+      activation: { dtype: "float32", shape },
+    };
+    const values = new Float32Array(payloadBytes("float32", shape) / 4).fill(0.5);
+    const payload = encodeTensor("float32", shape, values);
+    const badRequest = async (bytes: Uint8Array, pattern: RegExp) => {
+      const reply = (await rawRequest(raw, hosts[1]!, bytes)) as {
+        kind: string;
+        code: string;
+        shard: number;
+        message: string;
+      };
+      assert.equal(reply.kind, "error", JSON.stringify(reply));
+      assert.equal(reply.code, "bad-request");
+      assert.equal(reply.shard, 1);
+      assert.match(reply.message, pattern);
+    };
+    // A well-formed request is answered with a token.
+    const ok = (await rawRequest(raw, hosts[1]!, encodeMessage(good, payload))) as { kind: string; token: number };
+    assert.equal(ok.kind, "token");
+    assert.ok(ok.token >= 0 && ok.token < [...spec2.architecture.vocab].length);
+    // Not JSON.
+    const junk = new Uint8Array([5, ...Buffer.from("{oops"), 0]);
+    await badRequest(junk, /not UTF-8 JSON/);
+    // A header length far above the limit: refused from the length prefix alone.
+    await badRequest(new Uint8Array([0xff, 0xff, 0xff, 0x7f]), /at least \d+ bytes/);
+    // A payload larger than the boundary tensor.
+    await badRequest(encodeMessage(good, new Uint8Array(payload.byteLength * 2)), /payload of at least|more than \d+ bytes in one message/);
+    // Fields outside the schema, a token outside the vocabulary, too many tokens, wrong shard/spec/shape.
+    await badRequest(encodeMessage({ ...good, extra: 1 }, payload), /malformed/);
+    await badRequest(encodeMessage({ ...good, tokens: [1, 9999] }, payload), /outside the vocabulary/);
+    await badRequest(encodeMessage({ ...good, tokens: Array(33).fill(1) }, payload), /33 tokens, the context is 32/);
+    await badRequest(encodeMessage({ ...good, shard: 2 }, payload), /addressed to shard 2/);
+    await badRequest(encodeMessage({ ...good, specDigest: `0x${"ab".repeat(32)}` }, payload), /spec 0xabab/);
+    await badRequest(
+      encodeMessage({ ...good, activation: { dtype: "float32", shape: [1, 32, 16] } }, payload),
+      /activation shape/,
+    );
+    // Non-finite values.
+    const nan = payload.slice();
+    new DataView(nan.buffer).setFloat32(8, Number.NaN, true);
+    await badRequest(encodeMessage(good, nan), /NaN/);
+    // A truncated request gets no answer (the stream closed early) and does not crash the server.
+    assert.equal(await rawRequest(raw, hosts[1]!, encodeMessage(good, payload).subarray(0, 100)), undefined);
+    assert.equal(servers[1]!.stats.rejected, 11);
+    // Still serving.
+    assert.equal((await first.generate({ prompt: "The ", maxTokens: 4 })).text, reference(spec2, states2, "The ", 4));
+  });
+});
