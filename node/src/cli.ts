@@ -177,7 +177,18 @@ function registerTrain(program: Command) {
       .action(async (_options, cmd: Command) =>
         run(cmd, async (o, out) => (await import("./commands/train.js")).train(o as TrainOptions, out)),
       ),
-    ["lane", "backend", "listen", "peers.prev", "peers.next", "ipfs.kuboUrl", "rounds", "confirmations", "deployment"],
+    [
+      "lane",
+      "backend",
+      "listen",
+      "peers.prev",
+      "peers.next",
+      "ipfs.kuboUrl",
+      "ipfs.peers",
+      "rounds",
+      "confirmations",
+      "deployment",
+    ],
   );
 }
 
