@@ -18,8 +18,9 @@ import type { StageState } from "../ml/stage.js";
  *                    and committed (and trains on from the nudged weights, so its later rounds
  *                    replay cleanly from the bad parent: only the cheating round is wrong)
  *   inflate-work     declares `factor` × the work units it did
- *   forge-digest     commits a pipeline digest that disagrees with what it really sent or
- *                    received at its first boundary, so its neighbour's link mismatches
+ *   forge-digest     commits (and writes in its transcript, a consistent liar) a pipeline
+ *                    digest that disagrees with what it really sent or received at its first
+ *                    boundary, so its neighbour's link mismatches
  *   withhold         commits the CIDs of its checkpoint and transcript but never adds them to
  *                    its store, so nobody can fetch them
  */

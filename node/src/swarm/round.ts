@@ -137,6 +137,15 @@ export async function runSwarmRound(ctx: RoundContext): Promise<RoundOutcome> {
   const { bytes, root } = encodeCheckpoint(trainer.layout, state, meta);
   const checkpointFile = `round-${round}.safetensors`;
   const transcriptFile = `round-${round}.transcript.json`;
+  let workUnits = BigInt(spec.training.stepsPerRound * samples) * BigInt(trainer.layout.parameterCount);
+  if (cheat?.kind === "inflate-work") workUnits = inflateWork(workUnits, cheat.factor);
+  const real = {
+    sentActivations: digests.sentActivations,
+    receivedActivations: digests.receivedActivations,
+    sentGradients: digests.sentGradients,
+    receivedGradients: digests.receivedGradients,
+  };
+  const committed = cheat?.kind === "forge-digest" ? forgeDigests(real, ctx.shard) : real;
   const losses = steps.map((s) => s.loss).filter((l): l is number => l !== null);
   const meanLoss = losses.length ? losses.reduce((a, b) => a + b, 0) / losses.length : undefined;
   const transcript = {
@@ -155,25 +164,16 @@ export async function runSwarmRound(ctx: RoundContext): Promise<RoundOutcome> {
     steps,
     evalLoss: evalLoss ?? null,
     received: {
-      activations: digests.receivedActivations,
-      gradients: digests.receivedGradients,
+      activations: committed.receivedActivations,
+      gradients: committed.receivedGradients,
       bytes: digests.bytesReceived,
     },
-    sent: { activations: digests.sentActivations, gradients: digests.sentGradients, bytes: digests.bytesSent },
+    sent: { activations: committed.sentActivations, gradients: committed.sentGradients, bytes: digests.bytesSent },
   };
   const transcriptBytes = new TextEncoder().encode(canonicalJson(transcript));
   const dir = ctx.journal.dir;
   await writeFileAtomic(join(dir, checkpointFile), bytes);
   await writeFileAtomic(join(dir, transcriptFile), transcriptBytes);
-  let workUnits = BigInt(spec.training.stepsPerRound * samples) * BigInt(trainer.layout.parameterCount);
-  if (cheat?.kind === "inflate-work") workUnits = inflateWork(workUnits, cheat.factor);
-  const real = {
-    sentActivations: digests.sentActivations,
-    receivedActivations: digests.receivedActivations,
-    sentGradients: digests.sentGradients,
-    receivedGradients: digests.receivedGradients,
-  };
-  const committed = cheat?.kind === "forge-digest" ? forgeDigests(real, ctx.shard) : real;
   await ctx.journal.prepare({
     round,
     phase: "prepared",
