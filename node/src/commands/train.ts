@@ -51,7 +51,7 @@ export interface TrainResult {
 }
 
 /** The spec the model was registered with: from IPFS, or a local file, always checked against the digest. */
-async function fetchSpec(
+export async function fetchSpec(
   uri: string,
   digest: `0x${string}`,
   store: Awaited<ReturnType<typeof openContentStore>>,

@@ -36,7 +36,8 @@ const zUint32 = z
 /** Temperature sampling of the next token: `index` is the position in the generated text. */
 export const zSampling = z.strictObject({
   temperature: z.number().positive().max(MAX_TEMPERATURE),
-  seed: zUint32,
+  /** Any non-negative safe integer. */
+  seed: z.int().min(0).max(Number.MAX_SAFE_INTEGER),
   index: zUint32,
 });
 export type Sampling = z.infer<typeof zSampling>;
@@ -144,7 +145,9 @@ export function pickToken(logits: Float32Array, sampling?: Sampling): number {
   const weights = new Float64Array(logits.length);
   let total = 0;
   for (let i = 0; i < logits.length; i++) total += weights[i] = Math.exp((logits[i]! - max) / sampling.temperature);
-  const u = (counterRandom(2 ** 53, sampling.seed, sampling.index) / 2 ** 53) * total;
+  // The seed's low and high 32 bits are separate counters, so every safe-integer seed counts.
+  const { seed, index } = sampling;
+  const u = (counterRandom(2 ** 53, seed % 2 ** 32, Math.floor(seed / 2 ** 32), index) / 2 ** 53) * total;
   let sum = 0;
   for (let i = 0; i < weights.length; i++) {
     sum += weights[i]!;

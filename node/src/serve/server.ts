@@ -76,7 +76,7 @@ export interface GenerateRequest {
   maxTokens: number;
   /** Absent or 0: greedy. Otherwise softmax sampling at this temperature (at most 100). */
   temperature?: number | undefined;
-  /** Sampling seed (uint32); default: derived from the prompt, so the same request gives the same text. */
+  /** Sampling seed (a non-negative safe integer); default: derived from the prompt, so the same request gives the same text. */
   seed?: number | undefined;
   signal?: AbortSignal | undefined;
 }
@@ -117,11 +117,7 @@ const zGenerate = z.object({
   prompt: z.string(),
   maxTokens: z.int().min(1),
   temperature: z.number().min(0).max(MAX_TEMPERATURE).optional(),
-  seed: z
-    .int()
-    .min(0)
-    .max(2 ** 32 - 1)
-    .optional(),
+  seed: z.int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
 });
 
 /**
