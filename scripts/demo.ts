@@ -45,8 +45,10 @@ export interface DemoOptions {
   log?: ((line: string) => void) | undefined;
   /** Keep the work folder (checkpoints, journals, logs) instead of deleting it. */
   keepWorkDir?: boolean | undefined;
-  /** Aborts the run: processes are stopped and the chain closed, then `runDemo` rejects. */
+  /** Aborts the run: processes are stopped and the chain closed, then `runDemo` rejects with `DemoAbortedError`. */
   signal?: AbortSignal | undefined;
+  /** Called with every child process the demo starts (its label and pid). */
+  onProcess?: ((label: string, pid: number) => void) | undefined;
 }
 
 /** A participant of the demo: a Hardhat default account with a role. */
@@ -114,8 +116,9 @@ export function demoSpec(shards: number, stepsPerRound: number): ModelSpec {
   return zModelSpec.parse({ ...base, training: { ...base.training, stepsPerRound } });
 }
 
-class AbortedError extends Error {
-  override name = "AbortedError";
+/** `runDemo` was aborted through its `signal` (every process it started has been stopped). */
+export class DemoAbortedError extends Error {
+  override name = "DemoAbortedError";
   constructor() {
     super("the demo was interrupted");
   }
@@ -123,13 +126,13 @@ class AbortedError extends Error {
 
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve, reject) => {
-    if (signal?.aborted) return reject(new AbortedError());
+    if (signal?.aborted) return reject(new DemoAbortedError());
     const t = setTimeout(resolve, ms);
     signal?.addEventListener(
       "abort",
       () => {
         clearTimeout(t);
-        reject(new AbortedError());
+        reject(new DemoAbortedError());
       },
       { once: true },
     );
@@ -179,12 +182,12 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   const newHolder = participant("new holder", ACCOUNTS.newHolder);
 
   const workDir = await mkdtemp(path.join(tmpdir(), "shard-demo-"));
-  const group = new ProcessGroup();
+  const group = new ProcessGroup(options.onProcess);
   const onAbort = () => void group.stopAll(1_000);
   signal?.addEventListener("abort", onAbort, { once: true });
   let chain: Awaited<ReturnType<typeof startChain>> | undefined;
   try {
-    if (signal?.aborted) throw new AbortedError();
+    if (signal?.aborted) throw new DemoAbortedError();
     // 1. The chain.
     chain = await startChain();
     const { rpcUrl, chainId } = chain;
@@ -395,7 +398,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
       interim,
     };
   } catch (err) {
-    if (signal?.aborted) throw new AbortedError();
+    if (signal?.aborted) throw new DemoAbortedError();
     throw err;
   } finally {
     signal?.removeEventListener("abort", onAbort);
@@ -697,7 +700,7 @@ async function main(): Promise<void> {
         .join(", ")}).`,
     );
   } catch (err) {
-    if (err instanceof AbortedError) {
+    if (err instanceof DemoAbortedError) {
       console.error("interrupted; every process of the demo was stopped");
       process.exitCode = 130;
       return;

@@ -146,10 +146,14 @@ export class NodeProcess {
 export class ProcessGroup {
   private readonly processes: NodeProcess[] = [];
 
+  /** `onStart` is told of every process started (label and pid). */
+  constructor(private readonly onStart?: ((label: string, pid: number) => void) | undefined) {}
+
   /** Spawns `shard-node` with `options` and tracks it. */
   start(options: NodeProcessOptions): NodeProcess {
     const p = new NodeProcess(options);
     this.processes.push(p);
+    if (p.child.pid !== undefined) this.onStart?.(options.label, p.child.pid);
     return p;
   }
 
