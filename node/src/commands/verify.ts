@@ -1,0 +1,233 @@
+import { mkdir } from "node:fs/promises";
+import path from "node:path";
+
+import { getStake } from "shard-protocol/sdk";
+import { z } from "zod";
+
+import { configOptionsSchema, globalOptionsSchema } from "../config/schema.js";
+import { NodeError } from "../errors.js";
+import { isShuttingDown, onShutdown } from "../exit.js";
+import { connectContentPeers, openContentStore } from "../ipfs/index.js";
+import { initBackend } from "../ml/backend.js";
+import { toJson, type Output } from "../output.js";
+import { createHost, loadOrCreatePeerKey } from "../p2p/host.js";
+import { type VerifierEvent, type VerifierPass, runVerifier, verifyOnce } from "../verify/verifier.js";
+import { formatAmount, openSigner, parseOptions, readModel, tokenInfo } from "./common.js";
+import { InsufficientStakeError, ModelSpecError, fetchSpec } from "./train.js";
+
+/**
+ * Default `--sample`. A replay costs about one round of training of the whole lane, so a verifier
+ * checking everything needs the compute of every lane it watches; at a quarter it needs a quarter.
+ * Detection does not rest on one verifier: with n verifiers sampling independently (keyed by their
+ * address and the reveal's block hash, unknown when the trainer seals) a forged commit escapes all
+ * of them with probability 0.75^n (5.6% at n = 10), and a single detection costs the cheater the
+ * slash, which the protocol sets well above one commit's reward. Where a model requires
+ * attestations (`minAttestations`), raise it so that enough verifiers attest every commit.
+ */
+export const DEFAULT_SAMPLE_RATE = 0.25;
+
+export const verifyOptionsSchema = globalOptionsSchema.extend(configOptionsSchema.shape).extend({
+  /** A local copy of the model spec, used when IPFS does not have it; checked against the on-chain digest. */
+  spec: z.string().min(1).optional(),
+  /** Fraction of reveals to replay, in [0, 1]; disputes opened by others are always replayed. */
+  sample: z.coerce.number().min(0).max(1).default(DEFAULT_SAMPLE_RATE),
+  /** One pass, then exit. */
+  once: z.boolean().default(false),
+  /** Stop once every commit of lane 0 up to this round is finalized or rejected. */
+  untilRound: z.coerce.number().int().min(1).max(1_000_000_000).optional(),
+  /** Seconds between passes. */
+  poll: z.coerce.number().positive().max(3600).default(15),
+  /** Seconds to wait for a checkpoint or transcript before judging it withheld. */
+  fetchTimeout: z.coerce.number().positive().max(3600).default(60),
+});
+
+export type VerifyOptions = z.input<typeof verifyOptionsSchema>;
+
+export interface VerifyResult {
+  account: string;
+  modelId: bigint;
+  backend: string;
+  sampleRate: number;
+  passes: number;
+  attested: number;
+  challenged: number;
+  voted: number;
+  resolved: number;
+  finalized: number;
+  orphansRejected: number;
+  /** Every commit of the model the verifier knows, with its status and this verifier's verdict. */
+  commits: VerifierPass["commits"];
+  stopped: boolean;
+}
+
+/** Every commit of lane 0 up to `round`, all shards, is finalized or rejected. */
+export function laneSettled(pass: VerifierPass, shards: number, round: number): boolean {
+  for (let r = 1; r <= round; r++)
+    for (let s = 0; s < shards; s++) {
+      const c = pass.commits.find((x) => x.lane === 0 && x.round === r && x.shard === s);
+      if (!c || c.status === "pending") return false;
+    }
+  return true;
+}
+
+/**
+ * `shard-node verify`: watches the model's reveals, replays a sample of rounds (and every dispute
+ * others open), attests valid commits, challenges invalid ones, votes, resolves, finalizes and
+ * rejects orphans. Needs the verifier stake. Ctrl-C stops between actions; a restarted verifier
+ * never repeats what it did (its state lives under `<dataDir>/verify/`).
+ *
+ * @throws InsufficientStakeError without the model's minimum verifier stake (nothing else is done).
+ *
+ * @example
+ * await verify({ config: "shard-node.config.json", sample: "0.5", untilRound: "3" }, out)
+ */
+export async function verify(options: VerifyOptions, out: Output): Promise<VerifyResult> {
+  const o = parseOptions("verify", verifyOptionsSchema, options);
+  const { config, account, connection } = await openSigner(o);
+  try {
+    const { publicClient, walletClient, deployment } = connection;
+    const modelId = config.modelId;
+    const model = await readModel(connection, modelId);
+    const stake = await getStake(publicClient, { deployment, modelId, account: account.address });
+    const token = await tokenInfo(publicClient, model.stakingToken);
+    if (stake.verifier.active === 0n || stake.verifier.active < model.params.minVerifierStake)
+      throw new InsufficientStakeError(
+        `Insufficient verifier stake: ${formatAmount(stake.verifier.active, token)} active, ${formatAmount(model.params.minVerifierStake, token)} required.`,
+        { details: "Stake with `shard-node stake <amount> --role verifier`." },
+      );
+
+    await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+    // The host lets the embedded store fetch checkpoints and transcripts from the trainers (bitswap).
+    const host = await createHost({
+      listen: config.listen,
+      privateKey: await loadOrCreatePeerKey(path.join(config.dataDir, "peer.key")),
+    });
+    const store = await openContentStore({
+      dataDir: config.dataDir,
+      kuboUrl: config.ipfs.kuboUrl,
+      libp2p: host.libp2p,
+    }).catch(async (err: unknown) => {
+      await host.stop().catch(() => {});
+      throw err;
+    });
+    const stopListening = onShutdown(() => out.log("stopping after the current action (Ctrl-C again to quit at once)"));
+    const controller = new AbortController();
+    const poll = setInterval(() => isShuttingDown() && controller.abort(), 100);
+    try {
+      const contentPeers = config.ipfs.peers ?? [];
+      if (config.ipfs.kuboUrl === undefined && contentPeers.length > 0)
+        await connectContentPeers(host, contentPeers).catch((err: unknown) =>
+          out.log(
+            `warning: ${err instanceof NodeError ? `${err.shortMessage} ${err.details ?? ""}`.trim() : String(err)}`,
+          ),
+        );
+      const spec = await fetchSpec(model.specURI, model.specDigest, store, o.spec);
+      if (spec.shards.length !== model.shardCount)
+        throw new ModelSpecError(
+          `The spec splits the model into ${spec.shards.length} shards, the registry says ${model.shardCount}.`,
+        );
+      const backend = await initBackend(config.backend);
+      out.log(
+        out.json
+          ? toJson({ event: "verifying", modelId, backend: backend.name, sampleRate: o.sample, peerId: host.peerId })
+          : `verifying model ${modelId} · backend ${backend.name} · sampling ${(o.sample * 100).toFixed(0)}% · peer ${host.peerId}`,
+      );
+      const totals = { attested: 0, challenged: 0, voted: 0, resolved: 0, finalized: 0, orphansRejected: 0 };
+      let passes = 0;
+      const cfg = {
+        modelId,
+        spec,
+        specDigest: model.specDigest,
+        chain: { client: walletClient as never, account, deployment },
+        store,
+        backend,
+        sampleRate: o.sample,
+        fetchTimeoutMs: o.fetchTimeout * 1000,
+        dataDir: config.dataDir,
+        signal: controller.signal,
+        onEvent: renderer(out),
+      };
+      const count = (p: VerifierPass) => {
+        passes++;
+        totals.attested += p.attested.length;
+        totals.challenged += p.challenged.length;
+        totals.voted += p.voted.length;
+        totals.resolved += p.resolved.length;
+        totals.finalized += p.finalized.length;
+        totals.orphansRejected += p.orphansRejected.length;
+      };
+      let last: VerifierPass | undefined;
+      if (o.once) count((last = await verifyOnce(cfg)));
+      else
+        last = await runVerifier({
+          ...cfg,
+          pollMs: o.poll * 1000,
+          until: (p) => {
+            count(p);
+            return o.untilRound !== undefined && laneSettled(p, spec.shards.length, o.untilRound);
+          },
+          onPassError: (err) => {
+            // A chain or store that is down is retried; anything else is fatal.
+            if (!(err instanceof NodeError && err.retryable) && !isRpcDown(err)) throw err;
+            out.log(`pass failed (${err instanceof Error ? err.message.split("\n")[0] : String(err)}); retrying`);
+          },
+        });
+      return {
+        account: account.address,
+        modelId,
+        backend: backend.name,
+        sampleRate: o.sample,
+        passes,
+        ...totals,
+        commits: last?.commits ?? [],
+        stopped: controller.signal.aborted,
+      };
+    } finally {
+      clearInterval(poll);
+      stopListening();
+      // The store first: it is bound to the host's libp2p node.
+      await store.close().catch(() => {});
+      await host.stop().catch(() => {});
+    }
+  } finally {
+    await connection.close();
+  }
+}
+
+const isRpcDown = (err: unknown) => err instanceof Error && err.name === "RpcUnavailableError";
+
+/** Progress lines (JSON lines on stderr with --json). */
+function renderer(out: Output): (e: VerifierEvent) => void {
+  const short = (id: string) => `${id.slice(0, 10)}…`;
+  return (e) => {
+    if (out.json) return out.log(toJson({ event: e.type, ...e }));
+    switch (e.type) {
+      case "replayed":
+        return out.log(
+          `lane ${e.lane} round ${e.round} replayed (${e.why}) in ${e.seconds.toFixed(2)} s (+ ${e.fetchSeconds.toFixed(2)} s fetching)`,
+        );
+      case "unverifiable":
+        return out.log(`lane ${e.lane} round ${e.round} not verifiable yet: ${e.detail}`);
+      case "verdict":
+        return out.log(
+          `  shard ${e.verdict.shard}: ${e.verdict.valid ? "valid" : `INVALID (${e.verdict.reason})`} — ${e.verdict.detail}`,
+        );
+      case "attested":
+        return out.log(`attested ${short(e.commitId)}`);
+      case "challenged":
+        return out.log(`challenged ${short(e.commitId)} (finding ${e.finding})`);
+      case "voted":
+        return out.log(`voted ${e.invalid ? "invalid" : "valid"} on ${short(e.commitId)}`);
+      case "resolved":
+        return out.log(`resolved ${short(e.commitId)}: ${e.invalid ? `invalid, slashed ${e.slashed}` : "upheld"}`);
+      case "finalized":
+        return out.log(`finalized ${short(e.commitId)}: minted ${e.minted}`);
+      case "orphanRejected":
+        return out.log(`rejected orphan ${short(e.commitId)}`);
+      case "refused":
+        return out.log(`${e.action} ${short(e.commitId)} refused by the ledger: ${e.error}`);
+      default:
+        return;
+    }
+  };
+}
