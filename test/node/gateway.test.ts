@@ -1,0 +1,529 @@
+import assert from "node:assert/strict";
+import { appendFile, mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+
+import { getAddress, publicActions, type Address, type Hex } from "viem";
+
+import {
+  startGateway,
+  type Gateway,
+  type GatewayEvent,
+  type GatewayOptions,
+  type Generate,
+} from "../../node/src/gateway/index.js";
+import {
+  GatewayMismatchError,
+  GatewayRefusedError,
+  requestInference,
+  settleReceipts,
+  signUsageReceipt,
+  type SignedUsageReceipt,
+} from "../../sdk/index.js";
+import { networkHelpers, tokenId } from "../helpers/fixture.js";
+import { clientFor, sdkFixture, type SdkClient, type SdkFixture } from "../sdk/helpers.js";
+
+/**
+ * The paying gateway on a real (in-process) chain: model 1 has two shards weighted 3:1; shard 0
+ * is held 300:100 by wallets 1 and 2, shard 1 by wallet 3, so revenue R pays them 9R/16, 3R/16
+ * and R/4. Wallets 5 and 6 are dApps with escrow; wallet 7 runs the gateway and sends settlements.
+ * `generate` is a deterministic stand-in (the pipeline is tested elsewhere).
+ */
+
+const PRICE = 1_000n;
+const MAX_TOKENS = 32;
+const AMOUNT = BigInt(MAX_TOKENS) * PRICE; // 32,000: divisible by 16, so no rounding dust
+const ESCROW = 100_000n;
+const DAY = 86_400n;
+
+const addr = (f: SdkFixture, i: number) => getAddress(f.wallets[i]!.account.address) as Address;
+
+/** Deterministic text from the prompt: the prompt reversed, repeated, cut to maxTokens. */
+const echo: Generate = async ({ prompt, maxTokens }) => {
+  const base = [...prompt].reverse().join("") || ".";
+  const text = base.repeat(Math.ceil(maxTokens / base.length)).slice(0, maxTokens);
+  return { text, tokens: text.length };
+};
+
+class ShardUnavailableError extends Error {
+  override name = "ShardUnavailableError";
+}
+
+async function fixture() {
+  const f = await sdkFixture();
+  await f.ledger.write.allocateGenesis([1n, 0, [addr(f, 1), addr(f, 2)], [300n, 100n]]);
+  await f.ledger.write.allocateGenesis([1n, 1, [addr(f, 3)], [100n]]);
+  const dapp = await clientFor(f, "viem", 6);
+  const other = await clientFor(f, "viem", 5);
+  await dapp.depositEscrow({ currency: f.usdc.address, amount: ESCROW });
+  await other.depositEscrow({ currency: f.usdc.address, amount: ESCROW });
+  return { ...f, dapp, other };
+}
+type F = Awaited<ReturnType<typeof fixture>>;
+
+let dir: string;
+let runs = 0;
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), "gateway-"));
+});
+after(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** A gateway for model 1 in USDC on the fixture's chain, settling only when asked unless overridden. */
+async function gatewayOf(f: F, overrides: Partial<GatewayOptions> & { events?: GatewayEvent[] } = {}) {
+  const wallet = f.wallets[7]!;
+  const events = overrides.events ?? [];
+  const gateway = await startGateway({
+    modelId: 1n,
+    currency: f.usdc.address,
+    pricePerUnit: PRICE,
+    maxTokensPerRequest: 64,
+    chain: { client: wallet.extend(publicActions) as never, account: wallet.account, deployment: f.deployment },
+    dataDir: join(dir, `run-${runs++}`),
+    listen: { host: "127.0.0.1", port: 0 },
+    batchSize: 100,
+    settleIntervalMs: 3_600_000,
+    generate: echo,
+    onEvent: (e) => events.push(e),
+    ...overrides,
+  });
+  return { gateway, events };
+}
+
+async function chainNow(f: F) {
+  return (await f.publicClient.getBlock()).timestamp;
+}
+
+/** A receipt of `payer` for the gateway's terms, signed; override any field. */
+async function sign(
+  f: F,
+  payer: SdkClient,
+  overrides: Partial<Parameters<SdkClient["signUsageReceipt"]>[0]> = {},
+): Promise<SignedUsageReceipt> {
+  return payer.signUsageReceipt({
+    modelId: 1n,
+    currency: f.usdc.address,
+    units: BigInt(MAX_TOKENS),
+    pricePerUnit: PRICE,
+    deadline: (await chainNow(f)) + DAY,
+    ...overrides,
+  });
+}
+
+const json = (value: unknown) => JSON.stringify(value, (_, v) => (typeof v === "bigint" ? String(v) : v));
+
+/** POSTs a generate request with `signed` (maxTokens = its units unless given). */
+async function post(gateway: Gateway, signed: SignedUsageReceipt, extra: Record<string, unknown> = {}) {
+  const response = await fetch(`${gateway.url}/v1/generate`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: json({ prompt: "Call me Ishmael.", maxTokens: Number(signed.receipt.units), ...signed, ...extra }),
+  });
+  return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+}
+
+async function claimables(f: F) {
+  return Promise.all(
+    [
+      [tokenId(1n, 0), 1],
+      [tokenId(1n, 0), 2],
+      [tokenId(1n, 1), 3],
+    ].map(([id, holder]) => f.token.read.claimable([id as bigint, f.usdc.address, addr(f, holder as number)])),
+  );
+}
+
+const escrowOf = async (f: F, payer: number) =>
+  (await f.dapp.getEscrow({ payer: addr(f, payer), currency: f.usdc.address })).balance;
+
+const journalLines = async (path: string) =>
+  (await readFile(join(path, "receipts.jsonl"), "utf8"))
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as { t: string; reason?: string; tx?: Hex | null });
+
+describe("inference gateway", () => {
+  it("serves a paid request and settles it: holders gain exactly price × units by weight, pro rata", async () => {
+    const f = await networkHelpers.loadFixture(fixture);
+    const { gateway, events } = await gatewayOf(f);
+    try {
+      const quote = await (await fetch(`${gateway.url}/v1/quote`)).json();
+      assert.deepEqual(quote, {
+        chainId: f.deployment.chainId,
+        settlement: f.deployment.contracts.settlement,
+        modelId: "1",
+        currency: getAddress(f.usdc.address),
+        pricePerUnit: String(PRICE),
+        maxTokensPerRequest: 64,
+        unit: "generated character",
+      });
+
+      const before = await claimables(f);
+      const result = await f.dapp.requestInference({
+        gatewayUrl: gateway.url,
+        prompt: "Call me Ishmael.",
+        maxTokens: MAX_TOKENS,
+        modelId: 1n,
+        maxPricePerUnit: PRICE,
+      });
+      assert.equal(result.text, (await echo({ prompt: "Call me Ishmael.", maxTokens: MAX_TOKENS })).text);
+      assert.equal(result.tokens, MAX_TOKENS);
+      assert.deepEqual(result.charged, { units: BigInt(MAX_TOKENS), amount: AMOUNT });
+      assert.equal(result.receipt.payer, addr(f, 6));
+      assert.ok(result.receipt.nonce >= 0n && result.receipt.nonce < 1n << 256n);
+      // Served, not yet settled: pending at the gateway, nothing drawn on-chain yet.
+      assert.deepEqual(gateway.pending(), [{ receipt: result.receipt, signature: result.signature }]);
+      assert.equal(await escrowOf(f, 6), ESCROW);
+      assert.ok(events.some((e) => e.type === "served" && e.amount === AMOUNT));
+
+      const settlement = await gateway.settleNow();
+      assert.equal(settlement.transactions.length, 1);
+      assert.deepEqual(settlement.settled, [
+        { payer: addr(f, 6), nonce: result.receipt.nonce, amount: AMOUNT, tx: settlement.transactions[0] },
+      ]);
+      assert.deepEqual(settlement.skipped, []);
+      assert.deepEqual(gateway.pending(), []);
+      assert.equal(await escrowOf(f, 6), ESCROW - AMOUNT);
+      // 32,000 splits 3:1 across the shards (24,000 | 8,000), then 300:100 within shard 0.
+      const gained = (await claimables(f)).map((c, i) => c - before[i]!);
+      assert.deepEqual(gained, [18_000n, 6_000n, 8_000n]);
+      assert.equal((await f.settlement.read.nonceUsed([addr(f, 6), result.receipt.nonce])) as boolean, true);
+      // Nothing left to settle: a second run sends nothing.
+      assert.deepEqual((await gateway.settleNow()).transactions, []);
+    } finally {
+      await gateway.close();
+    }
+  });
+
+  it("refuses a receipt it holds or that settled, also after a restart from its journal; settles it once", async () => {
+    const f = await networkHelpers.loadFixture(fixture);
+    const dataDir = join(dir, "restart");
+    let { gateway } = await gatewayOf(f, { dataDir });
+    const signed = await sign(f, f.dapp);
+    assert.equal((await post(gateway, signed)).status, 200);
+    const again = await post(gateway, signed);
+    assert.equal(again.status, 409);
+    assert.equal(again.body.error, "NonceAlreadyUsed");
+
+    // Restart: the receipt is still pending and still refused.
+    await gateway.close();
+    const events: GatewayEvent[] = [];
+    ({ gateway } = await gatewayOf(f, { dataDir, events }));
+    assert.deepEqual(events[0], { type: "recovered", pending: 1, settledOnChain: 0 });
+    assert.deepEqual(gateway.pending(), [signed]);
+    assert.equal((await post(gateway, signed)).body.error, "NonceAlreadyUsed");
+    const first = await gateway.settleNow();
+    assert.equal(first.settled.length, 1);
+    assert.equal((await post(gateway, signed)).body.error, "NonceAlreadyUsed");
+    await gateway.close();
+
+    // Restart after settlement: still refused, nothing pending, nothing sent again.
+    ({ gateway } = await gatewayOf(f, { dataDir }));
+    assert.deepEqual(gateway.pending(), []);
+    assert.equal((await post(gateway, signed)).status, 409);
+    assert.deepEqual(await gateway.settleNow(), { transactions: [], settled: [], skipped: [], failed: [] });
+
+    // A crash after a settlement was mined but before the journal said so: the next start finds
+    // the nonce used on-chain and marks the receipt settled instead of sending it again.
+    const second = await sign(f, f.dapp);
+    assert.equal((await post(gateway, second)).status, 200);
+    await settleReceipts(f.dapp, { deployment: f.deployment, receipts: [second] });
+    await gateway.close();
+    // A line cut short by the crash is dropped on open.
+    await appendFile(join(dataDir, "receipts.jsonl"), '{"t":"settled","key":"0x');
+    const recovered: GatewayEvent[] = [];
+    ({ gateway } = await gatewayOf(f, { dataDir, events: recovered }));
+    try {
+      assert.deepEqual(recovered[0], { type: "recovered", pending: 0, settledOnChain: 1 });
+      assert.deepEqual(gateway.pending(), []);
+      assert.deepEqual((await gateway.settleNow()).transactions, []);
+      // Charged once each: the two receipts, nothing more.
+      assert.equal(await escrowOf(f, 6), ESCROW - 2n * AMOUNT);
+      const lines = await journalLines(dataDir);
+      assert.deepEqual(
+        lines.map((l) => l.t),
+        ["accepted", "settled", "accepted", "settled"],
+      );
+      assert.equal(lines[3]!.tx, null);
+    } finally {
+      await gateway.close();
+    }
+  });
+
+  it("charges nothing when generation fails (the generator's error name reaches the dApp)", async () => {
+    const f = await networkHelpers.loadFixture(fixture);
+    let failing = true;
+    const { gateway } = await gatewayOf(f, {
+      generate: async (req) => {
+        if (failing) throw new ShardUnavailableError("shard 1 did not answer within 5 s");
+        return echo(req);
+      },
+    });
+    try {
+      const before = await claimables(f);
+      const error = await f.dapp
+        .requestInference({ gatewayUrl: gateway.url, prompt: "Call me Ishmael.", maxTokens: MAX_TOKENS, nonce: 42n })
+        .then(
+          () => assert.fail("should have failed"),
+          (e: unknown) => e,
+        );
+      assert.ok(error instanceof GatewayRefusedError);
+      assert.equal(error.errorName, "ShardUnavailableError");
+      assert.equal(error.status, 502);
+      assert.match(error.shortMessage, /shard 1 did not answer/);
+      assert.deepEqual(gateway.pending(), []);
+      const settlement = await gateway.settleNow();
+      assert.deepEqual(settlement.transactions, []);
+      assert.equal(await escrowOf(f, 6), ESCROW);
+      assert.deepEqual(await claimables(f), before);
+      // The receipt was not kept: the same nonce is served once the pipeline is back.
+      failing = false;
+      const served = await f.dapp.requestInference({
+        gatewayUrl: gateway.url,
+        prompt: "Call me Ishmael.",
+        maxTokens: MAX_TOKENS,
+        nonce: 42n,
+      });
+      assert.equal(served.receipt.nonce, 42n);
+      assert.equal(gateway.pending().length, 1);
+    } finally {
+      await gateway.close();
+    }
+  });
+
+  it("refuses bad receipts and requests, each with its specific error, and keeps none", async () => {
+    const f = await networkHelpers.loadFixture(fixture);
+    const { gateway } = await gatewayOf(f);
+    try {
+      const now = await chainNow(f);
+      const cases: [string, number, () => Promise<{ status: number; body: Record<string, unknown> }>][] = [
+        [
+          "InvalidReceiptSignature",
+          401,
+          async () => {
+            // Signed by wallet 5 but naming wallet 6 as the payer.
+            const forged = await sign(f, f.other);
+            return post(gateway, { ...forged, receipt: { ...forged.receipt, payer: addr(f, 6) } });
+          },
+        ],
+        ["WrongModel", 400, async () => post(gateway, await sign(f, f.dapp, { modelId: 2n }))],
+        ["WrongCurrency", 400, async () => post(gateway, await sign(f, f.dapp, { currency: f.dai.address }))],
+        ["PriceTooLow", 402, async () => post(gateway, await sign(f, f.dapp, { pricePerUnit: PRICE - 1n }))],
+        ["ReceiptExpired", 400, async () => post(gateway, await sign(f, f.dapp, { deadline: now - 1n }))],
+        // Valid now, but too close to its deadline to be settled in time.
+        ["ReceiptExpired", 400, async () => post(gateway, await sign(f, f.dapp, { deadline: now + 60n }))],
+        [
+          "InsufficientEscrow",
+          402,
+          async () => post(gateway, await sign(f, f.dapp, { units: 64n, pricePerUnit: 2_000n })),
+        ],
+        ["UnitsMismatch", 400, async () => post(gateway, await sign(f, f.dapp), { maxTokens: MAX_TOKENS - 1 })],
+        ["MaxTokensExceeded", 400, async () => post(gateway, await sign(f, f.dapp, { units: 65n }))],
+        [
+          "NonceAlreadyUsed",
+          409,
+          async () => {
+            // Used on-chain by a receipt settled elsewhere.
+            const elsewhere = await sign(f, f.dapp, { nonce: 7n, units: 1n });
+            await settleReceipts(f.dapp, { deployment: f.deployment, receipts: [elsewhere] });
+            return post(gateway, await sign(f, f.dapp, { nonce: 7n }));
+          },
+        ],
+        ["InvalidRequest", 400, async () => post(gateway, await sign(f, f.dapp), { prompt: 42 })],
+        ["InvalidRequest", 400, async () => post(gateway, await sign(f, f.dapp), { signature: "0xzz" })],
+        [
+          "BodyTooLarge",
+          413,
+          async () => post(gateway, await sign(f, f.dapp), { prompt: "x".repeat(16_384 * 4 + 20_000) }),
+        ],
+        [
+          "MethodNotAllowed",
+          405,
+          async () => {
+            const r = await fetch(`${gateway.url}/v1/generate`);
+            return { status: r.status, body: (await r.json()) as Record<string, unknown> };
+          },
+        ],
+        [
+          "NotFound",
+          404,
+          async () => {
+            const r = await fetch(`${gateway.url}/v1/nothing`);
+            return { status: r.status, body: (await r.json()) as Record<string, unknown> };
+          },
+        ],
+      ];
+      for (const [error, status, attempt] of cases) {
+        const { status: got, body } = await attempt();
+        assert.equal(body.error, error, `${error}: ${JSON.stringify(body)}`);
+        assert.equal(got, status, error);
+        assert.equal(typeof body.message, "string");
+      }
+      assert.deepEqual(gateway.pending(), []);
+
+      // The escrow check counts what pending receipts already draw: 100,000 covers three
+      // receipts of 32,000, not four.
+      for (let i = 0; i < 3; i++) assert.equal((await post(gateway, await sign(f, f.dapp))).status, 200);
+      const fourth = await post(gateway, await sign(f, f.dapp));
+      assert.equal(fourth.body.error, "InsufficientEscrow");
+      assert.equal(gateway.pending().length, 3);
+
+      // Concurrent requests see each other: wallet 5's escrow covers three; five at once → three served.
+      const slow = await gatewayOf(f, {
+        generate: async (req) => {
+          await new Promise((r) => setTimeout(r, 200));
+          return echo(req);
+        },
+      });
+      try {
+        const receipts = await Promise.all([0, 1, 2, 3, 4].map(() => sign(f, f.other)));
+        const answers = await Promise.all(receipts.map((r) => post(slow.gateway, r)));
+        assert.deepEqual(answers.map((a) => a.status).sort(), [200, 200, 200, 402, 402]);
+      } finally {
+        await slow.gateway.close();
+      }
+    } finally {
+      await gateway.close();
+    }
+  });
+
+  it("the dApp refuses a gateway that quotes for another chain, contract, model or a higher price", async () => {
+    const f = await networkHelpers.loadFixture(fixture);
+    const { gateway } = await gatewayOf(f);
+    try {
+      const base = { gatewayUrl: gateway.url, prompt: "hi", maxTokens: 8 };
+      const otherDeployment = {
+        ...f.deployment,
+        contracts: { ...f.deployment.contracts, settlement: addr(f, 9) },
+      };
+      const attempts: [string, Promise<unknown>][] = [
+        ["settlement", requestInference(f.dapp, { ...base, deployment: otherDeployment })],
+        ["modelId", f.dapp.requestInference({ ...base, modelId: 2n })],
+        ["pricePerUnit", f.dapp.requestInference({ ...base, maxPricePerUnit: PRICE - 1n })],
+        ["maxTokensPerRequest", f.dapp.requestInference({ ...base, maxTokens: 65 })],
+      ];
+      for (const [field, attempt] of attempts) {
+        await assert.rejects(attempt, (e: unknown) => e instanceof GatewayMismatchError && e.field === field, field);
+      }
+      assert.deepEqual(gateway.pending(), []);
+    } finally {
+      await gateway.close();
+    }
+    // A gateway whose deployment is for another chain quotes that chain: refused before signing.
+    const wallet = f.wallets[7]!;
+    const foreign = await gatewayOf(f, {
+      chain: {
+        client: wallet.extend(publicActions) as never,
+        account: wallet.account,
+        deployment: { ...f.deployment, chainId: 999 },
+      },
+    });
+    try {
+      await assert.rejects(
+        f.dapp.requestInference({ gatewayUrl: foreign.gateway.url, prompt: "hi", maxTokens: 8 }),
+        (e: unknown) => e instanceof GatewayMismatchError && e.field === "chainId",
+      );
+    } finally {
+      await foreign.gateway.close();
+    }
+  });
+
+  it("a batch in which receipts turned bad settles the rest and records each skipped one with its reason", async () => {
+    const f = await networkHelpers.loadFixture(fixture);
+    const dataDir = join(dir, "batch");
+    let { gateway } = await gatewayOf(f, { dataDir });
+    const deadline = (await chainNow(f)) + 3n * DAY;
+    const good = await sign(f, f.dapp, { deadline });
+    const drained = await sign(f, f.other, { deadline });
+    const reused = await sign(f, f.dapp, { deadline });
+    for (const r of [good, drained, reused]) assert.equal((await post(gateway, r)).status, 200);
+
+    // Wallet 5 withdraws its whole escrow (request, wait out the delay, withdraw) ...
+    await f.other.requestEscrowWithdrawal({ currency: f.usdc.address, amount: ESCROW });
+    await networkHelpers.time.increase(DAY + 1n);
+    await f.other.withdrawEscrow({ currency: f.usdc.address });
+    // ... and wallet 6 spends the nonce of its third receipt on another receipt, settled elsewhere.
+    const elsewhere = await sign(f, f.dapp, { nonce: reused.receipt.nonce, units: 16n, deadline });
+    await settleReceipts(f.dapp, { deployment: f.deployment, receipts: [elsewhere] });
+
+    const before = await claimables(f);
+    const result = await gateway.settleNow();
+    assert.equal(result.transactions.length, 1);
+    const tx = result.transactions[0]!;
+    assert.deepEqual(result.settled, [{ payer: addr(f, 6), nonce: good.receipt.nonce, amount: AMOUNT, tx }]);
+    assert.deepEqual(result.skipped, [
+      { payer: addr(f, 5), nonce: drained.receipt.nonce, reason: "InsufficientEscrow", tx },
+      { payer: addr(f, 6), nonce: reused.receipt.nonce, reason: "NonceUsed", tx },
+    ]);
+    assert.deepEqual(result.failed, []);
+    assert.deepEqual(gateway.pending(), []);
+    assert.deepEqual(
+      (await claimables(f)).map((c, i) => c - before[i]!),
+      [18_000n, 6_000n, 8_000n],
+    );
+    // Skipped receipts are never retried, not even after a restart.
+    assert.deepEqual((await gateway.settleNow()).transactions, []);
+    await gateway.close();
+    ({ gateway } = await gatewayOf(f, { dataDir }));
+    try {
+      assert.deepEqual(gateway.pending(), []);
+      assert.deepEqual((await gateway.settleNow()).transactions, []);
+      const lines = await journalLines(dataDir);
+      assert.deepEqual(
+        lines.filter((l) => l.t === "skipped").map((l) => [l.reason, l.tx]),
+        [
+          ["InsufficientEscrow", tx],
+          ["NonceUsed", tx],
+        ],
+      );
+    } finally {
+      await gateway.close();
+    }
+  });
+
+  it("settles on its own when batchSize receipts are pending, and on the interval", async () => {
+    const f = await networkHelpers.loadFixture(fixture);
+    const settled = (events: GatewayEvent[], count: number) =>
+      new Promise<void>((resolve, reject) => {
+        const started = Date.now();
+        const poll = setInterval(() => {
+          if (events.filter((e) => e.type === "settled").length >= count) {
+            clearInterval(poll);
+            resolve();
+          } else if (Date.now() - started > 20_000) {
+            clearInterval(poll);
+            reject(
+              new Error(`no settlement: ${JSON.stringify(events, (_, v) => (typeof v === "bigint" ? String(v) : v))}`),
+            );
+          }
+        }, 25);
+      });
+
+    const batched = await gatewayOf(f, { batchSize: 2 });
+    try {
+      await post(batched.gateway, await sign(f, f.dapp));
+      assert.equal(batched.gateway.pending().length, 1);
+      await post(batched.gateway, await sign(f, f.dapp));
+      await settled(batched.events, 1);
+      assert.deepEqual(batched.gateway.pending(), []);
+      const event = batched.events.find((e) => e.type === "settled");
+      assert.deepEqual(
+        { ...event, tx: undefined },
+        { type: "settled", tx: undefined, settled: 2, skipped: 0, amount: 2n * AMOUNT },
+      );
+    } finally {
+      await batched.gateway.close();
+    }
+
+    const timed = await gatewayOf(f, { settleIntervalMs: 200, settleMarginSec: 60 });
+    try {
+      await post(timed.gateway, await sign(f, f.dapp));
+      await settled(timed.events, 1);
+      assert.deepEqual(timed.gateway.pending(), []);
+      assert.equal(await escrowOf(f, 6), ESCROW - 3n * AMOUNT);
+    } finally {
+      await timed.gateway.close();
+    }
+  });
+});
