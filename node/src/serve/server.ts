@@ -109,7 +109,10 @@ export interface InferenceServer {
    *   InvalidGenerateParameterError, ShardUnavailableError (naming the shard), InferenceRemoteError
    */
   generate(request: GenerateRequest): Promise<GenerateResult>;
-  /** Unregisters the protocol and frees the weights (the host stays up). Safe to call twice. */
+  /**
+   * Unregisters the protocol, lets the requests in flight finish (a generation stops before its
+   * next character and rejects), and frees the weights; the host stays up. Safe to call twice.
+   */
   stop(): Promise<void>;
 }
 
@@ -169,6 +172,7 @@ class Server implements InferenceServer {
   private readonly digest: string;
   private readonly vocab: string[];
   private inflight = 0;
+  private generating = 0;
   private stopped = false;
 
   constructor(
@@ -204,12 +208,28 @@ class Server implements InferenceServer {
       );
     const tokens = encodePrompt(this.spec, prompt);
     const seed = parsed.data.seed ?? promptSeed(prompt);
+    this.generating++;
+    try {
+      return await this.run(tokens, maxTokens, temperature, seed, request.signal);
+    } finally {
+      this.generating--;
+    }
+  }
+
+  private async run(
+    tokens: number[],
+    maxTokens: number,
+    temperature: number | undefined,
+    seed: number,
+    signal: AbortSignal | undefined,
+  ): Promise<GenerateResult> {
     const started = performance.now();
     const id = randomUUID();
     const generated: number[] = [];
     const { context } = this.spec.architecture;
     for (let k = 0; k < maxTokens; k++) {
-      request.signal?.throwIfAborted();
+      signal?.throwIfAborted();
+      if (this.stopped) throw new NodeError("The inference server stopped while generating.");
       const window = tokens.slice(-context);
       const sampling = temperature ? { temperature, seed, index: k } : undefined;
       const out = await this.stage.run(window);
@@ -292,7 +312,6 @@ class Server implements InferenceServer {
           : `it sent an invalid reply: ${(error as NodeError).details ?? (error as Error).message}`;
       throw new ShardUnavailableError(target, why, error);
     }
-    await stream.close().catch(() => {});
     if (answer.kind === "error") {
       // Only shards downstream can be blamed by a downstream shard.
       const shard = answer.shard >= target ? answer.shard : target;
@@ -376,6 +395,10 @@ class Server implements InferenceServer {
     if (this.stopped) return;
     this.stopped = true;
     if (this.shard > 0) await this.host.libp2p.unhandle(INFER_PROTOCOL).catch(() => {});
+    // Let the requests in flight finish (each is bounded by its hop timeouts) before freeing the weights.
+    const deadline = Date.now() + this.spec.shards.length * this.timeoutMs;
+    while ((this.inflight > 0 || this.generating > 0) && Date.now() < deadline)
+      await new Promise((resolve) => setTimeout(resolve, 20));
     this.stage.dispose();
   }
 }
