@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 
-import { getAddress, publicActions, type Address, type Hex } from "viem";
+import { createWalletClient, custom, getAddress, publicActions, type Address, type Hex } from "viem";
 
 import {
   startGateway,
@@ -21,7 +21,7 @@ import {
   signUsageReceipt,
   type SignedUsageReceipt,
 } from "../../sdk/index.js";
-import { networkHelpers, tokenId } from "../helpers/fixture.js";
+import { connection, networkHelpers, tokenId } from "../helpers/fixture.js";
 import { clientFor, sdkFixture, type SdkClient, type SdkFixture } from "../sdk/helpers.js";
 
 /**
@@ -477,6 +477,66 @@ describe("inference gateway", () => {
           ["NonceUsed", tx],
         ],
       );
+    } finally {
+      await gateway.close();
+    }
+  });
+
+  it("retries a batch whose transaction failed whole, and never resends one mined with its answer lost", async () => {
+    const f = await networkHelpers.loadFixture(fixture);
+    // The gateway's RPC: transactions go through, are refused, or are sent with the answer lost.
+    let mode: "ok" | "refuse" | "lose" = "ok";
+    const wallet = f.wallets[7]!;
+    const client = createWalletClient({
+      account: wallet.account,
+      chain: wallet.chain,
+      transport: custom(
+        {
+          async request(args: { method: string; params?: unknown }) {
+            if (args.method === "eth_sendTransaction" && mode !== "ok") {
+              if (mode === "lose") await connection.provider.request(args as never);
+              throw new Error("socket hang up");
+            }
+            return connection.provider.request(args as never);
+          },
+        },
+        { retryCount: 0 },
+      ),
+    }).extend(publicActions);
+    const { gateway, events } = await gatewayOf(f, {
+      chain: { client: client as never, account: wallet.account, deployment: f.deployment },
+    });
+    try {
+      const first = [await sign(f, f.dapp), await sign(f, f.dapp)];
+      for (const r of first) assert.equal((await post(gateway, r)).status, 200);
+      mode = "refuse";
+      const refused = await gateway.settleNow();
+      assert.deepEqual(refused.transactions, []);
+      assert.equal(refused.failed.length, 1);
+      assert.equal(refused.failed[0]!.receipts, 2);
+      assert.ok(events.some((e) => e.type === "settle-failed"));
+      assert.deepEqual(gateway.pending(), first);
+      assert.equal(await escrowOf(f, 6), ESCROW);
+      mode = "ok";
+      const retried = await gateway.settleNow();
+      assert.equal(retried.transactions.length, 1);
+      assert.deepEqual(
+        retried.settled.map((s) => s.nonce),
+        first.map((r) => r.receipt.nonce),
+      );
+
+      const lost = await sign(f, f.dapp);
+      assert.equal((await post(gateway, lost)).status, 200);
+      mode = "lose";
+      assert.equal((await gateway.settleNow()).failed.length, 1);
+      assert.equal((await f.settlement.read.nonceUsed([addr(f, 6), lost.receipt.nonce])) as boolean, true);
+      mode = "ok";
+      const found = await gateway.settleNow();
+      assert.deepEqual(found.transactions, []);
+      assert.deepEqual(found.settled, [{ payer: addr(f, 6), nonce: lost.receipt.nonce, amount: AMOUNT, tx: null }]);
+      assert.deepEqual(gateway.pending(), []);
+      // Three receipts, each drawn once.
+      assert.equal(await escrowOf(f, 6), ESCROW - 3n * AMOUNT);
     } finally {
       await gateway.close();
     }

@@ -573,6 +573,9 @@ class GatewayServer implements Gateway {
       }
       if (batch.length === 0) return result;
 
+      // Until each is journaled, a receipt of this batch may have been settled by it (an answer
+      // lost, a journal write failing): its nonce is checked on-chain before any resend.
+      for (const r of batch) this.#attempted.add(r.key);
       let sent: Awaited<ReturnType<typeof settleReceipts>>;
       try {
         sent = await settleReceipts(client, {
@@ -582,7 +585,6 @@ class GatewayServer implements Gateway {
           strict: false,
         });
       } catch (error) {
-        for (const r of batch) this.#attempted.add(r.key);
         const failure = {
           receipts: batch.length,
           error: error instanceof Error ? error.name : "Error",
@@ -611,8 +613,7 @@ class GatewayServer implements Gateway {
         this.#attempted.delete(key);
         result.skipped.push({ payer: s.payer, nonce: s.nonce, reason: s.reason, tx: sent.hash });
       }
-      // Neither settled nor skipped (should not happen): checked on-chain before any resend.
-      for (const key of byKey.keys()) this.#attempted.add(key);
+      // Neither settled nor skipped (should not happen): they stay attempted and pending.
       this.#emit({
         type: "settled",
         tx: sent.hash,
