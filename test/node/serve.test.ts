@@ -1,7 +1,12 @@
 import assert from "node:assert/strict";
-import { before, describe, it, type TestContext } from "node:test";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it, type TestContext } from "node:test";
 
 import * as tf from "@tensorflow/tfjs-core";
+import { createWalletClient, custom, parseEther, publicActions, type Hex } from "viem";
+import { privateKeyToAccount } from "viem/accounts";
 
 import { initBackend } from "../../node/src/ml/backend.js";
 import { runBaseline } from "../../node/src/ml/baseline.js";
@@ -22,7 +27,20 @@ import {
   pickToken,
   promptSeed,
 } from "../../node/src/serve/index.js";
-import { tinySpec } from "./helpers.js";
+import { HeliaStore } from "../../node/src/ipfs/helia.js";
+import { type ContentStore, ipfsUri } from "../../node/src/ipfs/store.js";
+import { canonicalSpecBytes } from "../../node/src/ml/spec.js";
+import {
+  CheckpointRootMismatchError,
+  NoFinalizedCheckpointError,
+  loadServeWeights,
+} from "../../node/src/serve/index.js";
+import { CheckpointMismatchError, encodeCheckpoint } from "../../node/src/swarm/checkpoint.js";
+import { runSwarmNode } from "../../node/src/swarm/node.js";
+import { contributionLedgerAbi, finalize } from "../../sdk/index.js";
+import { connection, defaultParams } from "../helpers/fixture.js";
+import { privateKeyOf, sdkFixture } from "../sdk/helpers.js";
+import { bits, tinySpec } from "./helpers.js";
 
 type Stream = Awaited<ReturnType<ShardHost["libp2p"]["dialProtocol"]>>;
 
@@ -302,7 +320,10 @@ describe("inference through the shard pipeline", () => {
     // A header length far above the limit: refused from the length prefix alone.
     await badRequest(new Uint8Array([0xff, 0xff, 0xff, 0x7f]), /at least \d+ bytes/);
     // A payload larger than the boundary tensor.
-    await badRequest(encodeMessage(good, new Uint8Array(payload.byteLength * 2)), /payload of at least|more than \d+ bytes in one message/);
+    await badRequest(
+      encodeMessage(good, new Uint8Array(payload.byteLength * 2)),
+      /payload of at least|more than \d+ bytes in one message/,
+    );
     // Fields outside the schema, a token outside the vocabulary, too many tokens, wrong shard/spec/shape.
     await badRequest(encodeMessage({ ...good, extra: 1 }, payload), /malformed/);
     await badRequest(encodeMessage({ ...good, tokens: [1, 9999] }, payload), /outside the vocabulary/);
@@ -322,5 +343,158 @@ describe("inference through the shard pipeline", () => {
     assert.equal(servers[1]!.stats.rejected, 11);
     // Still serving.
     assert.equal((await first.generate({ prompt: "The ", maxTokens: 4 })).text, reference(spec2, states2, "The ", 4));
+  });
+});
+
+describe("serve weights: the latest finalized checkpoint, checked against the chain", () => {
+  const spec = tinySpec([1, 1]);
+  const digest = specDigest(spec);
+  const modelId = 2n;
+  let dir: string;
+  const hosts: ShardHost[] = [];
+  const stores: HeliaStore[] = [];
+  const files: string[] = [];
+  let f: Awaited<ReturnType<typeof sdkFixture>>;
+
+  const clientOf = (i: number) => {
+    const account = privateKeyToAccount(privateKeyOf(i) as Hex);
+    const client = createWalletClient({ account, chain: undefined, transport: custom(connection.provider) }).extend(
+      publicActions,
+    );
+    return { client: Object.assign(client, { deployment: f.deployment }), account };
+  };
+
+  before(async () => {
+    const backend = await initBackend("wasm");
+    f = await sdkFixture();
+    dir = await mkdtemp(join(tmpdir(), "serve-"));
+    for (let i = 0; i < 2; i++) {
+      hosts.push(await createHost({ listen: ["/ip4/127.0.0.1/tcp/0"] }));
+      stores.push(await HeliaStore.open(join(dir, `ipfs-${i}`)));
+    }
+    const specCid = await stores[0]!.add(canonicalSpecBytes(spec));
+    await f.registry.write.registerModel([
+      {
+        specDigest: digest,
+        specURI: ipfsUri(specCid),
+        shardWeights: spec.shards.map((_, i) => BigInt(stageLayout(spec, i).parameterCount)),
+        stakingToken: f.stake.address,
+        currencies: [f.usdc.address],
+        unbondingDelay: 86_400,
+        params: defaultParams,
+      },
+    ]);
+    for (const i of [1, 2]) {
+      const w = f.wallets[i]!;
+      await f.stake.write.approve([f.staking.address, parseEther("1000")], { account: w.account });
+      await f.staking.write.stake([modelId, 0, parseEther("1000")], { account: w.account });
+      await f.ledger.write.authorizeNode([w.account.address, true], { account: w.account });
+    }
+    // One real round of the swarm: each shard checkpoints to its own store and commits on-chain.
+    const results = await Promise.all(
+      spec.shards.map((_, shard) => {
+        const { client, account } = clientOf(shard + 1);
+        return runSwarmNode({
+          spec,
+          specDigest: digest,
+          modelId,
+          shard,
+          lane: 0,
+          dataDir: join(dir, `node-${shard}`),
+          backend,
+          host: hosts[shard]!,
+          peers: { next: hosts[shard + 1]?.multiaddrs()[0] },
+          chain: { client: client as never, account, deployment: f.deployment },
+          store: stores[shard]!,
+          rounds: 1,
+          peerTimeoutMs: 20_000,
+        });
+      }),
+    );
+    for (const r of results) files.push(join(r.journal.dir, r.journal.head!.checkpointFile));
+  });
+
+  after(async () => {
+    for (const h of hosts) await h.stop();
+    for (const s of stores) await s.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const load = (shard: number, extra: Partial<Parameters<typeof loadServeWeights>[0]> = {}) =>
+    loadServeWeights({
+      client: clientOf(1).client as never,
+      modelId,
+      shard,
+      spec,
+      specDigest: digest,
+      store: stores[shard],
+      ...extra,
+    });
+
+  it("serves a committed file or, with --unverified, any file of the shard; refuses others", async () => {
+    // Pending commits: nothing finalized to serve yet.
+    await assert.rejects(load(0), NoFinalizedCheckpointError);
+    const committed = await load(0, { file: files[0] });
+    assert.equal(committed.source, "file");
+    assert.equal(committed.checkpoint?.status, "pending");
+    assert.equal(committed.checkpoint?.round, 1n);
+    // Weights that were never committed (genesis here): refused unless --unverified.
+    const layout = stageLayout(spec, 0);
+    const { trainers } = await runBaseline(spec, { rounds: 0 });
+    const genesis = await trainers[0]!.state();
+    for (const t of trainers) t.dispose();
+    const meta = { modelId: modelId.toString(), shard: 0, lane: 0, round: 0, specDigest: digest, backend: "wasm" };
+    const other = join(dir, "genesis.safetensors");
+    await writeFile(other, encodeCheckpoint(layout, genesis, meta).bytes);
+    await assert.rejects(load(0, { file: other }), (e: CheckpointRootMismatchError) => {
+      assert.equal(e.name, "CheckpointRootMismatchError");
+      assert.match(e.message, /--unverified/);
+      return true;
+    });
+    const unverified = await load(0, { file: other, unverified: true });
+    assert.equal(unverified.checkpoint, undefined);
+    // Another shard's checkpoint does not load as this one.
+    await assert.rejects(load(1, { file: files[0], unverified: true }), CheckpointMismatchError);
+  });
+
+  it("loads the latest finalized checkpoint from the store, checks its root, and serves it through the pipeline", async (t) => {
+    await connection.networkHelpers.time.increase(defaultParams.challengeWindow + 1);
+    const { client } = clientOf(3);
+    const revealed = await client.getContractEvents({
+      address: f.deployment.contracts.ledger,
+      abi: contributionLedgerAbi,
+      eventName: "CheckpointRevealed",
+      fromBlock: 0n,
+    });
+    for (const log of revealed.filter((l) => l.args.checkpoint!.modelId === modelId))
+      await finalize(client as never, { deployment: f.deployment, checkpoint: log.args.checkpoint! });
+    const loaded = await Promise.all([load(0), load(1)]);
+    const states = [];
+    for (const [shard, w] of loaded.entries()) {
+      assert.equal(w.source, "chain");
+      assert.equal(w.checkpoint?.status, "finalized");
+      const fromFile = await load(shard, { file: files[shard], unverified: true });
+      assert.equal(w.root, fromFile.root);
+      for (const name of Object.keys(fromFile.state.params))
+        assert.equal(bits(w.state.params[name]!), bits(fromFile.state.params[name]!));
+      states.push(w.state);
+    }
+    // A store that hands back other bytes (a corrupt or lying peer) is caught by the root check.
+    const liar: ContentStore = {
+      kind: "helia",
+      add: (b) => stores[0]!.add(b),
+      get: async () => {
+        const { trainers } = await runBaseline(spec, { rounds: 0 });
+        const genesis = await trainers[0]!.state();
+        for (const tr of trainers) tr.dispose();
+        const meta = { modelId: modelId.toString(), shard: 0, lane: 0, round: 1, specDigest: digest, backend: "wasm" };
+        return encodeCheckpoint(stageLayout(spec, 0), genesis, meta).bytes;
+      },
+      close: async () => {},
+    };
+    await assert.rejects(load(0, { store: liar }), CheckpointRootMismatchError);
+    const { first } = await pipeline(t, spec, states);
+    const text = (await first.generate({ prompt: "Call me ", maxTokens: 12 })).text;
+    assert.equal(text, reference(spec, states, "Call me ", 12));
   });
 });
