@@ -6,8 +6,8 @@ import { createWalletClient, custom, type Hex, parseEther, publicActions } from 
 import { type PrivateKeyAccount, privateKeyToAccount } from "viem/accounts";
 
 import { HeliaStore } from "../../node/src/ipfs/helia.js";
-import { ContentNotFoundError } from "../../node/src/ipfs/errors.js";
-import { type ContentStore, type GetContentOptions, ipfsUri } from "../../node/src/ipfs/store.js";
+import { connectContentPeers } from "../../node/src/ipfs/peers.js";
+import { ipfsUri } from "../../node/src/ipfs/store.js";
 import { type BackendInfo, initBackend } from "../../node/src/ml/backend.js";
 import { stageLayout } from "../../node/src/ml/model.js";
 import { type ModelSpec, canonicalSpecBytes, specDigest, zModelSpec } from "../../node/src/ml/spec.js";
@@ -23,7 +23,9 @@ import { connection, defaultParams } from "./fixture.js";
  * chain, models registered with tiny specs (one seed per model, so that no two models share a
  * checkpoint root: the ledger's roots are global), trainers and verifiers staked, and lanes of S
  * shards run in-process on real libp2p hosts with their own Helia stores, committing on-chain;
- * optionally with one node playing an adversary.
+ * optionally with one node playing an adversary. Every store is online on its host (bitswap), and
+ * hosts stay up until `close()`: verifiers (`contentNode`) fetch what trainers published over
+ * libp2p, as separate machines would.
  *
  * Accounts (Hardhat's defaults, funded with STK by the fixture): 1..3 trainers, 4..5 verifiers,
  * 6..7 spare (a copier). Every model gets trainers staked 1000 STK and verifiers 100 STK.
@@ -68,47 +70,24 @@ export interface LaneRun {
   lane: number;
   results: SwarmRunResult[];
   events: SwarmEvent[][];
-  /** Each shard's store (kept open until `lab.close()`, so that verifiers can read them). */
-  stores: HeliaStore[];
+  /** Each shard's host and store (kept up until `lab.close()`, so that verifiers can fetch from them). */
+  nodes: ContentNode[];
   trainers: Actor[];
 }
 
-/**
- * Reads from several stores in turn (the first that has the content): lets an in-process verifier
- * fetch what the trainers published before stores exchange blocks over libp2p.
- */
-export class MultiStore implements ContentStore {
-  readonly kind = "helia";
-  constructor(private readonly stores: () => readonly ContentStore[]) {}
-  add(bytes: Uint8Array): Promise<string> {
-    const first = this.stores()[0];
-    if (!first) throw new Error("MultiStore: no store");
-    return first.add(bytes);
-  }
-  async get(cid: string, options: GetContentOptions): Promise<Uint8Array> {
-    let last: unknown;
-    for (const s of this.stores()) {
-      try {
-        return await s.get(cid, options);
-      } catch (err) {
-        if (!(err instanceof ContentNotFoundError)) throw err;
-        last = err;
-      }
-    }
-    throw last ?? new ContentNotFoundError(cid);
-  }
-  /** Mines one block. */
-  async mine(): Promise<void> {
-    await connection.provider.request({ method: "evm_mine", params: [] });
-  }
-
-  async close(): Promise<void> {}
+/** A libp2p host with an online Helia store on it. */
+export interface ContentNode {
+  host: ShardHost;
+  store: HeliaStore;
 }
 
 export class Lab {
   private models = 0;
   private lanes = 0;
-  readonly stores: HeliaStore[] = [];
+  /** Every content node opened (trainers', copiers', verifiers'), closed by `close()`. */
+  readonly nodes: ContentNode[] = [];
+  private readonly offline: HeliaStore[] = [];
+  private readonly named = new Map<string, ContentNode>();
 
   private constructor(
     readonly f: SdkFixture,
@@ -133,9 +112,27 @@ export class Lab {
     return { index, account, client: makeClient(account) };
   }
 
-  /** A store that reads from every trainer store opened so far. */
-  contentStore(): ContentStore {
-    return new MultiStore(() => this.stores);
+  /**
+   * The content node called `name` (a verifier's, a copier's), opened on first use, connected to
+   * every other content node opened so far: its store fetches what they published over bitswap.
+   */
+  async contentNode(name: string): Promise<ContentNode> {
+    let node = this.named.get(name);
+    if (!node) {
+      node = await this.openNode(name);
+      this.named.set(name, node);
+    }
+    const others = this.nodes.filter((n) => n !== node).map((n) => n.host.multiaddrs()[0]!);
+    if (others.length) await connectContentPeers(node.host, others);
+    return node;
+  }
+
+  private async openNode(name: string): Promise<ContentNode> {
+    const host = await createHost({ listen: ["/ip4/127.0.0.1/tcp/0"] });
+    const store = await HeliaStore.open(join(this.dir, name), { libp2p: host.libp2p, fetchTimeoutMs: 3_000 });
+    const node = { host, store };
+    this.nodes.push(node);
+    return node;
   }
 
   /**
@@ -149,7 +146,8 @@ export class Lab {
     const n = ++this.models;
     const spec = zModelSpec.parse({ ...base, training: { ...base.training, seed: base.training.seed + 1000 * n } });
     const digest = specDigest(spec);
-    const store = await this.openStore(`spec-${n}`);
+    const store = await HeliaStore.open(join(this.dir, `spec-${n}`));
+    this.offline.push(store);
     const specCid = await store.add(canonicalSpecBytes(spec));
     const { f } = this;
     await f.registry.write.registerModel([
@@ -178,25 +176,17 @@ export class Lab {
     return { modelId, spec, specDigest: digest };
   }
 
-  private async openStore(name: string): Promise<HeliaStore> {
-    const s = await HeliaStore.open(join(this.dir, name));
-    this.stores.push(s);
-    return s;
-  }
-
   /** Runs one lane of every shard of `model` for `rounds` rounds, each shard on its own host and store. */
   async runLane(opts: RunLaneOptions): Promise<LaneRun> {
     const { spec, specDigest: digest, modelId } = opts.model;
     const lane = opts.lane ?? 0;
     const run = ++this.lanes;
-    const hosts: ShardHost[] = [];
-    const stores: HeliaStore[] = [];
     const trainers = spec.shards.map((_, shard) => this.actor(opts.trainers?.[shard] ?? shard + 1));
-    try {
-      for (let shard = 0; shard < spec.shards.length; shard++) {
-        hosts.push(await createHost({ listen: ["/ip4/127.0.0.1/tcp/0"] }));
-        stores.push(await this.openStore(`run-${run}-ipfs-${shard}`));
-      }
+    const nodes: ContentNode[] = [];
+    for (let shard = 0; shard < spec.shards.length; shard++)
+      nodes.push(await this.openNode(`run-${run}-ipfs-${shard}`));
+    const hosts = nodes.map((n) => n.host);
+    {
       const events: SwarmEvent[][] = spec.shards.map(() => []);
       const results = await Promise.all(
         spec.shards.map((_, shard) => {
@@ -213,7 +203,7 @@ export class Lab {
             host: hosts[shard]!,
             peers: { next: hosts[shard + 1]?.multiaddrs()[0] },
             chain: { client: client as never, account, deployment: this.deployment },
-            store: stores[shard]!,
+            store: nodes[shard]!.store,
             rounds: opts.rounds,
             peerTimeoutMs: 20_000,
             appealWaitMs: opts.appealWaitMs ?? 10_000,
@@ -222,9 +212,7 @@ export class Lab {
           });
         }),
       );
-      return { lane, results, events, stores, trainers };
-    } finally {
-      for (const h of hosts) await h.stop();
+      return { lane, results, events, nodes, trainers };
     }
   }
 
@@ -240,7 +228,9 @@ export class Lab {
   }
 
   async close(): Promise<void> {
-    for (const s of this.stores) await s.close();
+    for (const s of this.offline) await s.close();
+    for (const n of this.nodes) await n.store.close().catch(() => {});
+    for (const n of this.nodes) await n.host.stop().catch(() => {});
     await rm(this.dir, { recursive: true, force: true });
   }
 }

@@ -134,5 +134,14 @@ describe("swarm: shards on separate libp2p hosts train, checkpoint to IPFS and c
     const lineage = await getLineage(clientOf(1).client as never, { deployment: f.deployment, modelId, shard: 0 });
     assert.equal(lineage.length, rounds);
     assert.ok(events[1]!.some((e) => e.type === "round" && e.outcome.evalLoss !== undefined));
+    // Honest neighbours: every link matched once both sides revealed, so nobody appealed.
+    for (const [shard, r] of results.entries()) {
+      assert.deepEqual(
+        r.journal.rounds.map((x) => x.link),
+        Array(rounds).fill("matched"),
+        `shard ${shard}`,
+      );
+      assert.ok(!events[shard]!.some((e) => e.type === "link" && e.state === "mismatched"));
+    }
   });
 });

@@ -50,13 +50,14 @@ describe("verifiers catch each cheater; the ledger slashes it; honest peers lose
     await lab?.close();
   });
 
-  const pass = (model: LabModel, v: Actor): Promise<VerifierPass> =>
+  /** One pass of verifier `v`, fetching over libp2p from every content node of the lab. */
+  const pass = async (model: LabModel, v: Actor): Promise<VerifierPass> =>
     verifyOnce({
       modelId: model.modelId,
       spec: model.spec,
       specDigest: model.specDigest,
       chain: { client: v.client as never, account: v.account, deployment: lab.deployment },
-      store: lab.contentStore(),
+      store: (await lab.contentNode(`verifier-${v.index}`)).store,
       backend: lab.backend,
       sampleRate: 1,
       fetchTimeoutMs: 5_000,
@@ -214,7 +215,7 @@ describe("verifiers catch each cheater; the ledger slashes it; honest peers lose
     const { model, run, before } = await cheaterCase({ shard: 1, adversary: { kind: "withhold" } }, 1);
     const rec = run.results[1]!.journal.record(1)!;
     await assert.rejects(
-      run.stores[1]!.get(parseIpfsUri(rec.checkpointURI!), { maxBytes: 1 << 26 }),
+      run.nodes[1]!.store.get(parseIpfsUri(rec.checkpointURI!), { maxBytes: 1 << 26 }),
       (e: Error) => e.name === "ContentNotFoundError",
     );
     const s = await settle(model);
@@ -227,7 +228,8 @@ describe("verifiers catch each cheater; the ledger slashes it; honest peers lose
     const [t1, t2, c6, c7] = [1, 2, 6, 7].map((i) => lab.actor(i)) as [Actor, Actor, Actor, Actor];
     const before = await balances(model, [t1, t2, c6, c7, A, B]);
     const run = await lab.runLane({ model, rounds: 1 });
-    const copyStore = run.stores[0]!; // the copiers publish through a store the verifiers read
+    // The copiers fetch the revealed content over libp2p and publish through their own node.
+    const copier = await lab.contentNode("copier");
     const source = (shard: number): Checkpoint =>
       checkpointOf(
         { modelId: model.modelId, shard, lane: 0, account: run.trainers[shard]!.account } as CommitContext,
@@ -270,7 +272,7 @@ describe("verifiers catch each cheater; the ledger slashes it; honest peers lose
     const near: Checkpoint[] = [];
     for (const [shard, who] of [c6, c7].entries()) {
       const src = source(shard);
-      const got = await lab.contentStore().get(parseIpfsUri(src.checkpointURI), { maxBytes: 1 << 26 });
+      const got = await copier.store.get(parseIpfsUri(src.checkpointURI), { maxBytes: 1 << 26 });
       const { state, meta } = decodeCheckpoint(stageLayout(model.spec, shard), got, {
         modelId: String(model.modelId),
         specDigest: model.specDigest,
@@ -279,7 +281,7 @@ describe("verifiers catch each cheater; the ledger slashes it; honest peers lose
       state.params[first]![0]! += 1e-4;
       const { bytes, root } = encodeCheckpoint(stageLayout(model.spec, shard), state, { ...meta, lane: 1 });
       const transcript = JSON.parse(
-        new TextDecoder().decode(await lab.contentStore().get(parseIpfsUri(src.transcriptURI), { maxBytes: 1 << 22 })),
+        new TextDecoder().decode(await copier.store.get(parseIpfsUri(src.transcriptURI), { maxBytes: 1 << 22 })),
       ) as Record<string, unknown>;
       const tBytes = new TextEncoder().encode(canonicalJson({ ...transcript, lane: 1, root }));
       const cp: Checkpoint = {
@@ -288,8 +290,8 @@ describe("verifiers catch each cheater; the ledger slashes it; honest peers lose
         owner: who.account.address,
         root,
         transcriptDigest: keccak256(tBytes),
-        checkpointURI: ipfsUri(await copyStore.add(bytes)),
-        transcriptURI: ipfsUri(await copyStore.add(tBytes)),
+        checkpointURI: ipfsUri(await copier.store.add(bytes)),
+        transcriptURI: ipfsUri(await copier.store.add(tBytes)),
       };
       await (
         await sealAndReveal(who, cp)
