@@ -195,8 +195,11 @@ export async function runSwarmNode(opts: SwarmNodeOptions): Promise<SwarmRunResu
             : { type: "link", round: rec.round, state: "mismatched", appealed: out.appealed, commitId: out.commitId },
         );
       } catch (err) {
-        // An appeal that fails (no bond, RPC down) must not stop training: it is retried later.
-        settled = false;
+        // An appeal that fails must not stop training. The ledger's refusal (window closed, no
+        // bond) is final; anything else (RPC down) is retried at the next settlement.
+        const refused = (err as Error).name === "ContractRevertError";
+        if (refused) await journal.advance(rec.round, "revealed", { link: "mismatched" });
+        else settled = false;
         emit({ type: "link", round: rec.round, state: "mismatched", appealed: false, error: (err as Error).message });
       }
     }
