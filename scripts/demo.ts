@@ -7,11 +7,13 @@
  * a second currency), claims, and the cap table and revenue table at the end.
  *
  * Settings (environment): DEMO_SHARDS (2, or 3), DEMO_ROUNDS (3), DEMO_STEPS (steps per round,
- * 10), DEMO_CHALLENGE_WINDOW (seconds, 6), DEMO_KEEP=1 (keep the work folder). `--help` prints them.
+ * 20), DEMO_CHALLENGE_WINDOW (seconds, 6), DEMO_KEEP=1 (keep the work folder). `--help` prints them.
  */
-import { mkdtemp, rm } from "node:fs/promises";
+import { execFile } from "node:child_process";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { promisify } from "node:util";
 
 import { type Address, type Hex, getAddress, parseEther, parseUnits } from "viem";
 import {
@@ -24,9 +26,12 @@ import {
 } from "shard-protocol/sdk";
 
 import { defaultSpec, type ModelSpec, zModelSpec } from "../node/src/ml/spec.js";
+import { zJournal } from "../node/src/swarm/journal.js";
 import { addressOf, deployDemo, type DemoDeployment, privateKeyOf, startChain } from "./lib/demo/chain.js";
 import { sdkClient, type SdkClient, shortAddress } from "./lib/demo/clients.js";
-import { type NodeEvent, type NodeProcess, ProcessGroup } from "./lib/demo/process.js";
+import { type NodeEvent, type NodeProcess, ProcessGroup, SHARD_NODE_BIN } from "./lib/demo/process.js";
+
+const execFileAsync = promisify(execFile);
 import { formatAmount, formatPercent, groupDigits, renderTable } from "./lib/demo/tables.js";
 
 /** What `runDemo` runs. Every field has a default that fits a 2-core machine in a few minutes. */
@@ -35,7 +40,7 @@ export interface DemoOptions {
   shards?: number | undefined;
   /** Training rounds (default 3). */
   rounds?: number | undefined;
-  /** Steps per round of the default spec (default 10). Ignored when `spec` is given. */
+  /** Steps per round of the default spec (default 20). Ignored when `spec` is given. */
   stepsPerRound?: number | undefined;
   /** The model spec (default: `defaultSpec` split into `shards` stages with `stepsPerRound`). */
   spec?: ModelSpec | undefined;
@@ -152,7 +157,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   const rounds = options.rounds ?? 3;
   if (!Number.isInteger(shards) || shards < 1 || shards > 4) throw new RangeError("shards must be 1 to 4");
   if (!Number.isInteger(rounds) || rounds < 1 || rounds > 50) throw new RangeError("rounds must be 1 to 50");
-  const spec = options.spec ?? demoSpec(shards, options.stepsPerRound ?? 10);
+  const spec = options.spec ?? demoSpec(shards, options.stepsPerRound ?? 20);
   if (spec.shards.length !== shards) throw new RangeError(`the spec has ${spec.shards.length} shards, not ${shards}`);
   const challengeWindow = options.challengeWindow ?? 6;
   const print = options.log ?? ((line: string) => console.log(line));
@@ -249,25 +254,57 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
 
     // 5. Training: one `shard-node train` process per shard, the last one first (it listens).
     const evalLoss: number[] = [];
-    const train = await runTraining({ group, trainers, spec, rounds, workDir, nodeEnv, log, signal, evalLoss });
+    await runTraining({ group, trainers, spec, rounds, workDir, nodeEnv, log, signal, evalLoss });
     done("training");
 
-    // 6. Verification and finalization.
-    const checkpoints = await readRevealed(client(0), deployment, modelId);
-    interim.push(
-      "verification: `shard-node verify` is not in the CLI yet; the demo attests and finalizes through the SDK",
-    );
-    const { minted, workUnits } = await verifyInterim({
-      verifierClient: client(verifier.account),
-      deployment,
-      checkpoints,
-      shards,
-      rounds,
-      log,
-      signal,
-    });
+    // 6. Verification. The shards' serve processes start first, on the trainers' data folders and
+    // the checkpoints of their last round: they serve the checkpoints and transcripts to the
+    // verifier (IPFS bitswap) and, once finalized, the model for inference.
+    const cli = await cliCommands(workDir);
+    const pricePerUnit = parseUnits("0.001", deployment.currencyA.decimals); // per generated character
+    const prompts = PROMPTS.slice(0, 3);
+    let servers: ServeNode[] | undefined;
+    if (cli.has("serve")) {
+      servers = await startServers({
+        group,
+        trainers,
+        modelId,
+        workDir,
+        nodeEnv,
+        log,
+        currency: deployment.currencyA.address,
+        price: "0.001",
+        settleBatch: prompts.length,
+      });
+    } else interim.push("serve: `shard-node serve` is not in the CLI; no inference, receipts signed with the SDK");
+    let minted: bigint[][];
+    let workUnits: bigint[][];
+    if (cli.has("verify")) {
+      ({ minted, workUnits } = await runVerifier({
+        group,
+        verifier,
+        deployment,
+        rounds,
+        shards,
+        workDir,
+        env: nodeEnv(verifier.account, 0),
+        contentPeers: (servers ?? []).map((x) => x.multiaddr),
+        log,
+        reader: client(0),
+      }));
+    } else {
+      interim.push("verification: `shard-node verify` is not in the CLI; attested and finalized through the SDK");
+      ({ minted, workUnits } = await verifyInterim({
+        verifierClient: client(verifier.account),
+        deployment,
+        checkpoints: await readRevealed(client(0), deployment, modelId),
+        shards,
+        rounds,
+        log,
+        signal,
+      }));
+    }
     done("verification");
-    void train;
 
     // 7. A transfer: trainer 0 sends a quarter of its shard-0 tokens to a new holder.
     const token = deployment.addresses.token;
@@ -293,11 +330,30 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     );
     done("transfer");
 
-    // 8. Revenue: escrow + signed usage receipts in currency A, settled in a batch; a direct payment in B.
-    const revenue = await payInterim({ dappClient: client(dapp.account), gatewayClient: trainer0, deployment, log });
-    interim.push(
-      "inference: `shard-node serve` and the paying gateway are not in the CLI yet; the dApp signs receipts with the SDK and trainer 0 settles them with the SDK, no text is generated",
+    // 8. Revenue: escrow in currency A and paid requests through shard 0's gateway (receipts
+    // settled in a batch), and a direct payment in currency B.
+    const dappClient = client(dapp.account);
+    let generated: DemoResult["generated"] = [];
+    let revenue: DemoResult["revenue"];
+    if (servers) {
+      ({ generated, revenue } = await inferThroughGateway({
+        dappClient,
+        deployment,
+        gateway: servers[0]!,
+        prompts,
+        pricePerUnit,
+        log,
+      }));
+      await Promise.all(servers.map((x) => x.process.stop(10_000)));
+      log("inference", "serve processes stopped");
+    } else revenue = await payInterim({ dappClient, gatewayClient: trainer0, deployment, log });
+    revenue.directB = parseEther("3");
+    await dappClient.pay({ modelId, currency: deployment.currencyB.address, amount: revenue.directB });
+    log(
+      "inference",
+      `dApp paid ${formatAmount(revenue.directB, deployment.currencyB.decimals, deployment.currencyB.symbol)} directly (SDK pay)`,
     );
+    revenue.distributions = await readDistributions(dappClient, deployment);
     done("inference");
 
     // 9. Claims: trainers with `shard-node claim`, the new holder with the SDK.
@@ -389,7 +445,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
       workUnits,
       transfer: { from: trainers[0]!.address, to: newHolder.address, tokenId: id0, amount },
       revenue,
-      generated: [],
+      generated,
       balances,
       supplies,
       claimed,
@@ -586,9 +642,8 @@ async function commitIdOf(client: SdkClient, deployment: DemoDeployment, cp: Che
 }
 
 /**
- * INTERIM (until `shard-node serve` and the gateway land): the dApp deposits escrow in currency A and
- * signs usage receipts; the gateway's operator (trainer 0) settles them in one batch; the dApp pays
- * directly in currency B.
+ * INTERIM (only while `shard-node serve` is not in the CLI): the dApp deposits escrow in currency A
+ * and signs usage receipts with the SDK; the gateway's operator (trainer 0) settles them in one batch.
  */
 async function payInterim(ctx: {
   dappClient: SdkClient;
@@ -597,45 +652,282 @@ async function payInterim(ctx: {
   log: (stage: string, text: string) => void;
 }): Promise<DemoResult["revenue"]> {
   const { dappClient: d, gatewayClient: g, deployment, log } = ctx;
-  const { modelId, currencyA: a, currencyB: b } = deployment;
-  const escrowDeposit = parseUnits("5", a.decimals);
-  await d.depositEscrow({ currency: a.address, amount: escrowDeposit });
-  log(
-    "inference",
-    `dApp ${shortAddress(d.account.address)} deposited ${formatAmount(escrowDeposit, a.decimals, a.symbol)} into escrow`,
-  );
-  const pricePerUnit = parseUnits("0.001", a.decimals); // per generated token
+  const { modelId, currencyA: a } = deployment;
+  const escrowDeposit = await deposit(d, deployment, log);
+  const pricePerUnit = parseUnits("0.001", a.decimals);
   const requests = [48n, 64n, 37n];
   const signed: SignedUsageReceipt[] = [];
   for (const units of requests)
     signed.push(await d.signUsageReceipt({ modelId, currency: a.address, units, pricePerUnit }));
-  log(
-    "inference",
-    `dApp signed ${signed.length} usage receipts (${requests.join(", ")} tokens at ${formatAmount(pricePerUnit, a.decimals, a.symbol)} each)`,
-  );
   const settled = await g.settleReceipts({ receipts: signed });
   log(
     "inference",
-    `settled ${settled.settled.length} receipts in one batch: ${formatAmount(settled.total, a.decimals, a.symbol)}`,
+    `settled ${settled.settled.length} SDK-signed receipts in one batch: ${formatAmount(settled.total, a.decimals, a.symbol)}`,
   );
-  const directB = parseEther("3");
-  await d.pay({ modelId, currency: b.address, amount: directB });
-  log("inference", `dApp paid ${formatAmount(directB, b.decimals, b.symbol)} directly`);
-  const events = await d.getContractEvents({
-    address: deployment.addresses.token,
-    abi: shardTokenAbi,
-    eventName: "ModelRevenueDistributed",
-    args: { modelId },
-    fromBlock: deployment.deployBlock,
-    toBlock: "latest",
-  });
   return {
     escrowDeposit,
     receipts: requests.map((units) => ({ units, pricePerUnit, amount: units * pricePerUnit })),
     settledA: settled.total,
-    directB,
-    distributions: events.map((e) => ({ currency: getAddress(e.args.currency!), amount: e.args.amount! })),
+    directB: 0n,
+    distributions: [],
   };
+}
+
+/** The dApp's escrow deposit in currency A. */
+async function deposit(
+  d: SdkClient,
+  deployment: DemoDeployment,
+  log: (stage: string, text: string) => void,
+): Promise<bigint> {
+  const a = deployment.currencyA;
+  const amount = parseUnits("5", a.decimals);
+  await d.depositEscrow({ currency: a.address, amount });
+  log(
+    "inference",
+    `dApp ${shortAddress(d.account.address)} deposited ${formatAmount(amount, a.decimals, a.symbol)} into escrow (SDK depositEscrow)`,
+  );
+  return amount;
+}
+
+/** Every `ModelRevenueDistributed` of the model, in order. */
+async function readDistributions(
+  client: SdkClient,
+  deployment: DemoDeployment,
+): Promise<DemoResult["revenue"]["distributions"]> {
+  const events = await client.getContractEvents({
+    address: deployment.addresses.token,
+    abi: shardTokenAbi,
+    eventName: "ModelRevenueDistributed",
+    args: { modelId: deployment.modelId },
+    fromBlock: deployment.deployBlock,
+    toBlock: "latest",
+  });
+  return events.map((e) => ({ currency: getAddress(e.args.currency!), amount: e.args.amount! }));
+}
+
+/** Prompts the dApp sends (characters of the model's vocabulary). */
+const PROMPTS = ["Call me Ishmael. ", "The whale ", "It was the sea that "];
+
+/** The commands `bin/shard-node.js` offers (from its `--help`). */
+async function cliCommands(cwd: string): Promise<Set<string>> {
+  const { stdout } = await execFileAsync(process.execPath, [SHARD_NODE_BIN, "--help"], { cwd });
+  const section = stdout.slice(stdout.indexOf("Commands:"));
+  return new Set([...section.matchAll(/^ {2}([a-z]+)/gm)].map((m) => m[1]!));
+}
+
+/** A running `shard-node serve` of one shard. */
+interface ServeNode {
+  shard: number;
+  process: NodeProcess;
+  /** Its libp2p address (with peer id): where shard − 1 forwards and where the verifier fetches content. */
+  multiaddr: string;
+  /** Shard 0's paying gateway. */
+  gatewayUrl: string | null;
+}
+
+/** The checkpoint file of the last decided round in a trainer's journal. */
+async function headCheckpoint(dataDir: string, modelId: bigint, shard: number): Promise<string> {
+  const dir = path.join(dataDir, `${modelId}-${shard}-0`);
+  const journal = zJournal.parse(JSON.parse(await readFile(path.join(dir, "journal.json"), "utf8")));
+  const head = journal.rounds.at(-1);
+  if (!head) throw new Error(`trainer of shard ${shard} has no round in its journal (${dir})`);
+  return path.join(dir, head.checkpointFile);
+}
+
+/**
+ * Starts `shard-node serve` for every shard (the last first: shard s forwards to shard s + 1), each
+ * on its trainer's data folder and the checkpoint of the last round; shard 0 also starts the paying
+ * gateway (receipts in `currency` at `price` per character, settled once `settleBatch` are pending).
+ */
+async function startServers(ctx: {
+  group: ProcessGroup;
+  trainers: DemoParticipant[];
+  modelId: bigint;
+  workDir: string;
+  nodeEnv: (account: number, shard: number) => Record<string, string>;
+  log: (stage: string, text: string) => void;
+  currency: Address;
+  price: string;
+  settleBatch: number;
+}): Promise<ServeNode[]> {
+  const { group, trainers, modelId, workDir, log } = ctx;
+  const servers: ServeNode[] = [];
+  let next: string | undefined;
+  for (let s = trainers.length - 1; s >= 0; s--) {
+    const env = ctx.nodeEnv(trainers[s]!.account, s);
+    const checkpoint = await headCheckpoint(env.SHARD_NODE_DATA_DIR!, modelId, s);
+    const args = ["serve", "--spec", path.join(workDir, "spec.json"), "--checkpoint", checkpoint];
+    args.push("--listen", "/ip4/127.0.0.1/tcp/0");
+    if (next) args.push("--peer-next", next);
+    if (s === 0)
+      args.push(
+        ...["--currency", ctx.currency, "--price", ctx.price, "--gateway-port", "0"],
+        ...["--settle-batch", String(ctx.settleBatch), "--settle-interval", "5"],
+      );
+    const onEvent = (e: NodeEvent) => {
+      if (e.event === "gateway.served")
+        log(
+          "inference",
+          `gateway served ${e.tokens} characters to ${shortAddress(e.payer)} (receipt nonce …${String(e.nonce).slice(-6)})`,
+        );
+      if (e.event === "gateway.settled")
+        log(
+          "inference",
+          `gateway settled ${e.settled} receipt(s) in one batch (${e.skipped} skipped), tx ${String(e.tx).slice(0, 10)}…`,
+        );
+      if (e.event === "gateway.settle-failed") log("inference", `gateway settlement failed: ${e.error} ${e.message}`);
+    };
+    const p = group.start({ label: `serve shard ${s}`, args, cwd: workDir, env, onEvent });
+    const listening = await p.waitFor((e) => e.event === "listening");
+    next = (listening.multiaddrs as string[])[0]!;
+    servers.unshift({
+      shard: s,
+      process: p,
+      multiaddr: next,
+      gatewayUrl: (listening.gatewayUrl as string | null) ?? null,
+    });
+    log(
+      "verification",
+      `serve shard ${s} started (pid ${p.child.pid}) with round ${listening.round ?? "?"} weights${s === 0 ? `, paying gateway at ${listening.gatewayUrl}` : ""}`,
+    );
+  }
+  if (servers.length > 1) await servers[0]!.process.waitFor((e) => e.event === "connected");
+  return servers;
+}
+
+/**
+ * Stakes the verifier (`shard-node stake --role verifier`) and runs `shard-node verify` until every
+ * commit up to `rounds` is finalized (or rejected): it replays every round (`--sample 1`), attests
+ * and finalizes. Returns what was minted per shard and round, read back from the ledger's events.
+ */
+async function runVerifier(ctx: {
+  group: ProcessGroup;
+  verifier: DemoParticipant;
+  deployment: DemoDeployment;
+  rounds: number;
+  shards: number;
+  workDir: string;
+  env: Record<string, string>;
+  contentPeers: string[];
+  log: (stage: string, text: string) => void;
+  reader: SdkClient;
+}): Promise<{ minted: bigint[][]; workUnits: bigint[][] }> {
+  const { group, verifier, deployment, rounds, shards, workDir, env, log } = ctx;
+  const amount = deployment.params.minVerifierStake / 10n ** 18n;
+  await group.run({
+    label: "verifier stake",
+    args: ["stake", String(amount), "--role", "verifier"],
+    cwd: workDir,
+    env,
+  });
+  log(
+    "verification",
+    `${verifier.name} ${shortAddress(verifier.address)} staked ${amount} STK (shard-node stake --role verifier)`,
+  );
+  const byCommit = new Map<string, string>();
+  for (const cp of await readRevealed(ctx.reader, deployment, deployment.modelId))
+    byCommit.set(await commitIdOf(ctx.reader, deployment, cp), `shard ${cp.shard} round ${cp.round}`);
+  const args = ["verify", "--spec", path.join(workDir, "spec.json"), "--sample", "1", "--poll", "1"];
+  args.push("--until-round", String(rounds), "--fetch-timeout", "30", "--listen", "/ip4/127.0.0.1/tcp/0");
+  if (ctx.contentPeers.length > 0) args.push("--ipfs-peer", ...ctx.contentPeers);
+  const p = group.start({
+    label: "verifier",
+    args,
+    cwd: workDir,
+    env,
+    onEvent: (e) => {
+      const which = (id: string) => byCommit.get(id) ?? `${id.slice(0, 10)}…`;
+      if (e.event === "replayed")
+        log(
+          "verification",
+          `verifier replayed round ${e.round} in ${Number(e.seconds).toFixed(1)} s (+ ${Number(e.fetchSeconds).toFixed(1)} s fetching from IPFS)`,
+        );
+      if (e.event === "verdict")
+        log(
+          "verification",
+          `  shard ${e.verdict.shard}: ${e.verdict.valid ? "valid" : `INVALID (${e.verdict.reason})`}`,
+        );
+      if (e.event === "attested") log("verification", `verifier attested ${which(e.commitId)}`);
+      if (e.event === "challenged") log("verification", `verifier CHALLENGED ${which(e.commitId)} (${e.finding})`);
+      if (e.event === "finalized")
+        log("verification", `${which(e.commitId)} finalized: ${groupDigits(BigInt(e.minted))} tokens minted`);
+      if (e.event === "unverifiable") log("verification", `round ${e.round} not verifiable yet: ${e.detail}`);
+      if (e.event === "refused") log("verification", `${e.action} refused by the ledger: ${e.error}`);
+    },
+  });
+  log("verification", `shard-node verify started (pid ${p.child.pid}), replaying every round`);
+  const result = await p.result<{ finalized: number; challenged: number }>();
+  if (result.challenged > 0) throw new Error(`the verifier challenged ${result.challenged} honest commit(s)`);
+  // What was minted, from the ledger.
+  const checkpoints = await readRevealed(ctx.reader, deployment, deployment.modelId);
+  const finalized = await ctx.reader.getContractEvents({
+    address: deployment.addresses.ledger,
+    abi: contributionLedgerAbi,
+    eventName: "CheckpointFinalized",
+    args: { modelId: deployment.modelId },
+    fromBlock: deployment.deployBlock,
+    toBlock: "latest",
+  });
+  const mintedBy = new Map(finalized.map((e) => [e.args.commitId!, e.args.amount!]));
+  const minted: bigint[][] = Array.from({ length: shards }, () => []);
+  const workUnits: bigint[][] = Array.from({ length: shards }, () => []);
+  for (const cp of checkpoints) {
+    const id = await commitIdOf(ctx.reader, deployment, cp);
+    const m = mintedBy.get(id);
+    if (m === undefined) throw new Error(`shard ${cp.shard} round ${cp.round} was not finalized`);
+    minted[cp.shard]![Number(cp.round) - 1] = m;
+    workUnits[cp.shard]![Number(cp.round) - 1] = cp.workUnits;
+  }
+  log("verification", `${result.finalized} commits finalized by shard-node verify`);
+  return { minted, workUnits };
+}
+
+/**
+ * The dApp pays for inference: escrow in currency A, then one `requestInference` per prompt
+ * through shard 0's gateway (quote checked, receipt signed, text back); the gateway settles the
+ * receipts in a batch once all are pending.
+ */
+async function inferThroughGateway(ctx: {
+  dappClient: SdkClient;
+  deployment: DemoDeployment;
+  gateway: ServeNode;
+  prompts: string[];
+  pricePerUnit: bigint;
+  log: (stage: string, text: string) => void;
+}): Promise<{ generated: DemoResult["generated"]; revenue: DemoResult["revenue"] }> {
+  const { dappClient: d, deployment, gateway, log } = ctx;
+  const a = deployment.currencyA;
+  const escrowDeposit = await deposit(d, deployment, log);
+  const generated: DemoResult["generated"] = [];
+  const receipts: DemoResult["revenue"]["receipts"] = [];
+  const lengths = [48, 64, 40];
+  for (const [i, prompt] of ctx.prompts.entries()) {
+    const r = await d.requestInference({
+      gatewayUrl: gateway.gatewayUrl!,
+      prompt,
+      maxTokens: lengths[i % lengths.length]!,
+      temperature: 0.8,
+      seed: i + 1,
+      modelId: deployment.modelId,
+      maxPricePerUnit: ctx.pricePerUnit,
+    });
+    generated.push({ prompt, text: r.text });
+    receipts.push({ units: r.charged.units, pricePerUnit: r.receipt.pricePerUnit, amount: r.charged.amount });
+    log(
+      "inference",
+      `requestInference ${JSON.stringify(prompt)} → ${JSON.stringify(r.text)} (${r.tokens} characters, ${formatAmount(r.charged.amount, a.decimals, a.symbol)})`,
+    );
+  }
+  // The gateway settles once the batch is full (or on its interval).
+  let settled = 0;
+  const events = () => gateway.process.events.filter((e) => e.event === "gateway.settled");
+  for (let i = 0; i < 300 && (settled = events().reduce((n, e) => n + Number(e.settled), 0)) < receipts.length; i++)
+    await sleep(100);
+  if (settled < receipts.length) throw new Error(`the gateway settled ${settled} of ${receipts.length} receipts`);
+  const settledA = (await readDistributions(d, deployment))
+    .filter((x) => x.currency === a.address)
+    .reduce((sum, x) => sum + x.amount, 0n);
+  return { generated, revenue: { escrowDeposit, receipts, settledA, directB: 0n, distributions: [] } };
 }
 
 /** Integer setting from the environment, with a default and bounds. */
@@ -654,7 +946,7 @@ a dApp paying for inference, holders claiming), ending with a cap table and a re
 Settings (environment):
   DEMO_SHARDS=2            shards, one trainer process each (1-4)
   DEMO_ROUNDS=3            training rounds
-  DEMO_STEPS=10            steps per round
+  DEMO_STEPS=20            steps per round
   DEMO_CHALLENGE_WINDOW=6  seconds a commit can be challenged before it finalizes
   DEMO_KEEP=1              keep the work folder (checkpoints, journals)
 `;
@@ -677,7 +969,7 @@ async function main(): Promise<void> {
     const r = await runDemo({
       shards: envInt("DEMO_SHARDS", 2, 1, 4),
       rounds: envInt("DEMO_ROUNDS", 3, 1, 50),
-      stepsPerRound: envInt("DEMO_STEPS", 10, 1, 1000),
+      stepsPerRound: envInt("DEMO_STEPS", 20, 1, 1000),
       challengeWindow: envInt("DEMO_CHALLENGE_WINDOW", 6, 1, 3600),
       keepWorkDir: process.env.DEMO_KEEP === "1",
       signal: controller.signal,
