@@ -152,6 +152,22 @@ describe("npm run demo, end to end at a small size", () => {
       for (const h of holders) assert.ok(r.claimed[h]![c]! > 0n, `${h} claimed nothing in ${c}`);
     }
 
+    // Every component ran as its own process (no interim SDK path), and the dApp got text for its payments.
+    assert.deepEqual(r.interim, []);
+    assert.equal(r.generated.length, 3);
+    const vocab = new Set(spec.architecture.vocab);
+    for (const [i, g] of r.generated.entries()) {
+      assert.equal(BigInt([...g.text].length), r.revenue.receipts[i]!.units, `request ${i}: one unit per character`);
+      assert.ok(
+        [...g.text].every((ch) => vocab.has(ch)),
+        `request ${i}: ${JSON.stringify(g.text)}`,
+      );
+    }
+    assert.deepEqual(
+      r.revenue.receipts.map((x) => x.amount),
+      r.revenue.receipts.map((x) => x.units * x.pricePerUnit),
+    );
+
     // The tables name every holder with its balance.
     assert.match(r.tables.capTable, /trainer 0/);
     assert.match(r.tables.capTable, /new holder/);
