@@ -290,6 +290,34 @@ describe("inference gateway", () => {
     } finally {
       await gateway.close();
     }
+
+    // A dApp that hangs up before the answer is not charged either.
+    const events: GatewayEvent[] = [];
+    const slow = await gatewayOf(f, {
+      events,
+      generate: async (req) => {
+        await new Promise((r) => setTimeout(r, 300));
+        return echo(req);
+      },
+    });
+    try {
+      const signed = await sign(f, f.dapp);
+      await assert.rejects(
+        fetch(`${slow.gateway.url}/v1/generate`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: json({ prompt: "hi", maxTokens: MAX_TOKENS, ...signed }),
+          signal: AbortSignal.timeout(100),
+        }),
+        { name: "TimeoutError" },
+      );
+      // The generation finishes after the hang-up; its receipt is dropped.
+      await new Promise((r) => setTimeout(r, 500));
+      assert.ok(events.some((e) => e.type === "refused" && e.error === "ClientGone"));
+      assert.deepEqual(slow.gateway.pending(), []);
+    } finally {
+      await slow.gateway.close();
+    }
   });
 
   it("refuses bad receipts and requests, each with its specific error, and keeps none", async () => {

@@ -38,6 +38,7 @@ export class GatewayRequestError extends NodeError {
  * | ChainUnavailable | 503 | the gateway could not read the chain (retry later) |
  * | (the generator's error name, e.g. ShardUnavailableError) / GenerateFailed | 502 | generation failed |
  * | JournalUnavailable / InternalError | 500 | the gateway could not record the receipt |
+ * | ClientGone | 499 | the dApp hung up before the answer (logged only: there is no one to answer) |
  */
 export const GatewayErrorStatus = {
   InvalidRequest: 400,
@@ -57,6 +58,7 @@ export const GatewayErrorStatus = {
   GenerateFailed: 502,
   JournalUnavailable: 500,
   InternalError: 500,
+  ClientGone: 499,
 } as const;
 
 export type GatewayErrorName = keyof typeof GatewayErrorStatus;

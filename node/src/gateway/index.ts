@@ -219,6 +219,8 @@ class GatewayServer implements Gateway {
   /** Pending receipts a failed settlement may have sent: their nonces are checked before a resend. */
   readonly #attempted = new Set<string>();
   #settling: Promise<unknown> = Promise.resolve();
+  /** Requests being handled (close waits for them). */
+  readonly #handling = new Set<Promise<void>>();
   #autoBusy = false;
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
@@ -229,7 +231,12 @@ class GatewayServer implements Gateway {
     this.#currency = getAddress(opts.currency);
     this.#marginSec = BigInt(opts.settleMarginSec ?? Math.ceil((2 * opts.settleIntervalMs) / 1000) + 300);
     this.#maxPromptChars = opts.maxPromptChars ?? 16_384;
-    this.#server = createServer((req, res) => void this.#handle(req, res));
+    this.#server = createServer((req, res) => {
+      // #handle answers every error itself; should answering fail too, the connection is dropped.
+      const handling = this.#handle(req, res).catch(() => void res.destroy());
+      this.#handling.add(handling);
+      void handling.finally(() => this.#handling.delete(handling));
+    });
     this.#server.headersTimeout = 30_000;
     this.#server.requestTimeout = 10 * 60_000;
   }
@@ -285,6 +292,9 @@ class GatewayServer implements Gateway {
     if (this.#server.listening) {
       const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
       this.#server.closeIdleConnections();
+      // Requests being served finish (and are answered); then no connection has anything left to say.
+      await Promise.all(this.#handling);
+      this.#server.closeAllConnections();
       await closed;
     }
     await this.#settling;
@@ -301,7 +311,8 @@ class GatewayServer implements Gateway {
         sendJson(res, 200, this.#quote());
       } else if (path === "/v1/generate") {
         if (req.method !== "POST") throw refuse("MethodNotAllowed", "Use POST for /v1/generate.");
-        sendJson(res, 200, await this.#generate(await readJson(req, bodyLimit(this.#maxPromptChars))));
+        const body = await readJson(req, bodyLimit(this.#maxPromptChars));
+        sendJson(res, 200, await this.#generate(body, () => res.destroyed || req.socket.destroyed));
       } else {
         throw refuse("NotFound", `No route ${path}.`);
       }
@@ -311,6 +322,11 @@ class GatewayServer implements Gateway {
           ? error
           : refuse("InternalError", "The gateway failed to serve the request.", { cause: error });
       this.#emit({ type: "refused", error: e.error, status: e.status, message: e.shortMessage });
+      // No one is listening: drop the half-closed connection at once.
+      if (e.error === "ClientGone") {
+        req.socket.destroy();
+        return;
+      }
       // The rest of an oversized body is not read: close the connection rather than drain it.
       if (e.error === "BodyTooLarge") res.setHeader("connection", "close");
       if (!res.headersSent) {
@@ -337,7 +353,8 @@ class GatewayServer implements Gateway {
     };
   }
 
-  async #generate(body: unknown) {
+  /** Serves one paid request; `gone()` says whether the dApp hung up (then nothing is charged). */
+  async #generate(body: unknown, gone: () => boolean) {
     const parsed = requestSchema(this.#maxPromptChars).safeParse(body);
     if (!parsed.success) {
       throw refuse("InvalidRequest", "The request is not valid.", {
@@ -358,6 +375,8 @@ class GatewayServer implements Gateway {
     try {
       await this.#checkOnChain(key, signed, amount);
       const result = await this.#runGenerate(request);
+      // The answer cannot reach a dApp that hung up: charge nothing rather than for text never received.
+      if (gone()) throw refuse("ClientGone", "The dApp closed the connection before the answer; nothing was charged.");
       try {
         await this.#journal.accept(signed, result.tokens);
       } catch (error) {
