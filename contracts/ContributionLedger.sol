@@ -233,13 +233,16 @@ contract ContributionLedger is IContributionLedger, EIP712, ReentrancyGuardTrans
             s.status = CommitStatus.Rejected;
             RoundParams memory params = registry.paramsAt(cp.modelId, cp.round);
             emit CheckpointRejected(commitId, cp.modelId, RejectReason.Dispute);
+            // A trainer that challenged its own commit (itself or through one of its node keys)
+            // gets no share of its own slash: self-challenge must not soften the penalty.
+            bool own = d.challenger == cp.owner || _authorized[cp.owner][d.challenger];
             slashed = staking.slash(
                 cp.modelId,
                 cp.owner,
                 Role.Trainer,
                 params.slashAmount,
-                d.challenger,
-                params.challengerShareBps
+                own ? address(0) : d.challenger,
+                own ? 0 : params.challengerShareBps
             );
             if (d.bond != 0) stakingToken.safeTransfer(d.challenger, d.bond);
         } else {

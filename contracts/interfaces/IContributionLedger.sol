@@ -223,8 +223,9 @@ interface IContributionLedger {
     function vote(bytes32 commitId, bool invalid) external;
 
     /// @notice Closes a dispute after its window. Invalid (more stake voted invalid): the commit
-    /// is rejected, the trainer slashed, the challenger repaid plus its share of the slash.
-    /// Otherwise the bond goes to the trainer and the commit is upheld.
+    /// is rejected, the trainer slashed, the challenger repaid plus its share of the slash (no
+    /// share when the challenger is the owner or one of its node keys: an appeal that fails
+    /// costs the full slash). Otherwise the bond goes to the trainer and the commit is upheld.
     function resolve(Checkpoint calldata cp) external;
 
     /// @notice Finalizes a revealed commit after its challenge window and mints shard tokens

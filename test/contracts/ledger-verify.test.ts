@@ -425,6 +425,34 @@ describe("ContributionLedger.resolve", () => {
     assert.equal((await f.staking.read.totals([1n])).slashed, SLASH);
   });
 
+  it("invalid after a self-challenge: no share to the owner or its node key, the full slash stays", async () => {
+    const { f, cp0, id0, cp1, id1 } = await setupPair();
+    const [owner0, owner1, nodeKey1] = [addr(f, 1), addr(f, 2), addr(f, 6)];
+    await f.ledger.write.authorizeNode([nodeKey1, true], as(f, 2));
+    for (const i of [1, 6]) await f.stake.write.approve([f.ledger.address, BOND], as(f, i));
+    const stakingBefore = await f.stake.read.balanceOf([f.staking.address]);
+    const walletsBefore = await Promise.all([owner0, nodeKey1].map((a) => f.stake.read.balanceOf([a])));
+
+    // Trainer 1 "appeals" its own commit; trainer 2's node key challenges trainer 2's commit.
+    await f.ledger.write.challenge([id0, digest("appeal")], as(f, 1));
+    await f.ledger.write.challenge([id1, digest("appeal")], as(f, 6));
+    for (const id of [id0, id1]) {
+      await f.ledger.write.vote([id, true], as(f, 4));
+      await f.ledger.write.vote([id, true], as(f, 5));
+    }
+    await networkHelpers.time.increase(DISPUTE);
+    const h0 = await f.ledger.write.resolve([cp0], as(f, 9));
+    const h1 = await f.ledger.write.resolve([cp1], as(f, 9));
+    await assertions.emitWithArgs(h0, f.staking, "Slashed", [1n, owner0, Role.Trainer, SLASH, zeroAddress, 0n]);
+    await assertions.emitWithArgs(h1, f.staking, "Slashed", [1n, owner1, Role.Trainer, SLASH, zeroAddress, 0n]);
+    // Bonds came back, nothing of the slashes was paid out.
+    const walletsAfter = await Promise.all([owner0, nodeKey1].map((a) => f.stake.read.balanceOf([a])));
+    assert.deepEqual(walletsAfter, walletsBefore);
+    assert.equal(await f.stake.read.balanceOf([f.staking.address]), stakingBefore);
+    assert.equal((await f.staking.read.totals([1n])).slashed, 2n * SLASH);
+    assert.equal((await stateOf(f, id0)).status, Status.Rejected);
+  });
+
   it("invalid: slashes at most what the trainer has, taking unbonding stake too", async () => {
     const { f, cp0, id0 } = await setupPair();
     const trainer = addr(f, 1);
