@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { appendFile, mkdtemp, readFile, rm } from "node:fs/promises";
+import { appendFile, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -7,6 +7,9 @@ import { after, before, describe, it } from "node:test";
 import { createWalletClient, custom, getAddress, publicActions, type Address, type Hex } from "viem";
 
 import {
+  GatewayClosedError,
+  GatewayOptionsError,
+  ReceiptJournalError,
   startGateway,
   type Gateway,
   type GatewayEvent,
@@ -568,6 +571,19 @@ describe("inference gateway", () => {
     } finally {
       await gateway.close();
     }
+  });
+
+  it("refuses to start with bad options or a corrupt journal, and to settle once closed", async () => {
+    const f = await networkHelpers.loadFixture(fixture);
+    await assert.rejects(gatewayOf(f, { batchSize: 0 }), GatewayOptionsError);
+    await assert.rejects(gatewayOf(f, { pricePerUnit: 0n }), GatewayOptionsError);
+    const corrupt = join(dir, "corrupt");
+    await mkdir(corrupt, { recursive: true });
+    await writeFile(join(corrupt, "receipts.jsonl"), '{"t":"accepted"}\n{"t":"settled"}\n');
+    await assert.rejects(gatewayOf(f, { dataDir: corrupt }), ReceiptJournalError);
+    const { gateway } = await gatewayOf(f);
+    await gateway.close();
+    await assert.rejects(gateway.settleNow(), GatewayClosedError);
   });
 
   it("settles on its own when batchSize receipts are pending, and on the interval", async () => {

@@ -94,3 +94,23 @@ export class GatewayListenError extends NodeError {
     super(`The gateway cannot listen on ${host}:${port}.`, { cause, details: code ?? String(cause) });
   }
 }
+
+/** The gateway cannot read the chain to resume the receipts of its journal. Retryable. */
+export class GatewayRecoveryError extends NodeError {
+  override name = "GatewayRecoveryError";
+  constructor(cause: unknown) {
+    super("The gateway cannot read the chain to resume its pending receipts.", {
+      cause,
+      details: cause instanceof Error ? cause.message.split("\n")[0] : undefined,
+      retryable: true,
+    });
+  }
+}
+
+/** The gateway was closed; start a new one on the same data folder to go on. */
+export class GatewayClosedError extends NodeError {
+  override name = "GatewayClosedError";
+  constructor(what: string) {
+    super(`The gateway is closed: cannot ${what}.`);
+  }
+}

@@ -26,7 +26,15 @@ import {
 } from "shard-protocol/sdk";
 import { z } from "zod";
 
-import { GatewayListenError, GatewayOptionsError, GatewayRequestError, ReceiptJournalError, refuse } from "./errors.js";
+import {
+  GatewayClosedError,
+  GatewayListenError,
+  GatewayOptionsError,
+  GatewayRecoveryError,
+  GatewayRequestError,
+  ReceiptJournalError,
+  refuse,
+} from "./errors.js";
 import { readJson, sendJson } from "./http.js";
 import { ReceiptJournal, receiptKey, type HeldReceipt } from "./journal.js";
 
@@ -247,7 +255,12 @@ class GatewayServer implements Gateway {
     let settledOnChain = 0;
     for (let i = 0; i < pending.length; i += READ_CONCURRENCY) {
       const slice = pending.slice(i, i + READ_CONCURRENCY);
-      const used = await Promise.all(slice.map((r) => this.#nonceUsed(r.receipt.payer, r.receipt.nonce)));
+      let used: boolean[];
+      try {
+        used = await Promise.all(slice.map((r) => this.#nonceUsed(r.receipt.payer, r.receipt.nonce)));
+      } catch (error) {
+        throw new GatewayRecoveryError(error);
+      }
       for (const [j, r] of slice.entries()) {
         if (!used[j]) continue;
         await this.#journal.settled(r.key, null, null);
@@ -280,6 +293,9 @@ class GatewayServer implements Gateway {
   }
 
   settleNow(): Promise<SettlementResult> {
+    if (this.#closed) {
+      return Promise.reject(new GatewayClosedError("settle"));
+    }
     const run = this.#settling.then(() => this.#settle());
     this.#settling = run.catch(() => undefined);
     return run;
