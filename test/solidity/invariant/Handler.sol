@@ -322,7 +322,9 @@ contract Handler is Test {
         ledger.resolve(checkpoints[i]);
         uint256 slashed = staking.totals(modelId).slashed - slashedBefore;
         RoundParams memory params = registry.paramsAt(modelId, checkpoints[i].round);
-        ghostSlashPaidOut += (slashed * params.challengerShareBps) / BPS;
+        // No share when the trainer challenged its own commit (itself or through a node key).
+        bool own = d.challenger == checkpoints[i].owner || ledger.isAuthorized(checkpoints[i].owner, d.challenger);
+        if (!own) ghostSlashPaidOut += (slashed * params.challengerShareBps) / BPS;
         ghostOpenBonds -= d.bond;
         if (ledger.commitState(commitId).status == CommitStatus.Rejected) {
             rejectedIds.push(commitId);
