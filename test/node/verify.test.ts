@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { access, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -15,6 +15,12 @@ import { type ModelSpec, canonicalSpecBytes, specDigest, zModelSpec } from "../.
 import { createHost, type ShardHost } from "../../node/src/p2p/host.js";
 import { decodeCheckpoint, encodeCheckpoint } from "../../node/src/swarm/checkpoint.js";
 import { runSwarmNode, type SwarmRunResult } from "../../node/src/swarm/node.js";
+import { openContentStore, type ContentStore } from "../../node/src/ipfs/index.js";
+import { InsufficientStakeError } from "../../node/src/commands/train.js";
+import { verify } from "../../node/src/commands/verify.js";
+import { network } from "hardhat";
+import { DEFAULT_ROUND_PARAMS, deployProtocol } from "../../scripts/lib/protocol.js";
+import { defineDeployment } from "../../sdk/index.js";
 import {
   type CommitEvidence,
   type RoundReplay,
@@ -475,8 +481,14 @@ function perturbShard(spec: ModelSpec, replay: RoundReplay, shard: number) {
 }
 
 /** Seals, submits and reveals `cp` with trainer `i`'s key; returns the commit id. */
-async function commitOnChain(f: SdkFixture, i: number, cp: Checkpoint): Promise<Hex> {
-  const { client, account } = clientOf(i);
+async function commitOnChain(
+  f: Pick<SdkFixture, "deployment">,
+  i: number,
+  cp: Checkpoint,
+  provider: { request: (a: { method: string }) => Promise<unknown> } = connection.provider,
+): Promise<Hex> {
+  const account = privateKeyToAccount(privateKeyOf(i) as Hex);
+  const client = createWalletClient({ account, chain: undefined, transport: custom(provider) }).extend(publicActions);
   const signed = await signSealedCommit(client as never, { deployment: f.deployment, account, checkpoint: cp });
   const sent = await submitCommit(client as never, {
     deployment: f.deployment,
@@ -484,7 +496,7 @@ async function commitOnChain(f: SdkFixture, i: number, cp: Checkpoint): Promise<
     commit: signed.commit,
     signature: signed.signature,
   });
-  await networkHelpers.mine(); // the reveal must be in a later block than the seal
+  await provider.request({ method: "evm_mine" }); // the reveal must be in a later block than the seal
   const r = await reveal(client as never, {
     deployment: f.deployment,
     account,
@@ -495,3 +507,137 @@ async function commitOnChain(f: SdkFixture, i: number, cp: Checkpoint): Promise<
   });
   return r.commitId;
 }
+
+describe("shard-node verify (the command) against a JSON-RPC server", () => {
+  const spec = tinySpec([1, 1]);
+  const digest = specDigest(spec);
+  let server: Awaited<ReturnType<typeof network.createServer>>;
+  let chain: Awaited<ReturnType<typeof network.create>>;
+  let dir: string;
+  let trainerHost: ShardHost;
+  let trainerStore: ContentStore;
+  let base: Record<string, unknown>;
+  let deployment: ReturnType<typeof defineDeployment>;
+  let protocol: Awaited<ReturnType<typeof deployProtocol>>;
+  let stakeToken: Awaited<ReturnType<typeof chain.viem.deployContract<"TestERC20">>>;
+  const savedKey = process.env.SHARD_NODE_PRIVATE_KEY;
+  const silent = { json: true, print: () => {}, log: () => {} };
+
+  before(async () => {
+    server = await network.createServer("default", "127.0.0.1", 0);
+    const { port } = await server.listen();
+    chain = await network.create({ network: "localhost", override: { url: `http://127.0.0.1:${port}` } });
+    const { viem } = chain;
+    protocol = await deployProtocol(viem);
+    stakeToken = await viem.deployContract("TestERC20", ["Stake", "STK", 18]);
+    const wallets = await viem.getWalletClients();
+    deployment = defineDeployment({ chainId: 31337, contracts: protocol.addresses, blockNumber: 0n });
+    dir = await mkdtemp(join(tmpdir(), "verify-cli-"));
+    await writeFile(
+      join(dir, "deployment.json"),
+      JSON.stringify({ chainId: 31337, blockNumber: "0", contracts: protocol.addresses }),
+    );
+    await writeFile(join(dir, "spec.json"), canonicalSpecBytes(spec));
+    await protocol.registry.write.registerModel([
+      {
+        specDigest: digest,
+        specURI: "ipfs://bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku",
+        shardWeights: spec.shards.map((_, i) => BigInt(stageLayout(spec, i).parameterCount)),
+        stakingToken: stakeToken.address,
+        currencies: [stakeToken.address],
+        unbondingDelay: 86_400 * 3,
+        params: DEFAULT_ROUND_PARAMS,
+      },
+    ]);
+    for (const i of [1, 2, 4]) {
+      const w = wallets[i]!;
+      await stakeToken.write.mint([w.account.address, parseEther("1000")]);
+      await stakeToken.write.approve([protocol.staking.address, parseEther("1000")], { account: w.account });
+    }
+    for (const i of [1, 2]) {
+      const w = wallets[i]!;
+      await protocol.staking.write.stake([1n, 0, parseEther("100")], { account: w.account });
+      await protocol.ledger.write.authorizeNode([w.account.address, true], { account: w.account });
+    }
+    // The trainers' content lives on another libp2p node: the verifier fetches it over bitswap.
+    trainerHost = await createHost({ listen: ["/ip4/127.0.0.1/tcp/0"] });
+    trainerStore = await openContentStore({ dataDir: join(dir, "trainer"), libp2p: trainerHost.libp2p });
+    const replay = await replayRound({
+      spec,
+      modelId: "1",
+      specDigest: digest,
+      lane: 0,
+      round: 1,
+      parents: [{ root: zeroHash }, { root: zeroHash }],
+      backend: await initBackend("wasm"),
+    });
+    for (const s of replay.shards)
+      await commitOnChain(
+        { deployment },
+        s.shard + 1,
+        {
+          modelId: 1n,
+          shard: s.shard,
+          round: 1n,
+          lane: 0,
+          owner: wallets[s.shard + 1]!.account.address,
+          parentRoot: zeroHash,
+          root: s.root,
+          transcriptDigest: s.transcriptDigest,
+          ...s.digests,
+          workUnits: s.workUnits,
+          lossMicros: s.lossMicros,
+          checkpointURI: ipfsUri(await trainerStore.add(s.checkpoint)),
+          transcriptURI: ipfsUri(await trainerStore.add(s.transcript)),
+        },
+        chain.provider as never,
+      );
+    process.env.SHARD_NODE_PRIVATE_KEY = privateKeyOf(4);
+    base = {
+      rpcUrl: `http://127.0.0.1:${port}`,
+      chainId: "31337",
+      model: "1",
+      deployment: join(dir, "deployment.json"),
+      dataDir: join(dir, "verifier"),
+      listen: ["/ip4/127.0.0.1/tcp/0"],
+      ipfsPeer: [trainerHost.multiaddrs()[0]!],
+      spec: join(dir, "spec.json"),
+      backend: "wasm",
+      json: true,
+    };
+  });
+
+  after(async () => {
+    if (savedKey === undefined) delete process.env.SHARD_NODE_PRIVATE_KEY;
+    else process.env.SHARD_NODE_PRIVATE_KEY = savedKey;
+    await trainerStore?.close();
+    await trainerHost?.stop();
+    await server?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("refuses to start without the verifier stake, before touching the data folder", async () => {
+    await assert.rejects(
+      verify({ ...base, once: true }, silent),
+      (err: Error) =>
+        err instanceof InsufficientStakeError &&
+        /Insufficient verifier stake: 0 STK active, 50 STK required/.test(err.message),
+    );
+    await assert.rejects(access(join(dir, "verifier")), { code: "ENOENT" });
+  });
+
+  it("--once fetches the commits over libp2p, replays the round and attests both shards", async () => {
+    const [, , , , w4] = await chain.viem.getWalletClients();
+    await protocol.staking.write.stake([1n, 1, parseEther("100")], { account: w4!.account });
+    const r = await verify({ ...base, once: true, sample: "1" }, silent);
+    assert.deepEqual([r.passes, r.attested, r.challenged, r.sampleRate], [1, 2, 0, 1]);
+    assert.deepEqual(
+      r.commits.map((c) => [c.shard, c.round, c.status, c.verdict?.reason]),
+      [
+        [0, 1, "pending", "ok"],
+        [1, 1, "pending", "ok"],
+      ],
+    );
+    await assert.rejects(verify({ ...base, once: true, sample: "2" }, silent), { name: "UsageError" });
+  });
+});

@@ -83,7 +83,8 @@ export function laneSettled(pass: VerifierPass, shards: number, round: number): 
  */
 export async function verify(options: VerifyOptions, out: Output): Promise<VerifyResult> {
   const o = parseOptions("verify", verifyOptionsSchema, options);
-  const { config, account, connection } = await openSigner(o);
+  // A verifier checks every shard: the config's shard (required for trainers) does not matter here.
+  const { config, account, connection } = await openSigner({ ...o, shard: o.shard ?? "0" });
   try {
     const { publicClient, walletClient, deployment } = connection;
     const modelId = config.modelId;
@@ -106,6 +107,7 @@ export async function verify(options: VerifyOptions, out: Output): Promise<Verif
       dataDir: config.dataDir,
       kuboUrl: config.ipfs.kuboUrl,
       libp2p: host.libp2p,
+      fetchTimeoutMs: o.fetchTimeout * 1000,
     }).catch(async (err: unknown) => {
       await host.stop().catch(() => {});
       throw err;
