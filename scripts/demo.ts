@@ -7,7 +7,7 @@
  * a second currency), claims, and the cap table and revenue table at the end.
  *
  * Settings (environment): DEMO_SHARDS (2, or 3), DEMO_ROUNDS (3), DEMO_STEPS (steps per round,
- * 20), DEMO_CHALLENGE_WINDOW (seconds, 6), DEMO_KEEP=1 (keep the work folder). `--help` prints them.
+ * 20), DEMO_CHALLENGE_WINDOW (seconds, 6), DEMO_KEEP=1 (keep the work folder); DEMO_HELP=1 prints them.
  */
 import { execFile } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
@@ -952,7 +952,7 @@ Settings (environment):
 `;
 
 async function main(): Promise<void> {
-  if (process.argv.includes("--help") || process.env.DEMO_HELP === "1") {
+  if (process.env.DEMO_HELP === "1") {
     console.log(HELP);
     return;
   }
@@ -966,6 +966,9 @@ async function main(): Promise<void> {
   process.on("SIGTERM", onSignal);
   const t0 = performance.now();
   try {
+    console.log(
+      "Shard protocol demo: a local chain, trainers, a verifier, a dApp and holders (DEMO_HELP=1 for settings)\n",
+    );
     const r = await runDemo({
       shards: envInt("DEMO_SHARDS", 2, 1, 4),
       rounds: envInt("DEMO_ROUNDS", 3, 1, 50),
