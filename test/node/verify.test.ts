@@ -33,7 +33,7 @@ import {
   replayRound,
   verifyOnce,
 } from "../../node/src/verify/index.js";
-import { type Checkpoint, getCommit, reveal, signSealedCommit, submitCommit } from "../../sdk/index.js";
+import { type Checkpoint, challenge, getCommit, reveal, signSealedCommit, submitCommit } from "../../sdk/index.js";
 import { connection, defaultParams, networkHelpers } from "../helpers/fixture.js";
 import { privateKeyOf, sdkFixture, type SdkFixture } from "../sdk/helpers.js";
 import { bits, tinySpec } from "./helpers.js";
@@ -335,7 +335,7 @@ describe("verify: replay a lane's round, check every commit, attest / challenge 
     assert.ok(eventsA.some((e) => e.type === "attested") && eventsA.some((e) => e.type === "replayed"));
   });
 
-  it("a cheater is challenged, voted invalid, slashed; its child is rejected by cascade; the honest shard finalizes", async () => {
+  it("a cheater is challenged, voted invalid, slashed; its child is rejected by cascade; the honest shard, appealing, is upheld and finalizes", async () => {
     // Lane 0 of the cheat model, committed through the SDK with the trainers' keys: shard 0 commits
     // perturbed weights in round 1 and builds round 2 on them; shard 1 is honest throughout.
     const r1 = await replayRound({
@@ -390,9 +390,15 @@ describe("verify: replay a lane's round, check every commit, attest / challenge 
     const stk0 = await f.stake.read.balanceOf([challenger]);
     const trainerStake0 = await f.staking.read.activeStake([cheatModel, f.wallets[1]!.account.address, 0]);
 
+    // The honest trainer of shard 1 "appeals" in advance: it challenges its own commit, so that a
+    // dispute upholds it. Verifiers replay it and vote valid.
+    const { client: t2 } = clientOf(2);
+    await challenge(t2 as never, { deployment: f.deployment, account: f.wallets[2]!.account, commitId: honest1 });
+
     const eventsA: VerifierEvent[] = [];
     const a = await verifyOnce(verifierConfig(4, cheatModel, eventsA));
     assert.deepEqual(a.challenged, [cheat]);
+    assert.deepEqual(a.voted, [{ commitId: honest1, invalid: false }]);
     assert.deepEqual(a.attested.sort(), [honest1, orphan, honest2].sort());
     const verdict = a.verdicts.find((v) => v.commitId === cheat)!;
     assert.equal(verdict.reason, "root-mismatch");
@@ -401,12 +407,18 @@ describe("verify: replay a lane's round, check every commit, attest / challenge 
     assert.equal(keccak256(await readFile(challenged.finding)), challenged.evidence);
 
     const b = await verifyOnce(verifierConfig(5, cheatModel));
-    assert.deepEqual(b.voted, [{ commitId: cheat, invalid: true }]);
+    assert.deepEqual(b.voted, [
+      { commitId: cheat, invalid: true },
+      { commitId: honest1, invalid: false },
+    ]);
     assert.deepEqual(b.challenged, [], "a dispute is already open: B votes instead");
 
     await passTime(params.disputeWindow + 1);
     const fin = await verifyOnce(verifierConfig(4, cheatModel));
-    assert.deepEqual(fin.resolved, [{ commitId: cheat, invalid: true, slashed: params.slashAmount }]);
+    assert.deepEqual(fin.resolved, [
+      { commitId: cheat, invalid: true, slashed: params.slashAmount },
+      { commitId: honest1, invalid: false, slashed: 0n },
+    ]);
     assert.deepEqual(fin.orphansRejected, [orphan]);
     assert.deepEqual(fin.finalized.map((x) => x.commitId).sort(), [honest1, honest2].sort());
 
