@@ -174,6 +174,14 @@ export async function verify(options: VerifyOptions, out: Output): Promise<Verif
             out.log(`pass failed (${err instanceof Error ? err.message.split("\n")[0] : String(err)}); retrying`);
           },
         });
+      const commits = last?.commits ?? [];
+      out.print(
+        `${passes} pass${passes === 1 ? "" : "es"} · attested ${totals.attested} · challenged ${totals.challenged} · voted ${totals.voted} · resolved ${totals.resolved} · finalized ${totals.finalized} · orphans rejected ${totals.orphansRejected}`,
+      );
+      for (const c of commits.slice(-20))
+        out.print(
+          `  round ${c.round} lane ${c.lane} shard ${c.shard}  ${c.status.padEnd(9)}  ${c.verdict ? (c.verdict.valid ? "valid" : `invalid: ${c.verdict.reason}`) : "not checked"}`,
+        );
       return {
         account: account.address,
         modelId,
@@ -181,7 +189,7 @@ export async function verify(options: VerifyOptions, out: Output): Promise<Verif
         sampleRate: o.sample,
         passes,
         ...totals,
-        commits: last?.commits ?? [],
+        commits,
         stopped: controller.signal.aborted,
       };
     } finally {
