@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { Writable } from "node:stream";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it, type TestContext } from "node:test";
@@ -27,7 +30,9 @@ import {
   pickToken,
   promptSeed,
 } from "../../node/src/serve/index.js";
+import { serve } from "../../node/src/commands/serve.js";
 import { HeliaStore } from "../../node/src/ipfs/helia.js";
+import { createOutput } from "../../node/src/output.js";
 import { type ContentStore, ipfsUri } from "../../node/src/ipfs/store.js";
 import { canonicalSpecBytes } from "../../node/src/ml/spec.js";
 import {
@@ -370,7 +375,8 @@ describe("serve weights: the latest finalized checkpoint, checked against the ch
     dir = await mkdtemp(join(tmpdir(), "serve-"));
     for (let i = 0; i < 2; i++) {
       hosts.push(await createHost({ listen: ["/ip4/127.0.0.1/tcp/0"] }));
-      stores.push(await HeliaStore.open(join(dir, `ipfs-${i}`)));
+      // Online: serve nodes fetch the checkpoints from these stores over bitswap.
+      stores.push(await HeliaStore.open(join(dir, `ipfs-${i}`), { libp2p: hosts[i]!.libp2p }));
     }
     const specCid = await stores[0]!.add(canonicalSpecBytes(spec));
     await f.registry.write.registerModel([
@@ -415,8 +421,8 @@ describe("serve weights: the latest finalized checkpoint, checked against the ch
   });
 
   after(async () => {
-    for (const h of hosts) await h.stop();
     for (const s of stores) await s.close();
+    for (const h of hosts) await h.stop();
     await rm(dir, { recursive: true, force: true });
   });
 
@@ -497,4 +503,137 @@ describe("serve weights: the latest finalized checkpoint, checked against the ch
     const text = (await first.generate({ prompt: "Call me ", maxTokens: 12 })).text;
     assert.equal(text, reference(spec, states, "Call me ", 12));
   });
+
+  it("shard-node serve: fetches the finalized checkpoint from a peer, serves its shard, starts the gateway on shard 0", async (t) => {
+    const rpc = await rpcProxy();
+    t.after(() => new Promise<void>((resolve) => rpc.server.close(() => resolve())));
+    const deploymentFile = join(dir, "deployment.json");
+    await writeFile(
+      deploymentFile,
+      JSON.stringify({ chainId: 31337, blockNumber: "0", contracts: f.deployment.contracts }),
+    );
+    const lines: string[] = [];
+    const sink = new Writable({ write: (c, _e, cb) => (lines.push(String(c)), cb()) });
+    const out = createOutput({ json: true, stdout: sink, stderr: sink });
+    const common = {
+      rpcUrl: rpc.url,
+      chainId: "31337",
+      model: modelId.toString(),
+      deployment: deploymentFile,
+      listen: ["/ip4/127.0.0.1/tcp/0"],
+      backend: "wasm",
+      json: true,
+    };
+    const states = (await Promise.all([load(0), load(1)])).map((w) => w.state);
+
+    // Shard 1 by the command: its own (empty) store fetches the checkpoint from shard 1's trainer.
+    const stop1 = new AbortController();
+    let address = "";
+    let listening!: () => void;
+    const started = new Promise<void>((resolve) => (listening = resolve));
+    const run1 = serve(
+      { ...common, shard: "1", dataDir: join(dir, "serve-1"), ipfsPeer: hosts.map((h) => h.multiaddrs()[0]!) },
+      out,
+      { signal: stop1.signal, onListening: (i) => ((address = i.multiaddrs[0]!), listening()) },
+    );
+    // Either it listens, or it fails (and the failure is the test's error).
+    await Promise.race([started, run1]);
+    assert.ok(address, lines.join(""));
+    const event = lines.map((l) => JSON.parse(l)).find((e) => e.event === "listening");
+    assert.equal(event.shard, 1);
+    assert.equal(event.source, "chain");
+    assert.equal(event.round, "1");
+    // Shard 0 in-process feeds it.
+    const host0 = await createHost({ listen: ["/ip4/127.0.0.1/tcp/0"] });
+    t.after(() => host0.stop());
+    const first = await createInferenceServer({ host: host0, spec, shard: 0, state: states[0]!, next: address });
+    t.after(() => first.stop());
+    assert.equal(
+      (await first.generate({ prompt: "Call me ", maxTokens: 8 })).text,
+      reference(spec, states, "Call me ", 8),
+    );
+    stop1.abort();
+    const result = await run1;
+    assert.equal(result.served, 8);
+    assert.equal(result.root, (await load(1)).root);
+
+    // A checkpoint file that is not on-chain is refused before anything listens.
+    const { trainers } = await runBaseline(spec, { rounds: 0 });
+    const genesis = await trainers[1]!.state();
+    for (const tr of trainers) tr.dispose();
+    const file = join(dir, "genesis-1.safetensors");
+    const meta = { modelId: modelId.toString(), shard: 1, lane: 0, round: 0, specDigest: digest, backend: "wasm" };
+    await writeFile(file, encodeCheckpoint(stageLayout(spec, 1), genesis, meta).bytes);
+    // (The spec from a local copy: this node has no IPFS peers.)
+    const specFile = join(dir, "spec.json");
+    await writeFile(specFile, canonicalSpecBytes(spec));
+    await assert.rejects(
+      serve({ ...common, shard: "1", dataDir: join(dir, "serve-1b"), checkpoint: file, spec: specFile }, out, {
+        onListening: () => assert.fail("must not listen"),
+      }),
+      CheckpointRootMismatchError,
+    );
+
+    // Shard 0 with the paying gateway (its key settles receipts).
+    const previous = process.env.SHARD_NODE_PRIVATE_KEY;
+    process.env.SHARD_NODE_PRIVATE_KEY = privateKeyOf(5);
+    t.after(() => {
+      if (previous === undefined) delete process.env.SHARD_NODE_PRIVATE_KEY;
+      else process.env.SHARD_NODE_PRIVATE_KEY = previous;
+    });
+    const stop0 = new AbortController();
+    let gatewayUrl: string | null = null;
+    const done0 = new Promise<unknown>((resolve) => {
+      serve(
+        {
+          ...common,
+          shard: "0",
+          dataDir: join(dir, "serve-0"),
+          ipfsPeer: hosts.map((h) => h.multiaddrs()[0]!),
+          peerNext: address,
+          currency: f.usdc.address,
+          price: "0.001",
+          gatewayPort: "0",
+        },
+        out,
+        { signal: stop0.signal, onListening: (i) => ((gatewayUrl = i.gatewayUrl), stop0.abort()) },
+      ).then(resolve, resolve);
+    });
+    const result0 = (await done0) as Awaited<ReturnType<typeof serve>>;
+    assert.ok(gatewayUrl, `no gateway: ${String(result0)}`);
+    assert.equal(result0.gatewayUrl, gatewayUrl);
+    await assert.rejects(
+      serve({ ...common, shard: "0", dataDir: join(dir, "serve-0"), peerNext: address }, out),
+      (e: Error) => e.name === "UsageError" && /--currency and --price/.test(e.message),
+    );
+  });
 });
+
+/** A JSON-RPC endpoint over HTTP in front of the in-process chain, for commands that take an --rpc-url. */
+async function rpcProxy(): Promise<{ url: string; server: Server }> {
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", async () => {
+      const call = async (m: { id: unknown; method: string; params?: unknown[] }) => {
+        try {
+          const result = await connection.provider.request({ method: m.method, params: m.params ?? [] });
+          return { jsonrpc: "2.0", id: m.id, result };
+        } catch (e) {
+          const err = e as { code?: number; message: string; data?: unknown };
+          return {
+            jsonrpc: "2.0",
+            id: m.id,
+            error: { code: err.code ?? -32603, message: err.message, data: err.data },
+          };
+        }
+      };
+      const body = JSON.parse(Buffer.concat(chunks).toString("utf8"));
+      const answer = Array.isArray(body) ? await Promise.all(body.map(call)) : await call(body);
+      res.setHeader("content-type", "application/json");
+      res.end(JSON.stringify(answer, (_k, v: unknown) => (typeof v === "bigint" ? `0x${v.toString(16)}` : v)));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server };
+}
