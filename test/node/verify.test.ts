@@ -1,7 +1,10 @@
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
 import { access, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { after, before, describe, it } from "node:test";
 
 import { createWalletClient, custom, keccak256, parseEther, publicActions, type Hex, zeroHash } from "viem";
@@ -293,6 +296,69 @@ describe("verify: replay a lane's round, check every commit, attest / challenge 
     assert.deepEqual([crossCheat.valid, crossCheat.reason, crossCheat.crossBackend], [false, "root-mismatch", true]);
     assert.ok(Math.abs(crossCheat.maxAbsDiff! - 0.01) < 1e-6, `max-abs ${crossCheat.maxAbsDiff}`);
     assert.equal(crossBackendTolerance(spec.training.stepsPerRound), 5e-4);
+  });
+
+  it("accepts a round trained on another backend (pure-JS cpu, in a child process) within the stated tolerance", async () => {
+    // The trainer's side: the same round on the cpu backend, files written to disk.
+    const out = join(dir, "cpu");
+    const script = join(dir, "cpu-trainer.mjs");
+    const root = fileURLToPath(new URL("../../", import.meta.url));
+    await writeFile(
+      script,
+      `const root = ${JSON.stringify(root)};
+const { initBackend } = await import(root + "node/src/ml/backend.ts");
+const { replayRound } = await import(root + "node/src/verify/replay.ts");
+const { zModelSpec, specDigest } = await import(root + "node/src/ml/spec.ts");
+const { mkdirSync, writeFileSync } = await import("node:fs");
+const spec = zModelSpec.parse(${JSON.stringify(spec)});
+const backend = await initBackend("cpu");
+const zero = "0x" + "0".repeat(64);
+const r = await replayRound({ spec, modelId: "${honestModel}", specDigest: specDigest(spec), lane: 0, round: 1,
+  parents: spec.shards.map(() => ({ root: zero })), backend });
+mkdirSync(${JSON.stringify(out)}, { recursive: true });
+for (const s of r.shards) {
+  writeFileSync(${JSON.stringify(out)} + "/" + s.shard + ".safetensors", s.checkpoint);
+  writeFileSync(${JSON.stringify(out)} + "/" + s.shard + ".json", s.transcript);
+}`,
+    );
+    const child = spawn(process.execPath, ["--import", "tsx", script], {
+      cwd: root,
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    let stderr = "";
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    const [code] = (await once(child, "close")) as [number];
+    assert.equal(code, 0, stderr);
+
+    const replay = replays[0]!;
+    const commits: CommitEvidence[] = await Promise.all(
+      spec.shards.map(async (_, shard) => {
+        const transcript = await readFile(join(out, `${shard}.json`));
+        const t = JSON.parse(transcript.toString());
+        assert.equal(t.backend.name, "cpu");
+        return {
+          commitId: keccak256(`0x0${shard}`),
+          checkpoint: {
+            ...(await swarmEvidence(shard, 1)).checkpoint,
+            root: t.root,
+            transcriptDigest: keccak256(transcript),
+            sentActivations: t.sent.activations,
+            receivedActivations: t.received.activations,
+            sentGradients: t.sent.gradients,
+            receivedGradients: t.received.gradients,
+          },
+          transcript: { bytes: new Uint8Array(transcript) },
+          content: { bytes: new Uint8Array(await readFile(join(out, `${shard}.safetensors`))) },
+        };
+      }),
+    );
+    // Other numerics: other roots and digests, so only the tolerance can accept them.
+    assert.notEqual(commits[0]!.checkpoint.root, replay.shards[0]!.root);
+    const verdicts = checkRound({ spec, modelId: String(honestModel), specDigest: digest, backend, replay, commits });
+    for (const v of verdicts) {
+      assert.deepEqual([v.valid, v.reason, v.crossBackend], [true, "ok", true], v.detail);
+      assert.ok(v.maxAbsDiff! > 0 && v.maxAbsDiff! < crossBackendTolerance(spec.training.stepsPerRound) / 5);
+    }
   });
 
   it("sampling is a keyed coin: rate 0 never, 1 always, ~rate in between", () => {
