@@ -7,6 +7,7 @@ import type { InitOptions } from "./commands/init.js";
 import type { StakeOptions } from "./commands/stake.js";
 import type { StatusOptions } from "./commands/status.js";
 import type { UnstakeOptions } from "./commands/unstake.js";
+import type { ServeOptions } from "./commands/serve.js";
 import type { TrainOptions } from "./commands/train.js";
 import type { ConfigPath } from "./config/load.js";
 import { BACKEND_CHOICES } from "./config/schema.js";
@@ -192,6 +193,47 @@ function registerTrain(program: Command) {
   );
 }
 
+function registerServe(program: Command) {
+  addConfigOptions(
+    program
+      .command("serve")
+      .summary("host this node's shard for inference; shard 0 also runs the paying HTTP gateway")
+      .description(
+        "Hosts this node's shard of the model for inference until Ctrl-C: loads the shard's latest finalized checkpoint from IPFS (checked against its committed Merkle root) or --checkpoint <file>, serves /shard-protocol/infer/1.0.0 on its libp2p host and forwards each request to the next shard (--peer-next). Shard 0 also starts the paying gateway (POST /v1/generate against EIP-712 usage receipts in --currency at --price per character, settled on-chain in batches); --no-gateway leaves it out. Only shard 0's gateway needs the signing key.",
+      )
+      .option(
+        "--spec <file>",
+        "a local copy of the model spec, if IPFS does not have it (checked against the on-chain digest)",
+      )
+      .option(
+        "--checkpoint <file>",
+        "serve this safetensors checkpoint; its root must be a checkpoint of this shard on-chain",
+      )
+      .option("--unverified", "with --checkpoint: serve it even if it is not on-chain (local experiments)")
+      .option("--hop-timeout <seconds>", "time each hop of the pipeline gets to answer", "30")
+      .option("--max-tokens <n>", "most characters one request may generate", "1024")
+      .option("--no-gateway", "shard 0: do not start the paying gateway")
+      .option("--gateway-host <host>", "the gateway's HTTP address", "127.0.0.1")
+      .option("--gateway-port <port>", "the gateway's HTTP port (0: any free port)", "8080")
+      .option("--currency <address>", "shard 0: the ERC-20 usage receipts are drawn in")
+      .option("--price <amount>", "shard 0: price per generated character, in whole tokens of --currency")
+      .option("--settle-batch <n>", "receipts per settlement transaction", "50")
+      .option("--settle-interval <seconds>", "settle pending receipts at least this often", "60")
+      .addHelpText(
+        "after",
+        examples([
+          "shard-node serve --shard 1 --listen /ip4/0.0.0.0/tcp/4202",
+          "shard-node serve --shard 0 --peer-next /ip4/10.0.0.2/tcp/4202/p2p/12D3Koo... --currency 0xA0b8... --price 0.001 --gateway-port 8080",
+          "shard-node serve --shard 1 --checkpoint ./round-3.safetensors --unverified --json 2>events.ndjson",
+        ]),
+      )
+      .action(async (_options, cmd: Command) =>
+        run(cmd, async (o, out) => (await import("./commands/serve.js")).serve(o as ServeOptions, out)),
+      ),
+    ["backend", "listen", "peers.next", "ipfs.kuboUrl", "ipfs.peers", "deployment"],
+  );
+}
+
 /**
  * Every subcommand, in help order. To add one (`train`): write `registerTrain(program)` like those
  * above (options via `addConfigOptions`, `run(cmd, async (o, out) => (await
@@ -202,6 +244,7 @@ export const commands: ((program: Command) => void)[] = [
   registerStake,
   registerUnstake,
   registerTrain,
+  registerServe,
   registerStatus,
   registerClaim,
 ];
