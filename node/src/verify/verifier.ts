@@ -364,7 +364,8 @@ export async function verifyOnce(cfg: VerifierConfig): Promise<VerifierPass> {
       }
       continue;
     }
-    if (info.dispute?.open || info.upheld) continue;
+    const challengeKey = `challenge:${c.commitId}:${info.disputes}`;
+    if (info.dispute?.open || info.upheld || state.did(challengeKey)) continue;
     const params = await paramsAt(c.checkpoint.round);
     if (now >= BigInt(info.revealedAt + params.challengeWindow)) continue;
     const finding = new TextEncoder().encode(
@@ -387,7 +388,7 @@ export async function verifyOnce(cfg: VerifierConfig): Promise<VerifierPass> {
     const evidence = keccak256(finding);
     const file = path.join(state.findingsDir, `${c.commitId}.json`);
     await writeFile(file, finding);
-    const r = await act("challenge", c.commitId, `challenge:${c.commitId}:${info.disputes}`, () =>
+    const r = await act("challenge", c.commitId, challengeKey, () =>
       challenge(client, { deployment, account, commitId: c.commitId, evidence }),
     );
     if (r) {
