@@ -20,7 +20,7 @@ import { decodeCheckpoint, encodeCheckpoint } from "../../node/src/swarm/checkpo
 import { runSwarmNode, type SwarmRunResult } from "../../node/src/swarm/node.js";
 import { openContentStore, type ContentStore } from "../../node/src/ipfs/index.js";
 import { InsufficientStakeError } from "../../node/src/commands/train.js";
-import { verify } from "../../node/src/commands/verify.js";
+import { laneSettled, verify } from "../../node/src/commands/verify.js";
 import { network } from "hardhat";
 import { DEFAULT_ROUND_PARAMS, deployProtocol } from "../../scripts/lib/protocol.js";
 import { defineDeployment } from "../../sdk/index.js";
@@ -34,6 +34,7 @@ import {
   fetchBounded,
   isSampled,
   replayRound,
+  runVerifier,
   verifyOnce,
 } from "../../node/src/verify/index.js";
 import { type Checkpoint, challenge, getCommit, reveal, signSealedCommit, submitCommit } from "../../sdk/index.js";
@@ -513,6 +514,27 @@ for (const s of r.shards) {
     assert.deepEqual(
       [again.challenged, again.attested, again.resolved, again.finalized, again.orphansRejected],
       [[], [], [], [], []],
+    );
+  });
+
+  it("runVerifier loops until the lane is settled (--until-round), and an aborted signal stops it at once", async () => {
+    const passes: number[] = [];
+    const last = await runVerifier({
+      ...verifierConfig(5, cheatModel),
+      pollMs: 10,
+      until: (p) => {
+        passes.push(p.commits.length);
+        return laneSettled(p, cheatSpec.shards.length, 2);
+      },
+    });
+    assert.deepEqual(passes, [4]);
+    assert.ok(last!.commits.every((c) => c.status !== "pending"));
+    assert.equal(laneSettled(last!, cheatSpec.shards.length, 3), false, "round 3 was never committed");
+    const controller = new AbortController();
+    controller.abort();
+    assert.equal(
+      await runVerifier({ ...verifierConfig(5, cheatModel), pollMs: 10, signal: controller.signal }),
+      undefined,
     );
   });
 });
