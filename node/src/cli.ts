@@ -7,6 +7,7 @@ import type { InitOptions } from "./commands/init.js";
 import type { StakeOptions } from "./commands/stake.js";
 import type { StatusOptions } from "./commands/status.js";
 import type { UnstakeOptions } from "./commands/unstake.js";
+import type { VerifyOptions } from "./commands/verify.js";
 import type { ServeOptions } from "./commands/serve.js";
 import type { TrainOptions } from "./commands/train.js";
 import type { ConfigPath } from "./config/load.js";
@@ -234,6 +235,42 @@ function registerServe(program: Command) {
   );
 }
 
+function registerVerify(program: Command) {
+  addConfigOptions(
+    program
+      .command("verify")
+      .summary("replay others' commits, attest or challenge, vote, resolve and finalize")
+      .description(
+        "Watches the configured model's reveals, replays a random sample of rounds (every shard of a lane in one process, from the committed parent checkpoints fetched over IPFS) and checks each commit: Merkle roots, transcript, batch ids, hyper-parameters, pipeline digests, work units. Attests valid commits, challenges invalid ones with a bond (the finding is kept under <data-dir>/verify/), always replays and votes on disputes others open, resolves disputes whose window ended, finalizes commits (parents first) and rejects orphans. Needs the verifier stake. Ctrl-C stops after the current action; a restarted verifier never repeats one.",
+      )
+      .option(
+        "--spec <file>",
+        "a local copy of the model spec, if IPFS does not have it (checked against the on-chain digest)",
+      )
+      .option("--sample <fraction>", "fraction of reveals to replay, 0 to 1 (disputes are always replayed)", "0.25")
+      .option("--once", "one pass, then exit")
+      .option("--until-round <n>", "stop once every commit of lane 0 up to round <n> is finalized or rejected")
+      .option("--poll <seconds>", "pause between passes", "15")
+      .option(
+        "--fetch-timeout <seconds>",
+        "wait this long for a checkpoint or transcript before judging it withheld",
+        "60",
+      )
+      .addHelpText(
+        "after",
+        examples([
+          "shard-node verify --ipfs-peer /ip4/10.0.0.2/tcp/4101/p2p/12D3Koo... --sample 0.5",
+          "shard-node verify --once --json",
+          "shard-node verify --until-round 3",
+        ]),
+      )
+      .action(async (_options, cmd: Command) =>
+        run(cmd, async (o, out) => (await import("./commands/verify.js")).verify(o as VerifyOptions, out)),
+      ),
+    ["backend", "listen", "ipfs.kuboUrl", "ipfs.peers", "confirmations", "deployment"],
+  );
+}
+
 /**
  * Every subcommand, in help order. To add one (`train`): write `registerTrain(program)` like those
  * above (options via `addConfigOptions`, `run(cmd, async (o, out) => (await
@@ -244,6 +281,7 @@ export const commands: ((program: Command) => void)[] = [
   registerStake,
   registerUnstake,
   registerTrain,
+  registerVerify,
   registerServe,
   registerStatus,
   registerClaim,
