@@ -9,29 +9,18 @@
  * Settings (environment): DEMO_SHARDS (2, or 3), DEMO_ROUNDS (3), DEMO_STEPS (steps per round,
  * 20), DEMO_CHALLENGE_WINDOW (seconds, 6), DEMO_KEEP=1 (keep the work folder); DEMO_HELP=1 prints them.
  */
-import { execFile } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { promisify } from "node:util";
 
 import { type Address, type Hex, getAddress, parseEther, parseUnits } from "viem";
-import {
-  type Checkpoint,
-  contributionLedgerAbi,
-  ContractRevertError,
-  shardTokenAbi,
-  toTokenId,
-  type SignedUsageReceipt,
-} from "shard-protocol/sdk";
+import { type Checkpoint, contributionLedgerAbi, shardTokenAbi, toTokenId } from "shard-protocol/sdk";
 
 import { defaultSpec, type ModelSpec, zModelSpec } from "../node/src/ml/spec.js";
 import { zJournal } from "../node/src/swarm/journal.js";
 import { addressOf, deployDemo, type DemoDeployment, privateKeyOf, startChain } from "./lib/demo/chain.js";
 import { sdkClient, type SdkClient, shortAddress } from "./lib/demo/clients.js";
-import { type NodeEvent, type NodeProcess, ProcessGroup, SHARD_NODE_BIN } from "./lib/demo/process.js";
-
-const execFileAsync = promisify(execFile);
+import { type NodeEvent, type NodeProcess, ProcessGroup } from "./lib/demo/process.js";
 import { formatAmount, formatPercent, groupDigits, renderTable } from "./lib/demo/tables.js";
 
 /** What `runDemo` runs. Every field has a default that fits a 2-core machine in a few minutes. */
@@ -100,8 +89,6 @@ export interface DemoResult {
   tables: { capTable: string; revenue: string };
   /** Seconds per stage. */
   timings: Record<string, number>;
-  /** Steps the run made through an interim path (a missing component), named for the report. */
-  interim: string[];
 }
 
 /** Accounts of the demo's roles (Hardhat's default accounts; 0 deploys). */
@@ -165,7 +152,6 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   const log = (stage: string, text: string) =>
     print(`[${STAGES.indexOf(stage) + 1}/${STAGES.length}] ${stage}: ${text}`);
   const timings: Record<string, number> = {};
-  const interim: string[] = [];
   let stageStart = performance.now();
   const done = (stage: string) => {
     timings[stage] = Number(((performance.now() - stageStart) / 1000).toFixed(2));
@@ -260,50 +246,31 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     // 6. Verification. The shards' serve processes start first, on the trainers' data folders and
     // the checkpoints of their last round: they serve the checkpoints and transcripts to the
     // verifier (IPFS bitswap) and, once finalized, the model for inference.
-    const cli = await cliCommands(workDir);
     const pricePerUnit = parseUnits("0.001", deployment.currencyA.decimals); // per generated character
     const prompts = PROMPTS.slice(0, 3);
-    let servers: ServeNode[] | undefined;
-    if (cli.has("serve")) {
-      servers = await startServers({
-        group,
-        trainers,
-        modelId,
-        workDir,
-        nodeEnv,
-        log,
-        currency: deployment.currencyA.address,
-        price: "0.001",
-        settleBatch: prompts.length,
-      });
-    } else interim.push("serve: `shard-node serve` is not in the CLI; no inference, receipts signed with the SDK");
-    let minted: bigint[][];
-    let workUnits: bigint[][];
-    if (cli.has("verify")) {
-      ({ minted, workUnits } = await runVerifier({
-        group,
-        verifier,
-        deployment,
-        rounds,
-        shards,
-        workDir,
-        env: nodeEnv(verifier.account, 0),
-        contentPeers: (servers ?? []).map((x) => x.multiaddr),
-        log,
-        reader: client(0),
-      }));
-    } else {
-      interim.push("verification: `shard-node verify` is not in the CLI; attested and finalized through the SDK");
-      ({ minted, workUnits } = await verifyInterim({
-        verifierClient: client(verifier.account),
-        deployment,
-        checkpoints: await readRevealed(client(0), deployment, modelId),
-        shards,
-        rounds,
-        log,
-        signal,
-      }));
-    }
+    const servers = await startServers({
+      group,
+      trainers,
+      modelId,
+      workDir,
+      nodeEnv,
+      log,
+      currency: deployment.currencyA.address,
+      price: "0.001",
+      settleBatch: prompts.length,
+    });
+    const { minted, workUnits } = await runVerifier({
+      group,
+      verifier,
+      deployment,
+      rounds,
+      shards,
+      workDir,
+      env: nodeEnv(verifier.account, 0),
+      contentPeers: servers.map((x) => x.multiaddr),
+      log,
+      reader: client(0),
+    });
     done("verification");
 
     // 7. A transfer: trainer 0 sends a quarter of its shard-0 tokens to a new holder.
@@ -333,20 +300,16 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     // 8. Revenue: escrow in currency A and paid requests through shard 0's gateway (receipts
     // settled in a batch), and a direct payment in currency B.
     const dappClient = client(dapp.account);
-    let generated: DemoResult["generated"] = [];
-    let revenue: DemoResult["revenue"];
-    if (servers) {
-      ({ generated, revenue } = await inferThroughGateway({
-        dappClient,
-        deployment,
-        gateway: servers[0]!,
-        prompts,
-        pricePerUnit,
-        log,
-      }));
-      await Promise.all(servers.map((x) => x.process.stop(10_000)));
-      log("inference", "serve processes stopped");
-    } else revenue = await payInterim({ dappClient, gatewayClient: trainer0, deployment, log });
+    const { generated, revenue } = await inferThroughGateway({
+      dappClient,
+      deployment,
+      gateway: servers[0]!,
+      prompts,
+      pricePerUnit,
+      log,
+    });
+    await Promise.all(servers.map((x) => x.process.stop(10_000)));
+    log("inference", "serve processes stopped");
     revenue.directB = parseEther("3");
     await dappClient.pay({ modelId, currency: deployment.currencyB.address, amount: revenue.directB });
     log(
@@ -451,7 +414,6 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
       claimed,
       tables: { capTable, revenue: revenueTable },
       timings,
-      interim,
     };
   } catch (err) {
     if (signal?.aborted) throw new DemoAbortedError();
@@ -575,63 +537,6 @@ async function readRevealed(client: SdkClient, deployment: DemoDeployment, model
   return logs.map((l) => l.args.checkpoint as Checkpoint);
 }
 
-interface VerifyContext {
-  verifierClient: SdkClient;
-  deployment: DemoDeployment;
-  checkpoints: Checkpoint[];
-  shards: number;
-  rounds: number;
-  log: (stage: string, text: string) => void;
-  signal: AbortSignal | undefined;
-}
-
-/**
- * INTERIM (until `shard-node verify` lands): the verifier stakes, attests every revealed commit and
- * finalizes them round by round once their challenge windows close, through the SDK.
- */
-async function verifyInterim(ctx: VerifyContext): Promise<{ minted: bigint[][]; workUnits: bigint[][] }> {
-  const { verifierClient: v, deployment, checkpoints, shards, rounds, log } = ctx;
-  const modelId = deployment.modelId;
-  await v.stake({ modelId, role: "verifier", amount: deployment.params.minVerifierStake });
-  log(
-    "verification",
-    `verifier ${shortAddress(v.account.address)} staked ${deployment.params.minVerifierStake / 10n ** 18n} STK (interim: SDK, not shard-node verify)`,
-  );
-  const minted: bigint[][] = Array.from({ length: shards }, () => []);
-  const workUnits: bigint[][] = Array.from({ length: shards }, () => []);
-  const byKey = new Map(checkpoints.map((c) => [`${c.shard}/${c.round}`, c]));
-  for (let round = 1; round <= rounds; round++)
-    for (let shard = 0; shard < shards; shard++) {
-      const cp = byKey.get(`${shard}/${round}`);
-      if (!cp) throw new Error(`no revealed checkpoint for shard ${shard} round ${round}`);
-      await v.attest({ commitId: await commitIdOf(v, deployment, cp) });
-    }
-  log("verification", `attested ${checkpoints.length} commits`);
-  for (let round = 1; round <= rounds; round++)
-    for (let shard = 0; shard < shards; shard++) {
-      const cp = byKey.get(`${shard}/${round}`)!;
-      for (;;) {
-        try {
-          const r = await v.finalize({ checkpoint: cp });
-          minted[shard]![round - 1] = r.minted;
-          workUnits[shard]![round - 1] = cp.workUnits;
-          log(
-            "verification",
-            `shard ${shard} round ${round} finalized: ${groupDigits(r.minted)} tokens minted to ${shortAddress(cp.owner)} for ${groupDigits(cp.workUnits)} work units`,
-          );
-          break;
-        } catch (err) {
-          if (err instanceof ContractRevertError && err.errorName === "ChallengeWindowOpen") {
-            await sleep(500, ctx.signal);
-            continue;
-          }
-          throw err;
-        }
-      }
-    }
-  return { minted, workUnits };
-}
-
 async function commitIdOf(client: SdkClient, deployment: DemoDeployment, cp: Checkpoint): Promise<Hex> {
   return client.readContract({
     address: deployment.addresses.ledger,
@@ -639,38 +544,6 @@ async function commitIdOf(client: SdkClient, deployment: DemoDeployment, cp: Che
     functionName: "commitIdOf",
     args: [cp.modelId, cp.shard, cp.round, cp.lane],
   });
-}
-
-/**
- * INTERIM (only while `shard-node serve` is not in the CLI): the dApp deposits escrow in currency A
- * and signs usage receipts with the SDK; the gateway's operator (trainer 0) settles them in one batch.
- */
-async function payInterim(ctx: {
-  dappClient: SdkClient;
-  gatewayClient: SdkClient;
-  deployment: DemoDeployment;
-  log: (stage: string, text: string) => void;
-}): Promise<DemoResult["revenue"]> {
-  const { dappClient: d, gatewayClient: g, deployment, log } = ctx;
-  const { modelId, currencyA: a } = deployment;
-  const escrowDeposit = await deposit(d, deployment, log);
-  const pricePerUnit = parseUnits("0.001", a.decimals);
-  const requests = [48n, 64n, 37n];
-  const signed: SignedUsageReceipt[] = [];
-  for (const units of requests)
-    signed.push(await d.signUsageReceipt({ modelId, currency: a.address, units, pricePerUnit }));
-  const settled = await g.settleReceipts({ receipts: signed });
-  log(
-    "inference",
-    `settled ${settled.settled.length} SDK-signed receipts in one batch: ${formatAmount(settled.total, a.decimals, a.symbol)}`,
-  );
-  return {
-    escrowDeposit,
-    receipts: requests.map((units) => ({ units, pricePerUnit, amount: units * pricePerUnit })),
-    settledA: settled.total,
-    directB: 0n,
-    distributions: [],
-  };
 }
 
 /** The dApp's escrow deposit in currency A. */
@@ -707,13 +580,6 @@ async function readDistributions(
 
 /** Prompts the dApp sends (characters of the model's vocabulary). */
 const PROMPTS = ["Call me Ishmael. ", "The whale ", "It was the sea that "];
-
-/** The commands `bin/shard-node.js` offers (from its `--help`). */
-async function cliCommands(cwd: string): Promise<Set<string>> {
-  const { stdout } = await execFileAsync(process.execPath, [SHARD_NODE_BIN, "--help"], { cwd });
-  const section = stdout.slice(stdout.indexOf("Commands:"));
-  return new Set([...section.matchAll(/^ {2}([a-z]+)/gm)].map((m) => m[1]!));
-}
 
 /** A running `shard-node serve` of one shard. */
 interface ServeNode {
@@ -984,10 +850,6 @@ async function main(): Promise<void> {
     if (r.generated.length > 0) {
       console.log(`\nGenerated text\n`);
       for (const g of r.generated) console.log(`  ${JSON.stringify(g.prompt)} → ${JSON.stringify(g.text)}`);
-    }
-    if (r.interim.length > 0) {
-      console.log(`\nInterim steps (components not yet in the CLI):`);
-      for (const line of r.interim) console.log(`  - ${line}`);
     }
     console.log(
       `\nDone in ${((performance.now() - t0) / 1000).toFixed(1)} s (${Object.entries(r.timings)
