@@ -20,7 +20,7 @@ import { defaultSpec, type ModelSpec, zModelSpec } from "../node/src/ml/spec.js"
 import { zJournal } from "../node/src/swarm/journal.js";
 import { addressOf, deployDemo, type DemoDeployment, privateKeyOf, startChain } from "./lib/demo/chain.js";
 import { sdkClient, type SdkClient, shortAddress } from "./lib/demo/clients.js";
-import { type NodeEvent, type NodeProcess, ProcessGroup } from "./lib/demo/process.js";
+import { type NodeEvent, type NodeProcess, NodeProcessError, ProcessGroup } from "./lib/demo/process.js";
 import { formatAmount, formatPercent, groupDigits, renderTable } from "./lib/demo/tables.js";
 
 /** What `runDemo` runs. Every field has a default that fits a 2-core machine in a few minutes. */
@@ -862,7 +862,10 @@ async function main(): Promise<void> {
       process.exitCode = 130;
       return;
     }
-    console.error(`demo failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    // A child's failure is explained by its own report (in the message); anything else by its stack.
+    const text =
+      err instanceof NodeProcessError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err);
+    console.error(`demo failed: ${text}`);
     process.exitCode = 1;
   } finally {
     process.off("SIGINT", onSignal);

@@ -102,7 +102,7 @@ export class NodeProcess {
   tail(lines = 20): string {
     return this.stderr
       .split("\n")
-      .filter((l) => l.trim() !== "")
+      .filter((l) => l.trim() !== "" && !l.startsWith('{"event":'))
       .slice(-lines)
       .join("\n");
   }
