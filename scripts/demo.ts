@@ -340,25 +340,28 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     log("claims", `${newHolder.name} claimed with the SDK: ${describeClaims(claimed[newHolder.address]!, currencies)}`);
     done("claims");
 
-    // The tables.
+    // The tables: the cap table from the SDK (built from the token's transfer events), checked
+    // against the token's balances on-chain.
     const reader = client(0);
     const holders = [...trainers, newHolder];
-    const supplies: bigint[] = [];
-    const balances: DemoResult["balances"] = Object.fromEntries(holders.map((h) => [h.address, [] as bigint[]]));
-    for (let s = 0; s < shards; s++) {
-      const id = toTokenId({ modelId, shard: s });
-      supplies.push(
-        await reader.readContract({ address: token, abi: shardTokenAbi, functionName: "totalSupply", args: [id] }),
+    const table = await reader.getCapTable({ modelId, confirmations: 0 });
+    const supplies = table.shards.map((x) => x.supply);
+    const balances: DemoResult["balances"] = {};
+    const shareWad = new Map(table.revenueShares.map((x) => [getAddress(x.holder), x.shareWad]));
+    for (const h of holders) {
+      balances[h.address] = table.shards.map(
+        (x) => x.holders.find((y) => getAddress(y.holder) === h.address)?.balance ?? 0n,
       );
-      for (const h of holders)
-        balances[h.address]!.push(
-          await reader.readContract({
-            address: token,
-            abi: shardTokenAbi,
-            functionName: "balanceOf",
-            args: [h.address, id],
-          }),
-        );
+      for (const [shard, balance] of balances[h.address]!.entries()) {
+        const onChain = await reader.readContract({
+          address: token,
+          abi: shardTokenAbi,
+          functionName: "balanceOf",
+          args: [h.address, toTokenId({ modelId, shard })],
+        });
+        if (onChain !== balance)
+          throw new Error(`cap table says ${balance} for ${h.name} on shard ${shard}, the token says ${onChain}`);
+      }
     }
     const capTable = renderTable(
       ["holder", "address", ...Array.from({ length: shards }, (_, s) => `shard ${s} tokens`), "share of revenue"],
@@ -367,7 +370,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
           h.name,
           shortAddress(h.address),
           ...balances[h.address]!.map((b, s) => `${groupDigits(b)} (${formatPercent(b, supplies[s]!)})`),
-          formatPercent(revenueShareWad(balances[h.address]!, supplies, deployment.shardWeights), 10n ** 18n),
+          formatPercent(shareWad.get(h.address) ?? 0n, 10n ** 18n),
         ]),
         ["total", "", ...supplies.map((s) => `${groupDigits(s)} (100.00 %)`), "100.00 %"],
       ],
@@ -425,15 +428,6 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     if (options.keepWorkDir) print(`work folder kept: ${workDir}`);
     else await rm(workDir, { recursive: true, force: true });
   }
-}
-
-/** A holder's share of the model's revenue in wad: Σ_s weight_s / Σ weights × balance_s / supply_s. */
-function revenueShareWad(balances: bigint[], supplies: bigint[], weights: bigint[]): bigint {
-  const total = weights.reduce((a, b) => a + b, 0n);
-  let share = 0n;
-  for (let s = 0; s < balances.length; s++)
-    if (supplies[s]! > 0n) share += (balances[s]! * weights[s]! * 10n ** 18n) / (supplies[s]! * total);
-  return share;
 }
 
 function describeClaims(
