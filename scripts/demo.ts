@@ -2,9 +2,12 @@
  * `npm run demo`: the whole protocol on this machine, in one command. A local chain (Hardhat's EDR
  * behind a real JSON-RPC endpoint), the protocol deployed, a model registered, S trainers staking
  * and training their shards as separate `shard-node train` processes over libp2p for R rounds,
- * verification and finalization (shard tokens minted for the verified work), a token transfer,
- * revenue from a dApp (escrow + signed usage receipts settled in a batch, and a direct payment in
- * a second currency), claims, and the cap table and revenue table at the end.
+ * `shard-node serve` for every shard (seeding the checkpoints to the verifier over IPFS, then
+ * serving inference, shard 0 with the paying gateway), a `shard-node verify` process that replays,
+ * attests and finalizes every commit (shard tokens minted for the verified work), a token transfer,
+ * revenue from a dApp (escrow + `requestInference` through the gateway, whose receipts it settles
+ * in a batch, and a direct payment in a second currency), claims (`shard-node claim`, SDK), and
+ * the cap table, revenue table and generated text at the end.
  *
  * Settings (environment): DEMO_SHARDS (2, or 3), DEMO_ROUNDS (3), DEMO_STEPS (steps per round,
  * 20), DEMO_CHALLENGE_WINDOW (seconds, 6), DEMO_KEEP=1 (keep the work folder); DEMO_HELP=1 prints them.
