@@ -99,7 +99,8 @@ export function tensorBytes(shape: readonly number[]): number {
 const utf8 = new TextEncoder();
 const utf8Strict = new TextDecoder("utf-8", { fatal: true });
 
-function varintLength(value: number): number {
+/** Bytes of `value` as an unsigned LEB128 varint (the length prefixes of frames and messages). */
+export function varintLength(value: number): number {
   let n = 1;
   while (value >= 0x80) {
     value = Math.floor(value / 0x80);
@@ -108,7 +109,8 @@ function varintLength(value: number): number {
   return n;
 }
 
-function writeVarint(value: number, out: Uint8Array, offset: number): number {
+/** Writes `value` as an unsigned LEB128 varint at `offset`; returns the offset after it. */
+export function writeVarint(value: number, out: Uint8Array, offset: number): number {
   while (value >= 0x80) {
     out[offset++] = (value % 0x80) | 0x80;
     value = Math.floor(value / 0x80);

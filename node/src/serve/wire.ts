@@ -1,3 +1,4 @@
+import { varintLength, writeVarint } from "../p2p/frames.js";
 import type { Libp2pNode } from "../p2p/host.js";
 import { InferenceRequestError } from "./errors.js";
 
@@ -30,24 +31,6 @@ export interface Message {
 const utf8 = new TextEncoder();
 const utf8Strict = new TextDecoder("utf-8", { fatal: true });
 const MAX_TIMER_MS = 2 ** 31 - 1;
-
-function varintLength(value: number): number {
-  let n = 1;
-  while (value >= 0x80) {
-    value = Math.floor(value / 0x80);
-    n++;
-  }
-  return n;
-}
-
-function writeVarint(value: number, out: Uint8Array, offset: number): number {
-  while (value >= 0x80) {
-    out[offset++] = (value % 0x80) | 0x80;
-    value = Math.floor(value / 0x80);
-  }
-  out[offset++] = value;
-  return offset;
-}
 
 /** Encodes one message: the header as JSON, then the payload (empty by default). */
 export function encodeMessage(header: object, payload: Uint8Array = new Uint8Array(0)): Uint8Array {
