@@ -1,4 +1,3 @@
-import { mkdir } from "node:fs/promises";
 import path from "node:path";
 
 import { multiaddr as parseMultiaddr } from "@multiformats/multiaddr";
@@ -10,13 +9,12 @@ import { configOptionsSchema, globalOptionsSchema, type NodeConfig } from "../co
 import { NodeError } from "../errors.js";
 import { UsageError, onShutdown } from "../exit.js";
 import { type Gateway, startGateway } from "../gateway/index.js";
-import { type ContentStore, connectContentPeers, openContentStore } from "../ipfs/index.js";
 import { initBackend } from "../ml/backend.js";
 import { toJson, type Output } from "../output.js";
-import { type ShardHost, createHost, loadOrCreatePeerKey } from "../p2p/host.js";
+import type { ShardHost } from "../p2p/host.js";
 import { type InferenceServer, createInferenceServer, loadServeWeights } from "../serve/index.js";
 import { configOf, openSigner, parseAmount, parseOptions, readModel, tokenInfo, zAmountText } from "./common.js";
-import { ModelSpecError, fetchSpec } from "./train.js";
+import { loadModelSpec, openNodeNetwork } from "./network.js";
 
 export const serveOptionsSchema = globalOptionsSchema
   .extend(configOptionsSchema.shape)
@@ -134,10 +132,8 @@ async function serveWith(
       { path: "--peer-next", message: `the multiaddr of shard ${shard + 1}'s serve node` },
     ]);
 
-  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
-  const privateKey = await loadOrCreatePeerKey(path.join(config.dataDir, "peer.key"));
-  const host: ShardHost = await createHost({ listen: config.listen, privateKey });
-  let store: ContentStore | undefined;
+  const network = await openNodeNetwork(config, out);
+  const { host, store } = network;
   let server: InferenceServer | undefined;
   let gateway: Gateway | undefined;
   const stopped = new AbortController();
@@ -146,16 +142,7 @@ async function serveWith(
   control.signal?.addEventListener("abort", onAbort);
   if (control.signal?.aborted) stopped.abort();
   try {
-    store = await openContentStore({ dataDir: config.dataDir, kuboUrl: config.ipfs.kuboUrl, libp2p: host.libp2p });
-    if (config.ipfs.kuboUrl === undefined && config.ipfs.peers?.length)
-      await connectContentPeers(host, config.ipfs.peers).catch((err: unknown) =>
-        out.log(`warning: ${err instanceof NodeError ? `${err.shortMessage} ${err.details ?? ""}` : String(err)}`),
-      );
-    const spec = await fetchSpec(model.specURI, model.specDigest, store, o.spec);
-    if (spec.shards.length !== model.shardCount)
-      throw new ModelSpecError(
-        `The spec splits the model into ${spec.shards.length} shards, the registry says ${model.shardCount}.`,
-      );
+    const spec = await loadModelSpec(model, store, o.spec);
     const backend = await initBackend(config.backend);
     const weights = await loadServeWeights({
       client: publicClient,
@@ -253,8 +240,7 @@ async function serveWith(
     control.signal?.removeEventListener("abort", onAbort);
     await gateway?.close().catch(() => {});
     await server?.stop().catch(() => {});
-    await store?.close().catch(() => {});
-    await host.stop().catch(() => {});
+    await network.close();
   }
 }
 

@@ -1,21 +1,15 @@
-import { mkdir, readFile } from "node:fs/promises";
-import path from "node:path";
-
-import { keccak256 } from "viem";
 import { getStake } from "shard-protocol/sdk";
 import { z } from "zod";
 
 import { configOptionsSchema, globalOptionsSchema } from "../config/schema.js";
 import { NodeError } from "../errors.js";
 import { isShuttingDown, onShutdown } from "../exit.js";
-import { connectContentPeers, openContentStore } from "../ipfs/index.js";
-import { parseIpfsUri } from "../ipfs/store.js";
 import { initBackend } from "../ml/backend.js";
-import { type ModelSpec, canonicalSpecBytes, specDigest, zModelSpec } from "../ml/spec.js";
+import type { ModelSpec } from "../ml/spec.js";
 import { toJson, type Output } from "../output.js";
-import { createHost, loadOrCreatePeerKey } from "../p2p/host.js";
 import { type SwarmEvent, runSwarmNode } from "../swarm/node.js";
 import { formatAmount, isNodeAuthorized, openSigner, parseOptions, readModel, tokenInfo } from "./common.js";
+import { loadModelSpec, openNodeNetwork } from "./network.js";
 
 export const trainOptionsSchema = globalOptionsSchema.extend(configOptionsSchema.shape).extend({
   /** A local copy of the model spec, used when IPFS does not have it; checked against the on-chain digest. */
@@ -27,10 +21,6 @@ export const trainOptionsSchema = globalOptionsSchema.extend(configOptionsSchema
 });
 
 export type TrainOptions = z.input<typeof trainOptionsSchema>;
-
-export class ModelSpecError extends NodeError {
-  override name = "ModelSpecError";
-}
 
 export class InsufficientStakeError extends NodeError {
   override name = "InsufficientStakeError";
@@ -48,52 +38,6 @@ export interface TrainResult {
   head: number;
   stopped: boolean;
   lastEvalLoss: number | null;
-}
-
-/** The spec the model was registered with: from IPFS, or a local file, always checked against the digest. */
-export async function fetchSpec(
-  uri: string,
-  digest: `0x${string}`,
-  store: Awaited<ReturnType<typeof openContentStore>>,
-  file: string | undefined,
-): Promise<ModelSpec> {
-  let bytes: Uint8Array | undefined;
-  let why = "";
-  if (file) {
-    try {
-      bytes = await readFile(file);
-    } catch (err) {
-      throw new ModelSpecError(`Cannot read the model spec file ${file}.`, {
-        cause: err,
-        details: (err as Error).message,
-      });
-    }
-  } else {
-    try {
-      bytes = await store.get(parseIpfsUri(uri), { maxBytes: 1024 * 1024, signal: AbortSignal.timeout(30_000) });
-    } catch (err) {
-      why = err instanceof NodeError ? err.shortMessage : String(err);
-    }
-  }
-  if (!bytes)
-    throw new ModelSpecError(`The model spec ${uri} is not available.`, {
-      details: `${why} Pass a copy with --spec <file>; it is checked against the on-chain digest.`,
-    });
-  let spec: ModelSpec;
-  try {
-    spec = zModelSpec.parse(JSON.parse(new TextDecoder().decode(bytes)));
-  } catch (err) {
-    throw new ModelSpecError("The model spec is not a valid spec document.", {
-      cause: err,
-      details: (err as Error).message.slice(0, 800),
-    });
-  }
-  if (specDigest(spec) !== digest && keccak256(bytes) !== digest)
-    throw new ModelSpecError("The model spec does not match the digest the model was registered with.", {
-      details: `on-chain ${digest}, this document ${specDigest(spec)}`,
-    });
-  if (file) await store.add(canonicalSpecBytes(spec)); // keep (and serve) the registered document
-  return spec;
 }
 
 /**
@@ -143,37 +87,13 @@ async function trainWith(
     await walletClient.authorizeNode({ nodeKey: account.address, authorized: true });
   }
 
-  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   // One host carries the pipeline links and, for the embedded store, bitswap: the node serves its
   // checkpoints and transcripts to verifiers and fetches what it lacks (the spec) from its peers.
-  const host = await createHost({
-    listen: config.listen,
-    privateKey: await loadOrCreatePeerKey(path.join(config.dataDir, "peer.key")),
-  });
-  const store = await openContentStore({
-    dataDir: config.dataDir,
-    kuboUrl: config.ipfs.kuboUrl,
-    libp2p: host.libp2p,
-  }).catch(async (err: unknown) => {
-    await host.stop().catch(() => {});
-    throw err;
-  });
+  const network = await openNodeNetwork(config, out);
+  const { host, store } = network;
   const stopListening = onShutdown(() => out.log("stopping after the current step (Ctrl-C again to quit at once)"));
   try {
-    const contentPeers = config.ipfs.peers ?? [];
-    if (config.ipfs.kuboUrl === undefined && contentPeers.length > 0) {
-      // Content peers only help: one that is down leaves the others, and `--spec`, to do.
-      await connectContentPeers(host, contentPeers).catch((err: unknown) => {
-        out.log(
-          `warning: ${err instanceof NodeError ? `${err.shortMessage} ${err.details ?? ""}`.trim() : String(err)}`,
-        );
-      });
-    }
-    const spec = await fetchSpec(model.specURI, model.specDigest, store, o.spec);
-    if (spec.shards.length !== model.shardCount)
-      throw new ModelSpecError(
-        `The spec splits the model into ${spec.shards.length} shards, the registry says ${model.shardCount}.`,
-      );
+    const spec = await loadModelSpec(model, store, o.spec);
     const backend = await initBackend(config.backend);
     const addrs = host.multiaddrs();
     if (out.json)
@@ -236,9 +156,7 @@ async function trainWith(
     }
   } finally {
     stopListening();
-    // The store first: it is bound to the host's libp2p node.
-    await store.close().catch(() => {});
-    await host.stop().catch(() => {});
+    await network.close(); // the store first: it is bound to the host's libp2p node
   }
 }
 

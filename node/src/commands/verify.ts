@@ -1,19 +1,15 @@
-import { mkdir } from "node:fs/promises";
-import path from "node:path";
-
 import { getStake } from "shard-protocol/sdk";
 import { z } from "zod";
 
 import { configOptionsSchema, globalOptionsSchema } from "../config/schema.js";
 import { NodeError } from "../errors.js";
 import { isShuttingDown, onShutdown } from "../exit.js";
-import { connectContentPeers, openContentStore } from "../ipfs/index.js";
 import { initBackend } from "../ml/backend.js";
 import { toJson, type Output } from "../output.js";
-import { createHost, loadOrCreatePeerKey } from "../p2p/host.js";
 import { type VerifierEvent, type VerifierPass, runVerifier, verifyOnce } from "../verify/verifier.js";
 import { formatAmount, openSigner, parseOptions, readModel, tokenInfo } from "./common.js";
-import { InsufficientStakeError, ModelSpecError, fetchSpec } from "./train.js";
+import { loadModelSpec, openNodeNetwork } from "./network.js";
+import { InsufficientStakeError } from "./train.js";
 
 /**
  * Default `--sample`. A replay costs about one round of training of the whole lane, so a verifier
@@ -97,37 +93,14 @@ export async function verify(options: VerifyOptions, out: Output): Promise<Verif
         { details: "Stake with `shard-node stake <amount> --role verifier`." },
       );
 
-    await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
     // The host lets the embedded store fetch checkpoints and transcripts from the trainers (bitswap).
-    const host = await createHost({
-      listen: config.listen,
-      privateKey: await loadOrCreatePeerKey(path.join(config.dataDir, "peer.key")),
-    });
-    const store = await openContentStore({
-      dataDir: config.dataDir,
-      kuboUrl: config.ipfs.kuboUrl,
-      libp2p: host.libp2p,
-      fetchTimeoutMs: o.fetchTimeout * 1000,
-    }).catch(async (err: unknown) => {
-      await host.stop().catch(() => {});
-      throw err;
-    });
+    const network = await openNodeNetwork(config, out, { fetchTimeoutMs: o.fetchTimeout * 1000 });
+    const { host, store } = network;
     const stopListening = onShutdown(() => out.log("stopping after the current action (Ctrl-C again to quit at once)"));
     const controller = new AbortController();
     const poll = setInterval(() => isShuttingDown() && controller.abort(), 100);
     try {
-      const contentPeers = config.ipfs.peers ?? [];
-      if (config.ipfs.kuboUrl === undefined && contentPeers.length > 0)
-        await connectContentPeers(host, contentPeers).catch((err: unknown) =>
-          out.log(
-            `warning: ${err instanceof NodeError ? `${err.shortMessage} ${err.details ?? ""}`.trim() : String(err)}`,
-          ),
-        );
-      const spec = await fetchSpec(model.specURI, model.specDigest, store, o.spec);
-      if (spec.shards.length !== model.shardCount)
-        throw new ModelSpecError(
-          `The spec splits the model into ${spec.shards.length} shards, the registry says ${model.shardCount}.`,
-        );
+      const spec = await loadModelSpec(model, store, o.spec);
       const backend = await initBackend(config.backend);
       out.log(
         out.json
@@ -195,9 +168,7 @@ export async function verify(options: VerifyOptions, out: Output): Promise<Verif
     } finally {
       clearInterval(poll);
       stopListening();
-      // The store first: it is bound to the host's libp2p node.
-      await store.close().catch(() => {});
-      await host.stop().catch(() => {});
+      await network.close(); // the store first: it is bound to the host's libp2p node
     }
   } finally {
     await connection.close();
