@@ -8,13 +8,16 @@ import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 
 import {
+    ChallengerStake,
     Checkpoint,
     CommitState,
     CommitStatus,
     Dispute,
     IContributionLedger,
     RejectReason,
-    SealedCommit
+    SealedCommit,
+    Verdict,
+    VoteRecord
 } from "./interfaces/IContributionLedger.sol";
 import {IModelRegistry, ModelInfo, RoundParams} from "./interfaces/IModelRegistry.sol";
 import {IShardToken} from "./interfaces/IShardToken.sol";
@@ -24,19 +27,24 @@ import {ShardIds} from "./libraries/ShardIds.sol";
 /// @title ContributionLedger
 /// @notice Commits, reveals, verification and finalization of training work. See
 /// `IContributionLedger`.
-/// @dev Warning: disputes assume that a majority of the verifier stake that votes is honest;
+/// @dev Warning: disputes assume that honest verifiers hold at least the quorum of the model's
+/// verifier stake and more than the dishonest stake that votes (see the README's threat model);
 /// attestations are a liveness signal (each costs a verifier's minimum stake), the security of
 /// a commit rests on anyone being able to challenge it within its window.
 contract ContributionLedger is IContributionLedger, EIP712, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
 
     bytes32 public constant SEALED_COMMIT_TYPEHASH = keccak256(
-        "SealedCommit(uint64 modelId,uint32 shard,uint64 round,uint32 lane,address owner,bytes32 sealedHash,uint64 deadline)"
+        // solhint-disable-next-line max-line-length
+        "SealedCommit(uint64 modelId,uint32 shard,uint64 round,uint32 lane,address owner,bytes32 parentRoot,bytes32 sealedHash,uint32 paramsVersion,uint64 deadline)"
     );
+    bytes32 public constant NODE_CONSENT_TYPEHASH =
+        keccak256("NodeConsent(address owner,address nodeKey,uint64 deadline)");
     uint8 public constant MAX_DISPUTES = 8;
 
     bytes32 private constant LINK_MATCHED = bytes32(uint256(1));
     bytes32 private constant LINK_MISMATCHED = bytes32(uint256(2));
+    uint256 private constant BPS = 10_000;
 
     IModelRegistry public immutable registry;
     IStaking public immutable staking;
@@ -45,11 +53,15 @@ contract ContributionLedger is IContributionLedger, EIP712, ReentrancyGuardTrans
     mapping(address owner => mapping(address nodeKey => bool)) private _authorized;
     mapping(bytes32 commitId => bytes32) private _hashes;
     mapping(bytes32 commitId => CommitState) private _states;
-    mapping(bytes32 root => bytes32 commitId) private _roots;
+    mapping(bytes32 commitId => address) private _owners;
+    mapping(bytes32 rootKey => bytes32 commitId) private _roots;
     mapping(bytes32 linkKey => bytes32) private _links;
     mapping(bytes32 commitId => mapping(address verifier => bool)) private _attested;
-    mapping(bytes32 commitId => Dispute) private _disputes;
-    mapping(bytes32 commitId => mapping(uint8 disputeIndex => mapping(address verifier => bool))) private _voted;
+    mapping(bytes32 commitId => mapping(uint8 index => Dispute)) private _disputes;
+    mapping(bytes32 commitId => mapping(uint8 index => mapping(address => ChallengerStake))) private _challengers;
+    mapping(bytes32 commitId => mapping(uint8 index => mapping(address verifier => VoteRecord))) private _votes;
+    mapping(bytes32 spentKey => bool) private _spent;
+    mapping(bytes32 commitId => uint256) private _deferred;
 
     constructor(
         IModelRegistry registry_,
@@ -67,8 +79,15 @@ contract ContributionLedger is IContributionLedger, EIP712, ReentrancyGuardTrans
     /* NODE KEYS */
 
     /// @inheritdoc IContributionLedger
-    function authorizeNode(address nodeKey, bool authorized) external {
+    function authorizeNode(address nodeKey, bool authorized, uint64 deadline, bytes calldata signature) external {
         if (nodeKey == address(0)) revert ZeroAddress();
+        if (authorized) {
+            if (block.timestamp > deadline) revert SignatureExpired(deadline);
+            bytes32 digest = _hashTypedDataV4(keccak256(abi.encode(NODE_CONSENT_TYPEHASH, msg.sender, nodeKey, deadline)));
+            (address signer, ECDSA.RecoverError err, ) = ECDSA.tryRecover(digest, signature);
+            if (err != ECDSA.RecoverError.NoError) revert InvalidSignature();
+            if (signer != nodeKey) revert NodeConsentMismatch(nodeKey, signer);
+        }
         _authorized[msg.sender][nodeKey] = authorized;
         emit NodeAuthorized(msg.sender, nodeKey, authorized);
     }
@@ -83,14 +102,19 @@ contract ContributionLedger is IContributionLedger, EIP712, ReentrancyGuardTrans
         if (!_authorized[c.owner][nodeKey]) revert NodeNotAuthorized(c.owner, nodeKey);
 
         commitId = _commitId(c.modelId, c.shard, c.round, c.lane);
-        // A replayed signature lands on the same id, so it cannot commit twice.
+        // A replayed signature lands on the same id, so it cannot commit twice; after the seal
+        // expired, its sealed hash is spent for this id.
         if (_hashes[commitId] != 0) revert CheckpointAlreadyCommitted(commitId);
+        if (_spent[keccak256(abi.encode(commitId, c.sealedHash))]) revert SealSpent(commitId);
+        _checkParent(commitId, c.modelId, c.shard, c.round, c.parentRoot);
 
-        uint256 required = registry.enterRound(c.modelId, c.round, c.shard);
+        (uint256 required, uint256 slashAmount) = registry.enterRound(c.modelId, c.round, c.shard, c.paramsVersion);
         uint256 active = staking.activeStake(c.modelId, c.owner, Role.Trainer);
         if (active < required || active == 0) revert InsufficientTrainerStake(c.modelId, c.owner, active, required);
+        // Every pending commit is backed by its own slash: reverts when the free stake is short.
+        staking.lock(c.modelId, c.owner, Role.Trainer, slashAmount);
 
-        _hashes[commitId] = _sealKey(c.sealedHash, uint64(block.number), uint64(block.timestamp));
+        _hashes[commitId] = _sealKey(c.sealedHash, c.owner, c.parentRoot, uint64(block.number), uint64(block.timestamp));
         emit CheckpointSealed(commitId, c.modelId, c.owner, c.shard, c.round, c.lane, nodeKey, c.sealedHash);
     }
 
@@ -99,7 +123,8 @@ contract ContributionLedger is IContributionLedger, EIP712, ReentrancyGuardTrans
         bytes32 commitId = _commitId(cp.modelId, cp.shard, cp.round, cp.lane);
         bytes32 stored = _sealOf(commitId);
         bytes32 cpHash = _checkpointHash(cp);
-        if (stored != _sealKey(keccak256(abi.encode(cpHash, salt)), commitBlock, commitTime)) {
+        // The owner and parent were checked at seal; a checkpoint naming others does not match.
+        if (stored != _sealKey(keccak256(abi.encode(cpHash, salt)), cp.owner, cp.parentRoot, commitBlock, commitTime)) {
             revert SealMismatch(commitId);
         }
         // A copier learns the checkpoint only from a reveal, and can then no longer seal it in an
@@ -112,11 +137,12 @@ contract ContributionLedger is IContributionLedger, EIP712, ReentrancyGuardTrans
         if (cp.workUnits == 0 || cp.workUnits > params.maxWorkPerCommit) {
             revert WorkOutOfRange(cp.workUnits, params.maxWorkPerCommit);
         }
-        _checkParent(commitId, cp);
-        if (cp.root == 0 || _roots[cp.root] != 0) revert CheckpointRootTaken(cp.root, _roots[cp.root]);
+        bytes32 rootKey = _rootKey(cp.modelId, cp.root);
+        if (cp.root == 0 || _roots[rootKey] != 0) revert CheckpointRootTaken(cp.root, _roots[rootKey]);
 
-        _roots[cp.root] = commitId;
+        _roots[rootKey] = commitId;
         _hashes[commitId] = cpHash;
+        _owners[commitId] = cp.owner;
         _states[commitId] = CommitState({
             modelId: cp.modelId,
             shard: cp.shard,
@@ -141,28 +167,28 @@ contract ContributionLedger is IContributionLedger, EIP712, ReentrancyGuardTrans
     }
 
     /// @inheritdoc IContributionLedger
-    function expireSeal(
-        uint64 modelId,
-        uint32 shard,
-        uint64 round,
-        uint32 lane,
-        bytes32 sealedHash,
-        uint64 commitBlock,
-        uint64 commitTime
-    ) external {
-        bytes32 commitId = _commitId(modelId, shard, round, lane);
-        if (_sealOf(commitId) != _sealKey(sealedHash, commitBlock, commitTime)) revert SealMismatch(commitId);
-        uint256 deadline = uint256(commitTime) + registry.paramsAt(modelId, round).revealWindow;
+    function expireSeal(SealedCommit calldata c, uint64 commitBlock, uint64 commitTime) external {
+        bytes32 commitId = _commitId(c.modelId, c.shard, c.round, c.lane);
+        if (_sealOf(commitId) != _sealKey(c.sealedHash, c.owner, c.parentRoot, commitBlock, commitTime)) {
+            revert SealMismatch(commitId);
+        }
+        RoundParams memory params = registry.paramsAt(c.modelId, c.round);
+        uint256 deadline = uint256(commitTime) + params.revealWindow;
         if (block.timestamp <= deadline) revert RevealWindowOpen(commitId, deadline);
         delete _hashes[commitId];
-        emit SealExpired(commitId, modelId, shard, round, lane);
+        _spent[keccak256(abi.encode(commitId, c.sealedHash))] = true;
+        emit SealExpired(commitId, c.modelId, c.shard, c.round, c.lane);
+        // A seal that is never revealed costs its deposit: sealing is not a free option.
+        staking.slash(c.modelId, c.owner, Role.Trainer, params.slashAmount, params.sealDeposit, address(0), 0);
     }
 
     /// @inheritdoc IContributionLedger
     function attest(bytes32 commitId) external {
         CommitState storage s = _states[commitId];
         if (s.status != CommitStatus.Pending) revert WrongStatus(commitId, _statusOf(commitId));
-        _requireVerifier(s.modelId, s.round);
+        _requireNotOwn(commitId, msg.sender);
+        uint256 weight = staking.activeStake(s.modelId, msg.sender, Role.Verifier);
+        _requireVerifierWeight(s.modelId, s.round, weight);
         if (_attested[commitId][msg.sender]) revert AlreadyAttested(commitId, msg.sender);
         _attested[commitId][msg.sender] = true;
         s.attestations += 1;
@@ -173,45 +199,61 @@ contract ContributionLedger is IContributionLedger, EIP712, ReentrancyGuardTrans
     function challenge(bytes32 commitId, bytes32 evidence) external nonReentrant {
         CommitState storage s = _states[commitId];
         if (s.status != CommitStatus.Pending) revert WrongStatus(commitId, _statusOf(commitId));
-        if (_disputes[commitId].open) revert DisputeOpen(commitId);
-        if (s.disputes >= MAX_DISPUTES) revert TooManyDisputes(commitId);
         RoundParams memory params = registry.paramsAt(s.modelId, s.round);
-        uint256 closesAt = uint256(s.revealedAt) + params.challengeWindow;
-        if (block.timestamp >= closesAt) revert ChallengeWindowClosed(commitId, closesAt);
-
-        uint40 endsAt = uint40(block.timestamp + params.disputeWindow);
-        s.disputes += 1;
-        _disputes[commitId] = Dispute({
-            challenger: msg.sender,
-            endsAt: endsAt,
-            open: true,
-            bond: params.challengeBond,
-            validWeight: 0,
-            invalidWeight: 0
-        });
-        if (params.challengeBond != 0) {
-            IERC20(registry.modelInfo(s.modelId).stakingToken).safeTransferFrom(
-                msg.sender,
-                address(this),
-                params.challengeBond
-            );
+        uint8 index = s.disputes;
+        Dispute storage d = _disputes[commitId][index];
+        if (index != 0 && d.open) {
+            // Join the open dispute while its vote runs.
+            if (block.timestamp >= d.endsAt) revert DisputeWindowClosed(commitId, d.endsAt);
+            if (_challengers[commitId][index][msg.sender].bond != 0) revert AlreadyChallenged(commitId, msg.sender);
+            if (_votes[commitId][index][msg.sender].weight != 0) revert VoterCannotChallenge(commitId);
+        } else {
+            if (index >= MAX_DISPUTES) revert TooManyDisputes(commitId);
+            uint256 closesAt = uint256(s.revealedAt) + params.challengeWindow;
+            if (block.timestamp >= closesAt) revert ChallengeWindowClosed(commitId, closesAt);
+            index += 1;
+            s.disputes = index;
+            d = _disputes[commitId][index];
+            uint256 total = staking.totalVerifierStakeAt(s.modelId, block.number - 1);
+            d.challenger = msg.sender;
+            d.endsAt = uint40(block.timestamp + params.disputeWindow);
+            d.open = true;
+            d.openedBlock = uint40(block.number);
+            // Rounded up, so a quorum is never met by less than its share.
+            d.quorum = uint128((total * params.quorumBps + BPS - 1) / BPS);
         }
-        emit CheckpointChallenged(commitId, msg.sender, params.challengeBond, evidence, endsAt);
+
+        IERC20 stakingToken = IERC20(registry.modelInfo(s.modelId).stakingToken);
+        uint256 received = _pull(stakingToken, msg.sender, params.challengeBond);
+        if (received == 0) revert BondNotReceived(commitId);
+        address owner = _owners[commitId];
+        // Whether a challenger is the owner's own is fixed now: a later authorization cannot
+        // strip an honest challenger of its reward.
+        bool own = msg.sender == owner || _authorized[owner][msg.sender];
+        _challengers[commitId][index][msg.sender] = ChallengerStake({bond: uint128(received), own: own, claimed: false});
+        d.bond += uint128(received);
+        if (!own) d.shareBond += uint128(received);
+        emit CheckpointChallenged(commitId, msg.sender, received, evidence, d.endsAt);
     }
 
     /// @inheritdoc IContributionLedger
     function vote(bytes32 commitId, bool invalid) external {
-        Dispute storage d = _disputes[commitId];
-        if (!d.open) revert NoOpenDispute(commitId);
-        if (block.timestamp >= d.endsAt) revert DisputeWindowClosed(commitId, d.endsAt);
-        if (msg.sender == d.challenger) revert ChallengerCannotVote(commitId);
         CommitState storage s = _states[commitId];
         uint8 index = s.disputes;
-        if (_voted[commitId][index][msg.sender]) revert AlreadyVoted(commitId, msg.sender);
-        // Stake counted here cannot vote again through another account within the dispute:
-        // unbonding outlasts reveal + challenge + dispute windows (checked at registration).
-        uint256 weight = _requireVerifier(s.modelId, s.round);
-        _voted[commitId][index][msg.sender] = true;
+        Dispute storage d = _disputes[commitId][index];
+        if (index == 0 || !d.open) revert NoOpenDispute(commitId);
+        if (block.timestamp >= d.endsAt) revert DisputeWindowClosed(commitId, d.endsAt);
+        if (_challengers[commitId][index][msg.sender].bond != 0) revert ChallengerCannotVote(commitId);
+        _requireNotOwn(commitId, msg.sender);
+        if (_votes[commitId][index][msg.sender].weight != 0) revert AlreadyVoted(commitId, msg.sender);
+        // Stake added after the dispute opened does not count, nor stake that left since.
+        uint256 before = staking.verifierStakeAt(s.modelId, msg.sender, d.openedBlock - 1);
+        uint256 active = staking.activeStake(s.modelId, msg.sender, Role.Verifier);
+        uint256 weight = before < active ? before : active;
+        _requireVerifierWeight(s.modelId, s.round, weight);
+        // The counted stake cannot leave before the vote is released, after the verdict.
+        staking.lock(s.modelId, msg.sender, Role.Verifier, weight);
+        _votes[commitId][index][msg.sender] = VoteRecord({weight: uint128(weight), invalid: invalid, released: false});
         if (invalid) d.invalidWeight += uint128(weight);
         else d.validWeight += uint128(weight);
         emit DisputeVoted(commitId, msg.sender, invalid, weight);
@@ -220,37 +262,88 @@ contract ContributionLedger is IContributionLedger, EIP712, ReentrancyGuardTrans
     /// @inheritdoc IContributionLedger
     function resolve(Checkpoint calldata cp) external nonReentrant {
         bytes32 commitId = _checkedId(cp);
-        Dispute storage d = _disputes[commitId];
-        if (!d.open) revert NoOpenDispute(commitId);
+        CommitState storage s = _states[commitId];
+        uint8 index = s.disputes;
+        Dispute storage d = _disputes[commitId][index];
+        if (index == 0 || !d.open) revert NoOpenDispute(commitId);
         if (block.timestamp < d.endsAt) revert DisputeWindowOpen(commitId, d.endsAt);
         d.open = false;
 
-        CommitState storage s = _states[commitId];
-        IERC20 stakingToken = IERC20(registry.modelInfo(cp.modelId).stakingToken);
-        bool invalid = d.invalidWeight > d.validWeight;
+        uint256 votes = uint256(d.validWeight) + d.invalidWeight;
+        Verdict verdict = Verdict.Inconclusive;
+        if (votes != 0 && votes >= d.quorum && d.invalidWeight != d.validWeight) {
+            verdict = d.invalidWeight > d.validWeight ? Verdict.Invalid : Verdict.Valid;
+        }
+        d.verdict = verdict;
         uint256 slashed;
-        if (invalid) {
+        if (verdict == Verdict.Invalid) {
             s.status = CommitStatus.Rejected;
             RoundParams memory params = registry.paramsAt(cp.modelId, cp.round);
             emit CheckpointRejected(commitId, cp.modelId, RejectReason.Dispute);
-            // A trainer that challenged its own commit (itself or through one of its node keys)
-            // gets no share of its own slash: self-challenge must not soften the penalty.
-            bool own = d.challenger == cp.owner || _authorized[cp.owner][d.challenger];
+            // The challengers' share comes here and is pulled by them; with only the owner's
+            // own challengers there is no share: self-challenge must not soften the penalty.
+            bool share = d.shareBond != 0 && params.challengerShareBps != 0;
+            IERC20 stakingToken = IERC20(registry.modelInfo(cp.modelId).stakingToken);
+            uint256 before = stakingToken.balanceOf(address(this));
             slashed = staking.slash(
                 cp.modelId,
                 cp.owner,
                 Role.Trainer,
                 params.slashAmount,
-                own ? address(0) : d.challenger,
-                own ? 0 : params.challengerShareBps
+                params.slashAmount,
+                share ? address(this) : address(0),
+                share ? params.challengerShareBps : 0
             );
-            if (d.bond != 0) stakingToken.safeTransfer(d.challenger, d.bond);
-        } else {
-            // A failed challenge forfeits the bond to the trainer it delayed.
+            d.reward = uint128(stakingToken.balanceOf(address(this)) - before);
+        } else if (verdict == Verdict.Valid) {
+            // Only a verdict upholds the commit past a pipeline mismatch.
             s.upheld = true;
-            if (d.bond != 0) stakingToken.safeTransfer(cp.owner, d.bond);
         }
-        emit DisputeResolved(commitId, invalid, d.validWeight, d.invalidWeight, slashed);
+        emit DisputeResolved(commitId, index, verdict, d.validWeight, d.invalidWeight, slashed);
+    }
+
+    /// @inheritdoc IContributionLedger
+    function claimDispute(bytes32 commitId, uint8 index, address account) external nonReentrant returns (uint256 amount) {
+        Dispute storage d = _disputes[commitId][index];
+        if (d.verdict == Verdict.None) {
+            if (d.endsAt == 0) revert DisputeNotFound(commitId, index);
+            revert DisputeNotResolved(commitId, index);
+        }
+        ChallengerStake storage c = _challengers[commitId][index][account];
+        if (!c.claimed) {
+            if (d.verdict == Verdict.Valid) {
+                // A failed challenge forfeits every bond to the owner it delayed.
+                if (account == _owners[commitId]) amount = d.bond;
+            } else if (c.bond != 0) {
+                amount = c.bond;
+                // Cannot overflow: reward and bonds are < 2**128. Rounds down; dust stays here.
+                if (d.verdict == Verdict.Invalid && !c.own) amount += (uint256(d.reward) * c.bond) / d.shareBond;
+            }
+        }
+        if (amount == 0) revert NothingToClaim(commitId, index, account);
+        c.claimed = true;
+        CommitState storage s = _states[commitId];
+        IERC20(registry.modelInfo(s.modelId).stakingToken).safeTransfer(account, amount);
+        emit DisputeClaimed(commitId, index, account, amount);
+    }
+
+    /// @inheritdoc IContributionLedger
+    function releaseVote(bytes32 commitId, uint8 index, address voter) external returns (uint256 slashed) {
+        Dispute storage d = _disputes[commitId][index];
+        if (d.verdict == Verdict.None) {
+            if (d.endsAt == 0) revert DisputeNotFound(commitId, index);
+            revert DisputeNotResolved(commitId, index);
+        }
+        VoteRecord storage v = _votes[commitId][index][voter];
+        if (v.weight == 0) revert NoVote(commitId, index, voter);
+        if (v.released) revert VoteAlreadyReleased(commitId, index, voter);
+        v.released = true;
+        CommitState storage s = _states[commitId];
+        uint256 penalty;
+        bool lost = (d.verdict == Verdict.Invalid && !v.invalid) || (d.verdict == Verdict.Valid && v.invalid);
+        if (lost) penalty = (uint256(v.weight) * registry.paramsAt(s.modelId, s.round).voterSlashBps) / BPS;
+        slashed = staking.slash(s.modelId, voter, Role.Verifier, v.weight, penalty, address(0), 0);
+        emit VoteReleased(commitId, index, voter, v.weight, slashed);
     }
 
     /// @inheritdoc IContributionLedger
@@ -258,14 +351,14 @@ contract ContributionLedger is IContributionLedger, EIP712, ReentrancyGuardTrans
         bytes32 commitId = _checkedId(cp);
         CommitState storage s = _states[commitId];
         if (s.status != CommitStatus.Pending) revert WrongStatus(commitId, s.status);
-        if (_disputes[commitId].open) revert DisputeOpen(commitId);
+        if (_disputes[commitId][s.disputes].open) revert DisputeOpen(commitId);
         RoundParams memory params = registry.paramsAt(cp.modelId, cp.round);
         uint256 closesAt = uint256(s.revealedAt) + params.challengeWindow;
         if (block.timestamp < closesAt) revert ChallengeWindowOpen(commitId, closesAt);
         if (s.attestations < params.minAttestations) {
             revert NotEnoughAttestations(commitId, s.attestations, params.minAttestations);
         }
-        if (cp.parentRoot != 0 && _states[_roots[cp.parentRoot]].status != CommitStatus.Finalized) {
+        if (cp.parentRoot != 0 && _states[_roots[_rootKey(cp.modelId, cp.parentRoot)]].status != CommitStatus.Finalized) {
             revert ParentNotFinalized(commitId, cp.parentRoot);
         }
         if (!s.upheld) {
@@ -278,7 +371,26 @@ contract ContributionLedger is IContributionLedger, EIP712, ReentrancyGuardTrans
         minted = (uint256(cp.workUnits) * params.workToTokenRate) / 1e18;
         uint256 id = ShardIds.toId(cp.modelId, cp.shard);
         emit CheckpointFinalized(commitId, cp.modelId, cp.owner, id, minted);
-        if (minted != 0) token.mint(cp.owner, cp.modelId, cp.shard, minted);
+        staking.unlock(cp.modelId, cp.owner, Role.Trainer, params.slashAmount);
+        if (minted != 0) {
+            // A mint that cannot happen (supply cap, an owner contract refusing ERC-1155) must
+            // not hold the lineage: descendants need this commit finalized.
+            try token.mint(cp.owner, cp.modelId, cp.shard, minted) {} catch {
+                _deferred[commitId] = minted;
+                emit MintDeferred(commitId, cp.owner, minted);
+            }
+        }
+    }
+
+    /// @inheritdoc IContributionLedger
+    function claimDeferredMint(Checkpoint calldata cp, address to) external nonReentrant returns (uint256 minted) {
+        bytes32 commitId = _checkedId(cp);
+        if (msg.sender != cp.owner) revert NotOwner(commitId, msg.sender);
+        minted = _deferred[commitId];
+        if (minted == 0) revert NoDeferredMint(commitId);
+        delete _deferred[commitId];
+        emit DeferredMintClaimed(commitId, to, minted);
+        token.mint(to, cp.modelId, cp.shard, minted);
     }
 
     /// @inheritdoc IContributionLedger
@@ -286,11 +398,15 @@ contract ContributionLedger is IContributionLedger, EIP712, ReentrancyGuardTrans
         bytes32 commitId = _checkedId(cp);
         CommitState storage s = _states[commitId];
         if (s.status != CommitStatus.Pending) revert WrongStatus(commitId, s.status);
-        if (cp.parentRoot == 0 || _states[_roots[cp.parentRoot]].status != CommitStatus.Rejected) {
+        if (
+            cp.parentRoot == 0 ||
+            _states[_roots[_rootKey(cp.modelId, cp.parentRoot)]].status != CommitStatus.Rejected
+        ) {
             revert ParentNotRejected(commitId, cp.parentRoot);
         }
         s.status = CommitStatus.Rejected;
         emit CheckpointRejected(commitId, cp.modelId, RejectReason.ParentRejected);
+        staking.unlock(cp.modelId, cp.owner, Role.Trainer, registry.paramsAt(cp.modelId, cp.round).slashAmount);
     }
 
     /// @inheritdoc IContributionLedger
@@ -302,7 +418,7 @@ contract ContributionLedger is IContributionLedger, EIP712, ReentrancyGuardTrans
     ) external nonReentrant {
         ModelInfo memory info = registry.modelInfo(modelId);
         if (info.registrant != msg.sender) revert NotRegistrant(modelId, msg.sender);
-        if (info.latestRound != 0) revert GenesisClosed(modelId);
+        if (info.genesisClosed) revert GenesisClosed(modelId);
         if (shard >= info.shardCount) revert ShardOutOfRange(modelId, shard);
         if (to.length != amounts.length) revert LengthMismatch();
         for (uint256 i; i < to.length; ++i) {
@@ -316,6 +432,11 @@ contract ContributionLedger is IContributionLedger, EIP712, ReentrancyGuardTrans
     /// @inheritdoc IContributionLedger
     function hashSealedCommit(SealedCommit calldata c) external view returns (bytes32) {
         return _hashTypedDataV4(_structHash(c));
+    }
+
+    /// @inheritdoc IContributionLedger
+    function hashNodeConsent(address owner, address nodeKey, uint64 deadline) external view returns (bytes32) {
+        return _hashTypedDataV4(keccak256(abi.encode(NODE_CONSENT_TYPEHASH, owner, nodeKey, deadline)));
     }
 
     /// @inheritdoc IContributionLedger
@@ -340,13 +461,42 @@ contract ContributionLedger is IContributionLedger, EIP712, ReentrancyGuardTrans
     }
 
     /// @inheritdoc IContributionLedger
-    function commitOfRoot(bytes32 root) external view returns (bytes32) {
-        return _roots[root];
+    function commitOfRoot(uint64 modelId, bytes32 root) external view returns (bytes32) {
+        return _roots[_rootKey(modelId, root)];
+    }
+
+    /// @inheritdoc IContributionLedger
+    function commitOwner(bytes32 commitId) external view returns (address) {
+        return _owners[commitId];
     }
 
     /// @inheritdoc IContributionLedger
     function dispute(bytes32 commitId) external view returns (Dispute memory) {
-        return _disputes[commitId];
+        return _disputes[commitId][_states[commitId].disputes];
+    }
+
+    /// @inheritdoc IContributionLedger
+    function disputeAt(bytes32 commitId, uint8 index) external view returns (Dispute memory) {
+        return _disputes[commitId][index];
+    }
+
+    /// @inheritdoc IContributionLedger
+    function challengerOf(
+        bytes32 commitId,
+        uint8 index,
+        address account
+    ) external view returns (ChallengerStake memory) {
+        return _challengers[commitId][index][account];
+    }
+
+    /// @inheritdoc IContributionLedger
+    function voteOf(bytes32 commitId, uint8 index, address voter) external view returns (VoteRecord memory) {
+        return _votes[commitId][index][voter];
+    }
+
+    /// @inheritdoc IContributionLedger
+    function deferredMint(bytes32 commitId) external view returns (uint256) {
+        return _deferred[commitId];
     }
 
     /// @inheritdoc IContributionLedger
@@ -390,7 +540,9 @@ contract ContributionLedger is IContributionLedger, EIP712, ReentrancyGuardTrans
                     c.round,
                     c.lane,
                     c.owner,
+                    c.parentRoot,
                     c.sealedHash,
+                    c.paramsVersion,
                     c.deadline
                 )
             );
@@ -424,8 +576,19 @@ contract ContributionLedger is IContributionLedger, EIP712, ReentrancyGuardTrans
         return keccak256(abi.encode(modelId, shard, round, lane));
     }
 
-    function _sealKey(bytes32 sealedHash, uint64 commitBlock, uint64 commitTime) private pure returns (bytes32) {
-        return keccak256(abi.encode(sealedHash, commitBlock, commitTime));
+    /// @dev What a seal stores: the owner and parent checked at seal are bound to the reveal.
+    function _sealKey(
+        bytes32 sealedHash,
+        address owner,
+        bytes32 parentRoot,
+        uint64 commitBlock,
+        uint64 commitTime
+    ) private pure returns (bytes32) {
+        return keccak256(abi.encode(sealedHash, owner, parentRoot, commitBlock, commitTime));
+    }
+
+    function _rootKey(uint64 modelId, bytes32 root) private pure returns (bytes32) {
+        return keccak256(abi.encode(modelId, root));
     }
 
     function _linkKey(uint64 modelId, uint64 round, uint32 lane, uint32 shard) private pure returns (bytes32) {
@@ -439,19 +602,26 @@ contract ContributionLedger is IContributionLedger, EIP712, ReentrancyGuardTrans
         if (_hashes[commitId] != _checkpointHash(cp)) revert CheckpointMismatch(commitId);
     }
 
-    function _checkParent(bytes32 commitId, Checkpoint calldata cp) private view {
-        if (cp.parentRoot == 0) {
-            if (cp.round != 1) revert InvalidParent(commitId, 0);
+    /// @dev A round opens only on a parent revealed (and not rejected) on the same shard in the
+    /// round before; round 1 starts from the spec's genesis (parent 0).
+    function _checkParent(
+        bytes32 commitId,
+        uint64 modelId,
+        uint32 shard,
+        uint64 round,
+        bytes32 parentRoot
+    ) private view {
+        if (parentRoot == 0) {
+            if (round != 1) revert InvalidParent(commitId, 0);
             return;
         }
-        CommitState memory parent = _states[_roots[cp.parentRoot]];
+        CommitState memory parent = _states[_roots[_rootKey(modelId, parentRoot)]];
         if (
             parent.status == CommitStatus.None ||
             parent.status == CommitStatus.Rejected ||
-            parent.modelId != cp.modelId ||
-            parent.shard != cp.shard ||
-            parent.round + 1 != cp.round
-        ) revert InvalidParent(commitId, cp.parentRoot);
+            parent.shard != shard ||
+            parent.round + 1 != round
+        ) revert InvalidParent(commitId, parentRoot);
     }
 
     function _link(Checkpoint calldata cp, uint32 boundary, bytes32 digest) private {
@@ -474,9 +644,21 @@ contract ContributionLedger is IContributionLedger, EIP712, ReentrancyGuardTrans
         }
     }
 
-    function _requireVerifier(uint64 modelId, uint64 round) private view returns (uint256 weight) {
-        weight = staking.activeStake(modelId, msg.sender, Role.Verifier);
+    function _requireVerifierWeight(uint64 modelId, uint64 round, uint256 weight) private view {
         uint256 required = registry.paramsAt(modelId, round).minVerifierStake;
         if (weight < required || weight == 0) revert InsufficientVerifierStake(modelId, msg.sender, weight, required);
+    }
+
+    /// @dev The owner of a commit and its node keys neither attest nor vote on it.
+    function _requireNotOwn(bytes32 commitId, address account) private view {
+        address owner = _owners[commitId];
+        if (account == owner || _authorized[owner][account]) revert OwnCommit(commitId, account);
+    }
+
+    /// @dev Pulls `amount` and returns what arrived (a fee-on-transfer token delivers less).
+    function _pull(IERC20 erc20, address from, uint256 amount) private returns (uint256 received) {
+        uint256 before = erc20.balanceOf(address(this));
+        erc20.safeTransferFrom(from, address(this), amount);
+        received = erc20.balanceOf(address(this)) - before;
     }
 }

@@ -20,7 +20,7 @@ contract InferenceSettlement is IInferenceSettlement, EIP712, ReentrancyGuardTra
 
     bytes32 public constant RECEIPT_TYPEHASH = keccak256(
         // solhint-disable-next-line max-line-length
-        "UsageReceipt(uint64 modelId,address currency,address payer,uint128 units,uint128 pricePerUnit,uint256 nonce,uint64 deadline)"
+        "UsageReceipt(uint64 modelId,address currency,address payer,address payee,uint128 units,uint128 pricePerUnit,uint256 nonce,uint64 deadline)"
     );
 
     IModelRegistry public immutable registry;
@@ -28,7 +28,7 @@ contract InferenceSettlement is IInferenceSettlement, EIP712, ReentrancyGuardTra
     /// @inheritdoc IInferenceSettlement
     uint64 public immutable withdrawalDelay;
 
-    mapping(address payer => mapping(address currency => Escrow)) private _escrows;
+    mapping(address payer => mapping(address payee => mapping(address currency => Escrow))) private _escrows;
     mapping(address payer => mapping(uint256 word => uint256 bits)) private _nonces;
 
     /// @dev Revenue of one (model, currency) gathered over a batch, paid out once at its end.
@@ -38,6 +38,14 @@ contract InferenceSettlement is IInferenceSettlement, EIP712, ReentrancyGuardTra
         uint256 amount;
         bool accepted;
         bool hasHolders;
+        bool failed;
+    }
+
+    /// @dev How one receipt of a batch was booked, so a failed distribution can undo it.
+    struct Booking {
+        uint256 bucket;
+        uint256 amount;
+        uint256 fromWithdrawing;
     }
 
     constructor(
@@ -68,23 +76,27 @@ contract InferenceSettlement is IInferenceSettlement, EIP712, ReentrancyGuardTra
     /* ESCROW */
 
     /// @inheritdoc IInferenceSettlement
-    function depositEscrow(address currency, uint256 amount) external nonReentrant {
+    function depositEscrow(address currency, address payee, uint256 amount) external nonReentrant {
         if (amount == 0) revert ZeroAmount();
-        if (currency == address(0)) revert ZeroAddress();
+        if (currency == address(0) || payee == address(0)) revert ZeroAddress();
         IERC20 erc20 = IERC20(currency);
         uint256 before = erc20.balanceOf(address(this));
         erc20.safeTransferFrom(msg.sender, address(this), amount);
         uint256 received = erc20.balanceOf(address(this)) - before;
-        Escrow storage e = _escrows[msg.sender][currency];
+        Escrow storage e = _escrows[msg.sender][payee][currency];
         if (received > type(uint128).max - e.balance - e.withdrawing) revert AmountTooLarge(received);
         e.balance += uint128(received);
-        emit EscrowDeposited(msg.sender, currency, received);
+        emit EscrowDeposited(msg.sender, payee, currency, received);
     }
 
     /// @inheritdoc IInferenceSettlement
-    function requestEscrowWithdrawal(address currency, uint256 amount) external returns (uint64 unlockAt) {
+    function requestEscrowWithdrawal(
+        address currency,
+        address payee,
+        uint256 amount
+    ) external returns (uint64 unlockAt) {
         if (amount == 0) revert ZeroAmount();
-        Escrow storage e = _escrows[msg.sender][currency];
+        Escrow storage e = _escrows[msg.sender][payee][currency];
         if (amount > e.balance) revert InsufficientEscrow(msg.sender, currency, amount, e.balance);
         // Cannot underflow: checked above. Cannot overflow: the sum is the deposit total < 2**128.
         unchecked {
@@ -93,18 +105,18 @@ contract InferenceSettlement is IInferenceSettlement, EIP712, ReentrancyGuardTra
         }
         unlockAt = uint64(block.timestamp) + withdrawalDelay;
         e.unlockAt = unlockAt;
-        emit EscrowWithdrawalRequested(msg.sender, currency, amount, unlockAt);
+        emit EscrowWithdrawalRequested(msg.sender, payee, currency, amount, unlockAt);
     }
 
     /// @inheritdoc IInferenceSettlement
-    function withdrawEscrow(address currency) external nonReentrant returns (uint256 amount) {
-        Escrow storage e = _escrows[msg.sender][currency];
+    function withdrawEscrow(address currency, address payee) external nonReentrant returns (uint256 amount) {
+        Escrow storage e = _escrows[msg.sender][payee][currency];
         amount = e.withdrawing;
         if (amount == 0) revert NothingToWithdraw(msg.sender, currency);
         if (block.timestamp < e.unlockAt) revert WithdrawalLocked(msg.sender, currency, e.unlockAt);
         e.withdrawing = 0;
         IERC20(currency).safeTransfer(msg.sender, amount);
-        emit EscrowWithdrawn(msg.sender, currency, amount);
+        emit EscrowWithdrawn(msg.sender, payee, currency, amount);
     }
 
     /* RECEIPTS */
@@ -118,23 +130,47 @@ contract InferenceSettlement is IInferenceSettlement, EIP712, ReentrancyGuardTra
         if (receipts.length != signatures.length) revert LengthMismatch(receipts.length, signatures.length);
         if (receipts.length == 0) revert EmptyBatch();
         Bucket[] memory buckets = new Bucket[](receipts.length);
+        Booking[] memory bookings = new Booking[](receipts.length);
         uint256 bucketCount;
         for (uint256 i; i < receipts.length; ++i) {
             UsageReceipt calldata r = receipts[i];
             uint256 b;
             (b, bucketCount) = _bucketOf(buckets, bucketCount, r.modelId, r.currency);
-            (bool ok, uint256 amount) = _redeem(r, signatures[i], strict, buckets[b]);
-            if (!ok) continue;
-            ++settled;
-            total += amount;
-            buckets[b].amount += amount;
+            bookings[i] = _redeem(r, signatures[i], strict, buckets[b]);
+            bookings[i].bucket = b;
+            buckets[b].amount += bookings[i].amount;
         }
         // Effects are done; now move the money, one transfer and one distribution per bucket.
+        // In a lenient batch a bucket whose distribution reverts is undone, not the whole batch.
         for (uint256 b; b < bucketCount; ++b) {
             if (buckets[b].amount == 0) continue;
-            IERC20(buckets[b].currency).safeTransfer(address(token), buckets[b].amount);
-            token.distribute(buckets[b].modelId, buckets[b].currency, buckets[b].amount);
+            if (strict) {
+                _distribute(buckets[b].modelId, buckets[b].currency, buckets[b].amount);
+            } else {
+                try this.distributeBucket(buckets[b].modelId, buckets[b].currency, buckets[b].amount) {} catch {
+                    buckets[b].failed = true;
+                }
+            }
         }
+        for (uint256 i; i < receipts.length; ++i) {
+            Booking memory k = bookings[i];
+            if (k.amount == 0) continue;
+            UsageReceipt calldata r = receipts[i];
+            if (buckets[k.bucket].failed) {
+                _undo(r, k);
+                emit ReceiptSkipped(r.payer, r.nonce, SkipReason.DistributeFailed);
+                continue;
+            }
+            ++settled;
+            total += k.amount;
+            emit ReceiptSettled(r.payer, r.modelId, r.currency, r.nonce, r.units, k.amount);
+        }
+    }
+
+    /// @inheritdoc IInferenceSettlement
+    function distributeBucket(uint64 modelId, address currency, uint256 amount) external returns (uint256 received) {
+        if (msg.sender != address(this)) revert NotSelf(msg.sender);
+        return _distribute(modelId, currency, amount);
     }
 
     /* VIEWS */
@@ -150,19 +186,28 @@ contract InferenceSettlement is IInferenceSettlement, EIP712, ReentrancyGuardTra
     }
 
     /// @inheritdoc IInferenceSettlement
-    function escrowOf(address payer, address currency) external view returns (Escrow memory) {
-        return _escrows[payer][currency];
+    function escrowOf(address payer, address payee, address currency) external view returns (Escrow memory) {
+        return _escrows[payer][payee][currency];
     }
 
     /* INTERNAL */
 
-    /// @dev Checks and books one receipt. Returns (false, 0) for a bad receipt in a lenient batch.
+    /// @dev Checks and books one receipt: amount 0 for a bad receipt in a lenient batch.
     function _redeem(
         UsageReceipt calldata r,
         bytes calldata signature,
         bool strict,
         Bucket memory bucket
-    ) private returns (bool, uint256) {
+    ) private returns (Booking memory booking) {
+        if (r.payee != msg.sender) {
+            return
+                _skip(
+                    r,
+                    SkipReason.WrongPayee,
+                    strict,
+                    abi.encodeWithSelector(NotPayee.selector, r.payee, msg.sender)
+                );
+        }
         uint256 amount = uint256(r.units) * r.pricePerUnit;
         if (amount == 0) return _skip(r, SkipReason.ZeroAmount, strict, abi.encodeWithSelector(ZeroAmount.selector));
         if (block.timestamp > r.deadline) {
@@ -196,7 +241,7 @@ contract InferenceSettlement is IInferenceSettlement, EIP712, ReentrancyGuardTra
                     abi.encodeWithSelector(InvalidReceiptSignature.selector, r.payer, r.nonce)
                 );
         }
-        Escrow storage e = _escrows[r.payer][r.currency];
+        Escrow storage e = _escrows[r.payer][r.payee][r.currency];
         uint256 available = uint256(e.balance) + e.withdrawing;
         if (amount > available) {
             return
@@ -218,16 +263,36 @@ contract InferenceSettlement is IInferenceSettlement, EIP712, ReentrancyGuardTra
         }
         // Draw on the free balance first, then on an amount awaiting withdrawal.
         // Cannot underflow: amount ≤ balance + withdrawing, checked above.
+        booking.amount = amount;
         unchecked {
             if (amount <= e.balance) {
                 e.balance -= uint128(amount);
             } else {
-                e.withdrawing -= uint128(amount - e.balance);
+                booking.fromWithdrawing = amount - e.balance;
+                e.withdrawing -= uint128(booking.fromWithdrawing);
                 e.balance = 0;
             }
         }
-        emit ReceiptSettled(r.payer, r.modelId, r.currency, r.nonce, r.units, amount);
-        return (true, amount);
+    }
+
+    /// @dev Reverses a booking whose distribution failed: the nonce is free and the escrow whole again.
+    function _undo(UsageReceipt calldata r, Booking memory k) private {
+        _nonces[r.payer][r.nonce >> 8] &= ~(uint256(1) << (r.nonce & 0xff));
+        Escrow storage e = _escrows[r.payer][r.payee][r.currency];
+        // Cannot overflow: these amounts were just drawn from the same escrow.
+        unchecked {
+            e.balance += uint128(k.amount - k.fromWithdrawing);
+            e.withdrawing += uint128(k.fromWithdrawing);
+        }
+    }
+
+    /// @dev Sends `amount` to the shard token and distributes what arrived (fee tokens deliver less).
+    function _distribute(uint64 modelId, address currency, uint256 amount) private returns (uint256 received) {
+        IERC20 erc20 = IERC20(currency);
+        uint256 before = erc20.balanceOf(address(token));
+        erc20.safeTransfer(address(token), amount);
+        received = erc20.balanceOf(address(token)) - before;
+        token.distribute(modelId, currency, received);
     }
 
     function _skip(
@@ -235,14 +300,14 @@ contract InferenceSettlement is IInferenceSettlement, EIP712, ReentrancyGuardTra
         SkipReason reason,
         bool strict,
         bytes memory error_
-    ) private returns (bool, uint256) {
+    ) private returns (Booking memory) {
         if (strict) {
             assembly ("memory-safe") {
                 revert(add(error_, 0x20), mload(error_))
             }
         }
         emit ReceiptSkipped(r.payer, r.nonce, reason);
-        return (false, 0);
+        return Booking({bucket: 0, amount: 0, fromWithdrawing: 0});
     }
 
     function _useNonce(address payer, uint256 nonce) private returns (bool fresh) {
@@ -270,7 +335,8 @@ contract InferenceSettlement is IInferenceSettlement, EIP712, ReentrancyGuardTra
             currency: currency,
             amount: 0,
             accepted: accepted,
-            hasHolders: accepted && token.hasHolders(modelId)
+            hasHolders: accepted && token.hasHolders(modelId),
+            failed: false
         });
         return (count, count + 1);
     }
@@ -283,6 +349,7 @@ contract InferenceSettlement is IInferenceSettlement, EIP712, ReentrancyGuardTra
                     r.modelId,
                     r.currency,
                     r.payer,
+                    r.payee,
                     r.units,
                     r.pricePerUnit,
                     r.nonce,

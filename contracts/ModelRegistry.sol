@@ -11,10 +11,23 @@ contract ModelRegistry is IModelRegistry {
     uint256 public constant MAX_CURRENCIES = 8;
     /// @inheritdoc IModelRegistry
     uint256 public constant MAX_SHARDS = 256;
+    /// @inheritdoc IModelRegistry
+    uint32 public constant MAX_WINDOW = 30 days;
+    /// @inheritdoc IModelRegistry
+    uint16 public constant MAX_ATTESTATIONS = 16;
+    /// @inheritdoc IModelRegistry
+    uint16 public constant MAX_CHALLENGER_SHARE_BPS = 5_000;
+    /// @inheritdoc IModelRegistry
+    uint16 public constant MIN_QUORUM_BPS = 1_000;
+    /// @inheritdoc IModelRegistry
+    uint16 public constant MAX_VOTER_SLASH_BPS = 5_000;
     uint256 private constant BPS = 10_000;
 
+    /// @dev `version` changes with every `scheduleParams` (a replacement too), so a commit that
+    /// names it cannot be caught by a change made in front of it.
     struct ParamsVersion {
         uint64 fromRound;
+        uint32 version;
         RoundParams params;
     }
 
@@ -27,6 +40,8 @@ contract ModelRegistry is IModelRegistry {
         uint16 versionCount;
         address stakingToken;
         uint32 unbondingDelay;
+        bool genesisClosed;
+        uint32 paramsVersions;
         bytes32 specDigest;
     }
 
@@ -77,11 +92,13 @@ contract ModelRegistry is IModelRegistry {
             versionCount: 1,
             stakingToken: config.stakingToken,
             unbondingDelay: config.unbondingDelay,
+            genesisClosed: false,
+            paramsVersions: 1,
             specDigest: config.specDigest
         });
         _specURIs[modelId] = config.specURI;
         _weights[modelId] = config.shardWeights;
-        _params[modelId][0] = ParamsVersion({fromRound: 1, params: config.params});
+        _params[modelId][0] = ParamsVersion({fromRound: 1, version: 1, params: config.params});
 
         emit ModelRegistered(
             modelId,
@@ -107,12 +124,14 @@ contract ModelRegistry is IModelRegistry {
         _checkParams(params, model.unbondingDelay);
         fromRound = model.latestRound + 1;
         uint256 last = model.versionCount - 1;
-        // A second change before anyone commits to `fromRound` replaces the first.
+        uint32 version = ++model.paramsVersions;
+        // A second change before anyone commits to `fromRound` replaces the first (under a new
+        // version number, so a commit signed for the first is refused).
         if (_params[modelId][last].fromRound == fromRound) {
-            _params[modelId][last].params = params;
+            _params[modelId][last] = ParamsVersion({fromRound: fromRound, version: version, params: params});
         } else {
             if (last + 1 == type(uint16).max) revert InvalidParams("versionCount");
-            _params[modelId][last + 1] = ParamsVersion({fromRound: fromRound, params: params});
+            _params[modelId][last + 1] = ParamsVersion({fromRound: fromRound, version: version, params: params});
             model.versionCount = uint16(last + 2);
         }
         emit ParamsScheduled(modelId, fromRound, params);
@@ -127,7 +146,20 @@ contract ModelRegistry is IModelRegistry {
     }
 
     /// @inheritdoc IModelRegistry
-    function enterRound(uint64 modelId, uint64 round, uint32 shard) external returns (uint128 minTrainerStake) {
+    function closeGenesis(uint64 modelId) external onlyRegistrant(modelId) {
+        Model storage model = _models[modelId];
+        if (model.genesisClosed) revert GenesisAlreadyClosed(modelId);
+        model.genesisClosed = true;
+        emit GenesisClosed(modelId);
+    }
+
+    /// @inheritdoc IModelRegistry
+    function enterRound(
+        uint64 modelId,
+        uint64 round,
+        uint32 shard,
+        uint32 paramsVersion
+    ) external returns (uint128 minTrainerStake, uint128 slashAmount) {
         if (msg.sender != ledger) revert NotLedger(msg.sender);
         Model storage model = _models[modelId];
         // All four fields share the first slot: one SLOAD.
@@ -142,12 +174,16 @@ contract ModelRegistry is IModelRegistry {
         if (round > latest) {
             // Rounds open one at a time, so a parameter change always has a round to wait for.
             if (round != latest + 1) revert RoundSkipped(modelId, round, latest);
+            // Genesis allocations close explicitly, never as a side effect of a seal.
+            if (latest == 0 && !model.genesisClosed) revert GenesisNotClosed(modelId);
             model.latestRound = round;
             emit RoundAdvanced(modelId, round);
         } else if (round == 0) {
             revert RoundSkipped(modelId, round, latest);
         }
-        return _paramsAt(modelId, round, versionCount).minTrainerStake;
+        ParamsVersion storage v = _versionAt(modelId, round, versionCount);
+        if (v.version != paramsVersion) revert ParamsChanged(modelId, round, paramsVersion, v.version);
+        return (v.params.minTrainerStake, v.params.slashAmount);
     }
 
     /* VIEWS */
@@ -163,7 +199,8 @@ contract ModelRegistry is IModelRegistry {
                 unbondingDelay: m.unbondingDelay,
                 shardCount: m.shardCount,
                 latestRound: m.latestRound,
-                specDigest: m.specDigest
+                specDigest: m.specDigest,
+                genesisClosed: m.genesisClosed
             });
     }
 
@@ -193,19 +230,29 @@ contract ModelRegistry is IModelRegistry {
     /// @inheritdoc IModelRegistry
     function paramsAt(uint64 modelId, uint64 round) external view returns (RoundParams memory) {
         _requireModel(modelId);
-        return _paramsAt(modelId, round, _models[modelId].versionCount);
+        return _versionAt(modelId, round, _models[modelId].versionCount).params;
+    }
+
+    /// @inheritdoc IModelRegistry
+    function paramsVersionAt(uint64 modelId, uint64 round) external view returns (uint32) {
+        _requireModel(modelId);
+        return _versionAt(modelId, round, _models[modelId].versionCount).version;
     }
 
     /* INTERNAL */
 
-    function _paramsAt(uint64 modelId, uint64 round, uint256 versionCount) private view returns (RoundParams storage) {
+    function _versionAt(
+        uint64 modelId,
+        uint64 round,
+        uint256 versionCount
+    ) private view returns (ParamsVersion storage) {
         mapping(uint256 => ParamsVersion) storage versions = _params[modelId];
         // Versions are sorted by `fromRound` and the newest applicable one is near the end, so
         // the walk back from the newest is short; version 0 applies from round 1.
         for (uint256 i = versionCount; i > 1; --i) {
-            if (versions[i - 1].fromRound <= round) return versions[i - 1].params;
+            if (versions[i - 1].fromRound <= round) return versions[i - 1];
         }
-        return versions[0].params;
+        return versions[0];
     }
 
     function _addCurrency(uint64 modelId, address currency) private {
@@ -220,18 +267,34 @@ contract ModelRegistry is IModelRegistry {
         if (_models[modelId].registrant == address(0)) revert ModelNotFound(modelId);
     }
 
+    /// @dev The bounds, each named by the `InvalidParams` reason it reverts with: every window in
+    /// 1 s ..= `MAX_WINDOW`; `slashAmount` > 0 (cheating must cost something) and ≤
+    /// `minTrainerStake` (the minimum stake backs at least one commit); `sealDeposit` ≤
+    /// `slashAmount`; `minVerifierStake` > 0; `challengeBond` > 0 (challengers' shares are split
+    /// by bond); `minAttestations` ≤ `MAX_ATTESTATIONS`; `challengerShareBps` ≤
+    /// `MAX_CHALLENGER_SHARE_BPS`; `quorumBps` in `MIN_QUORUM_BPS` ..= 10,000; `voterSlashBps` ≤
+    /// `MAX_VOTER_SLASH_BPS`; the tokens of one commit fit the shard token's supply cap; and the
+    /// unbonding delay strictly outlasts reveal + challenge + dispute windows.
     function _checkParams(RoundParams calldata p, uint32 unbondingDelay) private pure {
-        if (p.challengeWindow == 0) revert InvalidParams("challengeWindow");
-        if (p.disputeWindow == 0) revert InvalidParams("disputeWindow");
-        if (p.revealWindow == 0) revert InvalidParams("revealWindow");
+        if (p.challengeWindow == 0 || p.challengeWindow > MAX_WINDOW) revert InvalidParams("challengeWindow");
+        if (p.disputeWindow == 0 || p.disputeWindow > MAX_WINDOW) revert InvalidParams("disputeWindow");
+        if (p.revealWindow == 0 || p.revealWindow > MAX_WINDOW) revert InvalidParams("revealWindow");
         if (p.workToTokenRate == 0) revert InvalidParams("workToTokenRate");
         if (p.maxWorkPerCommit == 0) revert InvalidParams("maxWorkPerCommit");
-        if (p.challengerShareBps > BPS) revert InvalidParams("challengerShareBps");
+        if (p.slashAmount == 0 || p.slashAmount > p.minTrainerStake) revert InvalidParams("slashAmount");
+        if (p.sealDeposit > p.slashAmount) revert InvalidParams("sealDeposit");
+        if (p.minVerifierStake == 0) revert InvalidParams("minVerifierStake");
+        if (p.challengeBond == 0) revert InvalidParams("challengeBond");
+        if (p.minAttestations > MAX_ATTESTATIONS) revert InvalidParams("minAttestations");
+        if (p.challengerShareBps > MAX_CHALLENGER_SHARE_BPS) revert InvalidParams("challengerShareBps");
+        if (p.quorumBps < MIN_QUORUM_BPS || p.quorumBps > BPS) revert InvalidParams("quorumBps");
+        if (p.voterSlashBps > MAX_VOTER_SLASH_BPS) revert InvalidParams("voterSlashBps");
         // Tokens minted for one commit must fit the shard token's 2**96 supply cap.
         if ((uint256(p.workToTokenRate) * p.maxWorkPerCommit) / 1e18 > type(uint96).max) {
             revert InvalidParams("workToTokenRate*maxWorkPerCommit");
         }
-        uint256 required = uint256(p.revealWindow) + p.challengeWindow + p.disputeWindow;
+        // Strictly longer: a dispute that ends on the last second must still find the stake.
+        uint256 required = uint256(p.revealWindow) + p.challengeWindow + p.disputeWindow + 1;
         if (unbondingDelay < required) revert UnbondingTooShort(unbondingDelay, required);
     }
 }

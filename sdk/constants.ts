@@ -11,7 +11,17 @@ export const sealedCommitTypes = {
     { name: "round", type: "uint64" },
     { name: "lane", type: "uint32" },
     { name: "owner", type: "address" },
+    { name: "parentRoot", type: "bytes32" },
     { name: "sealedHash", type: "bytes32" },
+    { name: "paramsVersion", type: "uint32" },
+    { name: "deadline", type: "uint64" },
+  ],
+} as const;
+
+export const nodeConsentTypes = {
+  NodeConsent: [
+    { name: "owner", type: "address" },
+    { name: "nodeKey", type: "address" },
     { name: "deadline", type: "uint64" },
   ],
 } as const;
@@ -21,6 +31,7 @@ export const usageReceiptTypes = {
     { name: "modelId", type: "uint64" },
     { name: "currency", type: "address" },
     { name: "payer", type: "address" },
+    { name: "payee", type: "address" },
     { name: "units", type: "uint128" },
     { name: "pricePerUnit", type: "uint128" },
     { name: "nonce", type: "uint256" },
@@ -54,6 +65,9 @@ export const DEFAULT_ROUND_PARAMS = {
   revealWindow: 600,
   minAttestations: 0,
   challengerShareBps: 5000,
+  quorumBps: 3000,
+  voterSlashBps: 1000,
+  sealDeposit: parseEther("5"),
 };
 
 /** `Role` of the staking contract. */
@@ -63,3 +77,8 @@ export const Role = { Trainer: 0, Verifier: 1 } as const;
 export const CommitStatus = { None: 0, Sealed: 1, Pending: 2, Finalized: 3, Rejected: 4 } as const;
 export const commitStatusNames = ["none", "sealed", "pending", "finalized", "rejected"] as const;
 export type CommitStatusName = (typeof commitStatusNames)[number];
+
+/** `Verdict` of a resolved dispute (IContributionLedger.sol). */
+export const Verdict = { None: 0, Invalid: 1, Valid: 2, Inconclusive: 3 } as const;
+export const verdictNames = ["none", "invalid", "valid", "inconclusive"] as const;
+export type VerdictName = (typeof verdictNames)[number];

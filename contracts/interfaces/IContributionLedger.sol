@@ -10,9 +10,17 @@ struct SealedCommit {
     uint32 shard;
     uint64 round;
     uint32 lane;
+    /// @notice Whose stake is checked and locked, who is slashed and who is minted: the reveal
+    /// must name the same owner.
     address owner;
+    /// @notice Root of the checkpoint the round started from (0 for round 1); it must be revealed
+    /// on this shard in the round before, so a seal cannot open a round out of nothing.
+    bytes32 parentRoot;
     /// @notice `keccak256(abi.encode(checkpointHash(checkpoint), salt))`.
     bytes32 sealedHash;
+    /// @notice The registry's parameter version the trainer expects for `round`
+    /// (`paramsVersionAt`); the commit is refused if it changed.
+    uint32 paramsVersion;
     /// @notice The signature is void after this timestamp.
     uint64 deadline;
 }
@@ -70,14 +78,53 @@ struct CommitState {
     bool upheld;
 }
 
-/// @notice An open or resolved challenge.
+/// @notice Outcome of a dispute.
+enum Verdict {
+    /// @notice Still open.
+    None,
+    /// @notice A quorum voted and more weight found the commit invalid: rejected and slashed.
+    Invalid,
+    /// @notice A quorum voted and more weight found it valid: upheld, bonds to the owner.
+    Valid,
+    /// @notice Below quorum or a tie: nothing slashed, bonds returned, the commit not upheld.
+    Inconclusive
+}
+
+/// @notice An open or resolved challenge, joined by any number of challengers.
 struct Dispute {
+    /// @notice The account that opened it.
     address challenger;
     uint40 endsAt;
     bool open;
+    Verdict verdict;
+    /// @notice Block in which it opened: votes weigh the stake voters had at the end of the block before.
+    uint40 openedBlock;
+    /// @notice All challengers' bonds, as received.
     uint128 bond;
+    /// @notice Bonds of challengers that are not the owner or its node keys (they share the reward).
+    uint128 shareBond;
     uint128 validWeight;
     uint128 invalidWeight;
+    /// @notice Weight that must vote for a verdict: `quorumBps` of the verifier stake at opening.
+    uint128 quorum;
+    /// @notice The challengers' share of the slash, as received, split by `shareBond`.
+    uint128 reward;
+}
+
+/// @notice One challenger's part of a dispute.
+struct ChallengerStake {
+    uint128 bond;
+    /// @notice The owner or one of its node keys when it challenged: bond back, no reward.
+    bool own;
+    bool claimed;
+}
+
+/// @notice One verifier's vote in a dispute.
+struct VoteRecord {
+    /// @notice Stake counted (and locked until released): 0 if it did not vote.
+    uint128 weight;
+    bool invalid;
+    bool released;
 }
 
 enum RejectReason {
@@ -128,11 +175,20 @@ interface IContributionLedger {
     event DisputeVoted(bytes32 indexed commitId, address indexed verifier, bool invalid, uint256 weight);
     event DisputeResolved(
         bytes32 indexed commitId,
-        bool invalid,
+        uint8 index,
+        Verdict verdict,
         uint256 validWeight,
         uint256 invalidWeight,
         uint256 slashed
     );
+    /// @notice `account` was paid its part of a resolved dispute (bond, reward, or forfeited bonds).
+    event DisputeClaimed(bytes32 indexed commitId, uint8 index, address indexed account, uint256 amount);
+    /// @notice A vote's locked stake was released; `slashed` is what the voter lost on the losing side.
+    event VoteReleased(bytes32 indexed commitId, uint8 index, address indexed voter, uint256 weight, uint256 slashed);
+    /// @notice Finalized, but the mint failed (supply cap, or an owner that refuses ERC-1155):
+    /// the owner can claim it to another address with `claimDeferredMint`.
+    event MintDeferred(bytes32 indexed commitId, address indexed owner, uint256 amount);
+    event DeferredMintClaimed(bytes32 indexed commitId, address indexed to, uint256 amount);
     event CheckpointFinalized(
         bytes32 indexed commitId,
         uint64 indexed modelId,
@@ -174,6 +230,22 @@ interface IContributionLedger {
     error AlreadyVoted(bytes32 commitId, address verifier);
     error ChallengerCannotVote(bytes32 commitId);
     error TooManyDisputes(bytes32 commitId);
+    /// @notice The owner of a commit, or one of its node keys, cannot attest or vote on it.
+    error OwnCommit(bytes32 commitId, address account);
+    error AlreadyChallenged(bytes32 commitId, address challenger);
+    error VoterCannotChallenge(bytes32 commitId);
+    error DisputeNotFound(bytes32 commitId, uint8 index);
+    error DisputeNotResolved(bytes32 commitId, uint8 index);
+    error NothingToClaim(bytes32 commitId, uint8 index, address account);
+    error NoVote(bytes32 commitId, uint8 index, address voter);
+    error VoteAlreadyReleased(bytes32 commitId, uint8 index, address voter);
+    error BondNotReceived(bytes32 commitId);
+    error NotOwner(bytes32 commitId, address caller);
+    error NoDeferredMint(bytes32 commitId);
+    /// @notice This sealed hash expired once for this commit: its signature cannot seal again.
+    error SealSpent(bytes32 commitId);
+    /// @notice The node key's consent is missing or signed by another key.
+    error NodeConsentMismatch(address nodeKey, address signer);
     error NotEnoughAttestations(bytes32 commitId, uint16 attestations, uint16 required);
     error ParentNotFinalized(bytes32 commitId, bytes32 parentRoot);
     error ParentNotRejected(bytes32 commitId, bytes32 parentRoot);
@@ -185,64 +257,88 @@ interface IContributionLedger {
     /* NODE KEYS */
 
     /// @notice The caller (an owner) allows or revokes `nodeKey` to sign commits on its behalf.
-    function authorizeNode(address nodeKey, bool authorized) external;
+    /// Allowing needs the key's consent: its EIP-712 `NodeConsent(owner, nodeKey, deadline)`
+    /// signature (a key cannot be claimed by an owner it never agreed to, e.g. to strip a
+    /// challenger of its reward). Revoking needs none (pass an empty signature).
+    function authorizeNode(address nodeKey, bool authorized, uint64 deadline, bytes calldata signature) external;
 
     /* CONTRIBUTIONS */
 
     /// @notice Records a sealed commit signed by an authorized node key of `c.owner`. Anyone
-    /// can relay it. The owner's active trainer stake must meet the round's minimum.
+    /// can relay it. The owner's active trainer stake must meet the round's minimum, and
+    /// `slashAmount` of it is locked until the commit is finalized, rejected or expired (so N
+    /// pending commits need N × slashAmount). The parent must be revealed on this shard in the
+    /// round before, and `c.paramsVersion` must be the parameters' version for the round.
     /// @return commitId `keccak256(abi.encode(modelId, shard, round, lane))`.
     function commit(SealedCommit calldata c, bytes calldata signature) external returns (bytes32 commitId);
 
     /// @notice Reveals the checkpoint of a sealed commit, in a later block than the commit and
     /// within the reveal window. Anyone knowing the salt can relay it. `commitBlock` and
     /// `commitTime` are the number and timestamp of the block of the `CheckpointSealed` event.
+    /// The checkpoint's owner and parent must be those sealed (else `SealMismatch`).
     function reveal(Checkpoint calldata cp, bytes32 salt, uint64 commitBlock, uint64 commitTime) external;
 
     /// @notice Frees the slot of a seal that was not revealed within its reveal window, so the
-    /// (model, shard, round, lane) can be committed again. Anyone can call it; the arguments are
-    /// those of the `CheckpointSealed` event and its block.
-    function expireSeal(
-        uint64 modelId,
-        uint32 shard,
-        uint64 round,
-        uint32 lane,
-        bytes32 sealedHash,
-        uint64 commitBlock,
-        uint64 commitTime
-    ) external;
+    /// (model, shard, round, lane) can be committed again: the owner's lock is released and its
+    /// `sealDeposit` forfeited (burned), and the sealed hash can never seal this slot again.
+    /// Anyone can call it; `c` is the sealed commit (its `deadline` is ignored) and the block
+    /// is that of its `CheckpointSealed` event.
+    function expireSeal(SealedCommit calldata c, uint64 commitBlock, uint64 commitTime) external;
 
-    /// @notice A staked verifier attests that it replayed the commit and found it valid.
+    /// @notice A staked verifier attests that it replayed the commit and found it valid (not the
+    /// owner or its node keys).
     function attest(bytes32 commitId) external;
 
-    /// @notice Challenges a revealed commit within its challenge window, posting the bond in
-    /// the staking token. Opens a dispute.
+    /// @notice Challenges a revealed commit, posting the bond in the staking token (what arrives
+    /// counts). Opens a dispute within the challenge window, or joins the open one until its
+    /// vote ends, so a decoy challenger cannot keep honest ones out.
     function challenge(bytes32 commitId, bytes32 evidence) external;
 
-    /// @notice A staked verifier votes in an open dispute, weighted by its active stake.
+    /// @notice A staked verifier votes in an open dispute (not a challenger of it, not the owner
+    /// or its node keys). Its weight is its verifier stake at the end of the block before the
+    /// dispute opened (capped by its active stake now), and that weight stays locked until the
+    /// vote is released after the verdict.
     function vote(bytes32 commitId, bool invalid) external;
 
-    /// @notice Closes a dispute after its window. Invalid (more stake voted invalid): the commit
-    /// is rejected, the trainer slashed, the challenger repaid plus its share of the slash (no
-    /// share when the challenger is the owner or one of its node keys: an appeal that fails
-    /// costs the full slash). Otherwise the bond goes to the trainer and the commit is upheld.
+    /// @notice Closes a dispute after its window. With a quorum: Invalid (more weight voted
+    /// invalid) rejects the commit and slashes `slashAmount`, of which `challengerShareBps` goes to
+    /// the challengers that are not the owner's own, by bond; Valid upholds it and forfeits the
+    /// bonds to the owner. Below quorum or tied: Inconclusive, bonds returned, nothing else.
+    /// Payments are pulled with `claimDispute` and `releaseVote`.
     function resolve(Checkpoint calldata cp) external;
 
-    /// @notice Finalizes a revealed commit after its challenge window and mints shard tokens
-    /// for its work units to the owner.
+    /// @notice Pays `account` its part of resolved dispute `index` of a commit: a challenger its
+    /// bond (Invalid or Inconclusive) plus its reward share (Invalid, not own); the owner every
+    /// bond (Valid). Anyone can call it; the tokens go to `account`.
+    function claimDispute(bytes32 commitId, uint8 index, address account) external returns (uint256 amount);
+
+    /// @notice Releases the stake `voter` locked in resolved dispute `index`; a voter on the
+    /// losing side of a verdict loses `voterSlashBps` of its weight. Anyone can call it.
+    function releaseVote(bytes32 commitId, uint8 index, address voter) external returns (uint256 slashed);
+
+    /// @notice Finalizes a revealed commit after its challenge window, releases the owner's lock
+    /// and mints shard tokens for its work units to the owner. A mint that fails (supply cap,
+    /// an owner contract refusing ERC-1155) does not block: it is deferred (`MintDeferred`).
     function finalize(Checkpoint calldata cp) external returns (uint256 minted);
 
-    /// @notice Rejects a commit whose parent was rejected (no slash: building on bad work is not
-    /// cheating, but it earns nothing).
+    /// @notice The owner of a finalized commit whose mint was deferred mints it to `to`.
+    function claimDeferredMint(Checkpoint calldata cp, address to) external returns (uint256 minted);
+
+    /// @notice Rejects a commit whose parent was rejected and releases the owner's lock (no
+    /// slash: building on bad work is not cheating, but it earns nothing).
     function rejectOrphan(Checkpoint calldata cp) external;
 
-    /// @notice The registrant mints a genesis allocation, only before the model's first commit.
+    /// @notice The registrant mints a genesis allocation, only until it closes genesis in the
+    /// registry (`closeGenesis`), which round 1 waits for.
     function allocateGenesis(uint64 modelId, uint32 shard, address[] calldata to, uint256[] calldata amounts) external;
 
     /* VIEWS */
 
     /// @notice EIP-712 digest a node key signs for `c`.
     function hashSealedCommit(SealedCommit calldata c) external view returns (bytes32);
+
+    /// @notice EIP-712 digest a node key signs to consent to serve `owner`.
+    function hashNodeConsent(address owner, address nodeKey, uint64 deadline) external view returns (bytes32);
 
     /// @notice The hash of a checkpoint's fields, as sealed and stored.
     function checkpointHash(Checkpoint calldata cp) external pure returns (bytes32);
@@ -256,11 +352,26 @@ interface IContributionLedger {
     /// @notice Stored hash of a commit: the seal before reveal, the checkpoint hash after.
     function commitHash(bytes32 commitId) external view returns (bytes32);
 
-    /// @notice The commit that revealed `root` (zero if none).
-    function commitOfRoot(bytes32 root) external view returns (bytes32);
+    /// @notice The commit of `modelId` that revealed `root` (zero if none): roots are unique per model.
+    function commitOfRoot(uint64 modelId, bytes32 root) external view returns (bytes32);
 
-    /// @notice The latest dispute of a commit.
+    /// @notice The owner a revealed commit was sealed and revealed for.
+    function commitOwner(bytes32 commitId) external view returns (address);
+
+    /// @notice The latest dispute of a commit (index `commitState(commitId).disputes`).
     function dispute(bytes32 commitId) external view returns (Dispute memory);
+
+    /// @notice Dispute `index` (1-based) of a commit.
+    function disputeAt(bytes32 commitId, uint8 index) external view returns (Dispute memory);
+
+    /// @notice `account`'s part as a challenger in dispute `index`.
+    function challengerOf(bytes32 commitId, uint8 index, address account) external view returns (ChallengerStake memory);
+
+    /// @notice `voter`'s vote in dispute `index`.
+    function voteOf(bytes32 commitId, uint8 index, address voter) external view returns (VoteRecord memory);
+
+    /// @notice Tokens of a finalized commit whose mint was deferred (0 if none).
+    function deferredMint(bytes32 commitId) external view returns (uint256);
 
     /// @notice Whether `verifier` attested `commitId`.
     function hasAttested(bytes32 commitId, address verifier) external view returns (bool);

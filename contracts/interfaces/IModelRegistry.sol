@@ -24,8 +24,16 @@ struct RoundParams {
     uint32 revealWindow;
     /// @notice Attestations needed before a commit can finalize (0: none).
     uint16 minAttestations;
-    /// @notice Share of a slash paid to the winning challenger, in basis points.
+    /// @notice Share of a slash paid to the winning challengers (split by bond), in basis points.
     uint16 challengerShareBps;
+    /// @notice Share of the model's verifier stake (at the dispute's opening) that must vote for
+    /// a verdict, in basis points. Below it a dispute is inconclusive.
+    uint16 quorumBps;
+    /// @notice Share of its counted weight a voter on the losing side of a verdict loses, in
+    /// basis points.
+    uint16 voterSlashBps;
+    /// @notice Taken from the owner's stake when a seal expires unrevealed (at most `slashAmount`).
+    uint96 sealDeposit;
 }
 
 /// @notice Everything given at registration.
@@ -56,6 +64,8 @@ struct ModelInfo {
     /// @notice Highest round any commit has been made for.
     uint64 latestRound;
     bytes32 specDigest;
+    /// @notice The registrant closed the genesis allocation; round 1 can open.
+    bool genesisClosed;
 }
 
 /// @title IModelRegistry
@@ -80,6 +90,8 @@ interface IModelRegistry {
     event CurrencyAdded(uint64 indexed modelId, address indexed currency);
     /// @notice The ledger saw the first commit of a new round.
     event RoundAdvanced(uint64 indexed modelId, uint64 round);
+    /// @notice The registrant closed the genesis allocation: no more genesis mints, commits may start.
+    event GenesisClosed(uint64 indexed modelId);
 
     /* ERRORS */
 
@@ -96,6 +108,11 @@ interface IModelRegistry {
     error InvalidParams(string reason);
     error ShardOutOfRange(uint64 modelId, uint32 shard);
     error RoundSkipped(uint64 modelId, uint64 round, uint64 latestRound);
+    /// @notice The parameters in force for `round` are not the version the commit was signed for.
+    error ParamsChanged(uint64 modelId, uint64 round, uint32 expected, uint32 actual);
+    /// @notice Round 1 cannot open before the registrant closes the genesis allocation.
+    error GenesisNotClosed(uint64 modelId);
+    error GenesisAlreadyClosed(uint64 modelId);
 
     /* REGISTRATION AND PARAMETERS */
 
@@ -111,9 +128,20 @@ interface IModelRegistry {
     /// @notice Accepts one more revenue currency. Only the registrant. At most `MAX_CURRENCIES`.
     function addCurrency(uint64 modelId, address currency) external;
 
-    /// @notice Called by the ledger on each commit: checks the shard, records a round that may be
-    /// at most one past the latest, and returns the minimum trainer stake in force for `round`.
-    function enterRound(uint64 modelId, uint64 round, uint32 shard) external returns (uint128 minTrainerStake);
+    /// @notice Closes the genesis allocation (the ledger's `allocateGenesis`) and lets round 1 open.
+    /// Only the registrant, once.
+    function closeGenesis(uint64 modelId) external;
+
+    /// @notice Called by the ledger on each commit: checks the shard and that `paramsVersion` is
+    /// the version in force for `round` (a registrant cannot change the parameters under a
+    /// commit in flight), records a round that may be at most one past the latest (round 1 only
+    /// after genesis closed), and returns the parameters the commit locks stake for.
+    function enterRound(
+        uint64 modelId,
+        uint64 round,
+        uint32 shard,
+        uint32 paramsVersion
+    ) external returns (uint128 minTrainerStake, uint128 slashAmount);
 
     /* VIEWS */
 
@@ -122,6 +150,23 @@ interface IModelRegistry {
 
     /// @notice Maximum shards per model.
     function MAX_SHARDS() external view returns (uint256);
+
+    /// @notice Longest reveal, challenge or dispute window (30 days): a longer one would let a
+    /// registrant freeze stake and rounds for good.
+    function MAX_WINDOW() external view returns (uint32);
+
+    /// @notice Most attestations a commit may need (16): more would leave rounds unfinalizable.
+    function MAX_ATTESTATIONS() external view returns (uint16);
+
+    /// @notice Largest challengers' share of a slash (5,000 bps): a cheater that challenges
+    /// itself from another account still loses at least half of the slash.
+    function MAX_CHALLENGER_SHARE_BPS() external view returns (uint16);
+
+    /// @notice Smallest dispute quorum (1,000 bps of the model's verifier stake).
+    function MIN_QUORUM_BPS() external view returns (uint16);
+
+    /// @notice Largest loss of a voter on the losing side (5,000 bps of its counted weight).
+    function MAX_VOTER_SLASH_BPS() external view returns (uint16);
 
     /// @notice The contribution ledger allowed to advance rounds.
     function ledger() external view returns (address);
@@ -146,4 +191,8 @@ interface IModelRegistry {
 
     /// @notice Round parameters in force for `round` of `modelId`.
     function paramsAt(uint64 modelId, uint64 round) external view returns (RoundParams memory);
+
+    /// @notice Version of the parameters in force for `round`: a number that changes with every
+    /// `scheduleParams`, which a sealed commit names.
+    function paramsVersionAt(uint64 modelId, uint64 round) external view returns (uint32);
 }

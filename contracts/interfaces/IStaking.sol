@@ -15,6 +15,10 @@ struct StakeInfo {
     uint128 unbonding;
     /// @notice When `unbonding` can be withdrawn.
     uint64 unbondingReadyAt;
+    /// @notice Part of `active` that cannot be unstaked: a trainer's `slashAmount` per pending
+    /// commit (always ≤ `active`), a verifier's counted weight per vote not yet released (may
+    /// exceed `active` when the same stake votes in several disputes).
+    uint128 locked;
 }
 
 /// @notice Per-model bookkeeping. Conservation: deposited = active + unbonding + slashed + withdrawn.
@@ -28,9 +32,11 @@ struct StakeTotals {
 
 /// @title IStaking
 /// @notice Trainers and verifiers stake the model's staking token per model. Unstaking waits out
-/// the model's unbonding delay so pending work stays slashable. Only the contribution ledger can
-/// slash. Of a slash, the beneficiary's share is paid out; the rest stays locked here forever
-/// (it is burned in effect: no function can move it).
+/// the model's unbonding delay so pending work stays slashable, and locked stake (pending
+/// commits, unreleased votes) cannot be unstaked at all. Only the contribution ledger can lock
+/// and slash. Of a slash, the beneficiary's share is paid out; the rest stays locked here forever
+/// (it is burned in effect: no function can move it). Verifier stake is recorded per block, so
+/// a dispute counts the stake its voters had before it opened.
 interface IStaking {
     /* EVENTS */
 
@@ -61,27 +67,40 @@ interface IStaking {
     error NothingUnbonding(uint64 modelId, address account, Role role);
     error StillUnbonding(uint64 modelId, address account, Role role, uint64 readyAt);
     error AmountTooLarge(uint256 amount);
+    /// @notice `amount` exceeds the stake that is active and not locked.
+    error InsufficientFreeStake(uint64 modelId, address account, Role role, uint256 amount, uint256 free);
+    error FutureLookup(uint256 blockNumber, uint256 current);
 
     /* ACTIONS */
 
     /// @notice Stakes `amount` of the model's staking token (pulled from the caller) in `role`.
     function stake(uint64 modelId, Role role, uint256 amount) external;
 
-    /// @notice Moves `amount` from active to unbonding. A new request restarts the delay for the
-    /// whole unbonding amount.
+    /// @notice Moves `amount` from active to unbonding; only stake that is not locked can move. A
+    /// new request restarts the delay for the whole unbonding amount.
     /// @return readyAt When the unbonding amount can be withdrawn.
     function requestUnstake(uint64 modelId, Role role, uint256 amount) external returns (uint64 readyAt);
 
     /// @notice Pays out the whole unbonding amount once the delay has passed.
     function withdraw(uint64 modelId, Role role) external returns (uint256 amount);
 
-    /// @notice Slashes up to `amount` (active first, then unbonding) and pays
-    /// `beneficiaryBps`/10,000 of what was slashed to `beneficiary`. Only the ledger.
+    /// @notice Locks `amount` of the account's stake. A trainer's lock must fit its free stake
+    /// (active − locked), else `InsufficientFreeStake`; a verifier's vote lock need not (one
+    /// stake may back votes in several disputes). Only the ledger.
+    function lock(uint64 modelId, address account, Role role, uint256 amount) external;
+
+    /// @notice Releases up to `amount` of the account's lock. Only the ledger.
+    function unlock(uint64 modelId, address account, Role role, uint256 amount) external;
+
+    /// @notice Releases up to `unlockAmount` of the account's lock, then slashes up to `amount`
+    /// (active first, then unbonding) and pays `beneficiaryBps`/10,000 of what was slashed to
+    /// `beneficiary`. Only the ledger.
     /// @return slashed The amount actually slashed (less than `amount` if the stake is smaller).
     function slash(
         uint64 modelId,
         address account,
         Role role,
+        uint256 unlockAmount,
         uint256 amount,
         address beneficiary,
         uint256 beneficiaryBps
@@ -100,4 +119,10 @@ interface IStaking {
 
     /// @notice Totals of `modelId` (the conservation identity holds on them).
     function totals(uint64 modelId) external view returns (StakeTotals memory);
+
+    /// @notice Active verifier stake of `account` at the end of block `blockNumber` (< current).
+    function verifierStakeAt(uint64 modelId, address account, uint256 blockNumber) external view returns (uint256);
+
+    /// @notice Active verifier stake of the whole model at the end of block `blockNumber`.
+    function totalVerifierStakeAt(uint64 modelId, uint256 blockNumber) external view returns (uint256);
 }

@@ -32,6 +32,28 @@ export const modelRegistryAbi = [
   {
     "inputs": [
       {
+        "internalType": "uint64",
+        "name": "modelId",
+        "type": "uint64"
+      }
+    ],
+    "name": "GenesisAlreadyClosed",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint64",
+        "name": "modelId",
+        "type": "uint64"
+      }
+    ],
+    "name": "GenesisNotClosed",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
         "internalType": "string",
         "name": "reason",
         "type": "string"
@@ -87,6 +109,32 @@ export const modelRegistryAbi = [
       }
     ],
     "name": "NotRegistrant",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint64",
+        "name": "modelId",
+        "type": "uint64"
+      },
+      {
+        "internalType": "uint64",
+        "name": "round",
+        "type": "uint64"
+      },
+      {
+        "internalType": "uint32",
+        "name": "expected",
+        "type": "uint32"
+      },
+      {
+        "internalType": "uint32",
+        "name": "actual",
+        "type": "uint32"
+      }
+    ],
+    "name": "ParamsChanged",
     "type": "error"
   },
   {
@@ -186,6 +234,19 @@ export const modelRegistryAbi = [
       }
     ],
     "name": "CurrencyAdded",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
+        "internalType": "uint64",
+        "name": "modelId",
+        "type": "uint64"
+      }
+    ],
+    "name": "GenesisClosed",
     "type": "event"
   },
   {
@@ -308,6 +369,21 @@ export const modelRegistryAbi = [
             "internalType": "uint16",
             "name": "challengerShareBps",
             "type": "uint16"
+          },
+          {
+            "internalType": "uint16",
+            "name": "quorumBps",
+            "type": "uint16"
+          },
+          {
+            "internalType": "uint16",
+            "name": "voterSlashBps",
+            "type": "uint16"
+          },
+          {
+            "internalType": "uint96",
+            "name": "sealDeposit",
+            "type": "uint96"
           }
         ],
         "indexed": false,
@@ -340,6 +416,32 @@ export const modelRegistryAbi = [
   },
   {
     "inputs": [],
+    "name": "MAX_ATTESTATIONS",
+    "outputs": [
+      {
+        "internalType": "uint16",
+        "name": "",
+        "type": "uint16"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "MAX_CHALLENGER_SHARE_BPS",
+    "outputs": [
+      {
+        "internalType": "uint16",
+        "name": "",
+        "type": "uint16"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
     "name": "MAX_CURRENCIES",
     "outputs": [
       {
@@ -365,6 +467,45 @@ export const modelRegistryAbi = [
     "type": "function"
   },
   {
+    "inputs": [],
+    "name": "MAX_VOTER_SLASH_BPS",
+    "outputs": [
+      {
+        "internalType": "uint16",
+        "name": "",
+        "type": "uint16"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "MAX_WINDOW",
+    "outputs": [
+      {
+        "internalType": "uint32",
+        "name": "",
+        "type": "uint32"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "MIN_QUORUM_BPS",
+    "outputs": [
+      {
+        "internalType": "uint16",
+        "name": "",
+        "type": "uint16"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
     "inputs": [
       {
         "internalType": "uint64",
@@ -378,6 +519,19 @@ export const modelRegistryAbi = [
       }
     ],
     "name": "addCurrency",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint64",
+        "name": "modelId",
+        "type": "uint64"
+      }
+    ],
+    "name": "closeGenesis",
     "outputs": [],
     "stateMutability": "nonpayable",
     "type": "function"
@@ -417,6 +571,11 @@ export const modelRegistryAbi = [
         "internalType": "uint32",
         "name": "shard",
         "type": "uint32"
+      },
+      {
+        "internalType": "uint32",
+        "name": "paramsVersion",
+        "type": "uint32"
       }
     ],
     "name": "enterRound",
@@ -424,6 +583,11 @@ export const modelRegistryAbi = [
       {
         "internalType": "uint128",
         "name": "minTrainerStake",
+        "type": "uint128"
+      },
+      {
+        "internalType": "uint128",
+        "name": "slashAmount",
         "type": "uint128"
       }
     ],
@@ -521,6 +685,11 @@ export const modelRegistryAbi = [
             "internalType": "bytes32",
             "name": "specDigest",
             "type": "bytes32"
+          },
+          {
+            "internalType": "bool",
+            "name": "genesisClosed",
+            "type": "bool"
           }
         ],
         "internalType": "struct ModelInfo",
@@ -602,11 +771,50 @@ export const modelRegistryAbi = [
             "internalType": "uint16",
             "name": "challengerShareBps",
             "type": "uint16"
+          },
+          {
+            "internalType": "uint16",
+            "name": "quorumBps",
+            "type": "uint16"
+          },
+          {
+            "internalType": "uint16",
+            "name": "voterSlashBps",
+            "type": "uint16"
+          },
+          {
+            "internalType": "uint96",
+            "name": "sealDeposit",
+            "type": "uint96"
           }
         ],
         "internalType": "struct RoundParams",
         "name": "",
         "type": "tuple"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint64",
+        "name": "modelId",
+        "type": "uint64"
+      },
+      {
+        "internalType": "uint64",
+        "name": "round",
+        "type": "uint64"
+      }
+    ],
+    "name": "paramsVersionAt",
+    "outputs": [
+      {
+        "internalType": "uint32",
+        "name": "",
+        "type": "uint32"
       }
     ],
     "stateMutability": "view",
@@ -702,6 +910,21 @@ export const modelRegistryAbi = [
                 "internalType": "uint16",
                 "name": "challengerShareBps",
                 "type": "uint16"
+              },
+              {
+                "internalType": "uint16",
+                "name": "quorumBps",
+                "type": "uint16"
+              },
+              {
+                "internalType": "uint16",
+                "name": "voterSlashBps",
+                "type": "uint16"
+              },
+              {
+                "internalType": "uint96",
+                "name": "sealDeposit",
+                "type": "uint96"
               }
             ],
             "internalType": "struct RoundParams",
@@ -788,6 +1011,21 @@ export const modelRegistryAbi = [
             "internalType": "uint16",
             "name": "challengerShareBps",
             "type": "uint16"
+          },
+          {
+            "internalType": "uint16",
+            "name": "quorumBps",
+            "type": "uint16"
+          },
+          {
+            "internalType": "uint16",
+            "name": "voterSlashBps",
+            "type": "uint16"
+          },
+          {
+            "internalType": "uint96",
+            "name": "sealDeposit",
+            "type": "uint96"
           }
         ],
         "internalType": "struct RoundParams",
@@ -1937,6 +2175,58 @@ export const stakingAbi = [
     "type": "error"
   },
   {
+    "inputs": [],
+    "name": "CheckpointUnorderedInsertion",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "blockNumber",
+        "type": "uint256"
+      },
+      {
+        "internalType": "uint256",
+        "name": "current",
+        "type": "uint256"
+      }
+    ],
+    "name": "FutureLookup",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint64",
+        "name": "modelId",
+        "type": "uint64"
+      },
+      {
+        "internalType": "address",
+        "name": "account",
+        "type": "address"
+      },
+      {
+        "internalType": "enum Role",
+        "name": "role",
+        "type": "uint8"
+      },
+      {
+        "internalType": "uint256",
+        "name": "amount",
+        "type": "uint256"
+      },
+      {
+        "internalType": "uint256",
+        "name": "free",
+        "type": "uint256"
+      }
+    ],
+    "name": "InsufficientFreeStake",
+    "type": "error"
+  },
+  {
     "inputs": [
       {
         "internalType": "uint64",
@@ -2236,6 +2526,34 @@ export const stakingAbi = [
     "type": "function"
   },
   {
+    "inputs": [
+      {
+        "internalType": "uint64",
+        "name": "modelId",
+        "type": "uint64"
+      },
+      {
+        "internalType": "address",
+        "name": "account",
+        "type": "address"
+      },
+      {
+        "internalType": "enum Role",
+        "name": "role",
+        "type": "uint8"
+      },
+      {
+        "internalType": "uint256",
+        "name": "amount",
+        "type": "uint256"
+      }
+    ],
+    "name": "lock",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
     "inputs": [],
     "name": "registry",
     "outputs": [
@@ -2293,6 +2611,11 @@ export const stakingAbi = [
         "internalType": "enum Role",
         "name": "role",
         "type": "uint8"
+      },
+      {
+        "internalType": "uint256",
+        "name": "unlockAmount",
+        "type": "uint256"
       },
       {
         "internalType": "uint256",
@@ -2380,11 +2703,40 @@ export const stakingAbi = [
             "internalType": "uint64",
             "name": "unbondingReadyAt",
             "type": "uint64"
+          },
+          {
+            "internalType": "uint128",
+            "name": "locked",
+            "type": "uint128"
           }
         ],
         "internalType": "struct StakeInfo",
         "name": "",
         "type": "tuple"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint64",
+        "name": "modelId",
+        "type": "uint64"
+      },
+      {
+        "internalType": "uint256",
+        "name": "blockNumber",
+        "type": "uint256"
+      }
+    ],
+    "name": "totalVerifierStakeAt",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "",
+        "type": "uint256"
       }
     ],
     "stateMutability": "view",
@@ -2431,6 +2783,63 @@ export const stakingAbi = [
         "internalType": "struct StakeTotals",
         "name": "",
         "type": "tuple"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint64",
+        "name": "modelId",
+        "type": "uint64"
+      },
+      {
+        "internalType": "address",
+        "name": "account",
+        "type": "address"
+      },
+      {
+        "internalType": "enum Role",
+        "name": "role",
+        "type": "uint8"
+      },
+      {
+        "internalType": "uint256",
+        "name": "amount",
+        "type": "uint256"
+      }
+    ],
+    "name": "unlock",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint64",
+        "name": "modelId",
+        "type": "uint64"
+      },
+      {
+        "internalType": "address",
+        "name": "account",
+        "type": "address"
+      },
+      {
+        "internalType": "uint256",
+        "name": "blockNumber",
+        "type": "uint256"
+      }
+    ],
+    "name": "verifierStakeAt",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "",
+        "type": "uint256"
       }
     ],
     "stateMutability": "view",
@@ -2509,11 +2918,38 @@ export const contributionLedgerAbi = [
       },
       {
         "internalType": "address",
+        "name": "challenger",
+        "type": "address"
+      }
+    ],
+    "name": "AlreadyChallenged",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "bytes32",
+        "name": "commitId",
+        "type": "bytes32"
+      },
+      {
+        "internalType": "address",
         "name": "verifier",
         "type": "address"
       }
     ],
     "name": "AlreadyVoted",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "bytes32",
+        "name": "commitId",
+        "type": "bytes32"
+      }
+    ],
+    "name": "BondNotReceived",
     "type": "error"
   },
   {
@@ -2606,6 +3042,38 @@ export const contributionLedgerAbi = [
       }
     ],
     "name": "CommitNotFound",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "bytes32",
+        "name": "commitId",
+        "type": "bytes32"
+      },
+      {
+        "internalType": "uint8",
+        "name": "index",
+        "type": "uint8"
+      }
+    ],
+    "name": "DisputeNotFound",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "bytes32",
+        "name": "commitId",
+        "type": "bytes32"
+      },
+      {
+        "internalType": "uint8",
+        "name": "index",
+        "type": "uint8"
+      }
+    ],
+    "name": "DisputeNotResolved",
     "type": "error"
   },
   {
@@ -2753,7 +3221,55 @@ export const contributionLedgerAbi = [
         "type": "bytes32"
       }
     ],
+    "name": "NoDeferredMint",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "bytes32",
+        "name": "commitId",
+        "type": "bytes32"
+      }
+    ],
     "name": "NoOpenDispute",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "bytes32",
+        "name": "commitId",
+        "type": "bytes32"
+      },
+      {
+        "internalType": "uint8",
+        "name": "index",
+        "type": "uint8"
+      },
+      {
+        "internalType": "address",
+        "name": "voter",
+        "type": "address"
+      }
+    ],
+    "name": "NoVote",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "nodeKey",
+        "type": "address"
+      },
+      {
+        "internalType": "address",
+        "name": "signer",
+        "type": "address"
+      }
+    ],
+    "name": "NodeConsentMismatch",
     "type": "error"
   },
   {
@@ -2796,6 +3312,22 @@ export const contributionLedgerAbi = [
   {
     "inputs": [
       {
+        "internalType": "bytes32",
+        "name": "commitId",
+        "type": "bytes32"
+      },
+      {
+        "internalType": "address",
+        "name": "caller",
+        "type": "address"
+      }
+    ],
+    "name": "NotOwner",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
         "internalType": "uint64",
         "name": "modelId",
         "type": "uint64"
@@ -2807,6 +3339,43 @@ export const contributionLedgerAbi = [
       }
     ],
     "name": "NotRegistrant",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "bytes32",
+        "name": "commitId",
+        "type": "bytes32"
+      },
+      {
+        "internalType": "uint8",
+        "name": "index",
+        "type": "uint8"
+      },
+      {
+        "internalType": "address",
+        "name": "account",
+        "type": "address"
+      }
+    ],
+    "name": "NothingToClaim",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "bytes32",
+        "name": "commitId",
+        "type": "bytes32"
+      },
+      {
+        "internalType": "address",
+        "name": "account",
+        "type": "address"
+      }
+    ],
+    "name": "OwnCommit",
     "type": "error"
   },
   {
@@ -2930,6 +3499,17 @@ export const contributionLedgerAbi = [
   {
     "inputs": [
       {
+        "internalType": "bytes32",
+        "name": "commitId",
+        "type": "bytes32"
+      }
+    ],
+    "name": "SealSpent",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
         "internalType": "uint64",
         "name": "modelId",
         "type": "uint64"
@@ -2974,6 +3554,38 @@ export const contributionLedgerAbi = [
       }
     ],
     "name": "TooManyDisputes",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "bytes32",
+        "name": "commitId",
+        "type": "bytes32"
+      },
+      {
+        "internalType": "uint8",
+        "name": "index",
+        "type": "uint8"
+      },
+      {
+        "internalType": "address",
+        "name": "voter",
+        "type": "address"
+      }
+    ],
+    "name": "VoteAlreadyReleased",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "bytes32",
+        "name": "commitId",
+        "type": "bytes32"
+      }
+    ],
+    "name": "VoterCannotChallenge",
     "type": "error"
   },
   {
@@ -3309,10 +3921,72 @@ export const contributionLedgerAbi = [
         "type": "bytes32"
       },
       {
+        "indexed": true,
+        "internalType": "address",
+        "name": "to",
+        "type": "address"
+      },
+      {
         "indexed": false,
-        "internalType": "bool",
-        "name": "invalid",
-        "type": "bool"
+        "internalType": "uint256",
+        "name": "amount",
+        "type": "uint256"
+      }
+    ],
+    "name": "DeferredMintClaimed",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
+        "internalType": "bytes32",
+        "name": "commitId",
+        "type": "bytes32"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint8",
+        "name": "index",
+        "type": "uint8"
+      },
+      {
+        "indexed": true,
+        "internalType": "address",
+        "name": "account",
+        "type": "address"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint256",
+        "name": "amount",
+        "type": "uint256"
+      }
+    ],
+    "name": "DisputeClaimed",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
+        "internalType": "bytes32",
+        "name": "commitId",
+        "type": "bytes32"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint8",
+        "name": "index",
+        "type": "uint8"
+      },
+      {
+        "indexed": false,
+        "internalType": "enum Verdict",
+        "name": "verdict",
+        "type": "uint8"
       },
       {
         "indexed": false,
@@ -3402,6 +4076,31 @@ export const contributionLedgerAbi = [
       }
     ],
     "name": "GenesisAllocated",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
+        "internalType": "bytes32",
+        "name": "commitId",
+        "type": "bytes32"
+      },
+      {
+        "indexed": true,
+        "internalType": "address",
+        "name": "owner",
+        "type": "address"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint256",
+        "name": "amount",
+        "type": "uint256"
+      }
+    ],
+    "name": "MintDeferred",
     "type": "event"
   },
   {
@@ -3504,6 +4203,43 @@ export const contributionLedgerAbi = [
     "type": "event"
   },
   {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
+        "internalType": "bytes32",
+        "name": "commitId",
+        "type": "bytes32"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint8",
+        "name": "index",
+        "type": "uint8"
+      },
+      {
+        "indexed": true,
+        "internalType": "address",
+        "name": "voter",
+        "type": "address"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint256",
+        "name": "weight",
+        "type": "uint256"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint256",
+        "name": "slashed",
+        "type": "uint256"
+      }
+    ],
+    "name": "VoteReleased",
+    "type": "event"
+  },
+  {
     "inputs": [],
     "name": "MAX_DISPUTES",
     "outputs": [
@@ -3511,6 +4247,19 @@ export const contributionLedgerAbi = [
         "internalType": "uint8",
         "name": "",
         "type": "uint8"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "NODE_CONSENT_TYPEHASH",
+    "outputs": [
+      {
+        "internalType": "bytes32",
+        "name": "",
+        "type": "bytes32"
       }
     ],
     "stateMutability": "view",
@@ -3581,6 +4330,16 @@ export const contributionLedgerAbi = [
         "internalType": "bool",
         "name": "authorized",
         "type": "bool"
+      },
+      {
+        "internalType": "uint64",
+        "name": "deadline",
+        "type": "uint64"
+      },
+      {
+        "internalType": "bytes",
+        "name": "signature",
+        "type": "bytes"
       }
     ],
     "name": "authorizeNode",
@@ -3604,6 +4363,52 @@ export const contributionLedgerAbi = [
     "name": "challenge",
     "outputs": [],
     "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "bytes32",
+        "name": "commitId",
+        "type": "bytes32"
+      },
+      {
+        "internalType": "uint8",
+        "name": "index",
+        "type": "uint8"
+      },
+      {
+        "internalType": "address",
+        "name": "account",
+        "type": "address"
+      }
+    ],
+    "name": "challengerOf",
+    "outputs": [
+      {
+        "components": [
+          {
+            "internalType": "uint128",
+            "name": "bond",
+            "type": "uint128"
+          },
+          {
+            "internalType": "bool",
+            "name": "own",
+            "type": "bool"
+          },
+          {
+            "internalType": "bool",
+            "name": "claimed",
+            "type": "bool"
+          }
+        ],
+        "internalType": "struct ChallengerStake",
+        "name": "",
+        "type": "tuple"
+      }
+    ],
+    "stateMutability": "view",
     "type": "function"
   },
   {
@@ -3738,8 +4543,153 @@ export const contributionLedgerAbi = [
           },
           {
             "internalType": "bytes32",
+            "name": "parentRoot",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "root",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "transcriptDigest",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "sentActivations",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "receivedActivations",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "sentGradients",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "receivedGradients",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "uint128",
+            "name": "workUnits",
+            "type": "uint128"
+          },
+          {
+            "internalType": "uint64",
+            "name": "lossMicros",
+            "type": "uint64"
+          },
+          {
+            "internalType": "string",
+            "name": "checkpointURI",
+            "type": "string"
+          },
+          {
+            "internalType": "string",
+            "name": "transcriptURI",
+            "type": "string"
+          }
+        ],
+        "internalType": "struct Checkpoint",
+        "name": "cp",
+        "type": "tuple"
+      },
+      {
+        "internalType": "address",
+        "name": "to",
+        "type": "address"
+      }
+    ],
+    "name": "claimDeferredMint",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "minted",
+        "type": "uint256"
+      }
+    ],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "bytes32",
+        "name": "commitId",
+        "type": "bytes32"
+      },
+      {
+        "internalType": "uint8",
+        "name": "index",
+        "type": "uint8"
+      },
+      {
+        "internalType": "address",
+        "name": "account",
+        "type": "address"
+      }
+    ],
+    "name": "claimDispute",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "amount",
+        "type": "uint256"
+      }
+    ],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "components": [
+          {
+            "internalType": "uint64",
+            "name": "modelId",
+            "type": "uint64"
+          },
+          {
+            "internalType": "uint32",
+            "name": "shard",
+            "type": "uint32"
+          },
+          {
+            "internalType": "uint64",
+            "name": "round",
+            "type": "uint64"
+          },
+          {
+            "internalType": "uint32",
+            "name": "lane",
+            "type": "uint32"
+          },
+          {
+            "internalType": "address",
+            "name": "owner",
+            "type": "address"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "parentRoot",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "bytes32",
             "name": "sealedHash",
             "type": "bytes32"
+          },
+          {
+            "internalType": "uint32",
+            "name": "paramsVersion",
+            "type": "uint32"
           },
           {
             "internalType": "uint64",
@@ -3824,6 +4774,11 @@ export const contributionLedgerAbi = [
   {
     "inputs": [
       {
+        "internalType": "uint64",
+        "name": "modelId",
+        "type": "uint64"
+      },
+      {
         "internalType": "bytes32",
         "name": "root",
         "type": "bytes32"
@@ -3835,6 +4790,25 @@ export const contributionLedgerAbi = [
         "internalType": "bytes32",
         "name": "",
         "type": "bytes32"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "bytes32",
+        "name": "commitId",
+        "type": "bytes32"
+      }
+    ],
+    "name": "commitOwner",
+    "outputs": [
+      {
+        "internalType": "address",
+        "name": "",
+        "type": "address"
       }
     ],
     "stateMutability": "view",
@@ -3909,6 +4883,25 @@ export const contributionLedgerAbi = [
         "type": "bytes32"
       }
     ],
+    "name": "deferredMint",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "",
+        "type": "uint256"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "bytes32",
+        "name": "commitId",
+        "type": "bytes32"
+      }
+    ],
     "name": "dispute",
     "outputs": [
       {
@@ -3929,8 +4922,23 @@ export const contributionLedgerAbi = [
             "type": "bool"
           },
           {
+            "internalType": "enum Verdict",
+            "name": "verdict",
+            "type": "uint8"
+          },
+          {
+            "internalType": "uint40",
+            "name": "openedBlock",
+            "type": "uint40"
+          },
+          {
             "internalType": "uint128",
             "name": "bond",
+            "type": "uint128"
+          },
+          {
+            "internalType": "uint128",
+            "name": "shareBond",
             "type": "uint128"
           },
           {
@@ -3941,6 +4949,97 @@ export const contributionLedgerAbi = [
           {
             "internalType": "uint128",
             "name": "invalidWeight",
+            "type": "uint128"
+          },
+          {
+            "internalType": "uint128",
+            "name": "quorum",
+            "type": "uint128"
+          },
+          {
+            "internalType": "uint128",
+            "name": "reward",
+            "type": "uint128"
+          }
+        ],
+        "internalType": "struct Dispute",
+        "name": "",
+        "type": "tuple"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "bytes32",
+        "name": "commitId",
+        "type": "bytes32"
+      },
+      {
+        "internalType": "uint8",
+        "name": "index",
+        "type": "uint8"
+      }
+    ],
+    "name": "disputeAt",
+    "outputs": [
+      {
+        "components": [
+          {
+            "internalType": "address",
+            "name": "challenger",
+            "type": "address"
+          },
+          {
+            "internalType": "uint40",
+            "name": "endsAt",
+            "type": "uint40"
+          },
+          {
+            "internalType": "bool",
+            "name": "open",
+            "type": "bool"
+          },
+          {
+            "internalType": "enum Verdict",
+            "name": "verdict",
+            "type": "uint8"
+          },
+          {
+            "internalType": "uint40",
+            "name": "openedBlock",
+            "type": "uint40"
+          },
+          {
+            "internalType": "uint128",
+            "name": "bond",
+            "type": "uint128"
+          },
+          {
+            "internalType": "uint128",
+            "name": "shareBond",
+            "type": "uint128"
+          },
+          {
+            "internalType": "uint128",
+            "name": "validWeight",
+            "type": "uint128"
+          },
+          {
+            "internalType": "uint128",
+            "name": "invalidWeight",
+            "type": "uint128"
+          },
+          {
+            "internalType": "uint128",
+            "name": "quorum",
+            "type": "uint128"
+          },
+          {
+            "internalType": "uint128",
+            "name": "reward",
             "type": "uint128"
           }
         ],
@@ -3998,29 +5097,56 @@ export const contributionLedgerAbi = [
   {
     "inputs": [
       {
-        "internalType": "uint64",
-        "name": "modelId",
-        "type": "uint64"
-      },
-      {
-        "internalType": "uint32",
-        "name": "shard",
-        "type": "uint32"
-      },
-      {
-        "internalType": "uint64",
-        "name": "round",
-        "type": "uint64"
-      },
-      {
-        "internalType": "uint32",
-        "name": "lane",
-        "type": "uint32"
-      },
-      {
-        "internalType": "bytes32",
-        "name": "sealedHash",
-        "type": "bytes32"
+        "components": [
+          {
+            "internalType": "uint64",
+            "name": "modelId",
+            "type": "uint64"
+          },
+          {
+            "internalType": "uint32",
+            "name": "shard",
+            "type": "uint32"
+          },
+          {
+            "internalType": "uint64",
+            "name": "round",
+            "type": "uint64"
+          },
+          {
+            "internalType": "uint32",
+            "name": "lane",
+            "type": "uint32"
+          },
+          {
+            "internalType": "address",
+            "name": "owner",
+            "type": "address"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "parentRoot",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "sealedHash",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "uint32",
+            "name": "paramsVersion",
+            "type": "uint32"
+          },
+          {
+            "internalType": "uint64",
+            "name": "deadline",
+            "type": "uint64"
+          }
+        ],
+        "internalType": "struct SealedCommit",
+        "name": "c",
+        "type": "tuple"
       },
       {
         "internalType": "uint64",
@@ -4166,6 +5292,35 @@ export const contributionLedgerAbi = [
   {
     "inputs": [
       {
+        "internalType": "address",
+        "name": "owner",
+        "type": "address"
+      },
+      {
+        "internalType": "address",
+        "name": "nodeKey",
+        "type": "address"
+      },
+      {
+        "internalType": "uint64",
+        "name": "deadline",
+        "type": "uint64"
+      }
+    ],
+    "name": "hashNodeConsent",
+    "outputs": [
+      {
+        "internalType": "bytes32",
+        "name": "",
+        "type": "bytes32"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
         "components": [
           {
             "internalType": "uint64",
@@ -4194,8 +5349,18 @@ export const contributionLedgerAbi = [
           },
           {
             "internalType": "bytes32",
+            "name": "parentRoot",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "bytes32",
             "name": "sealedHash",
             "type": "bytes32"
+          },
+          {
+            "internalType": "uint32",
+            "name": "paramsVersion",
+            "type": "uint32"
           },
           {
             "internalType": "uint64",
@@ -4382,6 +5547,35 @@ export const contributionLedgerAbi = [
     ],
     "name": "rejectOrphan",
     "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "bytes32",
+        "name": "commitId",
+        "type": "bytes32"
+      },
+      {
+        "internalType": "uint8",
+        "name": "index",
+        "type": "uint8"
+      },
+      {
+        "internalType": "address",
+        "name": "voter",
+        "type": "address"
+      }
+    ],
+    "name": "releaseVote",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "slashed",
+        "type": "uint256"
+      }
+    ],
     "stateMutability": "nonpayable",
     "type": "function"
   },
@@ -4633,6 +5827,52 @@ export const contributionLedgerAbi = [
     "outputs": [],
     "stateMutability": "nonpayable",
     "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "bytes32",
+        "name": "commitId",
+        "type": "bytes32"
+      },
+      {
+        "internalType": "uint8",
+        "name": "index",
+        "type": "uint8"
+      },
+      {
+        "internalType": "address",
+        "name": "voter",
+        "type": "address"
+      }
+    ],
+    "name": "voteOf",
+    "outputs": [
+      {
+        "components": [
+          {
+            "internalType": "uint128",
+            "name": "weight",
+            "type": "uint128"
+          },
+          {
+            "internalType": "bool",
+            "name": "invalid",
+            "type": "bool"
+          },
+          {
+            "internalType": "bool",
+            "name": "released",
+            "type": "bool"
+          }
+        ],
+        "internalType": "struct VoteRecord",
+        "name": "",
+        "type": "tuple"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
   }
 ] as const;
 
@@ -4784,6 +6024,33 @@ export const inferenceSettlementAbi = [
     "inputs": [
       {
         "internalType": "address",
+        "name": "payee",
+        "type": "address"
+      },
+      {
+        "internalType": "address",
+        "name": "caller",
+        "type": "address"
+      }
+    ],
+    "name": "NotPayee",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "caller",
+        "type": "address"
+      }
+    ],
+    "name": "NotSelf",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
         "name": "payer",
         "type": "address"
       },
@@ -4893,6 +6160,12 @@ export const inferenceSettlementAbi = [
       {
         "indexed": true,
         "internalType": "address",
+        "name": "payee",
+        "type": "address"
+      },
+      {
+        "indexed": true,
+        "internalType": "address",
         "name": "currency",
         "type": "address"
       },
@@ -4913,6 +6186,12 @@ export const inferenceSettlementAbi = [
         "indexed": true,
         "internalType": "address",
         "name": "payer",
+        "type": "address"
+      },
+      {
+        "indexed": true,
+        "internalType": "address",
+        "name": "payee",
         "type": "address"
       },
       {
@@ -4944,6 +6223,12 @@ export const inferenceSettlementAbi = [
         "indexed": true,
         "internalType": "address",
         "name": "payer",
+        "type": "address"
+      },
+      {
+        "indexed": true,
+        "internalType": "address",
+        "name": "payee",
         "type": "address"
       },
       {
@@ -5082,6 +6367,11 @@ export const inferenceSettlementAbi = [
         "type": "address"
       },
       {
+        "internalType": "address",
+        "name": "payee",
+        "type": "address"
+      },
+      {
         "internalType": "uint256",
         "name": "amount",
         "type": "uint256"
@@ -5089,6 +6379,35 @@ export const inferenceSettlementAbi = [
     ],
     "name": "depositEscrow",
     "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint64",
+        "name": "modelId",
+        "type": "uint64"
+      },
+      {
+        "internalType": "address",
+        "name": "currency",
+        "type": "address"
+      },
+      {
+        "internalType": "uint256",
+        "name": "amount",
+        "type": "uint256"
+      }
+    ],
+    "name": "distributeBucket",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "received",
+        "type": "uint256"
+      }
+    ],
     "stateMutability": "nonpayable",
     "type": "function"
   },
@@ -5144,6 +6463,11 @@ export const inferenceSettlementAbi = [
       },
       {
         "internalType": "address",
+        "name": "payee",
+        "type": "address"
+      },
+      {
+        "internalType": "address",
         "name": "currency",
         "type": "address"
       }
@@ -5193,6 +6517,11 @@ export const inferenceSettlementAbi = [
           {
             "internalType": "address",
             "name": "payer",
+            "type": "address"
+          },
+          {
+            "internalType": "address",
+            "name": "payee",
             "type": "address"
           },
           {
@@ -5300,6 +6629,11 @@ export const inferenceSettlementAbi = [
         "type": "address"
       },
       {
+        "internalType": "address",
+        "name": "payee",
+        "type": "address"
+      },
+      {
         "internalType": "uint256",
         "name": "amount",
         "type": "uint256"
@@ -5333,6 +6667,11 @@ export const inferenceSettlementAbi = [
           {
             "internalType": "address",
             "name": "payer",
+            "type": "address"
+          },
+          {
+            "internalType": "address",
+            "name": "payee",
             "type": "address"
           },
           {
@@ -5405,6 +6744,11 @@ export const inferenceSettlementAbi = [
       {
         "internalType": "address",
         "name": "currency",
+        "type": "address"
+      },
+      {
+        "internalType": "address",
+        "name": "payee",
         "type": "address"
       }
     ],
