@@ -4,6 +4,7 @@ import { keccak256, parseEther, type Address, type Hex, zeroHash } from "viem";
 import type { Checkpoint } from "../../sdk/actions/contributions/checkpoint.js";
 import { ledgerDomain, sealedCommitTypes } from "../../scripts/lib/eip712.js";
 import { DEFAULT_ROUND_PARAMS, deployProtocol, sealedHash } from "../../scripts/lib/protocol.js";
+import { nodeConsentTypes } from "../../sdk/constants.js";
 
 /** One network connection per test file; fixtures snapshot and restore it. */
 export const connection = await network.create();
@@ -92,20 +93,21 @@ export function pipelineDigests(shard: number, shardCount: number, tag = "") {
 export const sealedHashOf = async (f: Fixture, cp: Checkpoint, salt: Hex) =>
   sealedHash(await f.ledger.read.checkpointHash([cp]), salt);
 
+/** The ledger's `SealedCommit` struct. */
+export interface SealedCommit {
+  modelId: bigint;
+  shard: number;
+  round: bigint;
+  lane: number;
+  owner: Address;
+  parentRoot: Hex;
+  sealedHash: Hex;
+  paramsVersion: number;
+  deadline: bigint;
+}
+
 /** EIP-712 signature of a sealed commit by `signer` (a wallet client). */
-export async function signCommit(
-  f: Fixture,
-  signer: Fixture["wallets"][number],
-  commit: {
-    modelId: bigint;
-    shard: number;
-    round: bigint;
-    lane: number;
-    owner: Address;
-    sealedHash: Hex;
-    deadline: bigint;
-  },
-) {
+export async function signCommit(f: Fixture, signer: Fixture["wallets"][number], commit: SealedCommit) {
   const chainId = await f.publicClient.getChainId();
   return signer.signTypedData({
     account: signer.account,
@@ -116,23 +118,56 @@ export async function signCommit(
   });
 }
 
+/** The node key `key`'s EIP-712 consent to sign for `owner` until `deadline` (default in an hour). */
+export async function signNodeConsent(f: Fixture, key: Fixture["wallets"][number], owner: Address, deadline?: bigint) {
+  const until = deadline ?? BigInt(await networkHelpers.time.latest()) + 3600n;
+  const signature = await key.signTypedData({
+    account: key.account,
+    domain: ledgerDomain(await f.publicClient.getChainId(), f.ledger.address),
+    types: nodeConsentTypes,
+    primaryType: "NodeConsent",
+    message: { owner, nodeKey: key.account.address, deadline: until },
+  });
+  return { deadline: until, signature };
+}
+
+/** Owner (wallet `ownerIndex`) authorizes wallet `keyIndex` as its node key, with the key's consent. */
+export async function authorizeKey(f: Fixture, ownerIndex: number, keyIndex: number) {
+  const owner = f.wallets[ownerIndex]!;
+  const key = f.wallets[keyIndex]!;
+  const { deadline, signature } = await signNodeConsent(f, key, owner.account.address);
+  return f.ledger.write.authorizeNode([key.account.address, true, deadline, signature], { account: owner.account });
+}
+
+/** The registrant closes the genesis allocation of `modelId` unless it already did (round 1 waits for it). */
+export async function ensureGenesisClosed(f: Fixture, modelId: bigint) {
+  const info = await f.registry.read.modelInfo([modelId]);
+  if (info.genesisClosed) return;
+  await f.registry.write.closeGenesis([modelId], { account: info.registrant });
+}
+
 /**
  * Seals `cp` (signed by the owner's own key, authorized on first use) and returns what a reveal
- * needs. The owner must already have trainer stake.
+ * needs. The owner must already have trainer stake (`slashAmount` free for each pending commit).
+ * A round-1 seal first closes the model's genesis allocation (as its registrant) if still open;
+ * the commit names the parameter version in force for its round.
  */
 export async function sealCheckpoint(f: Fixture, ownerIndex: number, cp: Checkpoint, salt: Hex = digest("salt")) {
   const owner = f.wallets[ownerIndex]!;
   if (!(await f.ledger.read.isAuthorized([owner.account.address, owner.account.address]))) {
-    await f.ledger.write.authorizeNode([owner.account.address, true], { account: owner.account });
+    await authorizeKey(f, ownerIndex, ownerIndex);
   }
+  if (cp.round === 1n) await ensureGenesisClosed(f, cp.modelId);
   const now = BigInt(await networkHelpers.time.latest());
-  const commit = {
+  const commit: SealedCommit = {
     modelId: cp.modelId,
     shard: cp.shard,
     round: cp.round,
     lane: cp.lane,
     owner: cp.owner,
+    parentRoot: cp.parentRoot,
     sealedHash: await sealedHashOf(f, cp, salt),
+    paramsVersion: await f.registry.read.paramsVersionAt([cp.modelId, cp.round]),
     deadline: now + 3600n,
   };
   const signature = await signCommit(f, owner, commit);
