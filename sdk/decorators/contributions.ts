@@ -2,13 +2,17 @@ import { allocateGenesis } from "../actions/contributions/allocateGenesis.js";
 import { attest } from "../actions/contributions/attest.js";
 import { authorizeNode } from "../actions/contributions/authorizeNode.js";
 import { challenge } from "../actions/contributions/challenge.js";
+import { claimDispute } from "../actions/contributions/claimDispute.js";
 import { computeCheckpointHash } from "../actions/contributions/computeCheckpointHash.js";
 import { expireSeal } from "../actions/contributions/expireSeal.js";
 import { finalize } from "../actions/contributions/finalize.js";
 import { getCommit } from "../actions/contributions/getCommit.js";
+import { getDispute } from "../actions/contributions/getDispute.js";
 import { rejectOrphan } from "../actions/contributions/rejectOrphan.js";
+import { releaseVote } from "../actions/contributions/releaseVote.js";
 import { resolve } from "../actions/contributions/resolve.js";
 import { reveal } from "../actions/contributions/reveal.js";
+import { signNodeConsent } from "../actions/contributions/signNodeConsent.js";
 import { signSealedCommit } from "../actions/contributions/signSealedCommit.js";
 import { submitCommit } from "../actions/contributions/submitCommit.js";
 import { vote } from "../actions/contributions/vote.js";
@@ -18,9 +22,10 @@ import type { AnyClient } from "../utils/client.js";
 import { bindActions } from "./bind.js";
 
 /**
- * Contributions and lineage: `client.extend(contributionActions(deployment))`. Node keys, sealed
- * commits and reveals, verification (attest, challenge, vote, resolve), finalization, orphans,
- * expired seals, genesis allocations, and reads of commits and lineages. `computeCheckpointHash`
+ * Contributions and lineage: `client.extend(contributionActions(deployment))`. Node keys and
+ * their consent, sealed commits and reveals, verification (attest, challenge, vote, resolve),
+ * dispute payouts (claimDispute, releaseVote), finalization, orphans, expired seals, genesis
+ * allocations, and reads of commits, disputes and lineages. `computeCheckpointHash`
  * is pure and needs no client; it is included for convenience.
  *
  * @example
@@ -29,6 +34,7 @@ import { bindActions } from "./bind.js";
  */
 export const contributionActions = (deployment: Deployment) => (client: AnyClient) => ({
   ...bindActions(client, deployment, {
+    signNodeConsent,
     authorizeNode,
     signSealedCommit,
     submitCommit,
@@ -37,11 +43,14 @@ export const contributionActions = (deployment: Deployment) => (client: AnyClien
     challenge,
     vote,
     resolve,
+    claimDispute,
+    releaseVote,
     finalize,
     rejectOrphan,
     expireSeal,
     allocateGenesis,
     getCommit,
+    getDispute,
     getLineage,
   }),
   computeCheckpointHash,

@@ -13,11 +13,16 @@ const role = (r: unknown) => ROLES[Number(r)] ?? `role ${String(r)}`;
 export const contractErrorMessages: Record<string, (a: Args) => string> = {
   // ModelRegistry
   CurrencyAlreadyAccepted: (a) => `Model ${a.modelId} already accepts currency ${a.currency}.`,
+  GenesisAlreadyClosed: (a) => `The registrant of model ${a.modelId} already closed its genesis allocation.`,
+  GenesisNotClosed: (a) =>
+    `Round 1 of model ${a.modelId} cannot open before its registrant closes the genesis allocation (closeGenesis).`,
   InvalidParams: (a) => `The round parameters are invalid: ${a.reason}.`,
   InvalidShardCount: (a) => `A model needs between 1 and the registry's maximum shards; got ${a.count}.`,
   ModelNotFound: (a) => `Model ${a.modelId} is not registered.`,
   NotLedger: (a) => `Only the contribution ledger may do this; ${a.caller} is not it.`,
   NotRegistrant: (a) => `Only the registrant of model ${a.modelId} may do this; ${a.caller} is not.`,
+  ParamsChanged: (a) =>
+    `The parameters of round ${a.round} of model ${a.modelId} changed (version ${a.actual}, the commit was signed for ${a.expected}): sign it again.`,
   RoundSkipped: (a) => `Round ${a.round} of model ${a.modelId} cannot open: the latest round is ${a.latestRound}.`,
   ShardOutOfRange: (a) => `Model ${a.modelId} has no shard ${a.shard}.`,
   TooManyCurrencies: (a) => `Too many revenue currencies (${a.count}); a model accepts at most 8.`,
@@ -46,6 +51,10 @@ export const contractErrorMessages: Record<string, (a: Args) => string> = {
   SafeERC20FailedOperation: (a) => `The ERC-20 token ${a.token} refused the transfer.`,
   StringsInsufficientHexLength: () => "Internal formatting error in the token metadata.",
   // Staking
+  CheckpointUnorderedInsertion: () => "Internal error: a stake checkpoint was recorded out of order.",
+  FutureLookup: (a) => `Block ${a.blockNumber} is not in the past (the current block is ${a.current}).`,
+  InsufficientFreeStake: (a) =>
+    `${a.account} has ${a.free} ${role(a.role)} stake in model ${a.modelId} that is active and not locked by pending commits or votes; ${a.amount} is needed.`,
   InsufficientStake: (a) =>
     `${a.account} has ${a.available} ${role(a.role)} stake in model ${a.modelId}; ${a.requested} was requested.`,
   NothingUnbonding: (a) => `${a.account} has no ${role(a.role)} stake unbonding in model ${a.modelId}.`,
@@ -53,7 +62,9 @@ export const contractErrorMessages: Record<string, (a: Args) => string> = {
     `The ${role(a.role)} stake of ${a.account} in model ${a.modelId} unbonds until ${at(a.readyAt)}.`,
   // ContributionLedger
   AlreadyAttested: (a) => `${a.verifier} already attested commit ${a.commitId}.`,
+  AlreadyChallenged: (a) => `${a.challenger} already challenged the open dispute of commit ${a.commitId}.`,
   AlreadyVoted: (a) => `${a.verifier} already voted on the dispute of commit ${a.commitId}.`,
+  BondNotReceived: (a) => `No challenge bond for commit ${a.commitId} reached the ledger.`,
   ChallengeWindowClosed: (a) => `The challenge window of commit ${a.commitId} closed at ${at(a.closedAt)}.`,
   ChallengeWindowOpen: (a) => `Commit ${a.commitId} can be challenged until ${at(a.closesAt)}; finalize after that.`,
   ChallengerCannotVote: (a) => `The challenger of commit ${a.commitId} cannot vote on its own dispute.`,
@@ -61,10 +72,12 @@ export const contractErrorMessages: Record<string, (a: Args) => string> = {
   CheckpointMismatch: (a) => `The checkpoint given does not match what commit ${a.commitId} revealed.`,
   CheckpointRootTaken: (a) => `Checkpoint root ${a.root} was already revealed by commit ${a.ownerCommitId}.`,
   CommitNotFound: (a) => `No commit ${a.commitId}.`,
+  DisputeNotFound: (a) => `Commit ${a.commitId} has no dispute ${a.index}.`,
+  DisputeNotResolved: (a) => `Dispute ${a.index} of commit ${a.commitId} is not resolved yet; resolve it first.`,
   DisputeOpen: (a) => `Commit ${a.commitId} has an open dispute; resolve it first.`,
   DisputeWindowClosed: (a) => `The dispute of commit ${a.commitId} closed for votes at ${at(a.endsAt)}.`,
   DisputeWindowOpen: (a) => `The dispute of commit ${a.commitId} is open for votes until ${at(a.endsAt)}.`,
-  GenesisClosed: (a) => `Model ${a.modelId} already has commits; genesis allocation is closed.`,
+  GenesisClosed: (a) => `The genesis allocation of model ${a.modelId} is closed.`,
   InsufficientTrainerStake: (a) =>
     `${a.owner} has ${a.active} active trainer stake in model ${a.modelId}; ${a.required} is required.`,
   InsufficientVerifierStake: (a) =>
@@ -76,10 +89,18 @@ export const contractErrorMessages: Record<string, (a: Args) => string> = {
     a.receipts === undefined
       ? "The arrays given have different lengths."
       : `${a.receipts} receipts but ${a.signatures} signatures.`,
+  NoDeferredMint: (a) => `Commit ${a.commitId} has no deferred mint to claim.`,
   NoOpenDispute: (a) => `Commit ${a.commitId} has no open dispute.`,
+  NoVote: (a) => `${a.voter} did not vote in dispute ${a.index} of commit ${a.commitId}.`,
+  NodeConsentMismatch: (a) =>
+    `The consent to authorize node key ${a.nodeKey} was signed by ${a.signer}, not by the key (or for another owner or deadline).`,
   NodeNotAuthorized: (a) => `Node key ${a.nodeKey} is not authorized to commit for ${a.owner}.`,
+  NotOwner: (a) => `Only the owner of commit ${a.commitId} may do this; ${a.caller} is not.`,
+  NothingToClaim: (a) => `${a.account} has nothing (more) to claim from dispute ${a.index} of commit ${a.commitId}.`,
   NotEnoughAttestations: (a) =>
     `Commit ${a.commitId} has ${a.attestations} attestations; ${a.required} are needed to finalize.`,
+  OwnCommit: (a) =>
+    `${a.account} is the owner of commit ${a.commitId}, or one of its node keys: it cannot attest or vote on it.`,
   ParentNotFinalized: (a) => `The parent ${a.parentRoot} of commit ${a.commitId} is not finalized yet.`,
   ParentNotRejected: (a) => `The parent ${a.parentRoot} of commit ${a.commitId} is not rejected.`,
   PipelineUnverified: (a) =>
@@ -87,10 +108,15 @@ export const contractErrorMessages: Record<string, (a: Args) => string> = {
   RevealTooEarly: (a) => `Commit ${a.commitId} can be revealed from the block after its seal.`,
   RevealWindowClosed: (a) => `The reveal window of commit ${a.commitId} closed at ${at(a.deadline)}.`,
   RevealWindowOpen: (a) => `The seal of commit ${a.commitId} can still be revealed until ${at(a.deadline)}.`,
-  SealMismatch: (a) => `The checkpoint and salt do not match the seal of commit ${a.commitId}.`,
+  SealMismatch: (a) =>
+    `The checkpoint and salt (or owner, parent, commit block and time) do not match the seal of commit ${a.commitId}.`,
+  SealSpent: (a) => `This seal of commit ${a.commitId} expired once and cannot seal the commit again: sign a new one.`,
   SignatureExpired: (a) => `The signature expired at ${at(a.deadline)}.`,
   StringTooLong: () => "A string is too long.",
   TooManyDisputes: (a) => `Commit ${a.commitId} has had the maximum number of disputes.`,
+  VoteAlreadyReleased: (a) =>
+    `The vote of ${a.voter} in dispute ${a.index} of commit ${a.commitId} was already released.`,
+  VoterCannotChallenge: (a) => `A voter in the open dispute of commit ${a.commitId} cannot join it as a challenger.`,
   WorkOutOfRange: (a) => `Declared work ${a.workUnits} is zero or above the maximum ${a.maxWork}.`,
   WrongStatus: (a) =>
     `Commit ${a.commitId} is ${STATUSES[Number(a.status)] ?? `in status ${String(a.status)}`}, which does not allow this.`,
@@ -100,6 +126,8 @@ export const contractErrorMessages: Record<string, (a: Args) => string> = {
   InvalidReceiptSignature: (a) => `The signature of receipt ${a.nonce} is not the payer's (${a.payer}).`,
   NonceAlreadyUsed: (a) => `Receipt nonce ${a.nonce} of ${a.payer} was already settled.`,
   NothingToWithdraw: (a) => `${a.payer} has no escrow withdrawal of ${a.currency} pending.`,
+  NotPayee: (a) => `Only the payee ${a.payee} of the receipt may settle it; ${a.caller} is not.`,
+  NotSelf: (a) => `Only the settlement contract itself may call this; ${a.caller} is not it.`,
   ReceiptExpired: (a) => `Receipt ${a.nonce} of ${a.payer} expired at ${at(a.deadline)}.`,
   WithdrawalLocked: (a) => `The escrow withdrawal of ${a.payer} in ${a.currency} unlocks at ${at(a.unlockAt)}.`,
   // ERC-20 (OpenZeppelin IERC20Errors), raised by staking tokens and currencies

@@ -5,6 +5,7 @@
  *
  *   RPC_URL=http://127.0.0.1:8545 PRIVATE_KEY=0x… MODEL_ID=1 CURRENCY=0x… npx tsx sdk/examples/dapp.ts
  *
+ * (GATEWAY_PRIVATE_KEY=0x… plays the gateway that settles the receipt; default: the dApp itself.)
  * `test/sdk/examples.test.ts` runs it against a real JSON-RPC server on every `npm test`.
  */
 import { createWalletClient, getAddress, http, publicActions, type Address, type Hex } from "viem";
@@ -18,15 +19,25 @@ export interface ExampleOptions {
   privateKey: Hex;
   modelId: bigint;
   currency: Address;
+  /** Key of the gateway that settles the dApp's receipt (default: the dApp's own key). */
+  gatewayPrivateKey?: Hex | undefined;
   deploymentsDir?: string;
 }
 
-export async function main({ rpcUrl, privateKey, modelId, currency: currencyInput, deploymentsDir }: ExampleOptions) {
+export async function main({
+  rpcUrl,
+  privateKey,
+  modelId,
+  currency: currencyInput,
+  gatewayPrivateKey,
+  deploymentsDir,
+}: ExampleOptions) {
   const currency = getAddress(currencyInput); // amounts per currency are keyed by checksummed address
   // 1. A client bound to the deployment of the chain it is connected to.
   const account = privateKeyToAccount(privateKey);
   const wallet = createWalletClient({ account, transport: http(rpcUrl) }).extend(publicActions);
-  const client = wallet.extend(shardActions(await loadDeploymentFor(wallet, deploymentsDir)));
+  const deployment = await loadDeploymentFor(wallet, deploymentsDir);
+  const client = wallet.extend(shardActions(deployment));
 
   // 2. Who owns the model: every holder of every shard, and each holder's share of revenue.
   const table = await client.getCapTable({ modelId, confirmations: 0 });
@@ -39,11 +50,20 @@ export async function main({ rpcUrl, privateKey, modelId, currency: currencyInpu
   const { percentage } = await client.getRevenueShare({ account: account.address, modelId });
   console.log(`${positions.length} shard positions; ${percentage}% of model ${modelId}'s revenue`);
 
-  // 4. Pay for inference: directly, or by signing a usage receipt that a gateway settles in a batch.
+  // 4. Pay for inference: directly, or into escrow with a gateway (the payee), by signing usage
+  // receipts that only that gateway settles, in batches (`requestInference` does this against a
+  // gateway's quote, whose `payee` is the gateway's settling address).
+  const gatewayAccount = gatewayPrivateKey === undefined ? account : privateKeyToAccount(gatewayPrivateKey);
+  const gateway = createWalletClient({ account: gatewayAccount, transport: http(rpcUrl) })
+    .extend(publicActions)
+    .extend(shardActions(deployment));
+  const payee = gatewayAccount.address;
   await client.pay({ modelId, currency, amount: 1_000_000n });
-  await client.depositEscrow({ currency, amount: 500_000n });
-  const receipt = await client.signUsageReceipt({ modelId, currency, units: 100n, pricePerUnit: 2_000n });
-  const { total } = await client.settleReceipts({ receipts: [receipt] });
+  await client.depositEscrow({ currency, payee, amount: 500_000n });
+  const receipt = await client.signUsageReceipt({
+    receipt: { modelId, currency, payee, units: 100n, pricePerUnit: 2_000n },
+  });
+  const { total } = await gateway.settleReceipts({ receipts: [receipt] });
 
   // 5. Holders see and claim what they earned, in every currency the model accepts.
   const { byCurrency: due } = await client.getClaimable({ holder: account.address, modelId });
@@ -64,5 +84,6 @@ if (process.argv[1]?.endsWith("dapp.ts") && process.env.RPC_URL !== undefined) {
     privateKey: env("PRIVATE_KEY") as Hex,
     modelId: BigInt(env("MODEL_ID")),
     currency: env("CURRENCY") as Address,
+    gatewayPrivateKey: process.env.GATEWAY_PRIVATE_KEY as Hex | undefined,
   });
 }

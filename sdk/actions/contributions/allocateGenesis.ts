@@ -31,8 +31,8 @@ const schema = z.object({
 
 /**
  * The model's registrant mints a genesis allocation of a shard's tokens (e.g. to the authors of
- * the initial weights), only before the model's first commit (`GenesisClosed`, `NotRegistrant`,
- * `ShardOutOfRange`).
+ * the initial weights), only until it closes genesis with `closeGenesis` (`GenesisClosed`,
+ * `NotRegistrant`, `ShardOutOfRange`); round 1 waits for that.
  *
  * @example
  * await allocateGenesis(registrant, { deployment, modelId: 1n, shard: 0, allocations: [{ to: author, amount: 10n ** 21n }] })

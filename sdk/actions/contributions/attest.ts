@@ -23,7 +23,8 @@ export type AttestErrorType = ShardBaseError;
 
 /**
  * A staked verifier attests a pending commit (`InsufficientVerifierStake` without the round's
- * minimum verifier stake, `AlreadyAttested` on a second attestation, `WrongStatus` unless pending).
+ * minimum verifier stake, `AlreadyAttested` on a second attestation, `OwnCommit` for the
+ * commit's owner or its node keys, `WrongStatus` unless pending).
  *
  * @example
  * await attest(verifierClient, { deployment, commitId })

@@ -27,7 +27,7 @@ export type ChallengeParameters = DeploymentParameter &
   };
 
 export type ChallengeReturnType = WriteResult & {
-  /** Bond posted, in the model's staking token. */
+  /** Bond posted, in the model's staking token, as the ledger received it. */
   bond: bigint;
   /** Unix time the dispute closes for votes; `resolve` after it. */
   endsAt: number;
@@ -35,10 +35,13 @@ export type ChallengeReturnType = WriteResult & {
 export type ChallengeErrorType = ShardBaseError;
 
 /**
- * Challenges a pending commit within its challenge window, posting the bond of the commit's
- * round in the model's staking token (approved to the ledger first if needed). Opens a dispute
- * that staked verifiers `vote` on (`ChallengeWindowClosed`, `DisputeOpen`, `TooManyDisputes`,
- * `WrongStatus`).
+ * Challenges a pending commit, posting the bond of the commit's round in the model's staking
+ * token (approved to the ledger first if needed). Within the challenge window it opens a dispute
+ * that staked verifiers `vote` on; while a dispute is open, until its `endsAt`, it joins that
+ * dispute instead (`ChallengeWindowClosed`, `DisputeWindowClosed`, `AlreadyChallenged`,
+ * `VoterCannotChallenge`, `TooManyDisputes`, `BondNotReceived`, `WrongStatus`). After `resolve`,
+ * the bond (and a share of the slash, if the commit is found invalid) is pulled with
+ * `claimDispute`.
  *
  * @example
  * const { bond, endsAt } = await challenge(client, { deployment, commitId, evidence: keccak256(replayLog) })

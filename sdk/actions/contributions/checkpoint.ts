@@ -67,9 +67,14 @@ export interface SealedCommit {
   shard: number;
   round: bigint;
   lane: number;
+  /** Whose stake is locked, who is slashed or minted: the reveal must name the same owner. */
   owner: Address;
+  /** The checkpoint's `parentRoot` (zero for round 1): the reveal must name the same parent. */
+  parentRoot: Hex;
   /** `keccak256(abi.encode(checkpointHash, salt))`. */
   sealedHash: Hex;
+  /** The registry's parameter version for the round (`paramsVersionAt`) the seal was signed for. */
+  paramsVersion: number;
   /** Unix time after which the signature is void. */
   deadline: bigint;
 }
@@ -80,7 +85,9 @@ export const zSealedCommit = z.object({
   round: zRound.refine((v) => v > 0n, "rounds start at 1"),
   lane: zSmallUint(32),
   owner: zAddress,
+  parentRoot: zBytes32,
   sealedHash: zBytes32,
+  paramsVersion: zSmallUint(32),
   deadline: zUint(64),
 });
 

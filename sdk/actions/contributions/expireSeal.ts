@@ -10,17 +10,16 @@ import {
   type WriteResult,
   write,
 } from "../../utils/client.js";
-import { validate, zBytes32, zModelId, zRound, zShard, zSmallUint, zUint } from "../../utils/schemas.js";
-import { computeCommitId } from "./checkpoint.js";
+import { validate, zUint } from "../../utils/schemas.js";
+import { computeCommitId, type SealedCommitInput, zSealedCommit } from "./checkpoint.js";
 
 export type ExpireSealParameters = DeploymentParameter &
   AccountParameter & {
-    modelId: bigint | number;
-    shard: number;
-    round: bigint | number;
-    lane: number;
-    /** The sealed hash of the commit (from its `CheckpointSealed` event or the signed commit). */
-    sealedHash: Hex;
+    /**
+     * The sealed commit as signed (`signSealedCommit(...).commit`); its `deadline` and
+     * `paramsVersion` are not checked.
+     */
+    commit: SealedCommitInput;
     /** Number of the block that sealed the commit. */
     commitBlock: bigint | number;
     /** Timestamp of that block. */
@@ -31,33 +30,29 @@ export type ExpireSealReturnType = WriteResult & { commitId: Hex };
 export type ExpireSealErrorType = ShardBaseError;
 
 const schema = z.object({
-  modelId: zModelId,
-  shard: zShard,
-  round: zRound,
-  lane: zSmallUint(32),
-  sealedHash: zBytes32,
+  commit: zSealedCommit,
   commitBlock: zUint(64),
   commitTime: zUint(64),
 });
 
 /**
  * Clears a seal that was not revealed within its reveal window (`RevealWindowOpen` before that),
- * freeing its (model, shard, round, lane) to be committed again. Anyone can call it.
+ * freeing its (model, shard, round, lane) to be committed again. The owner's locked stake is
+ * released and the round's `sealDeposit` of it burned; the same sealed hash can never seal the
+ * slot again (`SealSpent`). A commit other than the one sealed is `SealMismatch`. Anyone can
+ * call it.
  *
  * @example
- * const { commitBlock, commitTime } = await submitCommit(client, { deployment, commit, signature })
+ * const signed = await signSealedCommit(nodeClient, { deployment, checkpoint })
+ * const { commitBlock, commitTime } = await submitCommit(client, { deployment, ...signed })
  * // … the reveal window passes …
- * await expireSeal(client, { deployment, ...commit, commitBlock, commitTime })
+ * await expireSeal(client, { deployment, commit: signed.commit, commitBlock, commitTime })
  */
 export async function expireSeal(client: AnyClient, parameters: ExpireSealParameters): Promise<ExpireSealReturnType> {
   const action = "expireSeal";
   const { deployment, account } = parameters;
-  const p = validate(action, schema, {
-    modelId: parameters.modelId,
-    shard: parameters.shard,
-    round: parameters.round,
-    lane: parameters.lane,
-    sealedHash: parameters.sealedHash,
+  const { commit, commitBlock, commitTime } = validate(action, schema, {
+    commit: parameters.commit,
     commitBlock: parameters.commitBlock,
     commitTime: parameters.commitTime,
   });
@@ -69,9 +64,9 @@ export async function expireSeal(client: AnyClient, parameters: ExpireSealParame
       address: deployment.contracts.ledger,
       abi: contributionLedgerAbi,
       functionName: "expireSeal",
-      args: [p.modelId, p.shard, p.round, p.lane, p.sealedHash, p.commitBlock, p.commitTime],
+      args: [commit, commitBlock, commitTime],
     },
     account,
   );
-  return { hash, receipt, commitId: computeCommitId(p) };
+  return { hash, receipt, commitId: computeCommitId(commit) };
 }

@@ -1,4 +1,4 @@
-import { type Hex } from "viem";
+import { parseEventLogs, type Hex } from "viem";
 import { z } from "zod";
 
 import { contributionLedgerAbi } from "../../abis/index.js";
@@ -26,12 +26,18 @@ export type FinalizeReturnType = WriteResult & {
   tokenId: bigint;
   /** Shard tokens minted to the owner: `workUnits × workToTokenRate / 1e18`. */
   minted: bigint;
+  /**
+   * The mint failed (supply cap, an owner contract refusing ERC-1155) and was deferred: the
+   * commit is finalized, and its owner can mint the tokens to another address later.
+   */
+  deferred: boolean;
 };
 export type FinalizeErrorType = ShardBaseError;
 
 /**
- * Finalizes a pending commit after its challenge window and mints shard tokens for its work to
- * the owner. Needs a finalized parent (`ParentNotFinalized`), the round's quorum of attestations
+ * Finalizes a pending commit after its challenge window, releases the owner's locked stake and
+ * mints shard tokens for its work to the owner (a mint that fails is deferred, see `deferred`).
+ * Needs a finalized parent (`ParentNotFinalized`), the round's quorum of attestations
  * (`NotEnoughAttestations`), matched pipeline boundaries or an upheld dispute
  * (`PipelineUnverified`), and no open dispute (`DisputeOpen`); `ChallengeWindowOpen` before the
  * window closes. Anyone can call it.
@@ -51,5 +57,14 @@ export async function finalize(client: AnyClient, parameters: FinalizeParameters
     account,
   );
   const event = eventOf(action, receipt, contributionLedgerAbi, "CheckpointFinalized");
-  return { hash, receipt, commitId: event.args.commitId, tokenId: event.args.tokenId, minted: event.args.amount };
+  const deferred =
+    parseEventLogs({ abi: contributionLedgerAbi, eventName: "MintDeferred", logs: receipt.logs }).length > 0;
+  return {
+    hash,
+    receipt,
+    commitId: event.args.commitId,
+    tokenId: event.args.tokenId,
+    minted: event.args.amount,
+    deferred,
+  };
 }

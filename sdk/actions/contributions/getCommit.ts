@@ -2,11 +2,12 @@ import type { Address, Hex } from "viem";
 import { z } from "zod";
 
 import { contributionLedgerAbi } from "../../abis/index.js";
-import { type CommitStatusName, commitStatusNames } from "../../constants.js";
+import { type CommitStatusName, commitStatusNames, verdictNames } from "../../constants.js";
 import type { ShardBaseError } from "../../errors/base.js";
 import { type AnyClient, type DeploymentParameter, readMany } from "../../utils/client.js";
 import { validate, zBytes32 } from "../../utils/schemas.js";
 import { computeCommitId, zCommitKey } from "./checkpoint.js";
+import type { Dispute } from "./getDispute.js";
 
 /** A commit by `commitId`, or by its key (model, shard, round, lane) when no id is given. */
 export type GetCommitParameters = DeploymentParameter & {
@@ -17,16 +18,8 @@ export type GetCommitParameters = DeploymentParameter & {
   lane?: number | undefined;
 };
 
-export interface CommitDispute {
-  challenger: Address;
-  /** Unix time the dispute closes for votes. */
-  endsAt: number;
-  /** Still open: not resolved yet. */
-  open: boolean;
-  bond: bigint;
-  validWeight: bigint;
-  invalidWeight: bigint;
-}
+/** The latest dispute of a commit (see `getDispute` for any other). */
+export type CommitDispute = Dispute;
 
 export interface GetCommitReturnType {
   commitId: Hex;
@@ -34,6 +27,8 @@ export interface GetCommitReturnType {
   modelId: bigint;
   shard: number;
   round: bigint;
+  /** The owner it was revealed for (zero address before reveal). */
+  owner: Address;
   status: CommitStatusName;
   /** Unix time of the reveal (0 before). */
   revealedAt: number;
@@ -74,10 +69,11 @@ export async function getCommit(client: AnyClient, parameters: GetCommitParamete
           }),
         );
   const ledger = deployment.contracts.ledger;
-  const [state, hash, dispute] = (await readMany(client, deployment, action, [
+  const [state, hash, dispute, owner] = (await readMany(client, deployment, action, [
     { address: ledger, abi: contributionLedgerAbi, functionName: "commitState", args: [commitId] },
     { address: ledger, abi: contributionLedgerAbi, functionName: "commitHash", args: [commitId] },
     { address: ledger, abi: contributionLedgerAbi, functionName: "dispute", args: [commitId] },
+    { address: ledger, abi: contributionLedgerAbi, functionName: "commitOwner", args: [commitId] },
   ])) as [
     {
       modelId: bigint;
@@ -90,19 +86,41 @@ export async function getCommit(client: AnyClient, parameters: GetCommitParamete
       upheld: boolean;
     },
     Hex,
-    CommitDispute,
+    Omit<Dispute, "index" | "verdict" | "endsAt" | "openedBlock"> & {
+      endsAt: number | bigint;
+      openedBlock: number | bigint;
+      verdict: number;
+    },
+    Address,
   ];
   return {
     commitId,
     modelId: state.modelId,
     shard: state.shard,
     round: state.round,
+    owner,
     status: commitStatusNames[state.status] ?? "none",
     revealedAt: Number(state.revealedAt),
     attestations: state.attestations,
     disputes: state.disputes,
     upheld: state.upheld,
     hash,
-    dispute: state.disputes === 0 ? null : { ...dispute, endsAt: Number(dispute.endsAt) },
+    dispute:
+      state.disputes === 0
+        ? null
+        : {
+            index: state.disputes,
+            challenger: dispute.challenger,
+            endsAt: Number(dispute.endsAt),
+            open: dispute.open,
+            verdict: verdictNames[dispute.verdict] ?? "none",
+            openedBlock: BigInt(dispute.openedBlock),
+            bond: dispute.bond,
+            shareBond: dispute.shareBond,
+            validWeight: dispute.validWeight,
+            invalidWeight: dispute.invalidWeight,
+            quorum: dispute.quorum,
+            reward: dispute.reward,
+          },
   };
 }

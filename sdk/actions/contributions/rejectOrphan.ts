@@ -24,7 +24,7 @@ export type RejectOrphanErrorType = ShardBaseError;
 
 /**
  * Rejects a pending commit whose parent was rejected (`ParentNotRejected` otherwise), without a
- * slash. Call it child after child to cascade a rejection down a lineage. Anyone can call it.
+ * slash; the owner's locked stake is released. Call it child after child to cascade a rejection down a lineage. Anyone can call it.
  *
  * @example
  * for (const checkpoint of descendants) await rejectOrphan(client, { deployment, checkpoint })

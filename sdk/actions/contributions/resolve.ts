@@ -11,6 +11,7 @@ import {
   eventOf,
   write,
 } from "../../utils/client.js";
+import { type VerdictName, verdictNames } from "../../constants.js";
 import { validate } from "../../utils/schemas.js";
 import { type CheckpointInput, computeCommitId, zCheckpoint } from "./checkpoint.js";
 
@@ -22,7 +23,15 @@ export type ResolveParameters = DeploymentParameter &
 
 export type ResolveReturnType = WriteResult & {
   commitId: Hex;
-  /** More stake voted invalid: the commit was rejected and its owner slashed. */
+  /** Which of the commit's disputes was resolved (1-based). */
+  index: number;
+  /**
+   * `invalid`: a quorum voted and more weight found it invalid: rejected, owner slashed.
+   * `valid`: a quorum voted and more weight found it valid: upheld, bonds to the owner.
+   * `inconclusive`: below quorum or tied: nothing slashed, bonds returned, not upheld.
+   */
+  verdict: VerdictName;
+  /** `verdict === "invalid"`: the commit was rejected and its owner slashed. */
   invalid: boolean;
   validWeight: bigint;
   invalidWeight: bigint;
@@ -32,13 +41,16 @@ export type ResolveReturnType = WriteResult & {
 export type ResolveErrorType = ShardBaseError;
 
 /**
- * Closes the dispute of a commit after its window (`DisputeWindowOpen`, `NoOpenDispute`). If more
- * stake voted invalid, the commit is rejected, the owner slashed and the challenger repaid its
- * bond plus its share of the slash; otherwise the bond goes to the owner and the commit is upheld.
- * Anyone can call it.
+ * Closes the open dispute of a commit after its window (`DisputeWindowOpen`, `NoOpenDispute`).
+ * With a quorum of the verifier stake voting and no tie, the verdict is `invalid` (more weight
+ * voted invalid: the commit is rejected and its owner slashed, the challengers' share of the
+ * slash kept for them) or `valid` (upheld, the bonds forfeited to the owner); otherwise
+ * `inconclusive` (bonds returned, nothing else). Nothing is paid here: challengers and the owner
+ * pull theirs with `claimDispute`, voters unlock theirs with `releaseVote`. Anyone can call it.
  *
  * @example
- * const { invalid, slashed } = await resolve(client, { deployment, checkpoint })
+ * const { verdict, index, slashed } = await resolve(client, { deployment, checkpoint })
+ * if (verdict === "invalid") await claimDispute(challengerClient, { deployment, commitId, index })
  */
 export async function resolve(client: AnyClient, parameters: ResolveParameters): Promise<ResolveReturnType> {
   const action = "resolve";
@@ -52,6 +64,17 @@ export async function resolve(client: AnyClient, parameters: ResolveParameters):
     account,
   );
   const event = eventOf(action, receipt, contributionLedgerAbi, "DisputeResolved");
-  const { invalid, validWeight, invalidWeight, slashed } = event.args;
-  return { hash, receipt, commitId: computeCommitId(checkpoint), invalid, validWeight, invalidWeight, slashed };
+  const { index, validWeight, invalidWeight, slashed } = event.args;
+  const verdict: VerdictName = verdictNames[event.args.verdict] ?? "none";
+  return {
+    hash,
+    receipt,
+    commitId: computeCommitId(checkpoint),
+    index,
+    verdict,
+    invalid: verdict === "invalid",
+    validWeight,
+    invalidWeight,
+    slashed,
+  };
 }

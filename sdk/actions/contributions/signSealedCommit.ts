@@ -7,7 +7,8 @@ import type { ShardBaseError } from "../../errors/base.js";
 import { toShardError } from "../../errors/contract.js";
 import { AccountRequiredError } from "../../errors/validation.js";
 import { type AccountParameter, type AnyClient, type DeploymentParameter, assertChain } from "../../utils/client.js";
-import { validate, zBytes32, zUint } from "../../utils/schemas.js";
+import { validate, zBytes32, zSmallUint, zUint } from "../../utils/schemas.js";
+import { getParamsVersion } from "../models/getParamsVersion.js";
 import { type CheckpointInput, type SealedCommit, zCheckpoint } from "./checkpoint.js";
 import { computeCheckpointHash } from "./computeCheckpointHash.js";
 
@@ -19,10 +20,16 @@ export type SignSealedCommitParameters = DeploymentParameter &
     salt?: Hex | undefined;
     /** Unix time after which the signature is void (default: the latest block's time + 1 hour). */
     deadline?: bigint | number | undefined;
+    /**
+     * The registry's parameter version for the checkpoint's round (default: read with
+     * `getParamsVersion` just before signing). The commit is refused (`ParamsChanged`) if the
+     * registrant schedules other parameters for the round before it lands.
+     */
+    paramsVersion?: number | undefined;
   };
 
 export interface SignSealedCommitReturnType {
-  /** The signed struct, ready for `submitCommit`. */
+  /** The signed struct (with `parentRoot` and `paramsVersion`), ready for `submitCommit` and `expireSeal`. */
   commit: SealedCommit;
   /** EIP-712 signature of `commit` by the node key. */
   signature: Hex;
@@ -41,6 +48,7 @@ const schema = z.object({
   checkpoint: zCheckpoint,
   salt: zBytes32.optional(),
   deadline: zUint(64).optional(),
+  paramsVersion: zSmallUint(32).optional(),
 });
 
 /** 32 bytes from the platform's cryptographic random source. */
@@ -48,8 +56,9 @@ const randomSalt = (): Hex => bytesToHex(globalThis.crypto.getRandomValues(new U
 
 /**
  * Seals a checkpoint and signs the `SealedCommit` (EIP-712, the ledger's domain) with the
- * client's account: the node key, which the owner authorized with `authorizeNode`. Nothing is
- * sent; anyone can relay the result with `submitCommit`.
+ * client's account: the node key, which the owner authorized with `authorizeNode`. The commit
+ * binds the checkpoint's owner and parent root (the reveal must name the same) and the round's
+ * parameter version. Nothing is sent; anyone can relay the result with `submitCommit`.
  *
  * @example
  * const signed = await signSealedCommit(nodeClient, { deployment, checkpoint })
@@ -66,12 +75,16 @@ export async function signSealedCommit(
     checkpoint: parameters.checkpoint,
     salt: parameters.salt,
     deadline: parameters.deadline,
+    paramsVersion: parameters.paramsVersion,
   });
   const signer: Account | Address | undefined = parameters.account ?? client.account;
   if (signer === undefined) throw new AccountRequiredError(action);
   const { checkpoint } = input;
   const salt = input.salt ?? randomSalt();
   const checkpointHash = computeCheckpointHash({ checkpoint });
+  const paramsVersion =
+    input.paramsVersion ??
+    (await getParamsVersion(client, { deployment, modelId: checkpoint.modelId, round: checkpoint.round }));
   try {
     await assertChain(client, deployment, action);
     const deadline = input.deadline ?? (await getBlock(client, { blockTag: "latest" })).timestamp + DEFAULT_VALIDITY;
@@ -81,7 +94,9 @@ export async function signSealedCommit(
       round: checkpoint.round,
       lane: checkpoint.lane,
       owner: checkpoint.owner,
+      parentRoot: checkpoint.parentRoot,
       sealedHash: sealedHash(checkpointHash, salt),
+      paramsVersion,
       deadline,
     };
     const signature = await signTypedData(client, {

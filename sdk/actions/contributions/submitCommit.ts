@@ -18,7 +18,7 @@ import { type SealedCommitInput, zSealedCommit } from "./checkpoint.js";
 
 export type SubmitCommitParameters = DeploymentParameter &
   AccountParameter & {
-    /** The signed sealed commit (`signSealedCommit(...).commit`). */
+    /** The signed sealed commit, with `parentRoot` and `paramsVersion` (`signSealedCommit(...).commit`). */
     commit: SealedCommitInput;
     /** The node key's EIP-712 signature of `commit`. */
     signature: Hex;
@@ -36,9 +36,14 @@ export type SubmitCommitErrorType = ShardBaseError;
 
 /**
  * Relays a signed sealed commit to the ledger; any account can send it. The owner's active
- * trainer stake must meet the round's minimum (`InsufficientTrainerStake`), the signer must be
- * an authorized node key of the owner (`NodeNotAuthorized`) and the deadline not passed
- * (`SignatureExpired`).
+ * trainer stake must meet the round's minimum (`InsufficientTrainerStake`), and the round's
+ * `slashAmount` of it is locked until the commit is finalized, rejected or expired
+ * (`InsufficientFreeStake` when the stake not yet locked is short). The signer must be an
+ * authorized node key of the owner (`NodeNotAuthorized`), the deadline not passed
+ * (`SignatureExpired`), the parent root revealed on the shard in the round before and not
+ * rejected (`InvalidParent`), the parameter version still the round's (`ParamsChanged`), round 1
+ * only after the registrant closed genesis (`GenesisNotClosed`), and a seal that expired cannot
+ * seal again (`SealSpent`).
  *
  * @example
  * const signed = await signSealedCommit(nodeClient, { deployment, checkpoint })

@@ -22,14 +22,20 @@ export type VoteParameters = DeploymentParameter &
   };
 
 export type VoteReturnType = WriteResult & {
-  /** The sender's active verifier stake, which the vote counts for. */
+  /**
+   * The weight counted: the sender's verifier stake at the end of the block before the dispute
+   * opened, capped by its active stake now. It stays locked until `releaseVote`.
+   */
   weight: bigint;
 };
 export type VoteErrorType = ShardBaseError;
 
 /**
- * A staked verifier votes in the open dispute of a commit, weighted by its active verifier stake
- * (`NoOpenDispute`, `DisputeWindowClosed`, `ChallengerCannotVote`, `AlreadyVoted`,
+ * A staked verifier votes in the open dispute of a commit, weighted by its verifier stake at the
+ * end of the block before the dispute opened (capped by its active stake now); that weight is
+ * locked until the vote is released with `releaseVote` after the verdict, and a voter on the
+ * losing side loses the round's `voterSlashBps` of it (`NoOpenDispute`, `DisputeWindowClosed`,
+ * `ChallengerCannotVote`, `OwnCommit` for the owner or its node keys, `AlreadyVoted`,
  * `InsufficientVerifierStake`).
  *
  * @example

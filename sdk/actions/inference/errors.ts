@@ -46,13 +46,13 @@ export class GatewayRefusedError extends ShardBaseError {
 }
 
 /**
- * The gateway quotes for another chain, settlement contract or model than the dApp's, or above
- * the price the dApp accepts: no receipt was signed. A receipt signed for another domain could not
+ * The gateway quotes for another chain, settlement contract, payee or model than the dApp's, or
+ * above the price the dApp accepts: no receipt was signed. A receipt signed for another domain could not
  * settle, and one for another model would pay other holders.
  */
 export class GatewayMismatchError extends ShardBaseError {
   override name = "GatewayMismatchError";
-  readonly field: "chainId" | "settlement" | "modelId" | "currency" | "pricePerUnit" | "maxTokensPerRequest";
+  readonly field: "chainId" | "settlement" | "payee" | "modelId" | "currency" | "pricePerUnit" | "maxTokensPerRequest";
   constructor(action: string, field: GatewayMismatchError["field"], expected: string, actual: string) {
     super(`${action}: the gateway quotes ${field} ${actual}, but the dApp expects ${expected}.`, {
       details: "point gatewayUrl at a gateway for this deployment and model, or change the limits",

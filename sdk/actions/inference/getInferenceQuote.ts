@@ -17,6 +17,11 @@ export interface InferenceQuote {
   chainId: number;
   /** The settlement contract the receipts are signed for (EIP-712 verifying contract). */
   settlement: Address;
+  /**
+   * The gateway's settling address: receipts are signed payable to it, and the dApp's escrow
+   * must be with it (`depositEscrow({ payee })`).
+   */
+  payee: Address;
   modelId: bigint;
   currency: Address;
   pricePerUnit: bigint;
@@ -32,6 +37,7 @@ export type GetInferenceQuoteErrorType =
 const zQuote = z.object({
   chainId: z.number().int().positive(),
   settlement: zAddress,
+  payee: zAddress,
   modelId: zModelId,
   currency: zAddress,
   pricePerUnit: zUint(128),
@@ -43,12 +49,14 @@ const zQuote = z.object({
 const MAX_ANSWER_BYTES = 8 * 1024 * 1024;
 
 /**
- * Asks an inference gateway for its terms (`GET /v1/quote`). Needs no client: the quote is
- * checked against a deployment by `requestInference`.
+ * Asks an inference gateway for its terms (`GET /v1/quote`): chain, settlement contract, payee
+ * (its settling address), model, currency and price. Needs no client: the quote is checked
+ * against a deployment by `requestInference`. A quote without a valid `payee` address is a
+ * `GatewayResponseError`.
  *
  * @example
  * const quote = await getInferenceQuote({ gatewayUrl: "http://127.0.0.1:8080" })
- * console.log(quote.pricePerUnit, quote.currency)
+ * await depositEscrow(client, { deployment, currency: quote.currency, payee: quote.payee, amount })
  */
 export async function getInferenceQuote(parameters: GetInferenceQuoteParameters): Promise<GetInferenceQuoteReturnType> {
   const action = "getInferenceQuote";

@@ -1,9 +1,9 @@
-import { bytesToBigInt, type Hex } from "viem";
+import { bytesToBigInt, type Address, type Hex } from "viem";
 import { z } from "zod";
 
 import type { ShardBaseError } from "../../errors/base.js";
 import { type AccountParameter, type AnyClient, type DeploymentParameter, assertChain } from "../../utils/client.js";
-import { validate, zModelId, zUint } from "../../utils/schemas.js";
+import { validate, zAddress, zModelId, zUint } from "../../utils/schemas.js";
 import type { UsageReceipt } from "../revenue/receipt.js";
 import { signUsageReceipt } from "../revenue/signUsageReceipt.js";
 import {
@@ -23,6 +23,8 @@ export type RequestInferenceParameters = DeploymentParameter &
     maxTokens: number;
     temperature?: number | undefined;
     seed?: number | undefined;
+    /** Refuse a gateway that settles from another address (`quote.payee`) than the escrow's payee. */
+    payee?: Address | undefined;
     /** Refuse a gateway that quotes for another model. */
     modelId?: bigint | number | undefined;
     /** Refuse a gateway that asks more than this per unit (strongly advised: the quote sets the price). */
@@ -60,10 +62,11 @@ const zAnswer = z.object({
 
 /**
  * Pays for one inference from the payer's escrow: asks the gateway for its quote, checks that the
- * quote is for the deployment's chain and settlement contract (and the model and price limits
- * given), signs a usage receipt for `maxTokens` units at the quoted price, and posts it with the
- * prompt. The gateway keeps the receipt only if it served the request; it settles it later.
- * The payer needs escrow in the quoted currency (`depositEscrow`).
+ * quote is for the deployment's chain and settlement contract (and the payee, model and price
+ * limits given), signs a usage receipt payable to the quoted payee for `maxTokens` units at the
+ * quoted price, and posts it with the prompt. The gateway keeps the receipt only if it served the
+ * request; it settles it later. The payer needs escrow in the quoted currency with the quoted
+ * payee (`depositEscrow({ payee: quote.payee })`).
  *
  * @example
  * const { text, charged } = await requestInference(client, {
@@ -83,6 +86,7 @@ export async function requestInference(
       maxTokens: z.number().int().positive(),
       temperature: z.number().min(0).optional(),
       seed: z.number().int().min(0).optional(),
+      payee: zAddress.optional(),
       modelId: zModelId.optional(),
       maxPricePerUnit: zUint(128).optional(),
       nonce: zUint(256).optional(),
@@ -100,6 +104,7 @@ export async function requestInference(
   if (quote.settlement !== deployment.contracts.settlement) {
     mismatch("settlement", deployment.contracts.settlement, quote.settlement);
   }
+  if (input.payee !== undefined && quote.payee !== input.payee) mismatch("payee", input.payee, quote.payee);
   if (input.modelId !== undefined && quote.modelId !== input.modelId) mismatch("modelId", input.modelId, quote.modelId);
   if (input.maxPricePerUnit !== undefined && quote.pricePerUnit > input.maxPricePerUnit) {
     mismatch("pricePerUnit", `at most ${input.maxPricePerUnit}`, quote.pricePerUnit);
@@ -111,12 +116,15 @@ export async function requestInference(
   const { receipt, signature } = await signUsageReceipt(client, {
     deployment,
     account: parameters.account,
-    modelId: quote.modelId,
-    currency: quote.currency,
-    units: BigInt(input.maxTokens),
-    pricePerUnit: quote.pricePerUnit,
-    nonce: input.nonce ?? bytesToBigInt(crypto.getRandomValues(new Uint8Array(32))),
-    deadline: input.deadline,
+    receipt: {
+      modelId: quote.modelId,
+      currency: quote.currency,
+      payee: quote.payee,
+      units: BigInt(input.maxTokens),
+      pricePerUnit: quote.pricePerUnit,
+      nonce: input.nonce ?? bytesToBigInt(crypto.getRandomValues(new Uint8Array(32))),
+      deadline: input.deadline,
+    },
   });
   const body = JSON.stringify(
     {

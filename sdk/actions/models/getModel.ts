@@ -23,6 +23,8 @@ export interface GetModelReturnType {
   /** Highest round any commit was made for (0: none yet). */
   latestRound: bigint;
   specDigest: Hex;
+  /** The registrant closed the genesis allocation (`closeGenesis`): round 1 can open. */
+  genesisClosed: boolean;
   specURI: string;
   shardWeights: bigint[];
   /** Token id of each shard. */
@@ -31,6 +33,8 @@ export interface GetModelReturnType {
   /** The round `params` apply to. */
   round: bigint;
   params: RoundParams;
+  /** Version of `params` (`paramsVersionAt`), which a sealed commit for `round` names. */
+  paramsVersion: number;
 }
 
 export type GetModelErrorType = ShardBaseError;
@@ -59,6 +63,7 @@ export async function getModel(client: AnyClient, parameters: GetModelParameters
     shardCount: number;
     latestRound: bigint;
     specDigest: Hex;
+    genesisClosed: boolean;
   }>(client, deployment, action, {
     address: registry,
     abi: modelRegistryAbi,
@@ -66,12 +71,13 @@ export async function getModel(client: AnyClient, parameters: GetModelParameters
     args: [modelId],
   });
   const paramsRound = round ?? info.latestRound + 1n;
-  const [specURI, shardWeights, currencies, params] = (await readMany(client, deployment, action, [
+  const [specURI, shardWeights, currencies, params, paramsVersion] = (await readMany(client, deployment, action, [
     { address: registry, abi: modelRegistryAbi, functionName: "specURI", args: [modelId] },
     { address: registry, abi: modelRegistryAbi, functionName: "shardWeights", args: [modelId] },
     { address: registry, abi: modelRegistryAbi, functionName: "currencies", args: [modelId] },
     { address: registry, abi: modelRegistryAbi, functionName: "paramsAt", args: [modelId, paramsRound] },
-  ])) as [string, readonly bigint[], readonly Address[], RoundParams];
+    { address: registry, abi: modelRegistryAbi, functionName: "paramsVersionAt", args: [modelId, paramsRound] },
+  ])) as [string, readonly bigint[], readonly Address[], RoundParams, number | bigint];
   return {
     modelId,
     registrant: info.registrant,
@@ -80,11 +86,13 @@ export async function getModel(client: AnyClient, parameters: GetModelParameters
     shardCount: info.shardCount,
     latestRound: info.latestRound,
     specDigest: info.specDigest,
+    genesisClosed: info.genesisClosed,
     specURI,
     shardWeights: [...shardWeights],
     tokenIds: Array.from({ length: info.shardCount }, (_, shard) => toTokenId({ modelId, shard })),
     currencies: [...currencies],
     round: paramsRound,
     params: { ...params },
+    paramsVersion: Number(paramsVersion),
   };
 }

@@ -11,21 +11,32 @@ import {
   eventOf,
   write,
 } from "../../utils/client.js";
-import { zRoundParams, type RoundParamsInput } from "../../utils/params.js";
+import { minUnbondingDelay, zRoundParams, type RoundParamsInput } from "../../utils/params.js";
 import { validate, zAddress, zBytes32, zSmallUint, zUint } from "../../utils/schemas.js";
 
-const schema = z.object({
-  specDigest: zBytes32,
-  specURI: z.string().min(1, "must not be empty").max(2048, "must be at most 2048 characters"),
-  shardWeights: z
-    .array(zUint(256).refine((w) => w > 0n, "weights must be positive"))
-    .min(1)
-    .max(1024),
-  stakingToken: zAddress,
-  currencies: z.array(zAddress).max(8, "a model accepts at most 8 currencies"),
-  unbondingDelay: zSmallUint(32),
-  params: zRoundParams,
-});
+const schema = z
+  .object({
+    specDigest: zBytes32,
+    specURI: z.string().min(1, "must not be empty").max(2048, "must be at most 2048 characters"),
+    shardWeights: z
+      .array(zUint(256).refine((w) => w > 0n, "weights must be positive"))
+      .min(1)
+      .max(1024),
+    stakingToken: zAddress,
+    currencies: z.array(zAddress).max(8, "a model accepts at most 8 currencies"),
+    unbondingDelay: zSmallUint(32),
+    params: zRoundParams,
+  })
+  .superRefine((c, ctx) => {
+    const required = minUnbondingDelay(c.params);
+    if (c.unbondingDelay < required) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["unbondingDelay"],
+        message: `must be at least reveal + challenge + dispute windows + 1 s (${required} s)`,
+      });
+    }
+  });
 
 export type RegisterModelParameters = DeploymentParameter &
   AccountParameter & {
@@ -39,7 +50,7 @@ export type RegisterModelParameters = DeploymentParameter &
     stakingToken: Address;
     /** ERC-20 currencies accepted for revenue (at most 8). */
     currencies: readonly Address[];
-    /** Seconds an unstake request waits; at least reveal + challenge + dispute windows. */
+    /** Seconds an unstake request waits; more than reveal + challenge + dispute windows. */
     unbondingDelay: number;
     /** Round parameters in force from round 1. */
     params: RoundParamsInput;
@@ -49,7 +60,9 @@ export type RegisterModelReturnType = WriteResult & { modelId: bigint };
 export type RegisterModelErrorType = ShardBaseError;
 
 /**
- * Registers a model; the sender becomes its registrant.
+ * Registers a model; the sender becomes its registrant. The parameters are checked against the
+ * registry's bounds before anything is sent (`InvalidParameterError` naming the field). Round 1
+ * opens once the registrant has made any genesis allocations and called `closeGenesis`.
  *
  * @example
  * const { modelId } = await registerModel(client, {

@@ -16,6 +16,8 @@ import { validate, zAddress, zPositiveAmount } from "../../utils/schemas.js";
 export type DepositEscrowParameters = DeploymentParameter &
   AccountParameter & {
     currency: Address;
+    /** The gateway that will serve and settle the payer's receipts (its settling address, `quote.payee`). */
+    payee: Address;
     amount: bigint;
     /** Approve the settlement contract first if the allowance is short (default true). */
     approve?: boolean | undefined;
@@ -25,10 +27,12 @@ export type DepositEscrowReturnType = WriteResult;
 export type DepositEscrowErrorType = ShardBaseError;
 
 /**
- * Prepays credit into the sender's escrow, from which signed usage receipts are settled.
+ * Prepays credit into the sender's escrow with one payee (a gateway), from which usage receipts
+ * signed for that payee are settled, by it alone. What arrives counts (fee-on-transfer tokens).
  *
  * @example
- * await depositEscrow(client, { deployment, currency: usdc, amount: 100_000_000n })
+ * const quote = await getInferenceQuote({ gatewayUrl })
+ * await depositEscrow(client, { deployment, currency: quote.currency, payee: quote.payee, amount: 100_000_000n })
  */
 export async function depositEscrow(
   client: AnyClient,
@@ -36,7 +40,11 @@ export async function depositEscrow(
 ): Promise<DepositEscrowReturnType> {
   const action = "depositEscrow";
   const { deployment, account } = parameters;
-  const { currency, amount } = validate(action, z.object({ currency: zAddress, amount: zPositiveAmount }), parameters);
+  const { currency, payee, amount } = validate(
+    action,
+    z.object({ currency: zAddress, payee: zAddress, amount: zPositiveAmount }),
+    { currency: parameters.currency, payee: parameters.payee, amount: parameters.amount },
+  );
   if (parameters.approve !== false) {
     await ensureAllowance(client, deployment, action, {
       token: currency,
@@ -53,7 +61,7 @@ export async function depositEscrow(
       address: deployment.contracts.settlement,
       abi: inferenceSettlementAbi,
       functionName: "depositEscrow",
-      args: [currency, amount],
+      args: [currency, payee, amount],
     },
     account,
   );

@@ -6,7 +6,12 @@ import type { ShardBaseError } from "../../errors/base.js";
 import { type AnyClient, type DeploymentParameter, readOne } from "../../utils/client.js";
 import { validate, zAddress } from "../../utils/schemas.js";
 
-export type GetEscrowParameters = DeploymentParameter & { payer: Address; currency: Address };
+export type GetEscrowParameters = DeploymentParameter & {
+  payer: Address;
+  /** The payee (gateway) the escrow is with. */
+  payee: Address;
+  currency: Address;
+};
 
 export interface GetEscrowReturnType {
   /** Available for receipts and for a withdrawal request. */
@@ -19,14 +24,18 @@ export interface GetEscrowReturnType {
 export type GetEscrowErrorType = ShardBaseError;
 
 /**
- * A payer's escrow in one currency.
+ * A payer's escrow with one payee in one currency.
  *
  * @example
- * const { balance } = await getEscrow(client, { deployment, payer, currency: usdc })
+ * const { balance } = await getEscrow(client, { deployment, payer, payee: gateway, currency: usdc })
  */
 export async function getEscrow(client: AnyClient, parameters: GetEscrowParameters): Promise<GetEscrowReturnType> {
   const action = "getEscrow";
-  const { payer, currency } = validate(action, z.object({ payer: zAddress, currency: zAddress }), parameters);
+  const { payer, payee, currency } = validate(
+    action,
+    z.object({ payer: zAddress, payee: zAddress, currency: zAddress }),
+    { payer: parameters.payer, payee: parameters.payee, currency: parameters.currency },
+  );
   const escrow = await readOne<{ balance: bigint; withdrawing: bigint; unlockAt: bigint | number }>(
     client,
     parameters.deployment,
@@ -35,7 +44,7 @@ export async function getEscrow(client: AnyClient, parameters: GetEscrowParamete
       address: parameters.deployment.contracts.settlement,
       abi: inferenceSettlementAbi,
       functionName: "escrowOf",
-      args: [payer, currency],
+      args: [payer, payee, currency],
     },
   );
   return { balance: escrow.balance, withdrawing: escrow.withdrawing, unlockAt: BigInt(escrow.unlockAt) };

@@ -8,6 +8,8 @@ export interface UsageReceipt {
   modelId: bigint;
   currency: Address;
   payer: Address;
+  /** The gateway that serves the request and alone settles the receipt, from the escrow with it. */
+  payee: Address;
   units: bigint;
   pricePerUnit: bigint;
   nonce: bigint;
@@ -24,6 +26,7 @@ export const zUsageReceipt = z.object({
   modelId: zModelId,
   currency: zAddress,
   payer: zAddress,
+  payee: zAddress,
   units: zUint(128),
   pricePerUnit: zUint(128),
   nonce: zUint(256),
@@ -41,5 +44,9 @@ export const skipReasons = [
   "CurrencyNotAccepted",
   "ZeroAmount",
   "NoHolders",
+  /** The sender of the batch is not the receipt's payee. */
+  "WrongPayee",
+  /** The model's distribution reverted; every receipt of that (model, currency) was undone. */
+  "DistributeFailed",
 ] as const;
 export type SkipReason = (typeof skipReasons)[number];

@@ -14,25 +14,34 @@ import {
 import { validate, zAddress, zPositiveAmount } from "../../utils/schemas.js";
 
 export type RequestEscrowWithdrawalParameters = DeploymentParameter &
-  AccountParameter & { currency: Address; amount: bigint };
+  AccountParameter & {
+    currency: Address;
+    /** The payee the escrow is with. */
+    payee: Address;
+    amount: bigint;
+  };
 
 /** `unlockAt`: when the requested amount can be withdrawn (unix seconds). */
 export type RequestEscrowWithdrawalReturnType = WriteResult & { unlockAt: bigint };
 export type RequestEscrowWithdrawalErrorType = ShardBaseError;
 
 /**
- * Starts the withdrawal delay for part of the sender's escrow. Receipts can still draw on it
- * until it is withdrawn, so a gateway holding signed receipts has time to settle them.
+ * Starts the withdrawal delay for part of the sender's escrow with a payee. Receipts can still
+ * draw on it until it is withdrawn, so the payee holding signed receipts has time to settle them.
  *
  * @example
- * const { unlockAt } = await requestEscrowWithdrawal(client, { deployment, currency: usdc, amount })
+ * const { unlockAt } = await requestEscrowWithdrawal(client, { deployment, currency: usdc, payee: gateway, amount })
  */
 export async function requestEscrowWithdrawal(
   client: AnyClient,
   parameters: RequestEscrowWithdrawalParameters,
 ): Promise<RequestEscrowWithdrawalReturnType> {
   const action = "requestEscrowWithdrawal";
-  const { currency, amount } = validate(action, z.object({ currency: zAddress, amount: zPositiveAmount }), parameters);
+  const { currency, payee, amount } = validate(
+    action,
+    z.object({ currency: zAddress, payee: zAddress, amount: zPositiveAmount }),
+    { currency: parameters.currency, payee: parameters.payee, amount: parameters.amount },
+  );
   const { hash, receipt } = await write(
     client,
     parameters.deployment,
@@ -41,7 +50,7 @@ export async function requestEscrowWithdrawal(
       address: parameters.deployment.contracts.settlement,
       abi: inferenceSettlementAbi,
       functionName: "requestEscrowWithdrawal",
-      args: [currency, amount],
+      args: [currency, payee, amount],
     },
     parameters.account,
   );

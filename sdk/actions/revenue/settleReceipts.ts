@@ -34,9 +34,11 @@ export interface SettleReceiptsReturnType extends WriteResult {
 export type SettleReceiptsErrorType = ShardBaseError;
 
 /**
- * Settles signed usage receipts in one transaction (anyone can send it): each draws on its
- * payer's escrow and is credited to the model's shard holders. Replay-proof on-chain: a settled
- * nonce can never settle again. At most 500 receipts per batch.
+ * The payee (a gateway) settles signed usage receipts in one transaction: each draws on its
+ * payer's escrow with the sender and is credited to the model's shard holders (what reaches the
+ * shard token). Only the receipt's payee may settle it: `NotPayee` in a strict batch, skipped as
+ * `WrongPayee` in a lenient one. Replay-proof on-chain: a settled nonce can never settle again.
+ * At most 500 receipts per batch.
  *
  * @example
  * const { settled, skipped, total } = await settleReceipts(client, { deployment, receipts: signed })

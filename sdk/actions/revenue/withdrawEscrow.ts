@@ -13,23 +13,32 @@ import {
 } from "../../utils/client.js";
 import { validate, zAddress } from "../../utils/schemas.js";
 
-export type WithdrawEscrowParameters = DeploymentParameter & AccountParameter & { currency: Address };
+export type WithdrawEscrowParameters = DeploymentParameter &
+  AccountParameter & {
+    currency: Address;
+    /** The payee the escrow is with. */
+    payee: Address;
+  };
 
 export type WithdrawEscrowReturnType = WriteResult & { amount: bigint };
 export type WithdrawEscrowErrorType = ShardBaseError;
 
 /**
- * Pays out the requested escrow withdrawal (less what receipts drew meanwhile) after the delay.
+ * Pays out the requested withdrawal of the sender's escrow with a payee (less what receipts drew
+ * meanwhile) after the delay (`WithdrawalLocked`, `NothingToWithdraw`).
  *
  * @example
- * const { amount } = await withdrawEscrow(client, { deployment, currency: usdc })
+ * const { amount } = await withdrawEscrow(client, { deployment, currency: usdc, payee: gateway })
  */
 export async function withdrawEscrow(
   client: AnyClient,
   parameters: WithdrawEscrowParameters,
 ): Promise<WithdrawEscrowReturnType> {
   const action = "withdrawEscrow";
-  const { currency } = validate(action, z.object({ currency: zAddress }), parameters);
+  const { currency, payee } = validate(action, z.object({ currency: zAddress, payee: zAddress }), {
+    currency: parameters.currency,
+    payee: parameters.payee,
+  });
   const { hash, receipt } = await write(
     client,
     parameters.deployment,
@@ -38,7 +47,7 @@ export async function withdrawEscrow(
       address: parameters.deployment.contracts.settlement,
       abi: inferenceSettlementAbi,
       functionName: "withdrawEscrow",
-      args: [currency],
+      args: [currency, payee],
     },
     parameters.account,
   );

@@ -18,13 +18,22 @@ export interface StakePosition {
   unbonding: bigint;
   /** When `unbonding` can be withdrawn (unix seconds; 0 if nothing is unbonding). */
   unbondingReadyAt: bigint;
+  /**
+   * Part of `active` that cannot be unstaked: a trainer's `slashAmount` per pending commit, a
+   * verifier's counted weight per vote not yet released (`releaseVote`; it may exceed `active`
+   * when the same stake votes in several disputes).
+   */
+  locked: bigint;
 }
 
 export type GetStakeReturnType = { trainer: StakePosition; verifier: StakePosition };
 export type GetStakeErrorType = ShardBaseError;
 
+type RawStake = { active: bigint; unbonding: bigint; unbondingReadyAt: bigint | number; locked: bigint };
+
 /**
- * An account's trainer and verifier stake in a model, in one batched read.
+ * An account's trainer and verifier stake in a model (active, unbonding, locked), in one batched
+ * read.
  *
  * @example
  * const { trainer } = await getStake(client, { deployment, modelId: 1n, account })
@@ -36,11 +45,12 @@ export async function getStake(client: AnyClient, parameters: GetStakeParameters
   const [trainer, verifier] = (await readMany(client, parameters.deployment, action, [
     { address: staking, abi: stakingAbi, functionName: "stakeOf", args: [modelId, account, 0] },
     { address: staking, abi: stakingAbi, functionName: "stakeOf", args: [modelId, account, 1] },
-  ])) as { active: bigint; unbonding: bigint; unbondingReadyAt: bigint }[];
-  const position = (s: { active: bigint; unbonding: bigint; unbondingReadyAt: bigint }): StakePosition => ({
+  ])) as RawStake[];
+  const position = (s: RawStake): StakePosition => ({
     active: s.active,
     unbonding: s.unbonding,
     unbondingReadyAt: BigInt(s.unbondingReadyAt),
+    locked: s.locked,
   });
   return { trainer: position(trainer!), verifier: position(verifier!) };
 }

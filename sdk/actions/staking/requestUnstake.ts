@@ -26,7 +26,8 @@ export type RequestUnstakeErrorType = ShardBaseError;
 /**
  * Moves stake from active to unbonding; it can be withdrawn after the model's unbonding delay
  * (a new request restarts the delay for the whole unbonding amount). Unbonding stake no longer
- * counts, but can still be slashed.
+ * counts, but can still be slashed. Locked stake (pending commits, unreleased votes; `getStake`'s
+ * `locked`) cannot move (`InsufficientFreeStake`).
  *
  * @example
  * const { readyAt } = await requestUnstake(client, { deployment, modelId: 1n, role: "trainer", amount })
