@@ -183,7 +183,7 @@ contract ContributionLedger is IContributionLedger, EIP712, ReentrancyGuardTrans
     }
 
     /// @inheritdoc IContributionLedger
-    function attest(bytes32 commitId) external {
+    function attest(bytes32 commitId) external nonReentrant {
         CommitState storage s = _states[commitId];
         if (s.status != CommitStatus.Pending) revert WrongStatus(commitId, _statusOf(commitId));
         _requireNotOwn(commitId, msg.sender);
@@ -237,7 +237,7 @@ contract ContributionLedger is IContributionLedger, EIP712, ReentrancyGuardTrans
     }
 
     /// @inheritdoc IContributionLedger
-    function vote(bytes32 commitId, bool invalid) external {
+    function vote(bytes32 commitId, bool invalid) external nonReentrant {
         CommitState storage s = _states[commitId];
         uint8 index = s.disputes;
         Dispute storage d = _disputes[commitId][index];
@@ -398,6 +398,8 @@ contract ContributionLedger is IContributionLedger, EIP712, ReentrancyGuardTrans
         bytes32 commitId = _checkedId(cp);
         CommitState storage s = _states[commitId];
         if (s.status != CommitStatus.Pending) revert WrongStatus(commitId, s.status);
+        // A dispute decides first: its slash must find this commit's lock still in place.
+        if (_disputes[commitId][s.disputes].open) revert DisputeOpen(commitId);
         if (
             cp.parentRoot == 0 ||
             _states[_roots[_rootKey(cp.modelId, cp.parentRoot)]].status != CommitStatus.Rejected

@@ -325,7 +325,8 @@ interface IContributionLedger {
     function claimDeferredMint(Checkpoint calldata cp, address to) external returns (uint256 minted);
 
     /// @notice Rejects a commit whose parent was rejected and releases the owner's lock (no
-    /// slash: building on bad work is not cheating, but it earns nothing).
+    /// slash: building on bad work is not cheating, but it earns nothing). Not while a dispute on
+    /// it is open (`DisputeOpen`): the dispute's verdict comes first.
     function rejectOrphan(Checkpoint calldata cp) external;
 
     /// @notice The registrant mints a genesis allocation, only until it closes genesis in the

@@ -458,6 +458,35 @@ async function receipt(
   return { message, signature };
 }
 
+describe("attack 3b: a lock is released once", () => {
+  it("an orphan under dispute waits for the verdict, so its slash cannot take another commit's lock", async () => {
+    const f = await networkHelpers.loadFixture(world);
+    const m = await model(f, { params: { challengeWindow: 7200, disputeWindow: 1800 } });
+    await stake(f, m, 1, Trainer, 3n * P.slashAmount + P.minTrainerStake);
+    for (const v of [4, 5]) await stake(f, m, v, Verifier, P.minVerifierStake);
+    await approveBonds(f, 7);
+    const parent = checkpoint(f, m, 1, { root: digest("bad parent") });
+    const parentId = await commitAndReveal(f, 1, parent);
+    const child = checkpoint(f, m, 1, { round: 2n, parentRoot: parent.root, root: digest("bad child") });
+    const childId = await commitAndReveal(f, 1, child);
+    const other = checkpoint(f, m, 1, { lane: 1, root: digest("honest other lane") });
+    await commitAndReveal(f, 1, other);
+    for (const id of [parentId, childId]) {
+      await f.ledger.write.challenge([id, digest("cheat")], as(f, 7));
+      for (const v of [4, 5]) await f.ledger.write.vote([id, true], as(f, v));
+    }
+    await networkHelpers.time.increase(1800n);
+    await f.ledger.write.resolve([parent]);
+    await assertions.revertWithCustomErrorWithArgs(f.ledger.write.rejectOrphan([child]), f.ledger, "DisputeOpen", [
+      childId,
+    ]);
+    await f.ledger.write.resolve([child]);
+    const s = await stakeOf(f, m, 1, Trainer);
+    // Two slashes; the honest commit's lock is intact.
+    assert.deepEqual([s.active, s.locked], [P.slashAmount + P.minTrainerStake, P.slashAmount]);
+  });
+});
+
 describe("attack 4: a payer cannot empty escrow that a gateway relies on", () => {
   it("a receipt the gateway accepted settles, whatever the payer does through a model of its own", async () => {
     const f = await networkHelpers.loadFixture(world);
