@@ -40,7 +40,10 @@ async function trainLane(f: Fixture, lane: number, owner0: number, owner1: numbe
     [0, owner0],
     [1, owner1],
   ] as const) {
-    if ((await f.staking.read.activeStake([f.modelId, addr(f, owner), 0])) === 0n) await stakeAs(f, owner, 0);
+    // A newcomer training both shards has two commits pending at once: twice the slash amount locked.
+    if ((await f.staking.read.activeStake([f.modelId, addr(f, owner), 0])) === 0n) {
+      await stakeAs(f, owner, 0, defaultParams.minTrainerStake + defaultParams.slashAmount);
+    }
     const cp = makeCheckpoint(addr(f, owner), {
       shard,
       lane,

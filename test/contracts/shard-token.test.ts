@@ -67,7 +67,9 @@ const claimable = (f: Fixture, id: bigint, currency: Currency, i: number) =>
 /** Commits and reveals both shards of `lane` (round 1) for wallet `ownerIdx` with pipeline digests that match. */
 async function trainLane(f: Fixture, ownerIdx: number, lane: number, work: [bigint, bigint]) {
   const owner = addr(f, ownerIdx);
-  if ((await f.staking.read.activeStake([f.modelId, owner, 0])) === 0n) await stakeAs(f, ownerIdx, 0);
+  // Both shards pending at once lock the slash amount twice.
+  const stake = defaultParams.minTrainerStake + defaultParams.slashAmount;
+  if ((await f.staking.read.activeStake([f.modelId, owner, 0])) === 0n) await stakeAs(f, ownerIdx, 0, stake);
   const cps = [0, 1].map((shard) =>
     makeCheckpoint(owner, { shard, lane, workUnits: work[shard]!, ...pipelineDigests(shard, 2, `-${lane}`) }),
   );
