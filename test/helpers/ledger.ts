@@ -92,9 +92,12 @@ export async function revealPair(
   return { cp0, cp1, id0, id1 };
 }
 
-/** Stakes trainers 1..3 (minimum), verifiers 4..5 (minimum) and lets the challenger (7) bond. */
-export async function stakeEveryone(f: Fixture) {
-  for (const i of [1, 2, 3]) await stakeIn(f, f.modelId, i, Role.Trainer, defaultParams.minTrainerStake);
+/**
+ * Stakes trainers 1..3 (`trainerStake`, default the minimum, which backs one pending commit at a
+ * time: each locks `slashAmount`), verifiers 4..5 (minimum) and lets the challenger (7) bond.
+ */
+export async function stakeEveryone(f: Fixture, trainerStake: bigint = defaultParams.minTrainerStake) {
+  for (const i of [1, 2, 3]) await stakeIn(f, f.modelId, i, Role.Trainer, trainerStake);
   for (const i of [4, 5]) await stakeIn(f, f.modelId, i, Role.Verifier, defaultParams.minVerifierStake);
   await f.stake.write.approve([f.ledger.address, parseEther("1000")], as(f, 7));
 }
