@@ -55,15 +55,104 @@ for (const path of PATHS) {
         client.registerModel({
           specDigest: digest("s"),
           specURI: "ipfs://x",
+          shardWeights: Array.from({ length: 300 }, () => 1n),
+          stakingToken: f.stake.address,
+          currencies: [f.usdc.address],
+          unbondingDelay: 7 * 86_400,
+          params: DEFAULT_ROUND_PARAMS,
+        }),
+        (e: unknown) => e instanceof ContractRevertError && e.errorName === "InvalidShardCount",
+      );
+      assert.equal(await f.publicClient.getTransactionCount({ address: f.wallets[1]!.account.address }), before);
+    });
+
+    it("checks the registry's parameter bounds in zod first, naming each field", async () => {
+      const f = await networkHelpers.loadFixture(sdkFixture);
+      const client = await clientFor(f, path, 1);
+      const register = (params: Partial<typeof DEFAULT_ROUND_PARAMS>, unbondingDelay = 7 * 86_400) =>
+        client.registerModel({
+          specDigest: digest("s"),
+          specURI: "ipfs://x",
           shardWeights: [1n],
           stakingToken: f.stake.address,
           currencies: [f.usdc.address],
-          unbondingDelay: 60,
-          params: DEFAULT_ROUND_PARAMS,
+          unbondingDelay,
+          params: { ...DEFAULT_ROUND_PARAMS, ...params },
+        });
+      const cases: [Partial<typeof DEFAULT_ROUND_PARAMS>, string][] = [
+        [{ quorumBps: 999 }, "params.quorumBps"],
+        [{ quorumBps: 10_001 }, "params.quorumBps"],
+        [{ voterSlashBps: 5_001 }, "params.voterSlashBps"],
+        [{ challengerShareBps: 5_001 }, "params.challengerShareBps"],
+        [{ sealDeposit: DEFAULT_ROUND_PARAMS.slashAmount + 1n }, "params.sealDeposit"],
+        [{ slashAmount: DEFAULT_ROUND_PARAMS.minTrainerStake + 1n }, "params.slashAmount"],
+        [{ challengeBond: 0n }, "params.challengeBond"],
+        [{ minVerifierStake: 0n }, "params.minVerifierStake"],
+        [{ minAttestations: 17 }, "params.minAttestations"],
+        [{ disputeWindow: 31 * 86_400 }, "params.disputeWindow"],
+        [{ revealWindow: 0 }, "params.revealWindow"],
+      ];
+      for (const [params, field] of cases) {
+        await assert.rejects(register(params), (e: unknown) => {
+          assert.ok(e instanceof InvalidParameterError, field);
+          // The field first (a longer window also asks for a longer unbonding delay).
+          assert.equal(e.issues[0]!.path, field);
+          return true;
+        });
+      }
+      // Strictly longer than reveal + challenge + dispute windows.
+      const windows = DEFAULT_ROUND_PARAMS.revealWindow + DEFAULT_ROUND_PARAMS.challengeWindow + 3600;
+      await assert.rejects(register({}, windows), (e: unknown) => {
+        assert.ok(e instanceof InvalidParameterError);
+        assert.deepEqual(
+          e.issues.map((i) => i.path),
+          ["unbondingDelay"],
+        );
+        return true;
+      });
+      const { modelId } = await register({}, windows + 1);
+      assert.equal(modelId, 2n);
+    });
+
+    it("closes genesis once, as the registrant, and versions the parameters", async () => {
+      const f = await networkHelpers.loadFixture(sdkFixture);
+      const registrant = await clientFor(f, path, 0);
+      const other = await clientFor(f, path, 1);
+      assert.equal((await other.getModel({ modelId: 1n })).genesisClosed, false);
+      const version = await other.getParamsVersion({ modelId: 1n, round: 1n });
+      assert.equal(typeof version, "number");
+      assert.equal((await other.getModel({ modelId: 1n })).paramsVersion, version);
+      await assert.rejects(other.closeGenesis({ modelId: 1n }), (e: unknown) => {
+        assert.ok(e instanceof ContractRevertError);
+        assert.equal(e.errorName, "NotRegistrant");
+        return true;
+      });
+      await registrant.closeGenesis({ modelId: 1n });
+      assert.equal((await other.getModel({ modelId: 1n })).genesisClosed, true);
+      await assert.rejects(registrant.closeGenesis({ modelId: 1n }), (e: unknown) => {
+        assert.ok(e instanceof ContractRevertError);
+        assert.equal(e.errorName, "GenesisAlreadyClosed");
+        assert.equal(e.args.modelId, 1n);
+        assert.match(e.shortMessage, /already closed its genesis allocation/);
+        return true;
+      });
+      await assert.rejects(
+        registrant.allocateGenesis({
+          modelId: 1n,
+          shard: 0,
+          allocations: [{ to: f.wallets[1]!.account.address, amount: 1n }],
         }),
-        (e: unknown) => e instanceof ContractRevertError && e.errorName === "UnbondingTooShort",
+        (e: unknown) => e instanceof ContractRevertError && e.errorName === "GenesisClosed",
       );
-      assert.equal(await f.publicClient.getTransactionCount({ address: f.wallets[1]!.account.address }), before);
+      // A new schedule changes the version of the rounds it applies to.
+      await f.registry.write.scheduleParams([1n, { ...DEFAULT_ROUND_PARAMS, challengeBond: parseEther("20") }]);
+      assert.notEqual(await other.getParamsVersion({ modelId: 1n, round: 1n }), version);
+      await assert.rejects(other.getParamsVersion({ modelId: 9n, round: 1n }), (e: unknown) => {
+        assert.ok(e instanceof ContractRevertError);
+        assert.equal(e.errorName, "ModelNotFound");
+        return true;
+      });
+      await assert.rejects(other.getParamsVersion({ modelId: 0n, round: 1n }), InvalidParameterError);
     });
 
     it("validates inputs with zod and names the field", async () => {
@@ -82,7 +171,7 @@ for (const path of PATHS) {
         (e: unknown) => {
           assert.ok(e instanceof InvalidParameterError);
           const paths = e.issues.map((i) => i.path).sort();
-          assert.deepEqual(paths, ["shardWeights.0", "specDigest", "stakingToken"]);
+          assert.deepEqual(paths, ["shardWeights.0", "specDigest", "stakingToken", "unbondingDelay"]);
           return true;
         },
       );
@@ -96,6 +185,9 @@ for (const path of PATHS) {
       await client.stake({ modelId: 1n, role: "trainer", amount: parseEther("150") });
       const info = await f.staking.read.stakeOf([1n, f.wallets[2]!.account.address, 0]);
       assert.equal(info.active, parseEther("150"));
+      const { trainer, verifier } = await client.getStake({ modelId: 1n, account: f.wallets[2]!.account.address });
+      assert.deepEqual(trainer, { active: parseEther("150"), unbonding: 0n, unbondingReadyAt: 0n, locked: 0n });
+      assert.equal(verifier.locked, 0n);
     });
   });
 }
