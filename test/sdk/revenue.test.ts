@@ -103,20 +103,14 @@ for (const path of PATHS) {
       const f = await networkHelpers.loadFixture(mintedFixture);
       const dapp = await clientFor(f, path, 6);
       const gateway = await clientFor(f, path, 8);
-      await dapp.depositEscrow({ currency: f.usdc.address, amount: 1_000_000n });
+      const payee = addr(f, 8);
+      await dapp.depositEscrow({ currency: f.usdc.address, payee, amount: 1_000_000n });
       const good = await dapp.signUsageReceipt({
-        modelId: 1n,
-        currency: f.usdc.address,
-        units: 100n,
-        pricePerUnit: 2_000n,
-        nonce: 1n,
+        receipt: { modelId: 1n, currency: f.usdc.address, payee, units: 100n, pricePerUnit: 2_000n, nonce: 1n },
       });
+      assert.deepEqual([good.receipt.payer, good.receipt.payee], [addr(f, 6), payee]);
       const tooBig = await dapp.signUsageReceipt({
-        modelId: 1n,
-        currency: f.usdc.address,
-        units: 1000n,
-        pricePerUnit: 2_000n,
-        nonce: 2n,
+        receipt: { modelId: 1n, currency: f.usdc.address, payee, units: 1000n, pricePerUnit: 2_000n, nonce: 2n },
       });
       await assert.rejects(
         gateway.settleReceipts({ receipts: [good, tooBig], strict: true }),
@@ -129,7 +123,7 @@ for (const path of PATHS) {
         [[addr(f, 6), 1n, 200_000n]],
       );
       assert.deepEqual(result.skipped, [{ payer: addr(f, 6), nonce: 2n, reason: "InsufficientEscrow" }]);
-      assert.equal((await dapp.getEscrow({ payer: addr(f, 6), currency: f.usdc.address })).balance, 800_000n);
+      assert.equal((await dapp.getEscrow({ payer: addr(f, 6), payee, currency: f.usdc.address })).balance, 800_000n);
       // A receipt never settles twice.
       await assert.rejects(
         gateway.settleReceipts({ receipts: [good], strict: true }),
@@ -147,33 +141,81 @@ for (const path of PATHS) {
     it("a receipt signed by someone else than its payer is rejected", async () => {
       const f = await networkHelpers.loadFixture(mintedFixture);
       const dapp = await clientFor(f, path, 6);
-      await dapp.depositEscrow({ currency: f.usdc.address, amount: 1_000_000n });
+      const gateway = await clientFor(f, path, 8);
+      const payee = addr(f, 8);
+      await dapp.depositEscrow({ currency: f.usdc.address, payee, amount: 1_000_000n });
       const signed = await dapp.signUsageReceipt({
-        modelId: 1n,
-        currency: f.usdc.address,
-        units: 1n,
-        pricePerUnit: 1n,
+        receipt: { modelId: 1n, currency: f.usdc.address, payee, units: 1n, pricePerUnit: 1n },
       });
       const forged = { ...signed, receipt: { ...signed.receipt, units: 2n } };
       await assert.rejects(
-        dapp.settleReceipts({ receipts: [forged], strict: true }),
+        gateway.settleReceipts({ receipts: [forged], strict: true }),
         (e: unknown) => e instanceof ContractRevertError && e.errorName === "InvalidReceiptSignature",
+      );
+    });
+
+    it("only the payee settles, from the payer's escrow with it", async () => {
+      const f = await networkHelpers.loadFixture(mintedFixture);
+      const dapp = await clientFor(f, path, 6);
+      const gateway = await clientFor(f, path, 8);
+      const payee = addr(f, 8);
+      await dapp.depositEscrow({ currency: f.usdc.address, payee, amount: 1_000_000n });
+      const signed = await dapp.signUsageReceipt({
+        receipt: { modelId: 1n, currency: f.usdc.address, payee, units: 10n, pricePerUnit: 100n, nonce: 7n },
+      });
+      // Anyone else (the payer included) cannot settle it: strict reverts, lenient skips.
+      await assert.rejects(dapp.settleReceipts({ receipts: [signed], strict: true }), (e: unknown) => {
+        assert.ok(e instanceof ContractRevertError);
+        assert.equal(e.errorName, "NotPayee");
+        assert.deepEqual(e.args, { payee, caller: addr(f, 6) });
+        assert.match(e.shortMessage, /Only the payee/);
+        return true;
+      });
+      const other = await clientFor(f, path, 9);
+      const skipped = await other.settleReceipts({ receipts: [signed] });
+      assert.deepEqual(skipped.skipped, [{ payer: addr(f, 6), nonce: 7n, reason: "WrongPayee" }]);
+      assert.equal(skipped.total, 0n);
+      // A receipt for another payee cannot draw on the escrow with this one.
+      const elsewhere = await dapp.signUsageReceipt({
+        receipt: { modelId: 1n, currency: f.usdc.address, payee: addr(f, 9), units: 1n, pricePerUnit: 1n },
+      });
+      await assert.rejects(
+        other.settleReceipts({ receipts: [elsewhere], strict: true }),
+        (e: unknown) => e instanceof ContractRevertError && e.errorName === "InsufficientEscrow",
+      );
+      const settled = await gateway.settleReceipts({ receipts: [signed] });
+      assert.equal(settled.total, 1_000n);
+      assert.equal(
+        (await dapp.getEscrow({ payer: addr(f, 6), payee, currency: f.usdc.address })).balance,
+        1_000_000n - 1_000n,
+      );
+      assert.equal(
+        (await dapp.getEscrow({ payer: addr(f, 6), payee: addr(f, 9), currency: f.usdc.address })).balance,
+        0n,
       );
     });
 
     it("escrow withdrawal waits out the delay", async () => {
       const f = await networkHelpers.loadFixture(mintedFixture);
       const dapp = await clientFor(f, path, 6);
-      await dapp.depositEscrow({ currency: f.usdc.address, amount: 1_000n });
-      const { unlockAt } = await dapp.requestEscrowWithdrawal({ currency: f.usdc.address, amount: 600n });
+      const payee = addr(f, 8);
+      await dapp.depositEscrow({ currency: f.usdc.address, payee, amount: 1_000n });
+      const { unlockAt } = await dapp.requestEscrowWithdrawal({ currency: f.usdc.address, payee, amount: 600n });
       assert.equal(unlockAt, BigInt(await networkHelpers.time.latest()) + 86_400n);
       await assert.rejects(
-        dapp.withdrawEscrow({ currency: f.usdc.address }),
+        dapp.withdrawEscrow({ currency: f.usdc.address, payee }),
         (e: unknown) => e instanceof ContractRevertError && e.errorName === "WithdrawalLocked",
       );
+      // The escrow with another payee has nothing to withdraw.
+      await assert.rejects(
+        dapp.withdrawEscrow({ currency: f.usdc.address, payee: addr(f, 9) }),
+        (e: unknown) => e instanceof ContractRevertError && e.errorName === "NothingToWithdraw",
+      );
       await networkHelpers.time.increaseTo(unlockAt);
-      const { amount } = await dapp.withdrawEscrow({ currency: f.usdc.address });
+      const { amount } = await dapp.withdrawEscrow({ currency: f.usdc.address, payee });
       assert.equal(amount, 600n);
+      const escrow = await dapp.getEscrow({ payer: addr(f, 6), payee, currency: f.usdc.address });
+      assert.deepEqual([escrow.balance, escrow.withdrawing], [400n, 0n]);
     });
 
     it("rejects bad input before touching the chain", async () => {
@@ -187,6 +229,16 @@ for (const path of PATHS) {
       await assert.rejects(
         client.claim({ ids: [tokenId(1n, 0)] }),
         (e: unknown) => e instanceof InvalidParameterError && e.issues[0]!.path === "currencies",
+      );
+      await assert.rejects(
+        client.depositEscrow({ currency: f.usdc.address, payee: "0x12" as Address, amount: 1n }),
+        (e: unknown) => e instanceof InvalidParameterError && e.issues.map((i) => i.path).join(",") === "payee",
+      );
+      await assert.rejects(
+        client.signUsageReceipt({
+          receipt: { modelId: 1n, currency: f.usdc.address, payee: undefined as never, units: 1n, pricePerUnit: 1n },
+        }),
+        (e: unknown) => e instanceof InvalidParameterError && e.issues[0]!.path === "receipt.payee",
       );
       await assert.rejects(
         client.settleReceipts({ receipts: [] }),
@@ -210,8 +262,9 @@ for (const path of PATHS) {
         active: parseEther("50"),
         unbonding: parseEther("30"),
         unbondingReadyAt: readyAt,
+        locked: 0n,
       });
-      assert.deepEqual(position.trainer, { active: 0n, unbonding: 0n, unbondingReadyAt: 0n });
+      assert.deepEqual(position.trainer, { active: 0n, unbonding: 0n, unbondingReadyAt: 0n, locked: 0n });
       await assert.rejects(
         client.withdrawStake({ modelId: 1n, role: "verifier" }),
         (e: unknown) => e instanceof ContractRevertError && e.errorName === "StillUnbonding",
