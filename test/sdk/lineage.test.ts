@@ -27,11 +27,12 @@ const DISPUTE = BigInt(defaultParams.disputeWindow);
  *   shard 0 (pending);
  * - lane 1 on shard 0: round 1 rejected by a dispute, its round-2 child rejected as an orphan;
  * - lane 2 on shard 0: a round-2 replica building on lane 0's round 1 (pending);
- * - model 2 has one revealed checkpoint on shard 0, which model 1's lineage must not show.
+ * - model 2 has one revealed checkpoint on shard 0 (with the root of model 1's first one: roots
+ *   are per model), which model 1's lineage must not show.
  */
 async function lineageFixture() {
   const f = await sdkFixture();
-  for (const i of [1, 2, 3]) await stakeIn(f, 1n, i, Role.Trainer, defaultParams.minTrainerStake);
+  for (const i of [1, 2, 3]) await stakeIn(f, 1n, i, Role.Trainer, 3n * defaultParams.minTrainerStake);
   for (const i of [4, 5]) await stakeIn(f, 1n, i, Role.Verifier, defaultParams.minVerifierStake);
   await f.stake.write.approve([f.ledger.address, parseEther("1000")], as(f, 7));
 
@@ -88,7 +89,8 @@ async function lineageFixture() {
 
   const model2 = await registerModel(f);
   await stakeIn(f, model2, 1, Role.Trainer, defaultParams.minTrainerStake);
-  const other = makeCheckpoint(addr(f, 1), { modelId: model2, root: digest("model 2 root"), ...pipelineDigests(0, 2) });
+  // Roots are unique per model only: model 2 may reveal the root model 1 revealed first.
+  const other = makeCheckpoint(addr(f, 1), { modelId: model2, root: r1s0.root, ...pipelineDigests(0, 2) });
   ids.other = await reveal(1, other);
 
   return { ...f, cps: { r1s0, r1s1, bad1, bad2, r2s0, r2s1, replica, r3s0, other }, ids, revealedBlock, model2 };
