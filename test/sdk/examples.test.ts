@@ -20,7 +20,11 @@ describe("README example (sdk/examples/dapp.ts)", () => {
   let rpcUrl: string;
 
   before(async () => {
-    server = await network.createServer("default", "127.0.0.1", 0);
+    server = await network.createServer(
+      { network: "default", override: { allowUnlimitedContractSize: true } }, // TMP-SIZE
+      "127.0.0.1",
+      0,
+    );
     const { port } = await server.listen();
     rpcUrl = `http://127.0.0.1:${port}`;
   });
@@ -63,6 +67,8 @@ describe("README example (sdk/examples/dapp.ts)", () => {
     const result = await main({
       rpcUrl,
       privateKey: privateKeyOf(1),
+      // The gateway that the user's escrow is with, and that alone settles its receipt.
+      gatewayPrivateKey: privateKeyOf(2),
       modelId: 1n,
       currency: usdc.address,
       deploymentsDir: dir,

@@ -11,8 +11,9 @@ const addr = (f: SdkFixture, i: number) => getAddress(f.wallets[i]!.account.addr
 
 /**
  * The whole protocol through the SDK alone: registration, stakes, sealed commits signed by a node
- * key and relayed, reveals, attestations, finalization, a transfer, a direct payment, escrow
- * receipts settled by a gateway, and claims, with exact amounts at every step.
+ * key (with its consent) and relayed after the registrant closed genesis, reveals, attestations,
+ * finalization, a transfer, a direct payment, escrow receipts settled by the gateway they are
+ * payable to, and claims, with exact amounts at every step.
  */
 for (const path of PATHS) {
   describe(`SDK scenario (${path})`, () => {
@@ -43,9 +44,13 @@ for (const path of PATHS) {
       // 2. Stakes; trainer 1 lets a separate node key sign its commits, the others sign their own.
       for (const t of trainers) await t.stake({ modelId, role: "trainer", amount: parseEther("100") });
       await verifier.stake({ modelId, role: "verifier", amount: parseEther("50") });
-      await trainers[0]!.authorizeNode({ nodeKey: addr(f, 9) });
-      await trainers[1]!.authorizeNode({ nodeKey: addr(f, 2) });
-      await trainers[2]!.authorizeNode({ nodeKey: addr(f, 3) });
+      const keys = [nodeKey, trainers[1]!, trainers[2]!];
+      for (const [i, key] of keys.entries()) {
+        const consent = await key.signNodeConsent({ owner: addr(f, i + 1) });
+        await trainers[i]!.authorizeNode({ nodeKey: consent.nodeKey, consent });
+      }
+      // Round 1 opens once the registrant closes the genesis allocation (here: none).
+      await registrant.closeGenesis({ modelId });
 
       // 3. Round 1 of one pipeline: each stage seals (signed, relayed), then reveals.
       const work = [600n, 300n, 100n];
@@ -100,15 +105,20 @@ for (const path of PATHS) {
       // 6. Revenue: a direct payment of 1.2 USDC and two receipts (0.24 USDC) settled by a gateway.
       // (Amounts that divide the supplies exactly, so no rounding dust stays behind.)
       await dapp.pay({ modelId, currency: usdc, amount: 1_200_000n });
-      await dapp.depositEscrow({ currency: usdc, amount: 500_000n });
+      const payee = addr(f, 7);
+      await dapp.depositEscrow({ currency: usdc, payee, amount: 500_000n });
       const receipts = [
-        await dapp.signUsageReceipt({ modelId, currency: usdc, units: 100n, pricePerUnit: 1_200n, nonce: 7n }),
-        await dapp.signUsageReceipt({ modelId, currency: usdc, units: 60n, pricePerUnit: 2_000n, nonce: 8n }),
+        await dapp.signUsageReceipt({
+          receipt: { modelId, currency: usdc, payee, units: 100n, pricePerUnit: 1_200n, nonce: 7n },
+        }),
+        await dapp.signUsageReceipt({
+          receipt: { modelId, currency: usdc, payee, units: 60n, pricePerUnit: 2_000n, nonce: 8n },
+        }),
       ];
       const settlement = await gateway.settleReceipts({ receipts });
       assert.equal(settlement.total, 240_000n);
       assert.deepEqual(settlement.skipped, []);
-      assert.equal((await dapp.getEscrow({ payer: addr(f, 6), currency: usdc })).balance, 260_000n);
+      assert.equal((await dapp.getEscrow({ payer: addr(f, 6), payee, currency: usdc })).balance, 260_000n);
 
       // 7. The cap table and revenue shares, then exact claims. 1.44 USDC splits 2:1:1 by shard:
       // shard 0 (0.72) 400:200, shard 1 (0.36) to trainer 2, shard 2 (0.36) to trainer 3.
