@@ -33,7 +33,10 @@ export const verifyOptionsSchema = globalOptionsSchema.extend(configOptionsSchem
   untilRound: z.coerce.number().int().min(1).max(1_000_000_000).optional(),
   /** Seconds between passes. */
   poll: z.coerce.number().positive().max(3600).default(15),
-  /** Seconds to wait for a checkpoint or transcript before judging it withheld. */
+  /**
+   * Seconds to wait for a checkpoint or transcript in one try. A round not fetched in time is
+   * tried again with backoff until its commits' deadlines are near (`verify/retry.ts`).
+   */
   fetchTimeout: z.coerce.number().positive().max(3600).default(60),
 });
 
@@ -51,6 +54,8 @@ export interface VerifyResult {
   resolved: number;
   finalized: number;
   orphansRejected: number;
+  /** Commits reported as not fetched near or after their deadline (each report once). */
+  notFetched: number;
   /** Every commit of the model the verifier knows, with its status and this verifier's verdict. */
   commits: VerifierPass["commits"];
   stopped: boolean;
@@ -107,7 +112,15 @@ export async function verify(options: VerifyOptions, out: Output): Promise<Verif
           ? toJson({ event: "verifying", modelId, backend: backend.name, sampleRate: o.sample, peerId: host.peerId })
           : `verifying model ${modelId} · backend ${backend.name} · sampling ${(o.sample * 100).toFixed(0)}% · peer ${host.peerId}`,
       );
-      const totals = { attested: 0, challenged: 0, voted: 0, resolved: 0, finalized: 0, orphansRejected: 0 };
+      const totals = {
+        attested: 0,
+        challenged: 0,
+        voted: 0,
+        resolved: 0,
+        finalized: 0,
+        orphansRejected: 0,
+        notFetched: 0,
+      };
       let passes = 0;
       const cfg = {
         modelId,
@@ -130,6 +143,7 @@ export async function verify(options: VerifyOptions, out: Output): Promise<Verif
         totals.resolved += p.resolved.length;
         totals.finalized += p.finalized.length;
         totals.orphansRejected += p.orphansRejected.length;
+        totals.notFetched += p.notFetched.length;
       };
       let last: VerifierPass | undefined;
       if (o.once) count((last = await verifyOnce(cfg)));
@@ -149,11 +163,11 @@ export async function verify(options: VerifyOptions, out: Output): Promise<Verif
         });
       const commits = last?.commits ?? [];
       out.print(
-        `${passes} pass${passes === 1 ? "" : "es"} · attested ${totals.attested} · challenged ${totals.challenged} · voted ${totals.voted} · resolved ${totals.resolved} · finalized ${totals.finalized} · orphans rejected ${totals.orphansRejected}`,
+        `${passes} pass${passes === 1 ? "" : "es"} · attested ${totals.attested} · challenged ${totals.challenged} · voted ${totals.voted} · resolved ${totals.resolved} · finalized ${totals.finalized} · orphans rejected ${totals.orphansRejected} · not fetched ${totals.notFetched}`,
       );
       for (const c of commits.slice(-20))
         out.print(
-          `  round ${c.round} lane ${c.lane} shard ${c.shard}  ${c.status.padEnd(9)}  ${c.verdict ? (c.verdict.valid ? "valid" : `invalid: ${c.verdict.reason}`) : "not checked"}`,
+          `  round ${c.round} lane ${c.lane} shard ${c.shard}  ${c.status.padEnd(9)}  ${c.verdict ? (c.verdict.valid ? "valid" : `invalid: ${c.verdict.reason}`) : c.notFetched ? `not fetched (${c.notFetched.reason}, ${c.notFetched.attempts} tries)` : "not checked"}`,
         );
       return {
         account: account.address,
@@ -189,6 +203,14 @@ function renderer(out: Output): (e: VerifierEvent) => void {
         );
       case "unverifiable":
         return out.log(`lane ${e.lane} round ${e.round} not verifiable yet: ${e.detail}`);
+      case "fetchRetry":
+        return out.log(
+          `lane ${e.lane} round ${e.round} not fetched (try ${e.attempt}); trying again in ${e.retryInSeconds.toFixed(0)} s: ${e.detail}`,
+        );
+      case "notFetched":
+        return out.log(
+          `lane ${e.lane} round ${e.round} shard ${e.shard} NOT FETCHED (${e.reason}) after ${e.attempts} tries, ${e.kind} deadline ${e.deadline}${e.action === "none" ? "" : `: will ${e.action} as withheld`} — ${e.detail}`,
+        );
       case "verdict":
         return out.log(
           `  shard ${e.verdict.shard}: ${e.verdict.valid ? "valid" : `INVALID (${e.verdict.reason})`} — ${e.verdict.detail}`,

@@ -14,7 +14,9 @@ import { type ReplayParent, type RoundReplay, replayRound } from "./replay.js";
 /**
  * One round of one lane from the chain's reveals to verdicts: fetch every shard's parent
  * checkpoint (bounded, with a timeout) and check its Merkle root, replay the round, fetch every
- * commit's transcript and checkpoint, and check them (`checkRound`).
+ * commit's transcript and checkpoint, and check them (`checkRound`). Content that does not arrive
+ * in time gives no verdict: it is reported (`unfetched`, `missing`) for the caller to try again
+ * (`retry.ts`).
  */
 
 /** A revealed commit as the `CheckpointRevealed` event gives it. */
@@ -32,23 +34,54 @@ export interface ExamineRoundParameters {
   specDigest: Hex;
   backend: BackendInfo;
   store: ContentStore;
-  /** Bound on each fetch; content not there in time counts as withheld. */
+  /** Bound on each fetch; content not there in time is reported missing (no verdict). */
   fetchTimeoutMs: number;
   lane: number;
   round: number;
   /** The lane's commits of the round, one per shard. */
   commits: RevealedCommit[];
+  /** The commits to fetch and judge (default: all); the others still need their parents for the replay. */
+  judge?: ReadonlySet<Hex> | undefined;
   /** The revealed commit of a root (the parents, in any lane). */
   byRoot: (root: Hex) => RevealedCommit | undefined;
   /** Decoded checkpoints by root, reused across rounds (the caller bounds it). */
   cache?: Map<Hex, StageState> | undefined;
 }
 
+/** A judged commit whose own checkpoint or transcript did not arrive within the timeout. */
+export interface MissingContent {
+  commitId: Hex;
+  /** What a verdict would say if it stayed missing (the checkpoint is checked first). */
+  reason: "withheld" | "transcript-withheld";
+  detail: string;
+}
+
 export type RoundExamination =
-  | { kind: "checked"; replay: RoundReplay; verdicts: Verdict[]; fetchSeconds: number }
+  | {
+      kind: "checked";
+      replay: RoundReplay;
+      /** One per judged commit whose content arrived, in shard order. */
+      verdicts: Verdict[];
+      /** Judged commits whose content did not arrive: no verdict. */
+      missing: MissingContent[];
+      fetchSeconds: number;
+    }
+  | {
+      /**
+       * Nothing could be judged: a parent checkpoint (`parent`) or the content of every judged
+       * commit (`content`, then listed in `missing`) was not fetched in time. Not replayed.
+       */
+      kind: "unfetched";
+      what: "parent" | "content";
+      detail: string;
+      missing: MissingContent[];
+    }
   | {
       kind: "unverifiable";
-      /** `incomplete`: not every shard revealed; `parent-unavailable`: a parent checkpoint cannot be had. */
+      /**
+       * `incomplete`: not every shard revealed; `parent-unavailable`: a parent has no reveal, or its
+       * file does not decode to its root (its own commit answers for that, in its round).
+       */
       reason: "incomplete" | "parent-unavailable";
       detail: string;
     };
@@ -81,8 +114,10 @@ export async function fetchBounded(
 
 /**
  * Examines a lane's round: parents, replay, checks. A round whose shards have not all revealed,
- * or one of whose parents cannot be fetched or does not hash to its root, is `unverifiable`
- * (the parent's own commit answers for that: it is checked as `withheld` in its round).
+ * or one of whose parents has no reveal or does not hash to its root, is `unverifiable` (the
+ * parent's own commit answers for that, in its round). A parent, or a judged commit's content,
+ * that is not fetched within the timeout gives no verdict (`unfetched`, `missing`): a fetch that
+ * fails may be a trainer or a link that is down for a while, so the caller retries.
  */
 export async function examineRound(p: ExamineRoundParameters): Promise<RoundExamination> {
   const n = p.spec.shards.length;
@@ -118,7 +153,7 @@ export async function examineRound(p: ExamineRoundParameters): Promise<RoundExam
       p.fetchTimeoutMs,
     );
     if ("error" in got)
-      return { kind: "unverifiable", reason: "parent-unavailable", detail: `shard ${shard} parent: ${got.error}` };
+      return { kind: "unfetched", what: "parent", detail: `shard ${shard} parent: ${got.error}`, missing: [] };
     try {
       const { state, root } = decodeCheckpoint(stageLayout(p.spec, shard), got.bytes, {
         modelId,
@@ -134,8 +169,9 @@ export async function examineRound(p: ExamineRoundParameters): Promise<RoundExam
       };
     }
   }
-  const evidence: CommitEvidence[] = await Promise.all(
-    commits.map(async (c) => {
+  const judged = p.judge ? commits.filter((c) => p.judge!.has(c.commitId)) : commits;
+  const fetched: CommitEvidence[] = await Promise.all(
+    judged.map(async (c) => {
       const [transcript, content] = await Promise.all([
         fetchBounded(p.store, c.checkpoint.transcriptURI, transcriptMaxBytes(p.spec), p.fetchTimeoutMs),
         fetchBounded(
@@ -149,6 +185,27 @@ export async function examineRound(p: ExamineRoundParameters): Promise<RoundExam
     }),
   );
   const fetchSeconds = (performance.now() - t0) / 1000;
+  const missing: MissingContent[] = [];
+  const evidence: CommitEvidence[] = [];
+  for (const e of fetched) {
+    const uri = (u: string, f: Fetched) => ("error" in f ? `${u}: ${f.error}` : "");
+    if ("error" in e.content)
+      missing.push({ commitId: e.commitId, reason: "withheld", detail: uri(e.checkpoint.checkpointURI, e.content) });
+    else if ("error" in e.transcript)
+      missing.push({
+        commitId: e.commitId,
+        reason: "transcript-withheld",
+        detail: uri(e.checkpoint.transcriptURI, e.transcript),
+      });
+    else evidence.push(e);
+  }
+  if (evidence.length === 0 && missing.length > 0)
+    return {
+      kind: "unfetched",
+      what: "content",
+      detail: missing.map((m) => m.detail).join("; "),
+      missing,
+    };
   const replay = await replayRound({
     spec: p.spec,
     modelId,
@@ -169,7 +226,9 @@ export async function examineRound(p: ExamineRoundParameters): Promise<RoundExam
   // The valid checkpoints of this round are the parents of the next one (bitwise ones only: across
   // backends the next round starts from the committed tensors, fetched then).
   if (p.cache)
-    for (const [i, v] of verdicts.entries())
-      if (v.valid && !v.crossBackend) p.cache.set(commits[i]!.checkpoint.root, replay.shards[i]!.state);
-  return { kind: "checked", replay, verdicts, fetchSeconds };
+    for (const [i, v] of verdicts.entries()) {
+      const shard = evidence[i]!.checkpoint.shard;
+      if (v.valid && !v.crossBackend) p.cache.set(evidence[i]!.checkpoint.root, replay.shards[shard]!.state);
+    }
+  return { kind: "checked", replay, verdicts, missing, fetchSeconds };
 }

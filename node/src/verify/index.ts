@@ -16,6 +16,7 @@ export {
 } from "./check.js";
 export {
   type ExamineRoundParameters,
+  type MissingContent,
   type RevealedCommit,
   type RoundExamination,
   checkpointMaxBytes,
@@ -34,9 +35,19 @@ export {
   replayRound,
   samplesPerStep,
 } from "./replay.js";
-export { VerifierState, VerifierStateError } from "./state.js";
+export {
+  type FetchDeadline,
+  type RetryPolicy,
+  DEFAULT_RETRY_POLICY,
+  fetchDeadline,
+  fetchPhase,
+  finalMarginSeconds,
+  retryDelayMs,
+} from "./retry.js";
+export { type FetchRetry, type Unfetched, VerifierState, VerifierStateError } from "./state.js";
 export {
   type CommitSummary,
+  type NotFetched,
   type RunVerifierOptions,
   type VerifierAction,
   type VerifierConfig,

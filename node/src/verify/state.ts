@@ -13,8 +13,11 @@ import type { RevealedCommit } from "./examine.js";
 /**
  * What a verifier remembers between passes and across restarts, in one JSON file written
  * atomically after every action: the reveals it has scanned (and up to which block), its sampling
- * decisions, its verdicts, and every action it took (`attest:<id>`, `challenge:<id>:<n>`,
- * `vote:<id>:<n>`, …), so it never acts twice on the same thing.
+ * decisions, its verdicts, every action it took (`attest:<id>`, `challenge:<id>:<n>`,
+ * `vote:<id>:<n>`, …), so it never acts twice on the same thing, and the rounds whose content it
+ * could not fetch yet: when it tries them again (`retries`) and which commits it reported as not
+ * fetched near their deadline (`unfetched`). Neither is a verdict: a round is checked as soon as
+ * its content arrives.
  */
 
 export class VerifierStateError extends NodeError {
@@ -40,6 +43,33 @@ const zCheckpointJson = z.object({
   transcriptURI: z.string(),
 });
 
+const zRetry = z.object({
+  /** Failed tries so far. */
+  attempts: z.number().int().min(1),
+  /** Wall-clock ms of the first failed try. */
+  firstAt: z.number(),
+  /** Wall-clock ms from which the round is tried again. */
+  nextAt: z.number(),
+  /** Why the last try failed. */
+  detail: z.string(),
+});
+/** Backoff of one round (`<lane>:<round>`) whose content did not arrive. */
+export type FetchRetry = z.infer<typeof zRetry>;
+
+const zUnfetched = z.object({
+  /** `withheld` / `transcript-withheld`: its own content; `parent-unfetched`: the parent checkpoint. */
+  reason: z.enum(["withheld", "transcript-withheld", "parent-unfetched"]),
+  detail: z.string(),
+  attempts: z.number().int(),
+  /** Which deadline it was reported against, and that deadline (chain time, s). */
+  kind: z.enum(["challenge", "dispute"]),
+  deadline: z.number(),
+  /** Chain time (s) of the report. */
+  at: z.number(),
+});
+/** A commit whose content was still not fetched when its deadline came near. */
+export type Unfetched = z.infer<typeof zUnfetched>;
+
 const zState = z.object({
   format: z.literal("shard-protocol/verifier-state@1"),
   modelId: z.string(),
@@ -58,6 +88,10 @@ const zState = z.object({
   /** Commits known to be finalized or rejected: never read again. */
   terminal: z.record(z.string(), z.enum(["finalized", "rejected"])),
   done: z.record(z.string(), z.string()),
+  /** Rounds (`<lane>:<round>`) with content not fetched yet; absent in files of older versions. */
+  retries: z.record(z.string(), zRetry).default({}),
+  /** Commits reported as not fetched near (or after) their deadline; absent in older files. */
+  unfetched: z.record(z.string(), zUnfetched).default({}),
 });
 type StateJson = z.infer<typeof zState>;
 
@@ -129,6 +163,8 @@ export class VerifierState {
         verdicts: {},
         terminal: {},
         done: {},
+        retries: {},
+        unfetched: {},
       });
     let json: StateJson;
     try {
@@ -204,6 +240,32 @@ export class VerifierState {
   }
   record(key: string, what: string): void {
     this.json.done[key] = what;
+  }
+
+  /** The backoff of round `key` (`<lane>:<round>`), if its content is not all fetched yet. */
+  retry(key: string): FetchRetry | undefined {
+    return this.json.retries[key];
+  }
+  setRetry(key: string, r: FetchRetry): void {
+    this.json.retries[key] = r;
+  }
+  /** The rounds with a backoff. */
+  retryKeys(): string[] {
+    return Object.keys(this.json.retries);
+  }
+  clearRetry(key: string): void {
+    delete this.json.retries[key];
+  }
+
+  /** The not-fetched report of a commit (no verdict: cleared once its content is checked). */
+  unfetched(id: Hex): Unfetched | undefined {
+    return this.json.unfetched[id];
+  }
+  setUnfetched(id: Hex, u: Unfetched): void {
+    this.json.unfetched[id] = u;
+  }
+  clearUnfetched(id: Hex): void {
+    delete this.json.unfetched[id];
   }
 
   /** Writes the state atomically. */

@@ -24,7 +24,15 @@ import type { ModelSpec } from "../ml/spec.js";
 import type { StageState } from "../ml/stage.js";
 import type { Verdict } from "./check.js";
 import { type RevealedCommit, examineRound } from "./examine.js";
-import { VerifierState } from "./state.js";
+import {
+  type FetchDeadline,
+  type RetryPolicy,
+  DEFAULT_RETRY_POLICY,
+  fetchDeadline,
+  fetchPhase,
+  retryDelayMs,
+} from "./retry.js";
+import { type Unfetched, VerifierState } from "./state.js";
 
 /**
  * The verifier's loop. A pass scans the model's new reveals, samples which to check (a seed the
@@ -33,6 +41,13 @@ import { VerifierState } from "./state.js";
  * always replays and votes on disputes others opened, resolves disputes whose window ended,
  * rejects orphans and finalizes what can be finalized, parents first. Everything it does is
  * recorded (atomically) before the next thing, so it never acts twice on the same thing.
+ *
+ * Content that does not arrive is no verdict: the round is tried again with backoff (`retry.ts`)
+ * until the commit's deadline is near. In the last part of the window a commit whose own
+ * checkpoint or transcript still does not arrive is reported (`notFetched`) and challenged, or
+ * voted invalid in a dispute someone else opened, as `withheld`: content a trainer keeps out of
+ * reach for the whole window cannot be checked, and is treated as not delivered. The round is
+ * still tried later, and is checked once its content arrives.
  */
 
 export interface VerifierConfig {
@@ -46,8 +61,10 @@ export interface VerifierConfig {
   backend: BackendInfo;
   /** Fraction of reveals to check, in [0, 1]. Disputes opened by others are always checked. */
   sampleRate: number;
-  /** Bound on each content fetch; a commit's checkpoint not fetched in time is `withheld`. */
+  /** Bound on each content fetch; content not fetched in time is tried again (`retry`). */
   fetchTimeoutMs: number;
+  /** Backoff between tries of a round whose content did not arrive (default `DEFAULT_RETRY_POLICY`). */
+  retry?: RetryPolicy | undefined;
   /** Where the verifier keeps its state and findings (`<dataDir>/verify/<model>-<address>/`). */
   dataDir: string;
   onEvent?: ((e: VerifierEvent) => void) | undefined;
@@ -69,6 +86,10 @@ export type VerifierEvent =
       fetchSeconds: number;
     }
   | { type: "unverifiable"; lane: number; round: number; reason: string; detail: string }
+  /** A try to fetch a round's content failed: tried again in `retryInSeconds` (wall clock). */
+  | { type: "fetchRetry"; lane: number; round: number; attempt: number; retryInSeconds: number; detail: string }
+  /** A commit's content (or parent) was still not fetched near or after its deadline (once per deadline). */
+  | ({ type: "notFetched" } & NotFetched)
   | { type: "verdict"; verdict: Verdict }
   | { type: "attested"; commitId: Hex; hash: Hex }
   | { type: "challenged"; commitId: Hex; hash: Hex; evidence: Hex; finding: string; bond: bigint }
@@ -90,6 +111,25 @@ export interface CommitSummary {
   status: CommitStatusName;
   /** This verifier's verdict, if it checked the commit. */
   verdict?: Verdict | undefined;
+  /** Its content (or parent) was still not fetched near its deadline, and nothing checked it since. */
+  notFetched?: Unfetched | undefined;
+}
+
+/** A commit reported as not fetched near (`final`) or after (`closed`) its deadline. */
+export interface NotFetched {
+  commitId: Hex;
+  lane: number;
+  round: number;
+  shard: number;
+  reason: Unfetched["reason"];
+  detail: string;
+  /** Failed tries of its round so far. */
+  attempts: number;
+  /** The deadline (chain time, s): the challenge window's end, or the end of a dispute by someone else. */
+  deadline: number;
+  kind: Unfetched["kind"];
+  /** What this verifier does about it: challenge or vote invalid (`withheld`), or nothing. */
+  action: "challenge" | "vote" | "none";
 }
 
 /** What one pass did. */
@@ -106,6 +146,8 @@ export interface VerifierPass {
   resolved: { commitId: Hex; invalid: boolean; slashed: bigint }[];
   finalized: { commitId: Hex; minted: bigint }[];
   orphansRejected: Hex[];
+  /** Commits reported as not fetched in this pass (see `NotFetched`). */
+  notFetched: NotFetched[];
   /** Every commit of the model known so far, by round, lane, shard. */
   commits: CommitSummary[];
 }
@@ -133,6 +175,7 @@ export function isSampled(verifier: Hex, commitId: Hex, revealBlockHash: Hex, ra
 
 interface RoundParams {
   challengeWindow: number;
+  disputeWindow: number;
   minAttestations: number;
 }
 
@@ -185,6 +228,7 @@ export async function verifyOnce(cfg: VerifierConfig): Promise<VerifierPass> {
     resolved: [],
     finalized: [],
     orphansRejected: [],
+    notFetched: [],
     commits: [],
   };
 
@@ -242,13 +286,19 @@ export async function verifyOnce(cfg: VerifierConfig): Promise<VerifierPass> {
         abi: modelRegistryAbi,
         functionName: "paramsAt",
         args: [cfg.modelId, round],
-      })) as { challengeWindow: number | bigint; minAttestations: number | bigint };
-      p = { challengeWindow: Number(r.challengeWindow), minAttestations: Number(r.minAttestations) };
+      })) as { challengeWindow: number | bigint; disputeWindow: number | bigint; minAttestations: number | bigint };
+      p = {
+        challengeWindow: Number(r.challengeWindow),
+        disputeWindow: Number(r.disputeWindow),
+        minAttestations: Number(r.minAttestations),
+      };
       paramsCache.set(round, p);
     }
     return p;
   };
   const pending = () => live.filter((c) => statusOf(c.commitId) === "pending");
+  // A round with nothing pending left needs no more tries.
+  for (const k of state.retryKeys()) if (!pending().some((c) => key(c) === k)) state.clearRetry(k);
 
   // Runs a ledger action once: recorded before the next; refusals become events.
   const act = async <T>(
@@ -274,16 +324,83 @@ export async function verifyOnce(cfg: VerifierConfig): Promise<VerifierPass> {
     }
   };
 
-  // 3. Replays: sampled reveals, and every commit in a dispute someone else opened.
+  const disputedByOthers = (c: RevealedCommit) => {
+    const d = onChain.get(c.commitId)?.dispute;
+    return d?.open === true && d.challenger.toLowerCase() !== me.toLowerCase() && BigInt(d.endsAt) > now;
+  };
+  // The ledger refuses attestations and votes on the commits of this verifier's own owner
+  // (`OwnCommit`): its own, or those of an owner that authorized its key. They are skipped.
+  const owners = new Map<string, boolean>();
+  const isOwn = async (c: RevealedCommit): Promise<boolean> => {
+    const owner = c.checkpoint.owner.toLowerCase();
+    let own = owners.get(owner);
+    if (own === undefined) {
+      own =
+        owner === me.toLowerCase() ||
+        (await readContract(client, {
+          address: deployment.contracts.ledger,
+          abi: contributionLedgerAbi,
+          functionName: "isAuthorized",
+          args: [c.checkpoint.owner, me],
+        }));
+      owners.set(owner, own);
+    }
+    return own;
+  };
+  // The deadline a commit's check works against (the end of a dispute others opened, else of its
+  // challenge window), and the report of a commit still not fetched when it is near.
+  const deadlineOf = async (c: RevealedCommit): Promise<FetchDeadline> => {
+    const info = onChain.get(c.commitId)!;
+    const params = await paramsAt(c.checkpoint.round);
+    return fetchDeadline({
+      revealedAt: info.revealedAt,
+      challengeWindow: params.challengeWindow,
+      disputeWindow: params.disputeWindow,
+      disputeEndsAt: disputedByOthers(c) ? info.dispute!.endsAt : undefined,
+    });
+  };
+  /** A not-fetched report made against the commit's current deadline `d`: a withheld verdict to act on. */
+  const withheldFor = (c: RevealedCommit, d: { kind: FetchDeadline["kind"]; at: number }): Verdict | undefined => {
+    const u = state.unfetched(c.commitId);
+    if (!u || u.reason === "parent-unfetched" || u.kind !== d.kind || u.deadline !== d.at) return undefined;
+    return {
+      commitId: c.commitId,
+      shard: c.checkpoint.shard,
+      lane: c.checkpoint.lane,
+      round: Number(c.checkpoint.round),
+      valid: false,
+      reason: u.reason,
+      detail: `not fetched in ${u.attempts} tries up to ${u.at} (deadline ${u.deadline}): ${u.detail}`,
+      crossBackend: false,
+    };
+  };
+  const policy = cfg.retry ?? DEFAULT_RETRY_POLICY;
+  const nowSeconds = Number(now);
+
+  // 3. Replays: sampled reveals, and every commit in a dispute someone else opened. A round whose
+  // content did not arrive waits for its backoff, unless a commit's deadline came near since.
   const cache = new Map<Hex, StageState>();
   const examined = new Set<string>();
   const examine = async (c: RevealedCommit, why: "sampled" | "dispute") => {
     const k = key(c);
     if (examined.has(k) || stopped()) return;
-    examined.add(k);
     const round = Number(c.checkpoint.round);
     const lane = c.checkpoint.lane;
     const commits = [...state.reveals.values()].filter((x) => key(x) === k);
+    const judge = commits.filter((x) => !state.verdict(x.commitId) && statusOf(x.commitId) === "pending");
+    const deadlines = new Map<Hex, FetchDeadline>();
+    for (const x of judge) deadlines.set(x.commitId, await deadlineOf(x));
+    const retry = state.retry(k);
+    if (retry && Date.now() < retry.nextAt) {
+      // Not due; but a deadline that came near (or passed) since the last report is tried at once.
+      const unreported = judge.some((x) => {
+        const d = deadlines.get(x.commitId)!;
+        const u = state.unfetched(x.commitId);
+        return fetchPhase(nowSeconds, d) !== "retry" && !(u && u.kind === d.kind && u.deadline === d.at);
+      });
+      if (!unreported) return;
+    }
+    examined.add(k);
     const ex = await examineRound({
       spec: cfg.spec,
       modelId: cfg.modelId,
@@ -294,6 +411,7 @@ export async function verifyOnce(cfg: VerifierConfig): Promise<VerifierPass> {
       lane,
       round,
       commits,
+      judge: new Set(judge.map((x) => x.commitId)),
       byRoot: (root) => state.byRoot(root),
       cache,
     });
@@ -301,19 +419,65 @@ export async function verifyOnce(cfg: VerifierConfig): Promise<VerifierPass> {
       emit({ type: "unverifiable", lane, round, reason: ex.reason, detail: ex.detail });
       return;
     }
-    emit({ type: "replayed", lane, round, why, seconds: ex.replay.seconds, fetchSeconds: ex.fetchSeconds });
-    pass.replayed.push({ lane, round, why, seconds: ex.replay.seconds });
-    for (const v of ex.verdicts) {
-      state.setVerdict(v);
-      pass.verdicts.push(v);
-      emit({ type: "verdict", verdict: v });
+    if (ex.kind === "checked") {
+      emit({ type: "replayed", lane, round, why, seconds: ex.replay.seconds, fetchSeconds: ex.fetchSeconds });
+      pass.replayed.push({ lane, round, why, seconds: ex.replay.seconds });
+      for (const v of ex.verdicts) {
+        state.setVerdict(v);
+        state.clearUnfetched(v.commitId);
+        pass.verdicts.push(v);
+        emit({ type: "verdict", verdict: v });
+      }
+      while (cache.size > CACHE_ENTRIES) cache.delete(cache.keys().next().value!);
     }
-    while (cache.size > CACHE_ENTRIES) cache.delete(cache.keys().next().value!);
+    const missing: { commitId: Hex; reason: Unfetched["reason"]; detail: string }[] =
+      ex.kind === "checked" || ex.what === "content"
+        ? ex.missing
+        : judge.map((x) => ({ commitId: x.commitId, reason: "parent-unfetched", detail: ex.detail }));
+    if (missing.length === 0) state.clearRetry(k);
+    else {
+      const attempts = (retry?.attempts ?? 0) + 1;
+      const delay = retryDelayMs(attempts, policy);
+      const detail = ex.kind === "checked" ? missing.map((m) => m.detail).join("; ") : ex.detail;
+      state.setRetry(k, { attempts, firstAt: retry?.firstAt ?? Date.now(), nextAt: Date.now() + delay, detail });
+      emit({ type: "fetchRetry", lane, round, attempt: attempts, retryInSeconds: delay / 1000, detail });
+      for (const m of missing) {
+        const d = deadlines.get(m.commitId)!;
+        const phase = fetchPhase(nowSeconds, d);
+        const u = state.unfetched(m.commitId);
+        if (phase === "retry" || (u && u.kind === d.kind && u.deadline === d.at)) continue;
+        const x = commits.find((y) => y.commitId === m.commitId)!;
+        const reason = m.reason;
+        state.setUnfetched(m.commitId, {
+          reason,
+          detail: m.detail,
+          attempts,
+          kind: d.kind,
+          deadline: d.at,
+          at: nowSeconds,
+        });
+        const report: NotFetched = {
+          commitId: m.commitId,
+          lane,
+          round,
+          shard: x.checkpoint.shard,
+          reason,
+          detail: m.detail,
+          attempts,
+          deadline: d.at,
+          kind: d.kind,
+          action:
+            phase === "closed" || reason === "parent-unfetched"
+              ? "none"
+              : d.kind === "challenge"
+                ? "challenge"
+                : "vote",
+        };
+        pass.notFetched.push(report);
+        emit({ type: "notFetched", ...report });
+      }
+    }
     await state.save();
-  };
-  const disputedByOthers = (c: RevealedCommit) => {
-    const d = onChain.get(c.commitId)?.dispute;
-    return d?.open === true && d.challenger.toLowerCase() !== me.toLowerCase() && BigInt(d.endsAt) > now;
   };
   for (const c of pending()) {
     if (state.verdict(c.commitId)) continue;
@@ -335,11 +499,13 @@ export async function verifyOnce(cfg: VerifierConfig): Promise<VerifierPass> {
   }
   await state.save();
 
-  // 4. Votes on disputes opened by others, by this verifier's replay.
+  // 4. Votes on disputes opened by others, by this verifier's replay (or content still not
+  // fetched near the dispute's end: invalid, withheld).
   for (const c of pending()) {
     const info = onChain.get(c.commitId)!;
-    const v = state.verdict(c.commitId);
-    if (!disputedByOthers(c) || !v) continue;
+    if (!disputedByOthers(c)) continue;
+    const v = state.verdict(c.commitId) ?? withheldFor(c, { kind: "dispute", at: info.dispute!.endsAt });
+    if (!v) continue;
     const r = await act("vote", c.commitId, `vote:${c.commitId}:${info.disputes}`, () =>
       vote(client, { deployment, account, commitId: c.commitId, invalid: !v.valid }),
     );
@@ -349,10 +515,13 @@ export async function verifyOnce(cfg: VerifierConfig): Promise<VerifierPass> {
     }
   }
 
-  // 5. Attest what replayed valid; challenge what did not (unless a dispute is already open).
+  // 5. Attest what replayed valid; challenge what did not, or what was still not fetched near the
+  // end of the challenge window (unless a dispute is already open).
   for (const c of pending()) {
-    const v = state.verdict(c.commitId);
     const info = onChain.get(c.commitId)!;
+    const params = await paramsAt(c.checkpoint.round);
+    const v =
+      state.verdict(c.commitId) ?? withheldFor(c, { kind: "challenge", at: info.revealedAt + params.challengeWindow });
     if (!v) continue;
     if (v.valid) {
       const r = await act("attest", c.commitId, `attest:${c.commitId}`, () =>
@@ -366,7 +535,6 @@ export async function verifyOnce(cfg: VerifierConfig): Promise<VerifierPass> {
     }
     const challengeKey = `challenge:${c.commitId}:${info.disputes}`;
     if (info.dispute?.open || info.upheld || state.did(challengeKey)) continue;
-    const params = await paramsAt(c.checkpoint.round);
     if (now >= BigInt(info.revealedAt + params.challengeWindow)) continue;
     const finding = new TextEncoder().encode(
       JSON.stringify({
@@ -436,9 +604,11 @@ export async function verifyOnce(cfg: VerifierConfig): Promise<VerifierPass> {
     const params = await paramsAt(c.checkpoint.round);
     if (now < BigInt(info.revealedAt + params.challengeWindow)) continue;
     if (info.attestations + (pass.attested.includes(c.commitId) ? 1 : 0) < params.minAttestations) continue;
-    // Not what this verifier found invalid, unless a dispute upheld it.
+    // Not what this verifier found invalid, or could not fetch near its deadline, unless a dispute upheld it.
     const v = state.verdict(c.commitId);
     if (v && !v.valid && !info.upheld) continue;
+    const u = state.unfetched(c.commitId);
+    if (!v && u && u.reason !== "parent-unfetched" && !info.upheld) continue;
     // "Not yet" refusals (a pipeline link unmatched) are retried in later passes: a per-pass key.
     const r = await act("finalize", c.commitId, `finalize:${c.commitId}`, () =>
       finalize(client, { deployment, account, checkpoint: c.checkpoint }),
@@ -458,6 +628,7 @@ export async function verifyOnce(cfg: VerifierConfig): Promise<VerifierPass> {
     round: Number(c.checkpoint.round),
     status: statusOf(c.commitId) ?? "pending",
     verdict: state.verdict(c.commitId),
+    notFetched: state.verdict(c.commitId) ? undefined : state.unfetched(c.commitId),
   }));
   return pass;
 }
