@@ -21,7 +21,7 @@ import { canonicalJson } from "../../node/src/ml/spec.js";
 import { APPEAL_EVIDENCE } from "../../node/src/swarm/appeal.js";
 import { decodeCheckpoint, encodeCheckpoint } from "../../node/src/swarm/checkpoint.js";
 import { type CommitContext, checkpointOf } from "../../node/src/swarm/commit.js";
-import { type VerifierPass, verifyOnce } from "../../node/src/verify/index.js";
+import { type VerifierPass, finalMarginSeconds, verifyOnce } from "../../node/src/verify/index.js";
 import { type Actor, Lab, type LabModel, type LaneRun, TRAINER_STAKE } from "../helpers/lane.js";
 
 /**
@@ -64,9 +64,12 @@ describe("verifiers catch each cheater; the ledger slashes it; honest peers lose
       dataDir: join(lab.dir, `verifier-${v.index}`),
     });
 
-  /** A then B check the new reveals (challenge / vote); windows pass; passes until nothing is left to do. */
-  async function settle(model: LabModel) {
-    const first = [await pass(model, A), await pass(model, B)] as const;
+  /**
+   * A then B check the new reveals (challenge / vote), unless `first` gives those passes; windows
+   * pass; passes until nothing is left to do.
+   */
+  async function settle(model: LabModel, first?: readonly [VerifierPass, VerifierPass]) {
+    first ??= [await pass(model, A), await pass(model, B)] as const;
     await lab.increaseTime(P.challengeWindow + P.disputeWindow + 60);
     const later: VerifierPass[] = [];
     for (let i = 0; i < 6; i++) {
@@ -211,15 +214,40 @@ describe("verifiers catch each cheater; the ledger slashes it; honest peers lose
     assert.equal(keccak256(new TextEncoder().encode("appeal")), APPEAL_EVIDENCE);
   });
 
-  it("withheld checkpoint: committed CIDs nobody can fetch, caught as withheld", async () => {
+  it("withheld checkpoint: committed CIDs nobody can fetch, retried while the window is young, then challenged (and voted) as withheld near its end", async () => {
     const { model, run, before } = await cheaterCase({ shard: 1, adversary: { kind: "withhold" } }, 1);
     const rec = run.results[1]!.journal.record(1)!;
     await assert.rejects(
       run.nodes[1]!.store.get(parseIpfsUri(rec.checkpointURI!), { maxBytes: 1 << 26 }),
       (e: Error) => e.name === "ContentNotFoundError",
     );
-    const s = await settle(model);
-    assert.equal(s.first[0].verdicts.find((x) => x.shard === 1)!.reason, "withheld");
+    const bad = await commitOf(model, run.lane, 1, 1);
+    // Early in the window a failed fetch is only retried: no verdict, no report, no challenge.
+    for (const p of [await pass(model, A), await pass(model, B)]) {
+      assert.deepEqual([p.challenged, p.notFetched], [[], []]);
+      assert.deepEqual(
+        p.verdicts.map((v) => [v.shard, v.reason]),
+        [[0, "ok"]],
+      );
+    }
+    // The last 10 % of the challenge window: A tries again at once, reports it and challenges it.
+    await lab.increaseTime(P.challengeWindow - finalMarginSeconds(P.challengeWindow) + 30);
+    const a = await pass(model, A);
+    assert.deepEqual(
+      a.notFetched.map((n) => [n.commitId, n.reason, n.kind, n.action]),
+      [[bad.commitId, "withheld", "challenge", "challenge"]],
+    );
+    assert.deepEqual(a.verdicts, [], "not fetched is no verdict");
+    // B's deadline is now the end of A's dispute: it waits, and votes invalid near that end.
+    const b0 = await pass(model, B);
+    assert.deepEqual([b0.voted, b0.notFetched], [[], []]);
+    await lab.increaseTime(P.disputeWindow - finalMarginSeconds(P.disputeWindow) + 30);
+    const b = await pass(model, B);
+    assert.deepEqual(
+      b.notFetched.map((n) => [n.commitId, n.reason, n.kind, n.action]),
+      [[bad.commitId, "withheld", "dispute", "vote"]],
+    );
+    const s = await settle(model, [a, b]);
     await assertCaught(model, run, { shard: 1, round: 1 }, before, s);
   });
 
