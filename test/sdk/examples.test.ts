@@ -20,11 +20,7 @@ describe("README example (sdk/examples/dapp.ts)", () => {
   let rpcUrl: string;
 
   before(async () => {
-    server = await network.createServer(
-      { network: "default", override: { allowUnlimitedContractSize: true } }, // TMP-SIZE
-      "127.0.0.1",
-      0,
-    );
+    server = await network.createServer({ network: "default" }, "127.0.0.1", 0);
     const { port } = await server.listen();
     rpcUrl = `http://127.0.0.1:${port}`;
   });
