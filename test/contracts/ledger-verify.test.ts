@@ -2,9 +2,10 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
 import { anyValue } from "@nomicfoundation/hardhat-viem-assertions/predicates";
-import { parseEther, zeroAddress, zeroHash } from "viem";
+import { getAddress, parseEther, zeroAddress, zeroHash } from "viem";
 
 import {
+  authorizeKey,
   commitAndReveal,
   defaultParams,
   digest,
@@ -37,16 +38,25 @@ const CHALLENGE = BigInt(defaultParams.challengeWindow);
 const DISPUTE = BigInt(defaultParams.disputeWindow);
 const BOND = defaultParams.challengeBond;
 const SLASH = defaultParams.slashAmount;
+const BPS = 10_000n;
+/** `Verdict` of a resolved dispute. */
+const Verdict = { None: 0, Invalid: 1, Valid: 2, Inconclusive: 3 } as const;
+/** Quorum of the fixture's verifier stake (two verifiers at the minimum), rounded up. */
+const QUORUM = (2n * defaultParams.minVerifierStake * BigInt(defaultParams.quorumBps) + BPS - 1n) / BPS;
 
-async function setup() {
+/** Everyone staked; trainers by default the minimum (one pending commit each). */
+async function setup(trainerStake?: bigint) {
   const f = await networkHelpers.loadFixture(protocolFixture);
-  await stakeEveryone(f);
+  await stakeEveryone(f, trainerStake);
   return f;
 }
 
+/** Trainer stake for three pending commits each (lineages over rounds). */
+const DEEP_STAKE = defaultParams.minTrainerStake + 2n * SLASH;
+
 /** Setup plus a revealed, agreeing round-1 pair (trainer 1 on shard 0, trainer 2 on shard 1). */
-async function setupPair() {
-  const f = await setup();
+async function setupPair(trainerStake?: bigint) {
+  const f = await setup(trainerStake);
   return { f, ...(await revealPair(f)) };
 }
 
@@ -79,10 +89,10 @@ describe("ContributionLedger.attest", () => {
     const { f, id0 } = await setupPair();
     // Trainer stake is not verifier stake.
     await assertions.revertWithCustomErrorWithArgs(
-      f.ledger.write.attest([id0], as(f, 1)),
+      f.ledger.write.attest([id0], as(f, 3)),
       f.ledger,
       "InsufficientVerifierStake",
-      [1n, addr(f, 1), 0n, defaultParams.minVerifierStake],
+      [1n, addr(f, 3), 0n, defaultParams.minVerifierStake],
     );
     await stakeIn(f, 1n, 8, Role.Verifier, parseEther("49"));
     await assertions.revertWithCustomErrorWithArgs(
@@ -131,29 +141,70 @@ describe("ContributionLedger.attest", () => {
   });
 });
 
+describe("ContributionLedger: the owner and its node keys", () => {
+  it("cannot attest or vote on their own commit (OwnCommit)", async () => {
+    const { f, id1 } = await setupPair();
+    // Trainer 2's node key 8 is a staked verifier too; trainer 2 has verifier stake as well.
+    await authorizeKey(f, 2, 8);
+    await stakeIn(f, 1n, 8, Role.Verifier, defaultParams.minVerifierStake);
+    await stakeIn(f, 1n, 2, Role.Verifier, defaultParams.minVerifierStake);
+    for (const i of [2, 8]) {
+      await assertions.revertWithCustomErrorWithArgs(f.ledger.write.attest([id1], as(f, i)), f.ledger, "OwnCommit", [
+        id1,
+        addr(f, i),
+      ]);
+    }
+    await f.ledger.write.challenge([id1, zeroHash], as(f, 7));
+    for (const i of [2, 8]) {
+      await assertions.revertWithCustomErrorWithArgs(
+        f.ledger.write.vote([id1, false], as(f, i)),
+        f.ledger,
+        "OwnCommit",
+        [id1, addr(f, i)],
+      );
+    }
+    assert.equal((await stateOf(f, id1)).attestations, 0);
+  });
+});
+
 describe("ContributionLedger.challenge", () => {
-  it("pulls the bond, opens a dispute and emits CheckpointChallenged", async () => {
+  it("pulls the bond, opens dispute 1 with its quorum and emits CheckpointChallenged", async () => {
     const { f, id0 } = await setupPair();
     const challenger = addr(f, 7);
     const before = await f.stake.read.balanceOf([challenger]);
     const evidence = digest("replay diverges at step 12");
     const t = (await now()) + 5n;
     await networkHelpers.time.setNextBlockTimestamp(t);
-    await assertions.emitWithArgs(
-      f.ledger.write.challenge([id0, evidence], as(f, 7)),
-      f.ledger,
-      "CheckpointChallenged",
-      [id0, challenger, BOND, evidence, Number(t + DISPUTE)],
-    );
+    const hash = await f.ledger.write.challenge([id0, evidence], as(f, 7));
+    await assertions.emitWithArgs(hash, f.ledger, "CheckpointChallenged", [
+      id0,
+      challenger,
+      BOND,
+      evidence,
+      Number(t + DISPUTE),
+    ]);
+    const openedBlock = (await f.publicClient.getTransactionReceipt({ hash })).blockNumber;
     assert.equal(before - (await f.stake.read.balanceOf([challenger])), BOND);
     assert.equal(await f.stake.read.balanceOf([f.ledger.address]), BOND);
-    assert.deepEqual(await f.ledger.read.dispute([id0]), {
+    const expected = {
       challenger,
       endsAt: Number(t + DISPUTE),
       open: true,
+      verdict: Verdict.None,
+      openedBlock: Number(openedBlock),
       bond: BOND,
+      shareBond: BOND,
       validWeight: 0n,
       invalidWeight: 0n,
+      quorum: QUORUM,
+      reward: 0n,
+    };
+    assert.deepEqual(await f.ledger.read.dispute([id0]), expected);
+    assert.deepEqual(await f.ledger.read.disputeAt([id0, 1]), expected);
+    assert.deepEqual(await f.ledger.read.challengerOf([id0, 1, challenger]), {
+      bond: BOND,
+      own: false,
+      claimed: false,
     });
     assert.equal((await stateOf(f, id0)).disputes, 1);
     assert.equal((await stateOf(f, id0)).status, Status.Pending);
@@ -187,16 +238,56 @@ describe("ContributionLedger.challenge", () => {
     assert.equal((await f.ledger.read.dispute([id0])).open, true);
   });
 
-  it("reverts DisputeOpen while a dispute is open", async () => {
+  it("others join the open dispute until it ends (even past the challenge window); each once, no voter", async () => {
     const { f, id0 } = await setupPair();
     await f.ledger.write.challenge([id0, zeroHash], as(f, 7));
-    await f.stake.write.approve([f.ledger.address, BOND], as(f, 8));
+    const { endsAt } = await f.ledger.read.dispute([id0]);
+    await f.stake.write.approve([f.ledger.address, 3n * BOND], as(f, 8));
+    await f.stake.write.approve([f.ledger.address, BOND], as(f, 9));
+    await f.stake.write.approve([f.ledger.address, BOND], as(f, 4));
+    await f.ledger.write.vote([id0, true], as(f, 5));
+
+    await assertions.emitWithArgs(
+      f.ledger.write.challenge([id0, digest("me too")], as(f, 8)),
+      f.ledger,
+      "CheckpointChallenged",
+      [id0, addr(f, 8), BOND, digest("me too"), endsAt],
+    );
     await assertions.revertWithCustomErrorWithArgs(
       f.ledger.write.challenge([id0, zeroHash], as(f, 8)),
       f.ledger,
-      "DisputeOpen",
+      "AlreadyChallenged",
+      [id0, addr(f, 8)],
+    );
+    await assertions.revertWithCustomErrorWithArgs(
+      f.ledger.write.challenge([id0, zeroHash], as(f, 7)),
+      f.ledger,
+      "AlreadyChallenged",
+      [id0, addr(f, 7)],
+    );
+    await assertions.revertWithCustomErrorWithArgs(
+      f.ledger.write.challenge([id0, zeroHash], as(f, 5)),
+      f.ledger,
+      "VoterCannotChallenge",
       [id0],
     );
+    // Past the challenge window but before the vote ends: still joinable.
+    assert.ok(BigInt(endsAt) - 1n >= (await revealedAt(f, id0)) + CHALLENGE);
+    await networkHelpers.time.setNextBlockTimestamp(BigInt(endsAt) - 1n);
+    await f.ledger.write.challenge([id0, zeroHash], as(f, 9));
+    // From endsAt on, nobody joins.
+    await assertions.revertWithCustomErrorWithArgs(
+      f.ledger.write.challenge([id0, zeroHash], as(f, 4)),
+      f.ledger,
+      "DisputeWindowClosed",
+      [id0, endsAt],
+    );
+    const d = await f.ledger.read.dispute([id0]);
+    assert.equal(d.bond, 3n * BOND);
+    assert.equal(d.shareBond, 3n * BOND);
+    assert.equal(d.challenger, addr(f, 7));
+    assert.equal((await stateOf(f, id0)).disputes, 1);
+    assert.equal(await f.stake.read.balanceOf([f.ledger.address]), 3n * BOND);
   });
 
   it("reverts WrongStatus for an unrevealed commit", async () => {
@@ -223,10 +314,14 @@ describe("ContributionLedger.challenge", () => {
     const max = await f.ledger.read.MAX_DISPUTES();
     assert.equal(max, 8);
     const trainerBefore = await f.stake.read.balanceOf([addr(f, 1)]);
-    for (let i = 0; i < max; i++) {
+    for (let i = 1; i <= max; i++) {
       await f.ledger.write.challenge([id0, zeroHash], as(f, 7));
+      await f.ledger.write.vote([id0, false], as(f, 4));
       await networkHelpers.time.increase(60);
       await f.ledger.write.resolve([cp0]);
+      assert.equal((await f.ledger.read.disputeAt([id0, i])).verdict, Verdict.Valid);
+      await f.ledger.write.claimDispute([id0, i, addr(f, 1)]);
+      await f.ledger.write.releaseVote([id0, i, addr(f, 4)]);
     }
     assert.equal((await stateOf(f, id0)).disputes, max);
     // Each failed challenge forfeited its bond to the trainer.
@@ -241,13 +336,16 @@ describe("ContributionLedger.challenge", () => {
 });
 
 describe("ContributionLedger.vote", () => {
-  it("weighs each vote by the verifier's active stake", async () => {
+  it("weighs each vote by the verifier's stake before the dispute opened, capped by its active stake", async () => {
     const { f, id0 } = await setupPair();
     await stakeIn(f, 1n, 4, Role.Verifier, parseEther("30")); // 80 in all
     await stakeIn(f, 1n, 8, Role.Verifier, parseEther("70"));
     // Stake that is unbonding does not count.
     await f.staking.write.requestUnstake([1n, Role.Verifier, parseEther("20")], as(f, 8));
     await f.ledger.write.challenge([id0, zeroHash], as(f, 7));
+    // Stake added after the dispute opened does not count either.
+    await stakeIn(f, 1n, 5, Role.Verifier, parseEther("500"));
+    assert.equal((await f.ledger.read.dispute([id0])).quorum, (parseEther("180") * 3000n + BPS - 1n) / BPS);
 
     await assertions.emitWithArgs(f.ledger.write.vote([id0, true], as(f, 4)), f.ledger, "DisputeVoted", [
       id0,
@@ -270,6 +368,65 @@ describe("ContributionLedger.vote", () => {
     const d = await f.ledger.read.dispute([id0]);
     assert.equal(d.invalidWeight, parseEther("80"));
     assert.equal(d.validWeight, parseEther("100"));
+    // Each counted weight is recorded and locked until released.
+    assert.deepEqual(await f.ledger.read.voteOf([id0, 1, addr(f, 4)]), {
+      weight: parseEther("80"),
+      invalid: true,
+      released: false,
+    });
+    assert.equal((await f.staking.read.stakeOf([1n, addr(f, 4), Role.Verifier])).locked, parseEther("80"));
+    assert.equal((await f.staking.read.stakeOf([1n, addr(f, 5), Role.Verifier])).locked, parseEther("50"));
+    await assertions.revertWithCustomError(
+      f.staking.write.requestUnstake([1n, Role.Verifier, 1n], as(f, 4)),
+      f.staking,
+      "InsufficientFreeStake",
+    );
+  });
+
+  it("stake that left after the dispute opened does not count: the weight is capped by the active stake", async () => {
+    const { f, id0 } = await setupPair();
+    await stakeIn(f, 1n, 8, Role.Verifier, parseEther("80"));
+    await f.ledger.write.challenge([id0, zeroHash], as(f, 7));
+    await f.staking.write.requestUnstake([1n, Role.Verifier, parseEther("20")], as(f, 8));
+    await assertions.emitWithArgs(f.ledger.write.vote([id0, true], as(f, 8)), f.ledger, "DisputeVoted", [
+      id0,
+      addr(f, 8),
+      true,
+      parseEther("60"),
+    ]);
+  });
+
+  it("a dispute opened before any verifier staked has no quorum and no weight to count (stake at openedBlock - 1)", async () => {
+    const f = await networkHelpers.loadFixture(protocolFixture);
+    // A challenge window long enough for a second dispute.
+    await setRoundOneParams(f, { challengeWindow: 100_000 });
+    for (const i of [1, 2]) await stakeIn(f, 1n, i, Role.Trainer, defaultParams.minTrainerStake);
+    await f.stake.write.approve([f.ledger.address, BOND], as(f, 7));
+    const { cp0, id0 } = await revealPair(f);
+    await f.ledger.write.challenge([id0, zeroHash], as(f, 7));
+    assert.equal((await f.ledger.read.dispute([id0])).quorum, 0n);
+    // The verifiers stake in the dispute's own block or later: none of it counts.
+    for (const i of [4, 5]) await stakeIn(f, 1n, i, Role.Verifier, defaultParams.minVerifierStake);
+    await assertions.revertWithCustomErrorWithArgs(
+      f.ledger.write.vote([id0, true], as(f, 4)),
+      f.ledger,
+      "InsufficientVerifierStake",
+      [1n, addr(f, 4), 0n, defaultParams.minVerifierStake],
+    );
+    await networkHelpers.time.increase(DISPUTE);
+    await assertions.emitWithArgs(f.ledger.write.resolve([cp0]), f.ledger, "DisputeResolved", [
+      id0,
+      1,
+      Verdict.Inconclusive,
+      0n,
+      0n,
+      0n,
+    ]);
+    // The next dispute counts them: quorum of the 100 staked before it opened.
+    await f.stake.write.approve([f.ledger.address, BOND], as(f, 7));
+    await f.ledger.write.challenge([id0, zeroHash], as(f, 7));
+    assert.equal((await f.ledger.read.dispute([id0])).quorum, QUORUM);
+    await f.ledger.write.vote([id0, true], as(f, 4));
   });
 
   it("reverts NoOpenDispute without a dispute and after it was resolved", async () => {
@@ -330,8 +487,13 @@ describe("ContributionLedger.vote", () => {
     await networkHelpers.time.increase(60);
     await f.ledger.write.resolve([cp0]);
     await f.ledger.write.challenge([id0, zeroHash], as(f, 7));
+    // The first vote's lock is still held: the same stake backs a vote in the next dispute.
     await f.ledger.write.vote([id0, true], as(f, 4));
     assert.equal((await f.ledger.read.dispute([id0])).invalidWeight, defaultParams.minVerifierStake);
+    assert.equal(
+      (await f.staking.read.stakeOf([1n, addr(f, 4), Role.Verifier])).locked,
+      2n * defaultParams.minVerifierStake,
+    );
   });
 
   it("reverts InsufficientVerifierStake for an unstaked voter", async () => {
@@ -387,9 +549,10 @@ describe("ContributionLedger.resolve", () => {
     await f.ledger.write.resolve([cp0]);
   });
 
-  it("invalid: rejects the commit, slashes the trainer and pays the challenger bond + share", async () => {
+  it("invalid: rejects the commit and slashes the trainer; the challenger pulls bond + share, the losing voter loses its slash", async () => {
     const { f, cp0, id0 } = await setupPair();
-    const [trainer, challenger] = [addr(f, 1), addr(f, 7)];
+    const [trainer, challenger, loser] = [addr(f, 1), addr(f, 7), addr(f, 8)];
+    await stakeIn(f, 1n, 8, Role.Verifier, parseEther("60"));
     const challengerBefore = await f.stake.read.balanceOf([challenger]);
     const stakingBefore = await f.stake.read.balanceOf([f.staking.address]);
     const trainerWalletBefore = await f.stake.read.balanceOf([trainer]);
@@ -397,38 +560,99 @@ describe("ContributionLedger.resolve", () => {
     await f.ledger.write.challenge([id0, digest("evidence")], as(f, 7));
     await f.ledger.write.vote([id0, true], as(f, 4));
     await f.ledger.write.vote([id0, true], as(f, 5));
-    await stakeIn(f, 1n, 8, Role.Verifier, parseEther("60"));
     await f.ledger.write.vote([id0, false], as(f, 8)); // 60 valid < 100 invalid
     await networkHelpers.time.increase(DISPUTE);
     const hash = await f.ledger.write.resolve([cp0], as(f, 9));
     await assertions.emitWithArgs(hash, f.ledger, "CheckpointRejected", [id0, 1n, Reason.Dispute]);
     await assertions.emitWithArgs(hash, f.ledger, "DisputeResolved", [
       id0,
-      true,
+      1,
+      Verdict.Invalid,
       parseEther("60"),
       parseEther("100"),
       SLASH,
     ]);
-    const share = (SLASH * BigInt(defaultParams.challengerShareBps)) / 10_000n;
-    await assertions.emitWithArgs(hash, f.staking, "Slashed", [1n, trainer, Role.Trainer, SLASH, challenger, share]);
+    const share = (SLASH * BigInt(defaultParams.challengerShareBps)) / BPS;
+    // The share goes to the ledger; nothing is pushed to the challenger at resolve.
+    await assertions.emitWithArgs(hash, f.staking, "Slashed", [
+      1n,
+      trainer,
+      Role.Trainer,
+      SLASH,
+      getAddress(f.ledger.address),
+      share,
+    ]);
+    assert.equal(await f.stake.read.balanceOf([f.ledger.address]), BOND + share);
+    assert.equal(challengerBefore - (await f.stake.read.balanceOf([challenger])), BOND);
+    const d = await f.ledger.read.dispute([id0]);
+    assert.equal(d.open, false);
+    assert.equal(d.verdict, Verdict.Invalid);
+    assert.equal(d.reward, share);
 
     const state = await stateOf(f, id0);
     assert.equal(state.status, Status.Rejected);
     assert.equal(state.upheld, false);
-    assert.equal((await f.ledger.read.dispute([id0])).open, false);
-    // Exact balances: the challenger got its bond back plus its share of the slash.
+    assert.equal(await f.staking.read.activeStake([1n, trainer, Role.Trainer]), defaultParams.minTrainerStake - SLASH);
+    assert.equal((await f.staking.read.stakeOf([1n, trainer, Role.Trainer])).locked, 0n);
+    assert.equal(await f.stake.read.balanceOf([trainer]), trainerWalletBefore);
+
+    // Anyone triggers the claim; the challenger gets its bond back plus the whole share.
+    assert.equal(
+      (await f.ledger.simulate.claimDispute([id0, 1, challenger], { account: addr(f, 9) })).result,
+      BOND + share,
+    );
+    await assertions.emitWithArgs(
+      f.ledger.write.claimDispute([id0, 1, challenger], as(f, 9)),
+      f.ledger,
+      "DisputeClaimed",
+      [id0, 1, challenger, BOND + share],
+    );
     assert.equal((await f.stake.read.balanceOf([challenger])) - challengerBefore, share);
     assert.equal(await f.stake.read.balanceOf([f.ledger.address]), 0n);
-    assert.equal(stakingBefore + parseEther("60") - (await f.stake.read.balanceOf([f.staking.address])), share);
-    assert.equal(await f.stake.read.balanceOf([trainer]), trainerWalletBefore);
-    assert.equal(await f.staking.read.activeStake([1n, trainer, Role.Trainer]), defaultParams.minTrainerStake - SLASH);
-    assert.equal((await f.staking.read.totals([1n])).slashed, SLASH);
+    assert.deepEqual(await f.ledger.read.challengerOf([id0, 1, challenger]), { bond: BOND, own: false, claimed: true });
+    await assertions.revertWithCustomErrorWithArgs(
+      f.ledger.write.claimDispute([id0, 1, challenger]),
+      f.ledger,
+      "NothingToClaim",
+      [id0, 1, challenger],
+    );
+    // The owner gets nothing of an Invalid verdict.
+    await assertions.revertWithCustomErrorWithArgs(
+      f.ledger.write.claimDispute([id0, 1, trainer]),
+      f.ledger,
+      "NothingToClaim",
+      [id0, 1, trainer],
+    );
+
+    // Votes are released: the winners whole, the loser less voterSlashBps of its weight (burned).
+    const penalty = (parseEther("60") * BigInt(defaultParams.voterSlashBps)) / BPS;
+    await assertions.emitWithArgs(f.ledger.write.releaseVote([id0, 1, loser], as(f, 9)), f.ledger, "VoteReleased", [
+      id0,
+      1,
+      loser,
+      parseEther("60"),
+      penalty,
+    ]);
+    await assertions.emitWithArgs(f.ledger.write.releaseVote([id0, 1, addr(f, 4)]), f.ledger, "VoteReleased", [
+      id0,
+      1,
+      addr(f, 4),
+      defaultParams.minVerifierStake,
+      0n,
+    ]);
+    const loserStake = await f.staking.read.stakeOf([1n, loser, Role.Verifier]);
+    assert.deepEqual([loserStake.active, loserStake.locked], [parseEther("60") - penalty, 0n]);
+    const winnerStake = await f.staking.read.stakeOf([1n, addr(f, 4), Role.Verifier]);
+    assert.deepEqual([winnerStake.active, winnerStake.locked], [defaultParams.minVerifierStake, 0n]);
+    assert.equal((await f.staking.read.totals([1n])).slashed, SLASH + penalty);
+    // Of the slashes only the challengers' share left the staking contract; the rest is burned there.
+    assert.equal(stakingBefore - (await f.stake.read.balanceOf([f.staking.address])), share);
   });
 
   it("invalid after a self-challenge: no share to the owner or its node key, the full slash stays", async () => {
     const { f, cp0, id0, cp1, id1 } = await setupPair();
     const [owner0, owner1, nodeKey1] = [addr(f, 1), addr(f, 2), addr(f, 6)];
-    await f.ledger.write.authorizeNode([nodeKey1, true], as(f, 2));
+    await authorizeKey(f, 2, 6);
     for (const i of [1, 6]) await f.stake.write.approve([f.ledger.address, BOND], as(f, i));
     const stakingBefore = await f.stake.read.balanceOf([f.staking.address]);
     const walletsBefore = await Promise.all([owner0, nodeKey1].map((a) => f.stake.read.balanceOf([a])));
@@ -436,6 +660,8 @@ describe("ContributionLedger.resolve", () => {
     // Trainer 1 "appeals" its own commit; trainer 2's node key challenges trainer 2's commit.
     await f.ledger.write.challenge([id0, digest("appeal")], as(f, 1));
     await f.ledger.write.challenge([id1, digest("appeal")], as(f, 6));
+    assert.deepEqual(await f.ledger.read.challengerOf([id0, 1, owner0]), { bond: BOND, own: true, claimed: false });
+    assert.equal((await f.ledger.read.dispute([id1])).shareBond, 0n);
     for (const id of [id0, id1]) {
       await f.ledger.write.vote([id, true], as(f, 4));
       await f.ledger.write.vote([id, true], as(f, 5));
@@ -445,49 +671,115 @@ describe("ContributionLedger.resolve", () => {
     const h1 = await f.ledger.write.resolve([cp1], as(f, 9));
     await assertions.emitWithArgs(h0, f.staking, "Slashed", [1n, owner0, Role.Trainer, SLASH, zeroAddress, 0n]);
     await assertions.emitWithArgs(h1, f.staking, "Slashed", [1n, owner1, Role.Trainer, SLASH, zeroAddress, 0n]);
-    // Bonds came back, nothing of the slashes was paid out.
+    // Bonds come back when claimed, nothing of the slashes is paid out.
+    await f.ledger.write.claimDispute([id0, 1, owner0]);
+    await f.ledger.write.claimDispute([id1, 1, nodeKey1]);
     const walletsAfter = await Promise.all([owner0, nodeKey1].map((a) => f.stake.read.balanceOf([a])));
     assert.deepEqual(walletsAfter, walletsBefore);
     assert.equal(await f.stake.read.balanceOf([f.staking.address]), stakingBefore);
+    assert.equal(await f.stake.read.balanceOf([f.ledger.address]), 0n);
     assert.equal((await f.staking.read.totals([1n])).slashed, 2n * SLASH);
     assert.equal((await stateOf(f, id0)).status, Status.Rejected);
   });
 
-  it("invalid: slashes at most what the trainer has, taking unbonding stake too", async () => {
+  it("invalid: challengers that joined split the share by bond; an own challenger gets only its bond", async () => {
+    const { f, cp0, id0 } = await setupPair();
+    // Owner 1's node key 9 joins too: it gets its bond back, no share.
+    await authorizeKey(f, 1, 9);
+    await f.stake.write.approve([f.ledger.address, BOND], as(f, 8));
+    await f.stake.write.approve([f.ledger.address, BOND], as(f, 9));
+    await f.ledger.write.challenge([id0, zeroHash], as(f, 7));
+    await f.ledger.write.challenge([id0, zeroHash], as(f, 8));
+    await f.ledger.write.challenge([id0, zeroHash], as(f, 9));
+    const d0 = await f.ledger.read.dispute([id0]);
+    assert.deepEqual([d0.bond, d0.shareBond], [3n * BOND, 2n * BOND]);
+    await f.ledger.write.vote([id0, true], as(f, 4));
+    await networkHelpers.time.increase(DISPUTE);
+    await f.ledger.write.resolve([cp0]);
+    const share = (SLASH * BigInt(defaultParams.challengerShareBps)) / BPS;
+    const paid = await Promise.all(
+      [7, 8, 9].map(async (i) => {
+        const before = await f.stake.read.balanceOf([addr(f, i)]);
+        await f.ledger.write.claimDispute([id0, 1, addr(f, i)]);
+        return (await f.stake.read.balanceOf([addr(f, i)])) - before;
+      }),
+    );
+    assert.deepEqual(paid, [BOND + share / 2n, BOND + share / 2n, BOND]);
+    assert.equal(await f.stake.read.balanceOf([f.ledger.address]), share - 2n * (share / 2n));
+  });
+
+  it("invalid: a trainer cannot unbond the stake locked for a pending commit; the free part it unbonded is spared", async () => {
     const { f, cp0, id0 } = await setupPair();
     const trainer = addr(f, 1);
-    // 100 staked: 70 unbonding, 30 active; the slash of 60 takes 30 + 30.
-    await f.staking.write.requestUnstake([1n, Role.Trainer, parseEther("70")], as(f, 1));
+    // 100 staked, 60 locked by the pending commit: only 40 can unbond.
+    await assertions.revertWithCustomErrorWithArgs(
+      f.staking.write.requestUnstake([1n, Role.Trainer, parseEther("70")], as(f, 1)),
+      f.staking,
+      "InsufficientFreeStake",
+      [1n, trainer, Role.Trainer, parseEther("70"), parseEther("40")],
+    );
+    await f.staking.write.requestUnstake([1n, Role.Trainer, parseEther("40")], as(f, 1));
     const hash = await dispute(f, cp0, id0, [[4, true]]);
-    await assertions.emitWithArgs(hash, f.ledger, "DisputeResolved", [id0, true, 0n, parseEther("50"), SLASH]);
+    await assertions.emitWithArgs(hash, f.ledger, "DisputeResolved", [
+      id0,
+      1,
+      Verdict.Invalid,
+      0n,
+      parseEther("50"),
+      SLASH,
+    ]);
     const info = await f.staking.read.stakeOf([1n, trainer, Role.Trainer]);
     assert.equal(info.active, 0n);
+    assert.equal(info.locked, 0n);
     assert.equal(info.unbonding, parseEther("40"));
   });
 
-  it("valid: upholds the commit and forfeits the bond to the trainer", async () => {
+  it("valid: upholds the commit; the trainer pulls the forfeited bond, the losing voter loses its slash", async () => {
     const { f, cp0, id0 } = await setupPair();
     const [trainer, challenger] = [addr(f, 1), addr(f, 7)];
     const trainerBefore = await f.stake.read.balanceOf([trainer]);
     const challengerBefore = await f.stake.read.balanceOf([challenger]);
+    await stakeIn(f, 1n, 8, Role.Verifier, parseEther("60"));
     const hash = await dispute(f, cp0, id0, [
       [4, false],
       [5, false],
+      [8, true],
     ]);
-    await assertions.emitWithArgs(hash, f.ledger, "DisputeResolved", [id0, false, parseEther("100"), 0n, 0n]);
+    await assertions.emitWithArgs(hash, f.ledger, "DisputeResolved", [
+      id0,
+      1,
+      Verdict.Valid,
+      parseEther("100"),
+      parseEther("60"),
+      0n,
+    ]);
+    assert.equal(await f.stake.read.balanceOf([trainer]), trainerBefore);
+    await assertions.revertWithCustomErrorWithArgs(
+      f.ledger.write.claimDispute([id0, 1, challenger]),
+      f.ledger,
+      "NothingToClaim",
+      [id0, 1, challenger],
+    );
+    await f.ledger.write.claimDispute([id0, 1, trainer], as(f, 9));
     assert.equal((await f.stake.read.balanceOf([trainer])) - trainerBefore, BOND);
     assert.equal(challengerBefore - (await f.stake.read.balanceOf([challenger])), BOND);
     assert.equal(await f.stake.read.balanceOf([f.ledger.address]), 0n);
+    await assertions.revertWithCustomError(f.ledger.write.claimDispute([id0, 1, trainer]), f.ledger, "NothingToClaim");
     const state = await stateOf(f, id0);
     assert.equal(state.status, Status.Pending);
     assert.equal(state.upheld, true);
     assert.equal(await f.staking.read.activeStake([1n, trainer, Role.Trainer]), defaultParams.minTrainerStake);
+    // The invalid voter was on the losing side.
+    const penalty = (parseEther("60") * BigInt(defaultParams.voterSlashBps)) / BPS;
+    assert.equal((await f.ledger.simulate.releaseVote([id0, 1, addr(f, 8)])).result, penalty);
+    await f.ledger.write.releaseVote([id0, 1, addr(f, 8)]);
+    assert.equal(await f.staking.read.activeStake([1n, addr(f, 8), Role.Verifier]), parseEther("60") - penalty);
   });
 
-  it("tie: upholds the commit (equal weights, and no votes at all)", async () => {
+  it("inconclusive: a tie or no votes returns the bonds and does not uphold the commit", async () => {
     const { f, cp0, cp1, id0, id1 } = await setupPair();
-    const [t0, t1] = [addr(f, 1), addr(f, 2)];
-    const [before0, before1] = [await f.stake.read.balanceOf([t0]), await f.stake.read.balanceOf([t1])];
+    const challenger = addr(f, 7);
+    const before = await f.stake.read.balanceOf([challenger]);
     await f.ledger.write.challenge([id0, zeroHash], as(f, 7));
     await f.ledger.write.challenge([id1, zeroHash], as(f, 7));
     await f.ledger.write.vote([id0, true], as(f, 4));
@@ -495,17 +787,119 @@ describe("ContributionLedger.resolve", () => {
     await networkHelpers.time.increase(DISPUTE);
     await assertions.emitWithArgs(f.ledger.write.resolve([cp0]), f.ledger, "DisputeResolved", [
       id0,
-      false,
+      1,
+      Verdict.Inconclusive,
       parseEther("50"),
       parseEther("50"),
       0n,
     ]);
-    await assertions.emitWithArgs(f.ledger.write.resolve([cp1]), f.ledger, "DisputeResolved", [id1, false, 0n, 0n, 0n]);
-    assert.equal((await f.stake.read.balanceOf([t0])) - before0, BOND);
-    assert.equal((await f.stake.read.balanceOf([t1])) - before1, BOND);
-    assert.equal((await stateOf(f, id0)).upheld, true);
-    assert.equal((await stateOf(f, id1)).upheld, true);
+    await assertions.emitWithArgs(f.ledger.write.resolve([cp1]), f.ledger, "DisputeResolved", [
+      id1,
+      1,
+      Verdict.Inconclusive,
+      0n,
+      0n,
+      0n,
+    ]);
+    for (const id of [id0, id1]) {
+      await f.ledger.write.claimDispute([id, 1, challenger]);
+      const state = await stateOf(f, id);
+      assert.equal(state.upheld, false);
+      assert.equal(state.status, Status.Pending);
+    }
+    assert.equal(await f.stake.read.balanceOf([challenger]), before);
+    // No side lost: both tied voters are released whole.
+    for (const v of [4, 5]) {
+      assert.equal((await f.ledger.simulate.releaseVote([id0, 1, addr(f, v)])).result, 0n);
+      await f.ledger.write.releaseVote([id0, 1, addr(f, v)]);
+      assert.equal(await f.staking.read.activeStake([1n, addr(f, v), Role.Verifier]), defaultParams.minVerifierStake);
+    }
+    // The owner gets nothing of an inconclusive dispute.
+    await assertions.revertWithCustomError(
+      f.ledger.write.claimDispute([id0, 1, addr(f, 1)]),
+      f.ledger,
+      "NothingToClaim",
+    );
+  });
+
+  it("inconclusive below quorum, even when every vote says invalid", async () => {
+    const f = await networkHelpers.loadFixture(protocolFixture);
+    await setRoundOneParams(f, { quorumBps: 6000 });
+    await stakeEveryone(f);
+    const { cp0, id0 } = await revealPair(f);
+    await f.ledger.write.challenge([id0, zeroHash], as(f, 7));
+    assert.equal((await f.ledger.read.dispute([id0])).quorum, parseEther("60"));
+    await f.ledger.write.vote([id0, true], as(f, 4)); // 50 < 60
+    await networkHelpers.time.increase(DISPUTE);
+    await assertions.emitWithArgs(f.ledger.write.resolve([cp0]), f.ledger, "DisputeResolved", [
+      id0,
+      1,
+      Verdict.Inconclusive,
+      0n,
+      parseEther("50"),
+      0n,
+    ]);
     assert.equal((await stateOf(f, id0)).status, Status.Pending);
+    assert.equal(await f.staking.read.activeStake([1n, addr(f, 1), Role.Trainer]), defaultParams.minTrainerStake);
+  });
+
+  it("claimDispute and releaseVote revert DisputeNotFound, DisputeNotResolved, NothingToClaim, NoVote, VoteAlreadyReleased", async () => {
+    const { f, cp0, id0 } = await setupPair();
+    for (const index of [0, 1]) {
+      await assertions.revertWithCustomErrorWithArgs(
+        f.ledger.write.claimDispute([id0, index, addr(f, 7)]),
+        f.ledger,
+        "DisputeNotFound",
+        [id0, index],
+      );
+      await assertions.revertWithCustomErrorWithArgs(
+        f.ledger.write.releaseVote([id0, index, addr(f, 4)]),
+        f.ledger,
+        "DisputeNotFound",
+        [id0, index],
+      );
+    }
+    await f.ledger.write.challenge([id0, zeroHash], as(f, 7));
+    await f.ledger.write.vote([id0, true], as(f, 4));
+    await assertions.revertWithCustomErrorWithArgs(
+      f.ledger.write.claimDispute([id0, 1, addr(f, 7)]),
+      f.ledger,
+      "DisputeNotResolved",
+      [id0, 1],
+    );
+    await assertions.revertWithCustomErrorWithArgs(
+      f.ledger.write.releaseVote([id0, 1, addr(f, 4)]),
+      f.ledger,
+      "DisputeNotResolved",
+      [id0, 1],
+    );
+    await networkHelpers.time.increase(DISPUTE);
+    await f.ledger.write.resolve([cp0]);
+    await assertions.revertWithCustomErrorWithArgs(
+      f.ledger.write.claimDispute([id0, 1, addr(f, 8)]),
+      f.ledger,
+      "NothingToClaim",
+      [id0, 1, addr(f, 8)],
+    );
+    await assertions.revertWithCustomErrorWithArgs(
+      f.ledger.write.releaseVote([id0, 1, addr(f, 5)]),
+      f.ledger,
+      "NoVote",
+      [id0, 1, addr(f, 5)],
+    );
+    await f.ledger.write.releaseVote([id0, 1, addr(f, 4)]);
+    assert.deepEqual(await f.ledger.read.voteOf([id0, 1, addr(f, 4)]), {
+      weight: defaultParams.minVerifierStake,
+      invalid: true,
+      released: true,
+    });
+    await assertions.revertWithCustomErrorWithArgs(
+      f.ledger.write.releaseVote([id0, 1, addr(f, 4)]),
+      f.ledger,
+      "VoteAlreadyReleased",
+      [id0, 1, addr(f, 4)],
+    );
+    assert.equal((await f.staking.read.stakeOf([1n, addr(f, 4), Role.Verifier])).locked, 0n);
   });
 });
 
@@ -535,11 +929,15 @@ describe("ContributionLedger.finalize", () => {
     assert.equal((await stateOf(f, id)).status, Status.Finalized);
   });
 
-  it("finalizes both stages of an agreeing pipeline", async () => {
+  it("finalizes both stages of an agreeing pipeline, releasing the owners' locks", async () => {
     const { f, cp0, cp1, id0, id1 } = await setupPair();
+    assert.equal((await f.staking.read.stakeOf([1n, cp0.owner, Role.Trainer])).locked, SLASH);
     await networkHelpers.time.increase(CHALLENGE);
     await f.ledger.write.finalize([cp0]);
     await f.ledger.write.finalize([cp1]);
+    for (const owner of [cp0.owner, cp1.owner]) {
+      assert.equal((await f.staking.read.stakeOf([1n, owner, Role.Trainer])).locked, 0n);
+    }
     assert.equal(await f.token.read.balanceOf([cp0.owner, tokenId(1n, 0)]), cp0.workUnits);
     assert.equal(await f.token.read.balanceOf([cp1.owner, tokenId(1n, 1)]), cp1.workUnits);
     assert.equal((await stateOf(f, id0)).status, Status.Finalized);
@@ -577,7 +975,7 @@ describe("ContributionLedger.finalize", () => {
   });
 
   it("reverts ParentNotFinalized until the parent is finalized", async () => {
-    const { f, cp0, cp1 } = await setupPair();
+    const { f, cp0, cp1 } = await setupPair(DEEP_STAKE);
     const r2 = await revealPair(f, { round: 2n, parents: [cp0.root, cp1.root] });
     await networkHelpers.time.increase(CHALLENGE);
     await assertions.revertWithCustomErrorWithArgs(f.ledger.write.finalize([r2.cp0]), f.ledger, "ParentNotFinalized", [
@@ -698,8 +1096,8 @@ describe("ContributionLedger.finalize", () => {
 });
 
 describe("ContributionLedger.rejectOrphan", () => {
-  it("cascades a rejection down the lineage", async () => {
-    const { f, cp0, cp1, id0 } = await setupPair();
+  it("cascades a rejection down the lineage, releasing each orphan's lock", async () => {
+    const { f, cp0, cp1, id0 } = await setupPair(DEEP_STAKE);
     const r2 = await revealPair(f, { round: 2n, parents: [cp0.root, cp1.root] });
     const r3 = await revealPair(f, { round: 3n, parents: [r2.cp0.root, r2.cp1.root] });
     await dispute(f, cp0, id0, [[4, true]]);
@@ -720,11 +1118,11 @@ describe("ContributionLedger.rejectOrphan", () => {
     await f.ledger.write.rejectOrphan([r3.cp0], as(f, 9));
     assert.equal((await stateOf(f, r2.id0)).status, Status.Rejected);
     assert.equal((await stateOf(f, r3.id0)).status, Status.Rejected);
-    // No slash for building on bad work: trainer 1 lost only the first slash.
-    assert.equal(
-      await f.staking.read.activeStake([1n, addr(f, 1), Role.Trainer]),
-      defaultParams.minTrainerStake - SLASH,
-    );
+    // No slash for building on bad work: trainer 1 lost only the first slash, and every lock
+    // (the slashed commit's and the orphans') is released.
+    const stake = await f.staking.read.stakeOf([1n, addr(f, 1), Role.Trainer]);
+    assert.equal(stake.active, DEEP_STAKE - SLASH);
+    assert.equal(stake.locked, 0n);
     // The other lineage is untouched.
     assert.equal((await stateOf(f, r2.id1)).status, Status.Pending);
     await assertions.revertWithCustomErrorWithArgs(f.ledger.write.finalize([r2.cp0]), f.ledger, "WrongStatus", [
@@ -738,7 +1136,7 @@ describe("ContributionLedger.rejectOrphan", () => {
   });
 
   it("reverts ParentNotRejected for a round-1 commit and for a child of a live parent", async () => {
-    const { f, cp0, cp1, id0 } = await setupPair();
+    const { f, cp0, cp1, id0 } = await setupPair(DEEP_STAKE);
     await assertions.revertWithCustomErrorWithArgs(f.ledger.write.rejectOrphan([cp0]), f.ledger, "ParentNotRejected", [
       id0,
       zeroHash,
@@ -753,7 +1151,7 @@ describe("ContributionLedger.rejectOrphan", () => {
   });
 
   it("reverts CheckpointMismatch for tampered fields", async () => {
-    const { f, cp0, cp1, id0 } = await setupPair();
+    const { f, cp0, cp1, id0 } = await setupPair(DEEP_STAKE);
     const r2 = await revealPair(f, { round: 2n, parents: [cp0.root, cp1.root] });
     await dispute(f, cp0, id0, [[4, true]]);
     await assertions.revertWithCustomErrorWithArgs(
@@ -775,7 +1173,7 @@ describe("ContributionLedger.allocateGenesis", () => {
     assert.equal(await f.token.read.balanceOf([a, tokenId(1n, 1)]), 700n);
     assert.equal(await f.token.read.balanceOf([b, tokenId(1n, 1)]), 300n);
     assert.equal(await f.token.read.balanceOf([a, tokenId(1n, 0)]), 0n);
-    // Repeatable until the first commit.
+    // Repeatable until the registrant closes genesis.
     await f.ledger.write.allocateGenesis([1n, 0, [a], [5n]]);
     assert.equal(await f.token.read.balanceOf([a, tokenId(1n, 0)]), 5n);
   });
@@ -790,15 +1188,21 @@ describe("ContributionLedger.allocateGenesis", () => {
     );
   });
 
-  it("reverts GenesisClosed after the first commit (sealed only)", async () => {
+  it("reverts GenesisClosed once the registrant closed genesis (per model)", async () => {
     const f = await setup();
-    await sealCheckpoint(f, 1, makeCheckpoint(addr(f, 1)));
+    await f.ledger.write.allocateGenesis([1n, 0, [addr(f, 6)], [1n]]);
+    await f.registry.write.closeGenesis([1n]);
     await assertions.revertWithCustomErrorWithArgs(
       f.ledger.write.allocateGenesis([1n, 0, [addr(f, 6)], [1n]]),
       f.ledger,
       "GenesisClosed",
       [1n],
     );
+    // Another model's genesis stays open.
+    const m2 = await registerModel(f, { shardWeights: [1n] });
+    await f.ledger.write.allocateGenesis([m2, 0, [addr(f, 6)], [1n]]);
+    assert.equal(await f.token.read.balanceOf([addr(f, 6), tokenId(1n, 0)]), 1n);
+    assert.equal(await f.token.read.balanceOf([addr(f, 6), tokenId(m2, 0)]), 1n);
   });
 
   it("reverts ShardOutOfRange, LengthMismatch and (registry) ModelNotFound", async () => {
@@ -830,7 +1234,7 @@ describe("ContributionLedger.allocateGenesis", () => {
 
 describe("ContributionLedger: a finalized checkpoint never changes", () => {
   it("keeps its state and hash through later actions, which all revert", async () => {
-    const { f, cp0, cp1, id0 } = await setupPair();
+    const { f, cp0, cp1, id0 } = await setupPair(DEEP_STAKE);
     await networkHelpers.time.increase(CHALLENGE);
     await f.ledger.write.finalize([cp0]);
     await f.ledger.write.finalize([cp1]);
@@ -872,7 +1276,7 @@ describe("ContributionLedger: a finalized checkpoint never changes", () => {
 
     assert.deepEqual(await stateOf(f, id0), state);
     assert.equal(await f.ledger.read.commitHash([id0]), hash);
-    assert.equal(await f.ledger.read.commitOfRoot([cp0.root]), id0);
+    assert.equal(await f.ledger.read.commitOfRoot([1n, cp0.root]), id0);
     assert.equal(await f.token.read.balanceOf([cp0.owner, tokenId(1n, 0)]), balance);
   });
 });
