@@ -1095,6 +1095,53 @@ describe("ContributionLedger.finalize", () => {
   });
 });
 
+describe("ContributionLedger deferred mints", () => {
+  it("a mint that cannot happen (supply cap) defers instead of blocking; only the owner claims it", async () => {
+    const f = await networkHelpers.loadFixture(protocolFixture);
+    const m2 = await registerModel(f, { shardWeights: [1n] });
+    const max = await f.token.read.MAX_SUPPLY();
+    await f.ledger.write.allocateGenesis([m2, 0, [addr(f, 6)], [max - 999n]]);
+    await stakeIn(f, m2, 1, Role.Trainer, defaultParams.minTrainerStake);
+    const owner = addr(f, 1);
+    const cp = makeCheckpoint(owner, { modelId: m2, root: digest("m2 capped"), ...pipelineDigests(0, 1) });
+    const id = await commitAndReveal(f, 1, cp);
+    await networkHelpers.time.increase(CHALLENGE);
+    const hash = await f.ledger.write.finalize([cp]);
+    await assertions.emitWithArgs(hash, f.ledger, "MintDeferred", [id, owner, cp.workUnits]);
+    await assertions.emitWithArgs(hash, f.ledger, "CheckpointFinalized", [id, m2, owner, tokenId(m2, 0), cp.workUnits]);
+    assert.equal((await stateOf(f, id)).status, Status.Finalized);
+    assert.equal(await f.ledger.read.deferredMint([id]), cp.workUnits);
+    assert.equal(await f.token.read.balanceOf([owner, tokenId(m2, 0)]), 0n);
+    assert.equal((await f.staking.read.stakeOf([m2, owner, Role.Trainer])).locked, 0n);
+
+    await assertions.revertWithCustomErrorWithArgs(
+      f.ledger.write.claimDeferredMint([cp, addr(f, 8)], as(f, 8)),
+      f.ledger,
+      "NotOwner",
+      [id, addr(f, 8)],
+    );
+    // While the cap still binds, the claim reverts and the deferred amount stays.
+    await assertions.revertWithCustomError(
+      f.ledger.write.claimDeferredMint([cp, owner], as(f, 1)),
+      f.token,
+      "SupplyCapExceeded",
+    );
+    assert.equal(await f.ledger.read.deferredMint([id]), cp.workUnits);
+  });
+
+  it("reverts NoDeferredMint for a commit whose mint went through", async () => {
+    const { f, cp0, id0 } = await setupPair();
+    await networkHelpers.time.increase(CHALLENGE);
+    await f.ledger.write.finalize([cp0]);
+    await assertions.revertWithCustomErrorWithArgs(
+      f.ledger.write.claimDeferredMint([cp0, cp0.owner], as(f, 1)),
+      f.ledger,
+      "NoDeferredMint",
+      [id0],
+    );
+  });
+});
+
 describe("ContributionLedger.rejectOrphan", () => {
   it("cascades a rejection down the lineage, releasing each orphan's lock", async () => {
     const { f, cp0, cp1, id0 } = await setupPair(DEEP_STAKE);
