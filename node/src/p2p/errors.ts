@@ -106,3 +106,33 @@ export class PeerKeyError extends NodeError {
     super(`The peer key at ${path} cannot be used.`, { details, cause });
   }
 }
+
+/**
+ * Why a peer was not authenticated: its statement is malformed or badly signed, bound to another
+ * libp2p peer id, too old or from the future, not the pinned peer, signed by a node key its owner
+ * has not authorized, or its owner's trainer stake is below the round's minimum.
+ */
+export type UnauthorizedReason =
+  "malformed" | "signature" | "peer-id" | "stale" | "pinned" | "not-authorized" | "unstaked" | "unauthenticated";
+
+/**
+ * A peer could not prove that it may take part: see `reason`. Not retryable from the peer's side
+ * (the same statement will be refused again), except where the chain may change (`unstaked`,
+ * `not-authorized`) — and then only by the owner acting on-chain.
+ */
+export class UnauthorizedPeerError extends NodeError {
+  override name = "UnauthorizedPeerError";
+  readonly reason: UnauthorizedReason;
+  constructor(reason: UnauthorizedReason, details: string, cause?: unknown) {
+    super("The peer is not an authorized, staked trainer of this model.", { details, cause });
+    this.reason = reason;
+  }
+}
+
+/** The chain could not be read to authenticate a peer (RPC down): retry later. */
+export class AuthorityUnavailableError extends NodeError {
+  override name = "AuthorityUnavailableError";
+  constructor(details: string, cause?: unknown) {
+    super("Cannot read the chain to authenticate the peer.", { details, cause, retryable: true });
+  }
+}
