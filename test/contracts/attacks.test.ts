@@ -96,8 +96,9 @@ async function model(
   return modelId;
 }
 
-async function stake(f: World, modelId: bigint, i: number, role: number, amount: bigint, token = f.stk) {
-  await token.write.approve([f.staking.address, amount], as(f, i));
+async function stake(f: World, modelId: bigint, i: number, role: number, amount: bigint, token = f.stk.address) {
+  const erc20 = await viem.getContractAt("TestERC20", token);
+  await erc20.write.approve([f.staking.address, amount], as(f, i));
   await f.staking.write.stake([modelId, role, amount], as(f, i));
 }
 
@@ -712,9 +713,9 @@ describe("attack 7: fee-on-transfer tokens are credited what arrives", () => {
       await fee.write.approve([f.ledger.address, parseEther("1000")], as(f, i));
     }
     const m = await model(f, { staking: fee.address });
-    await stake(f, m, 1, Trainer, parseEther("200"), fee);
+    await stake(f, m, 1, Trainer, parseEther("200"), fee.address);
     assert.equal((await stakeOf(f, m, 1, Trainer)).active, parseEther("198"));
-    for (const v of [4, 5]) await stake(f, m, v, Verifier, parseEther("100"), fee);
+    for (const v of [4, 5]) await stake(f, m, v, Verifier, parseEther("100"), fee.address);
 
     // A cheat, caught: the reward arrives at the ledger less the fee and is paid out as arrived.
     const bad = checkpoint(f, m, 1, { lane: 0, root: digest("bad") });
@@ -776,8 +777,8 @@ describe("attack 9: the smaller ones", () => {
       await tok.write.approve([f.ledger.address, parseEther("1000")], as(f, i));
     }
     const m = await model(f, { staking: tok.address });
-    await stake(f, m, 1, Trainer, P.minTrainerStake, tok);
-    for (const v of [4, 5]) await stake(f, m, v, Verifier, P.minVerifierStake, tok);
+    await stake(f, m, 1, Trainer, P.minTrainerStake, tok.address);
+    for (const v of [4, 5]) await stake(f, m, v, Verifier, P.minVerifierStake, tok.address);
     const cp = checkpoint(f, m, 1, { root: digest("bad") });
     const id = await commitAndReveal(f, 1, cp);
     await f.ledger.write.challenge([id, digest("x")], as(f, 7));
