@@ -126,7 +126,7 @@ async function trainWith(
         dataDir: config.dataDir,
         backend,
         host,
-        peers: { next: config.peers.next },
+        peers: { prev: config.peers.prev, next: config.peers.next },
         chain: { client: walletClient as never, account, deployment },
         store,
         rounds: config.rounds,

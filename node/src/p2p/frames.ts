@@ -27,12 +27,18 @@ export const PROTOCOL_VERSION = 1;
 export const MAX_HEADER_BYTES = 4096;
 /** Default bound on a tensor payload, in bytes. */
 export const DEFAULT_MAX_TENSOR_BYTES = 64 * 1024 * 1024;
+/**
+ * What a decoded frame is counted as in `pendingBytes`, on top of its payload: header-only frames
+ * (hello, end, abort) are not free to hold, so that a flood of them also pauses the stream.
+ */
+export const FRAME_COST_BYTES = 256;
 /** Most dimensions a tensor may have. */
 export const MAX_DIMS = 4;
 /** Longest `abort` reason, in characters. */
 export const MAX_REASON_LENGTH = 256;
 
 const zCounter = z.int().min(0);
+const zAddress = z.string().regex(/^0x[0-9a-fA-F]{40}$/, "must be an address");
 const zDim = z.int().min(1).max(0xffff_ffff);
 
 export const zHelloHeader = z.strictObject({
@@ -48,6 +54,23 @@ export const zHelloHeader = z.strictObject({
   shard: zCounter,
   lane: zCounter,
   round: zCounter,
+  /**
+   * The sender's proof of who it is (see link.ts, `LinkAuth`): its node key's signature over the
+   * hello's facts and its own libp2p peer id. Required by a node that authenticates its links;
+   * a node that predates it rejects a hello that carries it as malformed.
+   */
+  auth: z
+    .strictObject({
+      /** The sender's libp2p peer id: the receiver checks it is the connection's (Noise-authenticated) remote peer. */
+      peer: z.string().regex(/^[1-9A-HJ-NP-Za-km-z]{32,64}$/, "must be a base58btc peer id"),
+      /** The node key that signed, and the trainer (owner) that authorized it on the ledger. */
+      nodeKey: zAddress,
+      owner: zAddress,
+      /** When it was signed, in ms since the epoch. */
+      time: z.int().min(0).max(Number.MAX_SAFE_INTEGER),
+      signature: z.string().regex(/^0x[0-9a-fA-F]{130}$/, "must be a 65-byte signature"),
+    })
+    .optional(),
 });
 
 export const zTensorHeader = z
@@ -260,8 +283,8 @@ type DecoderState =
  * An incremental frame decoder: `push` bytes as they arrive, then `shift` out whole frames.
  * Throws `MalformedFrameError` or `OversizedFrameError` from `push` on the first bad byte; the
  * frames decoded before it stay available, and the decoder accepts nothing after.
- * `pendingBytes` counts what is held (raw bytes, a partial payload, undelivered frames) for
- * backpressure.
+ * `pendingBytes` counts what is held (raw bytes, a partial payload, undelivered frames, each at
+ * least `FRAME_COST_BYTES`) for backpressure.
  */
 export class FrameDecoder {
   /** Settable: a listener learns the limit once it knows which `acceptLink` the dialer is for. */
@@ -287,7 +310,7 @@ export class FrameDecoder {
 
   shift(): Frame | undefined {
     const frame = this.frames.shift();
-    if (frame?.kind === "tensor") this.framePayloadBytes -= frame.bytes;
+    if (frame !== undefined) this.framePayloadBytes -= FRAME_COST_BYTES + (frame.kind === "tensor" ? frame.bytes : 0);
     return frame;
   }
 
@@ -337,6 +360,7 @@ export class FrameDecoder {
           this.state = { at: "payload", header: s.header, payload: new Uint8Array(length), filled: 0 };
         } else {
           this.frames.push(s.header);
+          this.framePayloadBytes += FRAME_COST_BYTES;
           this.state = { at: "headerLength" };
         }
         return true;
@@ -347,7 +371,7 @@ export class FrameDecoder {
         const defect = payloadDefect(s.header.dtype, s.header.shape, s.payload);
         if (defect !== undefined) throw new MalformedFrameError(defect);
         this.frames.push({ ...s.header, payload: s.payload });
-        this.framePayloadBytes += s.header.bytes;
+        this.framePayloadBytes += FRAME_COST_BYTES + s.header.bytes;
         this.state = { at: "headerLength" };
         return true;
       }

@@ -21,7 +21,16 @@ export type CreateHostParameters = {
   privateKey?: Uint8Array | undefined;
   /** How long an inbound dialer may take to say hello, and wait for a matching `acceptLink`. Default 10 s. */
   handshakeTimeoutMs?: number | undefined;
+  /** Open connections at most, both ways together (libp2p prunes beyond). Default `DEFAULT_MAX_CONNECTIONS`. */
+  maxConnections?: number | undefined;
 };
+
+/**
+ * Connections a host keeps at most: its pipeline neighbours, the content peers it exchanges blocks
+ * with, verifiers fetching from it. libp2p's own bounds on connections being opened (10 at once,
+ * 5 per second from one address) stay in force.
+ */
+export const DEFAULT_MAX_CONNECTIONS = 128;
 
 /**
  * A libp2p host that carries pipeline links (`dialLink`, `acceptLink`) and, once a content store
@@ -59,6 +68,7 @@ export async function createHost(parameters: CreateHostParameters): Promise<Shar
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     connectionMonitor: { enabled: false },
+    connectionManager: { maxConnections: parameters.maxConnections ?? DEFAULT_MAX_CONNECTIONS },
     services: { identify: identify() },
   });
   const links = await servePipelineLinks(libp2p, { handshakeTimeoutMs: parameters.handshakeTimeoutMs });

@@ -1,9 +1,12 @@
 import { multiaddr as parseMultiaddr, type Multiaddr } from "@multiformats/multiaddr";
+import type { Address } from "viem";
 import { z } from "zod";
 
-import type { NodeError } from "../errors.js";
+import { NodeError } from "../errors.js";
+import { type NodeSigner, type PeerAuthority, signStatement, verifyStatement } from "./auth.js";
 import { decodeTensor, type TensorCodec } from "./codec.js";
 import {
+  AuthorityUnavailableError,
   HandshakeError,
   InvalidFrameError,
   InvalidLinkParameterError,
@@ -13,7 +16,9 @@ import {
   OversizedFrameError,
   PeerAbortedError,
   PeerGoneError,
+  UnauthorizedPeerError,
   UnexpectedTensorError,
+  type UnauthorizedReason,
 } from "./errors.js";
 import {
   DEFAULT_MAX_TENSOR_BYTES,
@@ -41,9 +46,28 @@ export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 export const DEFAULT_TIMEOUT_MS = 60_000;
 /** The reason a listener gives a dialer it was not expecting; the dialer's `HandshakeError` is retryable. */
 export const NOT_EXPECTING_REASON = "not expecting a pipeline link";
+/** An `abort` reason that starts with this is a refusal for now (a round apart, chain unreadable): retry later. */
+export const RETRY_PREFIX = "retry: ";
+/** An `abort` reason that starts with this refuses an unauthenticated peer: `unauthorized <reason>: <details>`. */
+export const UNAUTHORIZED_PREFIX = "unauthorized ";
+/** The statement domain of a signed hello (see auth.ts). */
+export const HELLO_DOMAIN = "pipeline-hello@1";
+/** How far a signed hello's time may be from the receiver's clock, by default. */
+export const DEFAULT_MAX_SKEW_MS = 5 * 60_000;
+/** Pipeline streams one connection may have open at once, each way (libp2p refuses more). */
+export const MAX_PIPELINE_STREAMS = 4;
+/** Inbound streams of a host still waiting for their hello, all connections together; more are reset. */
+export const MAX_PENDING_HELLOS = 32;
+/** Dialers held (hello read, no `acceptLink` yet) at once per host; more are refused, retryably. */
+export const MAX_PARKED_DIALERS = 8;
 
 /** While paused, a Yamux stream can still receive up to its window (16 MiB); keep that from aborting the stream. */
 const STREAM_READ_BUFFER_BYTES = 32 * 1024 * 1024;
+/**
+ * Before the peer's hello is accepted, what a stream may hold: its hello is at most a 4 KiB header,
+ * and nothing else is read until it is authenticated (the stream is paused; past this, reset).
+ */
+const PRE_HELLO_READ_BUFFER_BYTES = 64 * 1024;
 const MAX_TIMER_MS = 2 ** 31 - 1;
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
@@ -63,6 +87,31 @@ export type LinkHello = {
 };
 
 export type LinkStats = { bytesSent: number; bytesReceived: number; framesSent: number; framesReceived: number };
+
+/**
+ * How a link end proves who it is and checks the other: its hello is signed by `signer` (the node
+ * key) over the hello's facts and this host's own peer id, and the peer's hello must be signed by
+ * a node key that `authority` accepts for the owner it names (an authorized node key of a staked
+ * trainer of the model), bound to the connection's remote peer id (Noise-authenticated), recent,
+ * and, where `peer` is set, from that very peer. Without `auth`, links are not authenticated
+ * (tests, benchmarks); a swarm node always sets it.
+ */
+export type LinkAuth = {
+  /** This node's key: signs its hellos. */
+  signer: NodeSigner;
+  /** The trainer whose stake backs this node (that authorized `signer` on the ledger). */
+  owner: Address;
+  /** Says whether the peer's node key and owner may train this model (`chainAuthority`). */
+  authority: PeerAuthority;
+  /**
+   * The peer id the other end must have (the operator pinned it: `/p2p/<peerId>` in the configured
+   * address). A dialer's multiaddr pins it already (libp2p checks it); for a listener, the
+   * previous stage's.
+   */
+  peer?: string | undefined;
+  /** How far the peer's signing time may be from this clock. Default 5 minutes. */
+  maxSkewMs?: number | undefined;
+};
 
 /**
  * The tensor `receiveTensor` expects next; its shape and dtype are known from the model spec.
@@ -99,6 +148,13 @@ export type DialLinkParameters = {
   bufferBytes?: number | undefined;
   /** Whether the listener must be at the same round. Default true; false leaves reconciling rounds to the caller (`link.remote.round`). */
   matchRound?: boolean | undefined;
+  /**
+   * With `matchRound: false`, how many rounds apart the ends may be (default: any). Further apart
+   * is a retryable refusal (`retry:`), not a link.
+   */
+  roundWindow?: number | undefined;
+  /** Authenticate both ends (see `LinkAuth`). */
+  auth?: LinkAuth | undefined;
 };
 export type DialLinkReturnType = PipelineLink;
 export type DialLinkErrorType =
@@ -108,7 +164,9 @@ export type DialLinkErrorType =
   | LinkTimeoutError
   | MalformedFrameError
   | OversizedFrameError
-  | PeerGoneError;
+  | PeerGoneError
+  | UnauthorizedPeerError
+  | AuthorityUnavailableError;
 
 export type AcceptLinkParameters = {
   /** This stage's hello (shard i + 1). */
@@ -125,7 +183,21 @@ export type AcceptLinkParameters = {
   bufferBytes?: number | undefined;
   /** Whether the dialer must be at the same round. Default true; false leaves reconciling rounds to the caller (`link.remote.round`). */
   matchRound?: boolean | undefined;
-  /** Told about each dialer turned away while waiting (wrong model, spec, lane, round or shard). */
+  /**
+   * With `matchRound: false`, how many rounds apart the ends may be (default: any). A dialer further
+   * apart is refused retryably (`retry:`) and waiting goes on.
+   */
+  roundWindow?: number | undefined;
+  /**
+   * Accept only an authenticated dialer (see `LinkAuth`); `auth.peer` pins the previous stage's
+   * peer id. Others are refused (`UnauthorizedPeerError` as the cause of the `HandshakeError` given
+   * to `onRefused`) before any of their tensors is read.
+   */
+  auth?: LinkAuth | undefined;
+  /**
+   * Told about each dialer turned away while waiting (wrong model, spec, lane, round or shard; or
+   * not authenticated: then `error.cause` is the `UnauthorizedPeerError`).
+   */
   onRefused?: ((error: HandshakeError) => void) | undefined;
 };
 export type AcceptLinkReturnType = PipelineLink;
@@ -152,7 +224,9 @@ export type SendTensorErrorType = InvalidFrameError | PeerGoneError | LinkTimeou
  * await link.sendTensor({ type: "activation", round: 3, step: 0, micro: 0, shape: [4, 64, 128], data })
  */
 export async function dialLink(host: ShardHost, parameters: DialLinkParameters): Promise<DialLinkReturnType> {
-  const hello = helloHeader(parameters.hello);
+  const auth = parameters.auth;
+  const hello = await signHello(host.peerId, parameters.hello, auth);
+  const rounds = roundsOf(parameters.matchRound, parameters.roundWindow);
   const timeoutMs = timeoutOf(parameters.timeoutMs, DEFAULT_HANDSHAKE_TIMEOUT_MS);
   const deadline = Date.now() + timeoutMs;
   let address: Multiaddr;
@@ -178,24 +252,31 @@ export async function dialLink(host: ShardHost, parameters: DialLinkParameters):
     throw new PeerGoneError(`dialing ${address} failed`, error);
   }
 
-  const channel = new FrameChannel(stream, parameters.maxTensorBytes);
-  if (parameters.bufferBytes !== undefined) channel.bufferBytes = parameters.bufferBytes;
+  // Nothing but the listener's hello is read until it is accepted.
+  const channel = new FrameChannel(stream, 0, { preHello: true });
   try {
     await channel.send(encodeFrame(hello), deadline, timeoutMs, "sending hello");
     const reply = await channel.next(deadline, timeoutMs, "waiting for the listener's hello");
-    if (reply.kind === "abort") {
-      throw new HandshakeError("The next stage refused the link.", {
-        details: reply.reason,
-        retryable: reply.reason === NOT_EXPECTING_REASON,
-      });
-    }
+    if (reply.kind === "abort") throw refusalError(reply.reason);
     if (reply.kind !== "hello")
       throw new HandshakeError(`The next stage answered with a ${reply.kind} frame, not hello.`);
-    const mismatch = helloMismatch(hello, reply, parameters.matchRound ?? true);
+    const mismatch = helloMismatch(hello, reply, rounds);
     if (mismatch !== undefined) {
-      await channel.refuse(mismatch);
-      throw new HandshakeError("The next stage is not the one this stage feeds.", { details: mismatch });
+      await channel.refuse(mismatch.retry ? RETRY_PREFIX + mismatch.reason : mismatch.reason);
+      throw new HandshakeError("The next stage is not the one this stage feeds.", {
+        details: mismatch.reason,
+        retryable: mismatch.retry,
+      });
     }
+    if (auth) {
+      try {
+        await authenticate(reply, remotePeer, hello, auth);
+      } catch (error) {
+        await channel.refuse(refusalReason(error as Error));
+        throw error;
+      }
+    }
+    channel.admit(parameters.maxTensorBytes ?? DEFAULT_MAX_TENSOR_BYTES, parameters.bufferBytes);
     return new PipelineLink(channel, hello, reply, stream.id, remotePeer);
   } catch (error) {
     channel.destroy(error as Error);
@@ -215,22 +296,26 @@ export async function dialLink(host: ShardHost, parameters: DialLinkParameters):
  * const x = await link.receiveTensor({ type: "activation", round: 3, step: 0, micro: 0, shape: [4, 64, 128] })
  */
 export async function acceptLink(host: ShardHost, parameters: AcceptLinkParameters): Promise<AcceptLinkReturnType> {
-  const hello = helloHeader(parameters.hello);
-  const timeoutMs = timeoutOf(parameters.timeoutMs, DEFAULT_TIMEOUT_MS);
   const acceptor = acceptorOf(host.libp2p);
+  const hello = await signHello(host.peerId, parameters.hello, parameters.auth);
+  const timeoutMs = timeoutOf(parameters.timeoutMs, DEFAULT_TIMEOUT_MS);
   return acceptor.wait({
     hello,
     timeoutMs,
     maxTensorBytes: parameters.maxTensorBytes ?? DEFAULT_MAX_TENSOR_BYTES,
     bufferBytes: parameters.bufferBytes,
-    matchRound: parameters.matchRound ?? true,
+    rounds: roundsOf(parameters.matchRound, parameters.roundWindow),
+    auth: parameters.auth,
     onRefused: parameters.onRefused,
   });
 }
 
 /**
  * Registers the pipeline protocol on a libp2p node (called by `createHost`): inbound streams wait
- * for a matching `acceptLink`, and are turned away at `stop`.
+ * for a matching `acceptLink`, and are turned away at `stop`. At most `MAX_PIPELINE_STREAMS`
+ * pipeline streams per connection each way, `MAX_PENDING_HELLOS` inbound streams waiting for
+ * their hello and `MAX_PARKED_DIALERS` dialers waiting for an `acceptLink`, each for at most the
+ * handshake timeout; before its hello is accepted a stream holds at most a hello.
  */
 export async function servePipelineLinks(
   libp2p: Libp2pNode,
@@ -238,8 +323,10 @@ export async function servePipelineLinks(
 ): Promise<{ stop(): void }> {
   const acceptor = new LinkAcceptor(libp2p, timeoutOf(options.handshakeTimeoutMs, DEFAULT_HANDSHAKE_TIMEOUT_MS));
   acceptors.set(libp2p, acceptor);
-  await libp2p.handle(PIPELINE_PROTOCOL, (stream, connection) =>
-    acceptor.inbound(stream, connection.remotePeer.toString()),
+  await libp2p.handle(
+    PIPELINE_PROTOCOL,
+    (stream, connection) => acceptor.inbound(stream, connection.remotePeer.toString()),
+    { maxInboundStreams: MAX_PIPELINE_STREAMS, maxOutboundStreams: MAX_PIPELINE_STREAMS },
   );
   return acceptor;
 }
@@ -381,6 +468,9 @@ export class PipelineLink {
  * wait in the decoder until read, and the stream is paused (Yamux stops granting send window, so
  * the peer's `sendTensor` waits) while more than one full frame is held. A terminal failure (the
  * peer gone, a bad frame, a local close) is thrown to readers once the frames before it are read.
+ *
+ * A channel opened with `preHello` takes no tensor and holds at most one frame (the peer's hello)
+ * plus `PRE_HELLO_READ_BUFFER_BYTES` in the stream (more resets it), until `admit` lifts that.
  */
 export class FrameChannel {
   readonly stats: LinkStats = { bytesSent: 0, bytesReceived: 0, framesSent: 0, framesReceived: 0 };
@@ -388,13 +478,19 @@ export class FrameChannel {
   private failure: Error | undefined;
   private readonly wakers = new Set<() => void>();
   private sending: Promise<unknown> = Promise.resolve();
+  /** Until `admit`: no tensor, and at most one frame held. */
+  private preHello: boolean;
 
   constructor(
     readonly stream: Stream,
     maxTensorBytes: number | undefined,
+    options: { preHello?: boolean | undefined } = {},
   ) {
-    this.decoder = new FrameDecoder({ maxTensorBytes });
-    stream.maxReadBufferLength = Math.max(stream.maxReadBufferLength, STREAM_READ_BUFFER_BYTES);
+    this.preHello = options.preHello === true;
+    this.decoder = new FrameDecoder({ maxTensorBytes: this.preHello ? 0 : maxTensorBytes });
+    stream.maxReadBufferLength = this.preHello
+      ? PRE_HELLO_READ_BUFFER_BYTES
+      : Math.max(stream.maxReadBufferLength, STREAM_READ_BUFFER_BYTES);
     stream.addEventListener("message", (event) => this.onData(event.data));
     stream.addEventListener("remoteCloseWrite", () => this.fail(new PeerGoneError("the peer closed the link")));
     stream.addEventListener("close", (event) => {
@@ -402,6 +498,15 @@ export class FrameChannel {
       this.fail(new PeerGoneError(details, event.error));
     });
     if (stream.status !== "open") this.fail(new PeerGoneError(`the link's stream is ${stream.status}`));
+  }
+
+  /** The peer's hello is accepted: its tensors (up to `maxTensorBytes`) may come, buffered up to `bufferBytes`. */
+  admit(maxTensorBytes: number, bufferBytes: number | undefined): void {
+    this.preHello = false;
+    this.decoder.maxTensorBytes = maxTensorBytes;
+    this.stream.maxReadBufferLength = Math.max(this.stream.maxReadBufferLength, STREAM_READ_BUFFER_BYTES);
+    if (bufferBytes !== undefined) this.bufferBytes = bufferBytes;
+    this.resumeIfDrained();
   }
 
   get maxTensorBytes(): number {
@@ -431,6 +536,11 @@ export class FrameChannel {
   /** Held beyond `bufferBytes`, the stream is paused. */
   private get highWaterBytes(): number {
     return this.bufferBytes;
+  }
+
+  /** Whether to stop reading: past the high-water mark, or, before the hello is accepted, once a frame is in. */
+  private get full(): boolean {
+    return this.preHello ? this.decoder.frameCount > 0 : this.decoder.pendingBytes > this.highWaterBytes;
   }
 
   /** The next frame, or the terminal failure once the frames before it are read, or a `LinkTimeoutError`. */
@@ -551,18 +661,25 @@ export class FrameChannel {
     } catch (error) {
       void this.violation(error as NodeError);
     }
-    if (this.decoder.pendingBytes > this.highWaterBytes && this.stream.readStatus === "readable") this.stream.pause();
+    if (this.full && this.stream.readStatus === "readable") this.stream.pause();
     this.wakeAll();
   }
 
   private resumeIfDrained() {
-    if (this.stream.readStatus === "paused" && this.decoder.pendingBytes <= this.highWaterBytes) this.stream.resume();
+    if (this.preHello) return; // until `admit`
+    if (this.stream.readStatus === "paused" && !this.full) this.stream.resume();
   }
+
+  /** Called once when the channel fails (the stream closed, a bad frame, a local close). */
+  onFailure: (() => void) | undefined;
 
   private fail(error: Error) {
     if (this.failure !== undefined) return;
     this.failure = error;
     this.wakeAll();
+    const onFailure = this.onFailure;
+    this.onFailure = undefined;
+    onFailure?.();
   }
 
   private wake(deadline: number, timeoutMs: number, what: string): Promise<void> {
@@ -586,11 +703,14 @@ export class FrameChannel {
   }
 }
 
+type Rounds = { match: boolean; window: number };
+
 type Waiter = {
   hello: HelloHeader;
   maxTensorBytes: number;
   bufferBytes: number | undefined;
-  matchRound: boolean;
+  rounds: Rounds;
+  auth: LinkAuth | undefined;
   onRefused: ((error: HandshakeError) => void) | undefined;
   resolve(link: PipelineLink): void;
   reject(error: Error): void;
@@ -607,10 +727,16 @@ function acceptorOf(libp2p: Libp2pNode): LinkAcceptor {
   return acceptor;
 }
 
-/** Matches inbound dialers to `acceptLink` calls, in either order. */
+/**
+ * Matches inbound dialers to `acceptLink` calls, in either order. Bounded: `MAX_PENDING_HELLOS`
+ * streams waiting for a hello, `MAX_PARKED_DIALERS` dialers waiting for an `acceptLink`, each for
+ * at most the handshake timeout; a dialer is admitted (its tensors read) only once matched and,
+ * where the waiter asks for it, authenticated.
+ */
 class LinkAcceptor {
   private readonly waiters = new Set<Waiter>();
   private readonly parked = new Set<Parked>();
+  private pendingHellos = 0;
   private stopped = false;
 
   constructor(
@@ -633,7 +759,8 @@ class LinkAcceptor {
         hello: w.hello,
         maxTensorBytes: w.maxTensorBytes,
         bufferBytes: w.bufferBytes,
-        matchRound: w.matchRound,
+        rounds: w.rounds,
+        auth: w.auth,
         onRefused: w.onRefused,
         settled: false,
         resolve: (link) => {
@@ -650,8 +777,7 @@ class LinkAcceptor {
       this.waiters.add(waiter);
       for (const parked of [...this.parked]) {
         if (waiter.settled) break;
-        this.parked.delete(parked);
-        clearTimeout(parked.timer);
+        this.unpark(parked);
         void this.match(parked.channel, parked.hello, parked.remotePeer);
       }
     });
@@ -659,7 +785,12 @@ class LinkAcceptor {
 
   /** A dialer opened a stream: read its hello, then match it (or park it until `acceptLink`). */
   async inbound(stream: Stream, remotePeer: string): Promise<void> {
-    const channel = new FrameChannel(stream, undefined);
+    if (this.stopped || this.pendingHellos >= MAX_PENDING_HELLOS) {
+      stream.abort(new LinkClosedError("too many pipeline streams waiting for their hello"));
+      return;
+    }
+    this.pendingHellos++;
+    const channel = new FrameChannel(stream, 0, { preHello: true });
     let hello: Frame;
     try {
       const timeoutMs = this.handshakeTimeoutMs;
@@ -667,37 +798,55 @@ class LinkAcceptor {
     } catch (error) {
       channel.destroy(error as Error);
       return;
+    } finally {
+      this.pendingHellos--;
     }
     if (hello.kind !== "hello") return channel.refuse(`expected hello, received ${describe(hello)}`);
     if (this.stopped) return channel.refuse(NOT_EXPECTING_REASON);
     if (this.waiters.size > 0) return this.match(channel, hello, remotePeer);
+    if (this.parked.size >= MAX_PARKED_DIALERS) return channel.refuse(NOT_EXPECTING_REASON);
     const parked: Parked = {
       channel,
       hello,
       remotePeer,
       timer: setTimeout(() => {
-        this.parked.delete(parked);
+        this.unpark(parked);
         void channel.refuse(NOT_EXPECTING_REASON);
       }, this.handshakeTimeoutMs),
     };
     this.parked.add(parked);
-    stream.addEventListener("close", () => {
-      clearTimeout(parked.timer);
-      this.parked.delete(parked);
-    });
+    channel.onFailure = () => this.unpark(parked);
+  }
+
+  private unpark(parked: Parked) {
+    clearTimeout(parked.timer);
+    parked.channel.onFailure = undefined;
+    this.parked.delete(parked);
   }
 
   private async match(channel: FrameChannel, dialer: HelloHeader, remotePeer: string): Promise<void> {
-    let reason: string | undefined;
-    for (const waiter of this.waiters) {
-      const mismatch = helloMismatch(dialer, waiter.hello, waiter.matchRound);
+    let refusal: { reason: string; retry: boolean; cause?: Error } | undefined;
+    for (const waiter of [...this.waiters]) {
+      const mismatch = helloMismatch(dialer, waiter.hello, waiter.rounds);
       if (mismatch !== undefined) {
-        reason ??= mismatch;
+        refusal ??= mismatch;
         continue;
       }
+      if (waiter.auth) {
+        try {
+          await authenticate(dialer, remotePeer, waiter.hello, waiter.auth);
+        } catch (error) {
+          refusal = { reason: refusalReason(error as Error), retry: isRetryable(error), cause: error as Error };
+          break;
+        }
+        if (!this.waiters.has(waiter)) {
+          // Taken (or given up) while this dialer was checked.
+          refusal = { reason: NOT_EXPECTING_REASON, retry: true };
+          break;
+        }
+      }
       this.waiters.delete(waiter);
-      channel.maxTensorBytes = waiter.maxTensorBytes;
-      if (waiter.bufferBytes !== undefined) channel.bufferBytes = waiter.bufferBytes;
+      channel.admit(waiter.maxTensorBytes, waiter.bufferBytes);
       try {
         const timeoutMs = this.handshakeTimeoutMs;
         await channel.send(encodeFrame(waiter.hello), Date.now() + timeoutMs, timeoutMs, "sending hello");
@@ -711,9 +860,13 @@ class LinkAcceptor {
       else waiter.resolve(link);
       return;
     }
-    reason ??= NOT_EXPECTING_REASON;
+    refusal ??= { reason: NOT_EXPECTING_REASON, retry: true };
+    const reason =
+      refusal.retry && refusal.reason !== NOT_EXPECTING_REASON ? RETRY_PREFIX + refusal.reason : refusal.reason;
     const error = new HandshakeError("Refused a dialer that is not the previous stage.", {
-      details: `${remotePeer}: ${reason}`,
+      details: `${remotePeer}: ${refusal.reason}`,
+      retryable: refusal.retry,
+      cause: refusal.cause,
     });
     for (const waiter of this.waiters) waiter.onRefused?.(error);
     await channel.refuse(reason);
@@ -724,22 +877,59 @@ class LinkAcceptor {
     acceptors.delete(this.libp2p);
     for (const waiter of this.waiters) waiter.reject(new LinkClosedError("the host stopped"));
     this.waiters.clear();
-    for (const parked of this.parked) {
-      clearTimeout(parked.timer);
+    for (const parked of [...this.parked]) {
+      this.unpark(parked);
       parked.channel.destroy(new LinkClosedError("the host stopped"));
     }
-    this.parked.clear();
   }
 }
 
-/** Why a dialer (shard i) and a listener cannot be linked, or undefined if they can. */
-function helloMismatch(dialer: HelloHeader, listener: HelloHeader, matchRound: boolean): string | undefined {
-  if (dialer.modelId !== listener.modelId) return `model ${dialer.modelId} ≠ model ${listener.modelId}`;
-  if (dialer.specDigest !== listener.specDigest) return `spec ${dialer.specDigest} ≠ spec ${listener.specDigest}`;
-  if (dialer.lane !== listener.lane) return `lane ${dialer.lane} ≠ lane ${listener.lane}`;
-  if (matchRound && dialer.round !== listener.round) return `round ${dialer.round} ≠ round ${listener.round}`;
+/**
+ * The peer id an address pins (its last `/p2p/<peerId>`), or undefined if it names none. Throws
+ * `InvalidLinkParameterError` for text that is not a multiaddr.
+ *
+ * @example
+ * pinnedPeerId("/ip4/10.0.0.2/tcp/4101/p2p/12D3KooW…") // "12D3KooW…"
+ */
+export function pinnedPeerId(address: string | undefined): string | undefined {
+  if (address === undefined) return undefined;
+  let components;
+  try {
+    components = parseMultiaddr(address).getComponents();
+  } catch (error) {
+    throw new InvalidLinkParameterError(`not a multiaddr: ${JSON.stringify(address)}`, error);
+  }
+  return components.findLast((c) => c.name === "p2p")?.value;
+}
+
+function roundsOf(matchRound: boolean | undefined, roundWindow: number | undefined): Rounds {
+  const window = roundWindow ?? Number.POSITIVE_INFINITY;
+  if (!(window >= 0)) throw new InvalidLinkParameterError(`roundWindow must be at least 0, not ${roundWindow}`);
+  return { match: matchRound ?? true, window };
+}
+
+/**
+ * Why a dialer (shard i) and a listener cannot be linked, or undefined if they can. Rounds apart
+ * are a refusal for now (`retry`): one of the two may catch up.
+ */
+function helloMismatch(
+  dialer: HelloHeader,
+  listener: HelloHeader,
+  rounds: Rounds,
+): { reason: string; retry: boolean } | undefined {
+  const no = (reason: string) => ({ reason, retry: false });
+  if (dialer.modelId !== listener.modelId) return no(`model ${dialer.modelId} ≠ model ${listener.modelId}`);
+  if (dialer.specDigest !== listener.specDigest) return no(`spec ${dialer.specDigest} ≠ spec ${listener.specDigest}`);
+  if (dialer.lane !== listener.lane) return no(`lane ${dialer.lane} ≠ lane ${listener.lane}`);
   if (listener.shard !== dialer.shard + 1) {
-    return `shard ${dialer.shard} feeds shard ${dialer.shard + 1}, not shard ${listener.shard}`;
+    return no(`shard ${dialer.shard} feeds shard ${dialer.shard + 1}, not shard ${listener.shard}`);
+  }
+  const gap = Math.abs(dialer.round - listener.round);
+  if (rounds.match ? gap !== 0 : gap > rounds.window) {
+    return {
+      reason: `round ${dialer.round} (shard ${dialer.shard}) ≠ round ${listener.round} (shard ${listener.shard})`,
+      retry: true,
+    };
   }
   return undefined;
 }
@@ -753,6 +943,105 @@ function helloHeader(hello: LinkHello): HelloHeader {
   });
   if (!parsed.success) throw new InvalidLinkParameterError(`invalid hello: ${z.prettifyError(parsed.error)}`);
   return parsed.data;
+}
+
+/** The statement a hello's signature covers: its facts and the sender's own peer id. */
+function helloStatement(hello: HelloHeader, auth: NonNullable<HelloHeader["auth"]>) {
+  return {
+    peer: auth.peer,
+    model: hello.modelId,
+    spec: hello.specDigest,
+    lane: hello.lane,
+    shard: hello.shard,
+    round: hello.round,
+    owner: auth.owner.toLowerCase(),
+    time: auth.time,
+  };
+}
+
+/**
+ * The hello frame's header for `hello`, signed with `auth.signer` and bound to `peerId` (the
+ * sender's own) when `auth` is given. `dialLink` and `acceptLink` sign their own; exported for
+ * tests and tools that speak the protocol themselves.
+ */
+export async function signHello(
+  peerId: string,
+  hello: LinkHello,
+  auth: Pick<LinkAuth, "signer" | "owner"> | undefined,
+): Promise<HelloHeader> {
+  const header = helloHeader(hello);
+  if (!auth) return header;
+  const unsigned = {
+    peer: peerId,
+    nodeKey: auth.signer.address,
+    owner: auth.owner,
+    time: Date.now(),
+    signature: "0x",
+  };
+  const signature = await signStatement(auth.signer, HELLO_DOMAIN, helloStatement(header, unsigned));
+  return helloHeader({ ...hello, auth: { ...unsigned, signature } } as LinkHello);
+}
+
+/**
+ * Checks the peer's hello under `auth`, cheapest first: the pinned peer id, the signature's binding
+ * to the connection's remote peer, its time, the signature itself, then the chain (cached). Throws
+ * `UnauthorizedPeerError` (or `AuthorityUnavailableError`, retryable).
+ */
+async function authenticate(peer: HelloHeader, remotePeer: string, local: HelloHeader, auth: LinkAuth): Promise<void> {
+  if (auth.peer !== undefined && remotePeer !== auth.peer)
+    throw new UnauthorizedPeerError("pinned", `peer ${remotePeer} is not the pinned peer ${auth.peer}`);
+  const a = peer.auth;
+  if (a === undefined) throw new UnauthorizedPeerError("unauthenticated", `peer ${remotePeer} sent an unsigned hello`);
+  if (a.peer !== remotePeer)
+    throw new UnauthorizedPeerError(
+      "peer-id",
+      `the hello was signed for peer ${a.peer} but came from peer ${remotePeer} (a replayed hello)`,
+    );
+  const skew = Math.abs(Date.now() - a.time);
+  const maxSkewMs = auth.maxSkewMs ?? DEFAULT_MAX_SKEW_MS;
+  if (skew > maxSkewMs)
+    throw new UnauthorizedPeerError("stale", `the hello was signed ${Math.round(skew / 1000)} s away from this clock`);
+  await verifyStatement(HELLO_DOMAIN, helloStatement(peer, a), a.signature, a.nodeKey);
+  await auth.authority.check(a.nodeKey as Address, a.owner as Address, { round: BigInt(local.round) });
+}
+
+/** The `abort` reason that tells a peer why it was not authenticated (retryable where the chain was unreadable). */
+function refusalReason(error: Error): string {
+  if (error instanceof UnauthorizedPeerError) return `${UNAUTHORIZED_PREFIX}${error.reason}: ${error.details ?? ""}`;
+  if (error instanceof NodeError && error.retryable) return RETRY_PREFIX + (error.details ?? error.shortMessage);
+  return `${UNAUTHORIZED_PREFIX}unauthenticated: ${error.message}`;
+}
+
+function isRetryable(error: unknown): boolean {
+  return error instanceof NodeError && error.retryable;
+}
+
+const UNAUTHORIZED_REASONS = [
+  "malformed",
+  "signature",
+  "peer-id",
+  "stale",
+  "pinned",
+  "not-authorized",
+  "unstaked",
+  "unauthenticated",
+] as const satisfies readonly UnauthorizedReason[];
+
+/** The error a dialer throws for a listener's `abort` in reply to its hello. */
+function refusalError(reason: string): Error {
+  if (reason.startsWith(UNAUTHORIZED_PREFIX)) {
+    const rest = reason.slice(UNAUTHORIZED_PREFIX.length);
+    const colon = rest.indexOf(":");
+    const named = colon < 0 ? "" : rest.slice(0, colon);
+    const code = (UNAUTHORIZED_REASONS as readonly string[]).includes(named)
+      ? (named as UnauthorizedReason)
+      : "unauthenticated";
+    return new UnauthorizedPeerError(code, `the next stage refused this node: ${rest.slice(colon + 1).trim()}`);
+  }
+  return new HandshakeError("The next stage refused the link.", {
+    details: reason,
+    retryable: reason === NOT_EXPECTING_REASON || reason.startsWith(RETRY_PREFIX),
+  });
 }
 
 /** A frame in words, for error details: "activation round 3 step 0 micro 1 shape [4, 64] int8". */

@@ -13,7 +13,8 @@ import { boundaryCodec, boundaryShape } from "../ml/pipeline.js";
 import type { ModelSpec } from "../ml/spec.js";
 import { StageTrainer } from "../ml/stage.js";
 import { payloadBytes } from "../p2p/codec.js";
-import { type LinkHello, type PipelineLink, acceptLink, dialLink } from "../p2p/link.js";
+import { type PeerAuthority, chainAuthority } from "../p2p/auth.js";
+import { type LinkAuth, type LinkHello, type PipelineLink, acceptLink, dialLink, pinnedPeerId } from "../p2p/link.js";
 import type { ShardHost } from "../p2p/host.js";
 import { type Adversary, WithholdingStore, cheatsIn } from "./adversary.js";
 import { appealIfMismatched } from "./appeal.js";
@@ -71,9 +72,17 @@ export interface SwarmNodeOptions {
   dataDir: string;
   backend: BackendInfo;
   host: ShardHost;
-  /** Multiaddrs of shard − 1 (not used to dial; it dials us) and shard + 1 (dialed). */
-  peers: { next?: string | undefined };
+  /**
+   * Multiaddrs of shard − 1 (not dialed: it dials us; where it ends in `/p2p/<peerId>`, only that
+   * peer is accepted) and shard + 1 (dialed; its `/p2p/<peerId>`, if any, is checked by libp2p).
+   */
+  peers: { prev?: string | undefined; next?: string | undefined };
   chain: { client: AnyClient; account: Account; deployment: Deployment };
+  /**
+   * Who may be a neighbour: a node key authorized by a staked trainer of the model. Default: the
+   * chain's word (`chainAuthority`); the links' hellos are signed by `chain.account`.
+   */
+  linkAuthority?: PeerAuthority | undefined;
   store: ContentStore;
   /** Stop once the lane's round `rounds` is decided (rounds decided before a restart count). */
   rounds?: number | undefined;
@@ -151,6 +160,7 @@ export async function runSwarmNode(opts: SwarmNodeOptions): Promise<SwarmRunResu
     throw new NodeError(`Shard ${opts.shard} feeds shard ${opts.shard + 1}: configure peers.next with its multiaddr.`);
   const peerTimeoutMs = opts.peerTimeoutMs ?? 60_000;
   const reconnectMs = opts.reconnectMs ?? 300_000;
+  const linkAuth = swarmLinkAuth(opts);
 
   // Rounds decided before a crash are carried on-chain first, oldest first.
   const withheld = new WithholdingStore(opts.store);
@@ -233,7 +243,7 @@ export async function runSwarmNode(opts: SwarmNodeOptions): Promise<SwarmRunResu
         emit({ type: "connecting", round });
         waitingSince ??= Date.now();
         try {
-          links = await connectNeighbours(opts, round, Math.min(peerTimeoutMs, 30_000));
+          links = await connectNeighbours(opts, round, Math.min(peerTimeoutMs, 30_000), linkAuth);
         } catch (err) {
           if (Date.now() - waitingSince > reconnectMs)
             throw new NeighboursUnavailableError((err as Error).message, reconnectMs, err);
@@ -252,14 +262,18 @@ export async function runSwarmNode(opts: SwarmNodeOptions): Promise<SwarmRunResu
           await closeLinks();
           continue; // reconnect announcing the new round
         }
-        const bad = ahead.find((r) => r > round || r < round - 1);
-        if (bad !== undefined)
-          throw new SwarmDivergedError(`A neighbouring shard is at round ${bad}, this node at round ${round}.`, {
-            details:
-              "Their histories cannot be reconciled here (a lost data directory?): restore it or start a new lane.",
-          });
-        if (ahead.some((r) => r === round + 1))
-          throw new SwarmDivergedError(`A neighbour decided round ${round}, which this node never prepared.`);
+        const apart = ahead.find((r) => r !== round && r !== round - 1);
+        if (apart !== undefined) {
+          // An (authenticated) neighbour whose round this one cannot follow: refused for now, never
+          // fatal here: one side may be restarting from an older data directory, or misbehave.
+          const reason = `a neighbouring shard is at round ${apart}, this node at round ${round}`;
+          await closeLinks(`retry: ${reason}`);
+          if (Date.now() - (waitingSince ?? Date.now()) > reconnectMs)
+            throw new NeighboursUnavailableError(reason, reconnectMs);
+          emit({ type: "retry", round, reason });
+          await sleep(1000);
+          continue;
+        }
         if (ahead.some((r) => r === round - 1)) {
           // The neighbour is behind and will catch up on seeing our round; reconnect.
           await closeLinks();
@@ -270,6 +284,7 @@ export async function runSwarmNode(opts: SwarmNodeOptions): Promise<SwarmRunResu
         waitingSince = undefined;
         emit({ type: "connected", round, prev: links.prev?.remotePeer, next: links.next?.remotePeer });
       }
+      const stepBefore = trainer.step; // to know, if the round fails, whether the weights moved
       try {
         const outcome = await runSwarmRound({
           spec: opts.spec,
@@ -305,8 +320,13 @@ export async function runSwarmNode(opts: SwarmNodeOptions): Promise<SwarmRunResu
         // neighbours say whether it was decided.
         emit({ type: "retry", round, reason: err.shortMessage });
         await closeLinks(`shard ${opts.shard} lost round ${round}: ${err.shortMessage}`);
-        trainer.dispose();
-        ({ trainer, parentRoot } = await loadTrainer(opts, journal));
+        if (trainer.step === stepBefore && (journal.head?.round ?? 0) === round - 1) {
+          // No optimizer step was applied: the weights are still the last decided ones.
+          trainer.resetStep();
+        } else {
+          trainer.dispose();
+          ({ trainer, parentRoot } = await loadTrainer(opts, journal));
+        }
       }
     }
   } finally {
@@ -346,6 +366,8 @@ export async function connectNeighbours(
   >,
   round: number,
   timeoutMs: number,
+  /** Authenticate both links (a swarm node always does); without it, any peer that agrees on the facts links. */
+  auth?: LinkAuth | undefined,
 ): Promise<Neighbours> {
   const hello: LinkHello = {
     modelId: opts.modelId,
@@ -363,7 +385,11 @@ export async function connectNeighbours(
   const limits = {
     maxTensorBytes: tensorBytes,
     bufferBytes: (opts.spec.training.microBatches + 2) * (tensorBytes + 8192),
+    // A neighbour a round ahead or behind is reconciled by the caller; further apart, refused for now.
+    roundWindow: 1,
   };
+  // Each end pins the peer id its configured address names, if any.
+  const authOf = (address: string | undefined) => auth && { ...auth, peer: pinnedPeerId(address) };
   const dialNext = async (): Promise<PipelineLink | undefined> => {
     if (isLast) return undefined;
     for (;;) {
@@ -374,6 +400,7 @@ export async function connectNeighbours(
           timeoutMs: Math.max(1000, Math.min(5000, deadline - Date.now())),
           matchRound: false,
           ...limits,
+          auth: authOf(opts.peers.next),
         });
       } catch (err) {
         if (Date.now() > deadline || !(err instanceof NodeError) || !err.retryable) throw err;
@@ -382,7 +409,9 @@ export async function connectNeighbours(
     }
   };
   const [prev, next] = await Promise.allSettled([
-    isFirst ? Promise.resolve(undefined) : acceptLink(opts.host, { hello, timeoutMs, matchRound: false, ...limits }),
+    isFirst
+      ? Promise.resolve(undefined)
+      : acceptLink(opts.host, { hello, timeoutMs, matchRound: false, ...limits, auth: authOf(opts.peers.prev) }),
     dialNext(),
   ]);
   if (prev.status === "rejected" || next.status === "rejected") {
@@ -390,4 +419,22 @@ export async function connectNeighbours(
     throw (prev.status === "rejected" ? prev.reason : (next as PromiseRejectedResult).reason) as Error;
   }
   return { prev: prev.value, next: next.value, timeoutMs: opts.peerTimeoutMs ?? 60_000 };
+}
+
+/**
+ * How this node's links are authenticated: hellos signed by its node key (`chain.account`, which
+ * signs its commits), for the owner it trains for; neighbours checked against the chain (or
+ * `linkAuthority`). `connectNeighbours` pins the peer ids that `peers` name.
+ */
+function swarmLinkAuth(opts: SwarmNodeOptions): LinkAuth {
+  const account = opts.chain.account;
+  if (typeof account.signMessage !== "function")
+    throw new NodeError("The node key cannot sign: a swarm node needs a local account (its private key).");
+  return {
+    signer: { address: account.address, signMessage: (args) => account.signMessage!(args) },
+    owner: account.address,
+    authority:
+      opts.linkAuthority ??
+      chainAuthority({ client: opts.chain.client, deployment: opts.chain.deployment, modelId: opts.modelId }),
+  };
 }
