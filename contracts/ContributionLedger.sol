@@ -38,13 +38,21 @@ contract ContributionLedger is IContributionLedger, EIP712, ReentrancyGuardTrans
         // solhint-disable-next-line max-line-length
         "SealedCommit(uint64 modelId,uint32 shard,uint64 round,uint32 lane,address owner,bytes32 parentRoot,bytes32 sealedHash,uint32 paramsVersion,uint64 deadline)"
     );
-    bytes32 public constant NODE_CONSENT_TYPEHASH =
-        keccak256("NodeConsent(address owner,address nodeKey,uint64 deadline)");
+    bytes32 public constant NODE_CONSENT_TYPEHASH = keccak256(
+        "NodeConsent(address owner,address nodeKey,uint64 deadline)"
+    );
     uint8 public constant MAX_DISPUTES = 8;
 
     bytes32 private constant LINK_MATCHED = bytes32(uint256(1));
     bytes32 private constant LINK_MISMATCHED = bytes32(uint256(2));
     uint256 private constant BPS = 10_000;
+
+    /// @dev Who a revealed commit is for, and the block of its seal (an earlier seal of the same
+    /// root takes it back from a copier that revealed first). One slot.
+    struct CommitMeta {
+        address owner;
+        uint64 sealedBlock;
+    }
 
     IModelRegistry public immutable registry;
     IStaking public immutable staking;
@@ -53,7 +61,10 @@ contract ContributionLedger is IContributionLedger, EIP712, ReentrancyGuardTrans
     mapping(address owner => mapping(address nodeKey => bool)) private _authorized;
     mapping(bytes32 commitId => bytes32) private _hashes;
     mapping(bytes32 commitId => CommitState) private _states;
-    mapping(bytes32 commitId => address) private _owners;
+    mapping(bytes32 commitId => CommitMeta) private _meta;
+    /// @dev Set when a pipeline link of the commit resolves as mismatched: both sides stay open to
+    /// challenge (an appeal) for a challenge window from then, however late the neighbour revealed.
+    mapping(bytes32 commitId => uint256) private _challengeUntil;
     mapping(bytes32 rootKey => bytes32 commitId) private _roots;
     mapping(bytes32 linkKey => bytes32) private _links;
     mapping(bytes32 commitId => mapping(address verifier => bool)) private _attested;
@@ -83,7 +94,9 @@ contract ContributionLedger is IContributionLedger, EIP712, ReentrancyGuardTrans
         if (nodeKey == address(0)) revert ZeroAddress();
         if (authorized) {
             if (block.timestamp > deadline) revert SignatureExpired(deadline);
-            bytes32 digest = _hashTypedDataV4(keccak256(abi.encode(NODE_CONSENT_TYPEHASH, msg.sender, nodeKey, deadline)));
+            bytes32 digest = _hashTypedDataV4(
+                keccak256(abi.encode(NODE_CONSENT_TYPEHASH, msg.sender, nodeKey, deadline))
+            );
             (address signer, ECDSA.RecoverError err, ) = ECDSA.tryRecover(digest, signature);
             if (err != ECDSA.RecoverError.NoError) revert InvalidSignature();
             if (signer != nodeKey) revert NodeConsentMismatch(nodeKey, signer);
@@ -114,7 +127,13 @@ contract ContributionLedger is IContributionLedger, EIP712, ReentrancyGuardTrans
         // Every pending commit is backed by its own slash: reverts when the free stake is short.
         staking.lock(c.modelId, c.owner, Role.Trainer, slashAmount);
 
-        _hashes[commitId] = _sealKey(c.sealedHash, c.owner, c.parentRoot, uint64(block.number), uint64(block.timestamp));
+        _hashes[commitId] = _sealKey(
+            c.sealedHash,
+            c.owner,
+            c.parentRoot,
+            uint64(block.number),
+            uint64(block.timestamp)
+        );
         emit CheckpointSealed(commitId, c.modelId, c.owner, c.shard, c.round, c.lane, nodeKey, c.sealedHash);
     }
 
@@ -138,11 +157,13 @@ contract ContributionLedger is IContributionLedger, EIP712, ReentrancyGuardTrans
             revert WorkOutOfRange(cp.workUnits, params.maxWorkPerCommit);
         }
         bytes32 rootKey = _rootKey(cp.modelId, cp.root);
-        if (cp.root == 0 || _roots[rootKey] != 0) revert CheckpointRootTaken(cp.root, _roots[rootKey]);
+        if (cp.root == 0) revert CheckpointRootTaken(0, 0);
+        bytes32 holder = _roots[rootKey];
+        if (holder != 0) _reclaimRoot(cp.root, holder, commitBlock);
 
         _roots[rootKey] = commitId;
         _hashes[commitId] = cpHash;
-        _owners[commitId] = cp.owner;
+        _meta[commitId] = CommitMeta({owner: cp.owner, sealedBlock: commitBlock});
         _states[commitId] = CommitState({
             modelId: cp.modelId,
             shard: cp.shard,
@@ -210,6 +231,9 @@ contract ContributionLedger is IContributionLedger, EIP712, ReentrancyGuardTrans
         } else {
             if (index >= MAX_DISPUTES) revert TooManyDisputes(commitId);
             uint256 closesAt = uint256(s.revealedAt) + params.challengeWindow;
+            // A link that mismatched late reopens the window, so its honest side can still appeal.
+            uint256 reopened = s.upheld ? 0 : _challengeUntil[commitId];
+            if (reopened > closesAt) closesAt = reopened;
             if (block.timestamp >= closesAt) revert ChallengeWindowClosed(commitId, closesAt);
             index += 1;
             s.disputes = index;
@@ -226,11 +250,15 @@ contract ContributionLedger is IContributionLedger, EIP712, ReentrancyGuardTrans
         IERC20 stakingToken = IERC20(registry.modelInfo(s.modelId).stakingToken);
         uint256 received = _pull(stakingToken, msg.sender, params.challengeBond);
         if (received == 0) revert BondNotReceived(commitId);
-        address owner = _owners[commitId];
+        address owner = _meta[commitId].owner;
         // Whether a challenger is the owner's own is fixed now: a later authorization cannot
         // strip an honest challenger of its reward.
         bool own = msg.sender == owner || _authorized[owner][msg.sender];
-        _challengers[commitId][index][msg.sender] = ChallengerStake({bond: uint128(received), own: own, claimed: false});
+        _challengers[commitId][index][msg.sender] = ChallengerStake({
+            bond: uint128(received),
+            own: own,
+            claimed: false
+        });
         d.bond += uint128(received);
         if (!own) d.shareBond += uint128(received);
         emit CheckpointChallenged(commitId, msg.sender, received, evidence, d.endsAt);
@@ -303,7 +331,11 @@ contract ContributionLedger is IContributionLedger, EIP712, ReentrancyGuardTrans
     }
 
     /// @inheritdoc IContributionLedger
-    function claimDispute(bytes32 commitId, uint8 index, address account) external nonReentrant returns (uint256 amount) {
+    function claimDispute(
+        bytes32 commitId,
+        uint8 index,
+        address account
+    ) external nonReentrant returns (uint256 amount) {
         Dispute storage d = _disputes[commitId][index];
         if (d.verdict == Verdict.None) {
             if (d.endsAt == 0) revert DisputeNotFound(commitId, index);
@@ -313,7 +345,7 @@ contract ContributionLedger is IContributionLedger, EIP712, ReentrancyGuardTrans
         if (!c.claimed) {
             if (d.verdict == Verdict.Valid) {
                 // A failed challenge forfeits every bond to the owner it delayed.
-                if (account == _owners[commitId]) amount = d.bond;
+                if (account == _meta[commitId].owner) amount = d.bond;
             } else if (c.bond != 0) {
                 amount = c.bond;
                 // Cannot overflow: reward and bonds are < 2**128. Rounds down; dust stays here.
@@ -358,7 +390,9 @@ contract ContributionLedger is IContributionLedger, EIP712, ReentrancyGuardTrans
         if (s.attestations < params.minAttestations) {
             revert NotEnoughAttestations(commitId, s.attestations, params.minAttestations);
         }
-        if (cp.parentRoot != 0 && _states[_roots[_rootKey(cp.modelId, cp.parentRoot)]].status != CommitStatus.Finalized) {
+        if (
+            cp.parentRoot != 0 && _states[_roots[_rootKey(cp.modelId, cp.parentRoot)]].status != CommitStatus.Finalized
+        ) {
             revert ParentNotFinalized(commitId, cp.parentRoot);
         }
         if (!s.upheld) {
@@ -375,6 +409,7 @@ contract ContributionLedger is IContributionLedger, EIP712, ReentrancyGuardTrans
         if (minted != 0) {
             // A mint that cannot happen (supply cap, an owner contract refusing ERC-1155) must
             // not hold the lineage: descendants need this commit finalized.
+            // solhint-disable-next-line no-empty-blocks
             try token.mint(cp.owner, cp.modelId, cp.shard, minted) {} catch {
                 _deferred[commitId] = minted;
                 emit MintDeferred(commitId, cp.owner, minted);
@@ -401,8 +436,7 @@ contract ContributionLedger is IContributionLedger, EIP712, ReentrancyGuardTrans
         // A dispute decides first: its slash must find this commit's lock still in place.
         if (_disputes[commitId][s.disputes].open) revert DisputeOpen(commitId);
         if (
-            cp.parentRoot == 0 ||
-            _states[_roots[_rootKey(cp.modelId, cp.parentRoot)]].status != CommitStatus.Rejected
+            cp.parentRoot == 0 || _states[_roots[_rootKey(cp.modelId, cp.parentRoot)]].status != CommitStatus.Rejected
         ) {
             revert ParentNotRejected(commitId, cp.parentRoot);
         }
@@ -469,7 +503,7 @@ contract ContributionLedger is IContributionLedger, EIP712, ReentrancyGuardTrans
 
     /// @inheritdoc IContributionLedger
     function commitOwner(bytes32 commitId) external view returns (address) {
-        return _owners[commitId];
+        return _meta[commitId].owner;
     }
 
     /// @inheritdoc IContributionLedger
@@ -637,6 +671,14 @@ contract ContributionLedger is IContributionLedger, EIP712, ReentrancyGuardTrans
             bool matched = first == digest;
             _links[key] = matched ? LINK_MATCHED : LINK_MISMATCHED;
             emit PipelineLinkChecked(cp.modelId, cp.round, cp.lane, boundary, matched);
+            if (!matched) {
+                // Neither side can finalize now without a Valid verdict: both may be challenged
+                // for a whole window from here, even if the second side revealed at the last
+                // second of the first side's window.
+                uint256 until = block.timestamp + registry.paramsAt(cp.modelId, cp.round).challengeWindow;
+                _challengeUntil[_commitId(cp.modelId, boundary, cp.round, cp.lane)] = until;
+                _challengeUntil[_commitId(cp.modelId, boundary + 1, cp.round, cp.lane)] = until;
+            }
         }
     }
 
@@ -651,9 +693,26 @@ contract ContributionLedger is IContributionLedger, EIP712, ReentrancyGuardTrans
         if (weight < required || weight == 0) revert InsufficientVerifierStake(modelId, msg.sender, weight, required);
     }
 
+    /// @dev A root revealed by a commit sealed in a later block than this one's is a copy (the
+    /// copier saw the checkpoint in a pending reveal): the earlier seal takes the root, the copy is
+    /// rejected and its owner slashed. Otherwise the root is taken. Not while the holder is under
+    /// dispute or no longer pending (a reveal window ≤ the challenge window makes sure an honest
+    /// reveal comes before the copy could finalize).
+    function _reclaimRoot(bytes32 root, bytes32 holder, uint64 commitBlock) private {
+        CommitState storage h = _states[holder];
+        CommitMeta memory meta = _meta[holder];
+        if (meta.sealedBlock <= commitBlock || h.status != CommitStatus.Pending || _disputes[holder][h.disputes].open) {
+            revert CheckpointRootTaken(root, holder);
+        }
+        h.status = CommitStatus.Rejected;
+        emit CheckpointRejected(holder, h.modelId, RejectReason.RootReclaimed);
+        uint256 slashAmount = registry.paramsAt(h.modelId, h.round).slashAmount;
+        staking.slash(h.modelId, meta.owner, Role.Trainer, slashAmount, slashAmount, address(0), 0);
+    }
+
     /// @dev The owner of a commit and its node keys neither attest nor vote on it.
     function _requireNotOwn(bytes32 commitId, address account) private view {
-        address owner = _owners[commitId];
+        address owner = _meta[commitId].owner;
         if (account == owner || _authorized[owner][account]) revert OwnCommit(commitId, account);
     }
 

@@ -29,7 +29,9 @@ contract InferenceSettlement is IInferenceSettlement, EIP712, ReentrancyGuardTra
     uint64 public immutable withdrawalDelay;
 
     mapping(address payer => mapping(address payee => mapping(address currency => Escrow))) private _escrows;
-    mapping(address payer => mapping(uint256 word => uint256 bits)) private _nonces;
+    /// @dev Per payee: only the payee can spend a nonce that names it, so a payer cannot void a
+    /// gateway's receipt by spending its nonce through another payee.
+    mapping(address payer => mapping(address payee => mapping(uint256 word => uint256 bits))) private _nonces;
 
     /// @dev Revenue of one (model, currency) gathered over a batch, paid out once at its end.
     struct Bucket {
@@ -133,22 +135,38 @@ contract InferenceSettlement is IInferenceSettlement, EIP712, ReentrancyGuardTra
         Booking[] memory bookings = new Booking[](receipts.length);
         uint256 bucketCount;
         for (uint256 i; i < receipts.length; ++i) {
-            UsageReceipt calldata r = receipts[i];
-            uint256 b;
-            (b, bucketCount) = _bucketOf(buckets, bucketCount, r.modelId, r.currency);
-            bookings[i] = _redeem(r, signatures[i], strict, buckets[b]);
-            bookings[i].bucket = b;
-            buckets[b].amount += bookings[i].amount;
+            (bookings[i].bucket, bucketCount) = _bucketOf(
+                buckets,
+                bucketCount,
+                receipts[i].modelId,
+                receipts[i].currency
+            );
         }
-        // Effects are done; now move the money, one transfer and one distribution per bucket.
-        // In a lenient batch a bucket whose distribution reverts is undone, not the whole batch.
+        // One (model, currency) at a time: book its receipts, move the money (one transfer, one
+        // distribution), and in a lenient batch undo them, newest first, if the distribution
+        // reverts, so the escrows are exactly as if they had never been booked.
         for (uint256 b; b < bucketCount; ++b) {
+            for (uint256 i; i < receipts.length; ++i) {
+                if (bookings[i].bucket != b) continue;
+                (bookings[i].amount, bookings[i].fromWithdrawing) = _redeem(
+                    receipts[i],
+                    signatures[i],
+                    strict,
+                    buckets[b]
+                );
+                buckets[b].amount += bookings[i].amount;
+            }
             if (buckets[b].amount == 0) continue;
             if (strict) {
                 _distribute(buckets[b].modelId, buckets[b].currency, buckets[b].amount);
-            } else {
-                try this.distributeBucket(buckets[b].modelId, buckets[b].currency, buckets[b].amount) {} catch {
-                    buckets[b].failed = true;
+                continue;
+            }
+            // solhint-disable-next-line no-empty-blocks
+            try this.distributeBucket(buckets[b].modelId, buckets[b].currency, buckets[b].amount) {} catch {
+                buckets[b].failed = true;
+                for (uint256 i = receipts.length; i > 0; --i) {
+                    if (bookings[i - 1].bucket == b && bookings[i - 1].amount != 0)
+                        _undo(receipts[i - 1], bookings[i - 1]);
                 }
             }
         }
@@ -157,7 +175,6 @@ contract InferenceSettlement is IInferenceSettlement, EIP712, ReentrancyGuardTra
             if (k.amount == 0) continue;
             UsageReceipt calldata r = receipts[i];
             if (buckets[k.bucket].failed) {
-                _undo(r, k);
                 emit ReceiptSkipped(r.payer, r.nonce, SkipReason.DistributeFailed);
                 continue;
             }
@@ -181,8 +198,8 @@ contract InferenceSettlement is IInferenceSettlement, EIP712, ReentrancyGuardTra
     }
 
     /// @inheritdoc IInferenceSettlement
-    function nonceUsed(address payer, uint256 nonce) external view returns (bool) {
-        return _nonces[payer][nonce >> 8] & (1 << (nonce & 0xff)) != 0;
+    function nonceUsed(address payer, address payee, uint256 nonce) external view returns (bool) {
+        return _nonces[payer][payee][nonce >> 8] & (1 << (nonce & 0xff)) != 0;
     }
 
     /// @inheritdoc IInferenceSettlement
@@ -192,21 +209,17 @@ contract InferenceSettlement is IInferenceSettlement, EIP712, ReentrancyGuardTra
 
     /* INTERNAL */
 
-    /// @dev Checks and books one receipt: amount 0 for a bad receipt in a lenient batch.
+    /// @dev Checks and books one receipt: its amount (0 for a bad receipt in a lenient batch) and
+    /// the part of it drawn from an amount awaiting withdrawal.
     function _redeem(
         UsageReceipt calldata r,
         bytes calldata signature,
         bool strict,
         Bucket memory bucket
-    ) private returns (Booking memory booking) {
+    ) private returns (uint256 booked, uint256 fromWithdrawing) {
         if (r.payee != msg.sender) {
             return
-                _skip(
-                    r,
-                    SkipReason.WrongPayee,
-                    strict,
-                    abi.encodeWithSelector(NotPayee.selector, r.payee, msg.sender)
-                );
+                _skip(r, SkipReason.WrongPayee, strict, abi.encodeWithSelector(NotPayee.selector, r.payee, msg.sender));
         }
         uint256 amount = uint256(r.units) * r.pricePerUnit;
         if (amount == 0) return _skip(r, SkipReason.ZeroAmount, strict, abi.encodeWithSelector(ZeroAmount.selector));
@@ -252,7 +265,7 @@ contract InferenceSettlement is IInferenceSettlement, EIP712, ReentrancyGuardTra
                     abi.encodeWithSelector(InsufficientEscrow.selector, r.payer, r.currency, amount, available)
                 );
         }
-        if (!_useNonce(r.payer, r.nonce)) {
+        if (!_useNonce(r.payer, r.payee, r.nonce)) {
             return
                 _skip(
                     r,
@@ -263,13 +276,13 @@ contract InferenceSettlement is IInferenceSettlement, EIP712, ReentrancyGuardTra
         }
         // Draw on the free balance first, then on an amount awaiting withdrawal.
         // Cannot underflow: amount ≤ balance + withdrawing, checked above.
-        booking.amount = amount;
+        booked = amount;
         unchecked {
             if (amount <= e.balance) {
                 e.balance -= uint128(amount);
             } else {
-                booking.fromWithdrawing = amount - e.balance;
-                e.withdrawing -= uint128(booking.fromWithdrawing);
+                fromWithdrawing = amount - e.balance;
+                e.withdrawing -= uint128(fromWithdrawing);
                 e.balance = 0;
             }
         }
@@ -277,7 +290,7 @@ contract InferenceSettlement is IInferenceSettlement, EIP712, ReentrancyGuardTra
 
     /// @dev Reverses a booking whose distribution failed: the nonce is free and the escrow whole again.
     function _undo(UsageReceipt calldata r, Booking memory k) private {
-        _nonces[r.payer][r.nonce >> 8] &= ~(uint256(1) << (r.nonce & 0xff));
+        _nonces[r.payer][r.payee][r.nonce >> 8] &= ~(uint256(1) << (r.nonce & 0xff));
         Escrow storage e = _escrows[r.payer][r.payee][r.currency];
         // Cannot overflow: these amounts were just drawn from the same escrow.
         unchecked {
@@ -300,21 +313,21 @@ contract InferenceSettlement is IInferenceSettlement, EIP712, ReentrancyGuardTra
         SkipReason reason,
         bool strict,
         bytes memory error_
-    ) private returns (Booking memory) {
+    ) private returns (uint256, uint256) {
         if (strict) {
             assembly ("memory-safe") {
                 revert(add(error_, 0x20), mload(error_))
             }
         }
         emit ReceiptSkipped(r.payer, r.nonce, reason);
-        return Booking({bucket: 0, amount: 0, fromWithdrawing: 0});
+        return (0, 0);
     }
 
-    function _useNonce(address payer, uint256 nonce) private returns (bool fresh) {
+    function _useNonce(address payer, address payee, uint256 nonce) private returns (bool fresh) {
         uint256 bit = 1 << (nonce & 0xff);
-        uint256 word = _nonces[payer][nonce >> 8];
+        uint256 word = _nonces[payer][payee][nonce >> 8];
         if (word & bit != 0) return false;
-        _nonces[payer][nonce >> 8] = word | bit;
+        _nonces[payer][payee][nonce >> 8] = word | bit;
         return true;
     }
 

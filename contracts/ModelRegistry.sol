@@ -268,8 +268,8 @@ contract ModelRegistry is IModelRegistry {
     }
 
     /// @dev The bounds, each named by the `InvalidParams` reason it reverts with: every window in
-    /// 1 s ..= `MAX_WINDOW`; `slashAmount` > 0 (cheating must cost something) and ≤
-    /// `minTrainerStake` (the minimum stake backs at least one commit); `sealDeposit` ≤
+    /// 1 s ..= `MAX_WINDOW`, the reveal window at most the challenge window; `slashAmount` > 0
+    /// (cheating must cost something) and ≤ `minTrainerStake` (the minimum stake backs at least one commit); `sealDeposit` ≤
     /// `slashAmount`; `minVerifierStake` > 0; `challengeBond` > 0 (challengers' shares are split
     /// by bond); `minAttestations` ≤ `MAX_ATTESTATIONS`; `challengerShareBps` ≤
     /// `MAX_CHALLENGER_SHARE_BPS`; `quorumBps` in `MIN_QUORUM_BPS` ..= 10,000; `voterSlashBps` ≤
@@ -278,7 +278,8 @@ contract ModelRegistry is IModelRegistry {
     function _checkParams(RoundParams calldata p, uint32 unbondingDelay) private pure {
         if (p.challengeWindow == 0 || p.challengeWindow > MAX_WINDOW) revert InvalidParams("challengeWindow");
         if (p.disputeWindow == 0 || p.disputeWindow > MAX_WINDOW) revert InvalidParams("disputeWindow");
-        if (p.revealWindow == 0 || p.revealWindow > MAX_WINDOW) revert InvalidParams("revealWindow");
+        // Reveals close before a copy revealed first could finalize (see the ledger's root reclaim).
+        if (p.revealWindow == 0 || p.revealWindow > p.challengeWindow) revert InvalidParams("revealWindow");
         if (p.workToTokenRate == 0) revert InvalidParams("workToTokenRate");
         if (p.maxWorkPerCommit == 0) revert InvalidParams("maxWorkPerCommit");
         if (p.slashAmount == 0 || p.slashAmount > p.minTrainerStake) revert InvalidParams("slashAmount");

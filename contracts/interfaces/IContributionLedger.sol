@@ -129,7 +129,9 @@ struct VoteRecord {
 
 enum RejectReason {
     Dispute,
-    ParentRejected
+    ParentRejected,
+    /// @notice A commit sealed in an earlier block revealed the same root: this one was a copy.
+    RootReclaimed
 }
 
 /// @title IContributionLedger
@@ -275,7 +277,10 @@ interface IContributionLedger {
     /// @notice Reveals the checkpoint of a sealed commit, in a later block than the commit and
     /// within the reveal window. Anyone knowing the salt can relay it. `commitBlock` and
     /// `commitTime` are the number and timestamp of the block of the `CheckpointSealed` event.
-    /// The checkpoint's owner and parent must be those sealed (else `SealMismatch`).
+    /// The checkpoint's owner and parent must be those sealed (else `SealMismatch`). A root is
+    /// revealed once per model; if a commit sealed in a later block revealed it first (a copier
+    /// that saw this reveal pending), this reveal takes it back and that commit is rejected
+    /// (`RootReclaimed`) and its owner slashed.
     function reveal(Checkpoint calldata cp, bytes32 salt, uint64 commitBlock, uint64 commitTime) external;
 
     /// @notice Frees the slot of a seal that was not revealed within its reveal window, so the
@@ -291,7 +296,8 @@ interface IContributionLedger {
 
     /// @notice Challenges a revealed commit, posting the bond in the staking token (what arrives
     /// counts). Opens a dispute within the challenge window, or joins the open one until its
-    /// vote ends, so a decoy challenger cannot keep honest ones out.
+    /// vote ends, so a decoy challenger cannot keep honest ones out. When a pipeline link of the
+    /// commit resolves as mismatched, the window reopens for a challenge window from then.
     function challenge(bytes32 commitId, bytes32 evidence) external;
 
     /// @notice A staked verifier votes in an open dispute (not a challenger of it, not the owner
@@ -366,7 +372,11 @@ interface IContributionLedger {
     function disputeAt(bytes32 commitId, uint8 index) external view returns (Dispute memory);
 
     /// @notice `account`'s part as a challenger in dispute `index`.
-    function challengerOf(bytes32 commitId, uint8 index, address account) external view returns (ChallengerStake memory);
+    function challengerOf(
+        bytes32 commitId,
+        uint8 index,
+        address account
+    ) external view returns (ChallengerStake memory);
 
     /// @notice `voter`'s vote in dispute `index`.
     function voteOf(bytes32 commitId, uint8 index, address voter) external view returns (VoteRecord memory);

@@ -103,7 +103,11 @@ interface IInferenceSettlement {
 
     /// @notice Starts the withdrawal delay for `amount` of the caller's escrow with `payee`.
     /// Receipts can still draw on it until it is withdrawn, so the payee has time to settle.
-    function requestEscrowWithdrawal(address currency, address payee, uint256 amount) external returns (uint64 unlockAt);
+    function requestEscrowWithdrawal(
+        address currency,
+        address payee,
+        uint256 amount
+    ) external returns (uint64 unlockAt);
 
     /// @notice Pays out the requested amount, less what receipts drew meanwhile, after the delay.
     function withdrawEscrow(address currency, address payee) external returns (uint256 amount);
@@ -128,8 +132,9 @@ interface IInferenceSettlement {
     /// @notice EIP-712 digest the payer signs for `r`.
     function hashReceipt(UsageReceipt calldata r) external view returns (bytes32);
 
-    /// @notice Whether `payer` used (or voided) `nonce`.
-    function nonceUsed(address payer, uint256 nonce) external view returns (bool);
+    /// @notice Whether `payer` used `nonce` in a receipt to `payee` (nonces are per payee, so only
+    /// the payee can spend one that names it).
+    function nonceUsed(address payer, address payee, uint256 nonce) external view returns (bool);
 
     /// @notice Escrow of `payer` with `payee` in `currency`.
     function escrowOf(address payer, address payee, address currency) external view returns (Escrow memory);

@@ -13,6 +13,7 @@ contract ContractOwner {
     function exec(address target, bytes calldata data) external returns (bytes memory result) {
         if (msg.sender != _deployer) revert NotDeployer(msg.sender);
         bool ok;
+        // solhint-disable-next-line avoid-low-level-calls
         (ok, result) = target.call(data);
         if (!ok) revert CallFailed(result);
     }

@@ -6569,6 +6569,11 @@ export const inferenceSettlementAbi = [
         "type": "address"
       },
       {
+        "internalType": "address",
+        "name": "payee",
+        "type": "address"
+      },
+      {
         "internalType": "uint256",
         "name": "nonce",
         "type": "uint256"

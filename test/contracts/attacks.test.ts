@@ -978,12 +978,154 @@ describe("attack 9: the smaller ones", () => {
       as(f, gateway),
     );
     await assertions.emitWithArgs(Promise.resolve(hash), f.settlement, "ReceiptSkipped", [a(f, payer), 1n, 8]);
-    assert.equal(await f.settlement.read.nonceUsed([a(f, payer), 1n]), false);
-    assert.equal(await f.settlement.read.nonceUsed([a(f, payer), 2n]), true);
+    assert.equal(await f.settlement.read.nonceUsed([a(f, payer), a(f, gateway), 1n]), false);
+    assert.equal(await f.settlement.read.nonceUsed([a(f, payer), a(f, gateway), 2n]), true);
     assert.equal(
       (await f.settlement.read.escrowOf([a(f, payer), a(f, gateway), f.usd.address])).balance,
       parseEther("93"),
     );
     assert.equal(await f.token.read.claimable([(good << 32n) | 0n, f.usd.address, a(f, 1)]), parseEther("7"));
+  });
+});
+
+// Found by an independent review of the fixes above, and fixed.
+
+describe("review R1: a payer cannot void a gateway's receipt by spending its nonce through another payee", () => {
+  it("a receipt the gateway accepted while escrow covered it still settles after the payer burns its nonce elsewhere", async () => {
+    const f = await networkHelpers.loadFixture(world);
+    const [payer, gateway] = [6, 9];
+    const m = await model(f, { genesis: [[1, 1000n]] });
+    await f.usd.write.approve([f.settlement.address, parseEther("101")], as(f, payer));
+    await f.settlement.write.depositEscrow([f.usd.address, a(f, gateway), parseEther("100")], as(f, payer));
+    // Service given: the gateway holds a receipt for the whole escrow (nonce 1, unused on-chain).
+    const honest = await receipt(f, payer, {
+      modelId: m,
+      currency: f.usd.address,
+      payee: a(f, gateway),
+      units: 100n,
+      pricePerUnit: parseEther("1"),
+      nonce: 1n,
+    });
+    assert.equal(await f.settlement.read.nonceUsed([a(f, payer), a(f, gateway), 1n]), false);
+
+    // The payer escrows 1 wei with itself as payee, signs a 1-wei receipt with the SAME nonce and
+    // settles it (it is its own payee): the nonce is spent for every payee.
+    await f.settlement.write.depositEscrow([f.usd.address, a(f, payer), 1n], as(f, payer));
+    const burn = await receipt(f, payer, {
+      modelId: m,
+      currency: f.usd.address,
+      payee: a(f, payer),
+      units: 1n,
+      pricePerUnit: 1n,
+      nonce: 1n,
+    });
+    await f.settlement.write.settle([[burn.message], [burn.signature], true], as(f, payer));
+    await f.settlement.write.requestEscrowWithdrawal([f.usd.address, a(f, gateway), parseEther("100")], as(f, payer));
+
+    // SAFE: within the withdrawal delay the gateway's receipt still settles in full.
+    await f.settlement.write.settle([[honest.message], [honest.signature], true], as(f, gateway));
+    assert.ok(
+      (await f.token.read.claimable([(m << 32n) | 0n, f.usd.address, a(f, 1)])) >= parseEther("100"),
+      "the gateway's receipt was paid",
+    );
+  });
+});
+
+describe("review R2: a neighbour revealed after the challenge window cannot freeze an honest commit", () => {
+  it("an honest commit whose pipeline link is made to mismatch after its window can still be upheld and finalized", async () => {
+    const f = await networkHelpers.loadFixture(world);
+    const m = await model(f, { shards: 2 });
+    const [honest, attacker] = [1, 2];
+    for (const t of [honest, attacker]) await stake(f, m, t, Trainer, P.minTrainerStake);
+    for (const v of [4, 5]) await stake(f, m, v, Verifier, P.minVerifierStake);
+    await approveBonds(f, 7);
+
+    const cp0 = checkpoint(f, m, honest, { shard: 0, ...pipelineDigests(0, 2) });
+    const id0 = await commitAndReveal(f, honest, cp0);
+    const revealedAt = BigInt((await f.ledger.read.commitState([id0])).revealedAt);
+    const closesAt = revealedAt + BigInt(P.challengeWindow);
+
+    // The attacker holds the neighbour slot (shard 1, same lane) and reveals garbage digests at the
+    // first second after the honest commit's challenge window, within its own reveal window.
+    await authorize(f, attacker, attacker);
+    const cp1 = checkpoint(f, m, attacker, { shard: 1, ...pipelineDigests(1, 2, "-garbage") });
+    await networkHelpers.time.setNextBlockTimestamp(closesAt - BigInt(P.revealWindow) + 10n);
+    const s1 = await seal(f, cp1, { signer: attacker });
+    await networkHelpers.time.setNextBlockTimestamp(closesAt);
+    await reveal(f, cp1, s1);
+
+    // The honest commit cannot finalize (boundary mismatched) ...
+    await assertions.revertWithCustomErrorWithArgs(f.ledger.write.finalize([cp0]), f.ledger, "PipelineUnverified", [
+      id0,
+      0,
+    ]);
+    // ... and SAFE: a dispute can still uphold it (today: ChallengeWindowClosed, and nothing else
+    // can ever move it: its lock and its mint are frozen, and so is every descendant).
+    await f.ledger.write.challenge([id0, digest("uphold me")], as(f, 7));
+    for (const v of [4, 5]) await f.ledger.write.vote([id0, false], as(f, v));
+    await networkHelpers.time.increase(BigInt(P.disputeWindow));
+    await f.ledger.write.resolve([cp0]);
+    await f.ledger.write.finalize([cp0]);
+    assert.equal((await f.ledger.read.commitState([id0])).status, Status.Finalized);
+    assert.equal((await stakeOf(f, m, honest, Trainer)).locked, 0n);
+  });
+});
+
+describe("review R3: a copier that sees a pending reveal cannot take the root", () => {
+  it("the earlier seal of a root wins over a later seal that revealed it first", async () => {
+    const f = await networkHelpers.loadFixture(world);
+    const m = await model(f);
+    const [honest, copier] = [1, 2];
+    for (const t of [honest, copier]) await stake(f, m, t, Trainer, P.minTrainerStake);
+    await authorize(f, honest, honest);
+    await authorize(f, copier, copier);
+    const root = digest("honest work");
+    const cp = checkpoint(f, m, honest, { lane: 0, root });
+    const s = await seal(f, cp, { signer: honest });
+    // The honest reveal is broadcast but not mined in the next block (congestion, a builder that
+    // leaves it out): the copier reads the checkpoint from it, seals a copy in its own name on
+    // another lane, and reveals the copy first.
+    const copy = { ...cp, owner: a(f, copier), lane: 1 };
+    const sc = await seal(f, copy, { signer: copier });
+    await reveal(f, copy, sc);
+
+    // SAFE: the honest reveal (sealed blocks earlier) still goes through and owns the root.
+    await reveal(f, cp, s);
+    const id = await f.ledger.read.commitIdOf([m, 0, 1n, 0]);
+    assert.equal(await f.ledger.read.commitOfRoot([m, root]), id);
+  });
+});
+
+describe("review R4: a failed bucket's undo restores each escrow exactly", () => {
+  it("after a lenient batch, the escrow is as if the undone receipt had never been booked", async () => {
+    const f = await networkHelpers.loadFixture(world);
+    const [payer, gateway] = [6, 9];
+    const good = await model(f, { genesis: [[1, 1000n]] });
+    // One token wei of supply: 10 USD per token wei passes the accumulator's cap, so its bucket fails.
+    const capped = await model(f, { genesis: [[2, 1n]] });
+    await f.usd.write.approve([f.settlement.address, parseEther("20")], as(f, payer));
+    await f.settlement.write.depositEscrow([f.usd.address, a(f, gateway), parseEther("20")], as(f, payer));
+    await f.settlement.write.requestEscrowWithdrawal([f.usd.address, a(f, gateway), parseEther("10")], as(f, payer));
+    const r1 = await receipt(f, payer, {
+      modelId: capped,
+      currency: f.usd.address,
+      payee: a(f, gateway),
+      units: 10n,
+      pricePerUnit: parseEther("1"),
+      nonce: 1n,
+    });
+    const r2 = await receipt(f, payer, {
+      modelId: good,
+      currency: f.usd.address,
+      payee: a(f, gateway),
+      units: 5n,
+      pricePerUnit: parseEther("1"),
+      nonce: 2n,
+    });
+    await f.settlement.write.settle([[r1.message, r2.message], [r1.signature, r2.signature], false], as(f, gateway));
+    assert.equal(await f.settlement.read.nonceUsed([a(f, payer), a(f, gateway), 1n]), false);
+    const e = await f.settlement.read.escrowOf([a(f, payer), a(f, gateway), f.usd.address]);
+    // SAFE: r2 alone draws on the free balance; the 10 awaiting withdrawal stay there.
+    assert.deepEqual([e.balance, e.withdrawing], [parseEther("5"), parseEther("10")]);
   });
 });

@@ -885,13 +885,34 @@ describe("ContributionLedger.reveal", () => {
       assert.equal((await f.ledger.read.commitState([idB])).status, Status.Sealed);
     });
 
-    it("the first sealed commit to reveal a root owns it, even if B sealed first", async () => {
+    it("a root belongs to the earliest seal: a later-sealed copy that revealed first is rejected and slashed", async () => {
       const f = await setup();
       const root = digest("shared root");
       const a = makeCheckpoint(addr(f, 1), { root });
       const b = makeCheckpoint(addr(f, 2), { root, lane: 1 });
       const sb = await sealCheckpoint(f, 2, b);
       const sa = await sealCheckpoint(f, 1, a);
+      await f.ledger.write.reveal([a, sa.salt, sa.commitBlock, sa.commitTime]);
+      const idA = await idOf(f, a);
+      await assertions.emitWithArgs(
+        f.ledger.write.reveal([b, sb.salt, sb.commitBlock, sb.commitTime]),
+        f.ledger,
+        "CheckpointRejected",
+        [idA, 1n, 2],
+      );
+      assert.equal(await f.ledger.read.commitOfRoot([1n, root]), await idOf(f, b));
+      assert.equal((await f.ledger.read.commitState([idA])).status, Status.Rejected);
+      const s = await f.staking.read.stakeOf([1n, addr(f, 1), Role.Trainer]);
+      assert.deepEqual([s.active, s.locked], [defaultParams.minTrainerStake - defaultParams.slashAmount, 0n]);
+    });
+
+    it("a commit sealed after the root's holder cannot take it (CheckpointRootTaken)", async () => {
+      const f = await setup();
+      const root = digest("shared root");
+      const a = makeCheckpoint(addr(f, 1), { root });
+      const b = makeCheckpoint(addr(f, 2), { root, lane: 1 });
+      const sa = await sealCheckpoint(f, 1, a);
+      const sb = await sealCheckpoint(f, 2, b);
       await f.ledger.write.reveal([a, sa.salt, sa.commitBlock, sa.commitTime]);
       await assertions.revertWithCustomErrorWithArgs(
         f.ledger.write.reveal([b, sb.salt, sb.commitBlock, sb.commitTime]),

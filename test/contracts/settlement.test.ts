@@ -114,7 +114,7 @@ async function snapshot(f: Fixture, nonces: bigint[]) {
     settlementBalance: await f.usdc.read.balanceOf([f.settlement.address]),
     tokenBalance: await f.usdc.read.balanceOf([f.token.address]),
     claimable: await claimables(f, f.usdc.address),
-    nonces: await Promise.all(nonces.map((n) => f.settlement.read.nonceUsed([addr(f, PAYER), n]))),
+    nonces: await Promise.all(nonces.map((n) => f.settlement.read.nonceUsed([addr(f, PAYER), addr(f, PAYEE), n]))),
   };
 }
 
@@ -390,8 +390,8 @@ describe("InferenceSettlement.settle", () => {
     assert.equal(await f.usdc.read.balanceOf([f.settlement.address]), ESCROW - 2_800_000n);
     assert.equal(await f.usdc.read.balanceOf([f.token.address]), 2_800_000n);
     assert.deepEqual(await claimables(f, f.usdc.address), shares(2_800_000n));
-    assert.equal(await f.settlement.read.nonceUsed([payer, r1.nonce]), true);
-    assert.equal(await f.settlement.read.nonceUsed([payer, r2.nonce]), true);
+    assert.equal(await f.settlement.read.nonceUsed([payer, addr(f, PAYEE), r1.nonce]), true);
+    assert.equal(await f.settlement.read.nonceUsed([payer, addr(f, PAYEE), r2.nonce]), true);
     // The payee is not paid by the protocol and pays nothing: the revenue goes to the holders.
     assert.equal(await f.usdc.read.balanceOf([addr(f, PAYEE)]), payeeBefore);
   });
@@ -456,12 +456,12 @@ describe("InferenceSettlement.settle", () => {
       "ReceiptSkipped",
       [r.payer, r.nonce, Skip.Expired],
     );
-    assert.equal(await f.settlement.read.nonceUsed([r.payer, r.nonce]), false);
+    assert.equal(await f.settlement.read.nonceUsed([r.payer, r.payee, r.nonce]), false);
 
     const onTime = await receipt(f, { deadline: (await now()) + 10n });
     await networkHelpers.time.setNextBlockTimestamp(onTime.deadline);
     await f.settlement.write.settle([[onTime], [await signReceipt(f, onTime)], true], as(f, PAYEE));
-    assert.equal(await f.settlement.read.nonceUsed([r.payer, onTime.nonce]), true);
+    assert.equal(await f.settlement.read.nonceUsed([onTime.payer, onTime.payee, onTime.nonce]), true);
   });
 
   it("reverts InvalidReceiptSignature for a wrong signer or altered fields", async () => {
@@ -626,7 +626,7 @@ describe("InferenceSettlement.settle", () => {
     assert.equal(await f.usdc.read.balanceOf([f.token.address]), 800_000n);
     assert.deepEqual(await claimables(f, f.usdc.address), shares(800_000n));
     assert.deepEqual(
-      await Promise.all([good1, bad, good2].map((r) => f.settlement.read.nonceUsed([r.payer, r.nonce]))),
+      await Promise.all([good1, bad, good2].map((r) => f.settlement.read.nonceUsed([r.payer, r.payee, r.nonce]))),
       [true, false, true],
     );
   });
@@ -672,8 +672,8 @@ describe("InferenceSettlement.settle", () => {
       "ReceiptSkipped",
       [payer, orphan.nonce, Skip.NoHolders],
     );
-    assert.equal(await f.settlement.read.nonceUsed([payer, orphan.nonce]), false);
-    assert.equal(await f.settlement.read.nonceUsed([payer, good.nonce]), true);
+    assert.equal(await f.settlement.read.nonceUsed([payer, orphan.payee, orphan.nonce]), false);
+    assert.equal(await f.settlement.read.nonceUsed([payer, good.payee, good.nonce]), true);
     assert.equal(
       (await f.settlement.read.escrowOf([payer, addr(f, PAYEE), f.usdc.address])).balance,
       ESCROW - 400_000n,
@@ -785,7 +785,7 @@ describe("InferenceSettlement: receipts and escrow bound to a payee", () => {
     assert.deepEqual(await snapshot(f, [r.nonce]), before);
     // The payee settles it.
     await f.settlement.write.settle([[r], [sig], true], as(f, PAYEE));
-    assert.equal(await f.settlement.read.nonceUsed([r.payer, r.nonce]), true);
+    assert.equal(await f.settlement.read.nonceUsed([r.payer, r.payee, r.nonce]), true);
   });
 
   it("a receipt draws only on the escrow with its own payee", async () => {
@@ -860,7 +860,7 @@ describe("InferenceSettlement: receipts and escrow bound to a payee", () => {
     // The USDC receipts are undone: escrow, balances, claimables and nonces as before.
     assert.deepEqual(await snapshot(f, [big.nonce, small.nonce]), before);
     // The DAI bucket went through.
-    assert.equal(await f.settlement.read.nonceUsed([payer, dai.nonce]), true);
+    assert.equal(await f.settlement.read.nonceUsed([payer, dai.payee, dai.nonce]), true);
     assert.deepEqual(await claimables(f, f.dai.address), shares(parseEther("16")));
     assert.equal((await f.settlement.read.escrowOf([payer, addr(f, PAYEE), f.dai.address])).balance, 0n);
     // The undone receipt can be settled later on its own.

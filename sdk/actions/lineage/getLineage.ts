@@ -51,8 +51,11 @@ export interface LineageNode {
   loss: number;
   /** Shard tokens minted when it was finalized, else null. */
   minted: bigint | null;
-  /** Why it was rejected (`dispute`: voted invalid; `parentRejected`: an orphan), else null. */
-  rejectReason: "dispute" | "parentRejected" | null;
+  /**
+   * Why it was rejected (`dispute`: voted invalid; `parentRejected`: an orphan; `rootReclaimed`: a
+   * copy of a root that an earlier seal revealed), else null.
+   */
+  rejectReason: "dispute" | "parentRejected" | "rootReclaimed" | null;
   challenges: LineageChallenge[];
   /** Block of the reveal. */
   revealedBlock: bigint;
@@ -76,7 +79,7 @@ const finalizedEvent = getAbiItem({ abi: contributionLedgerAbi, name: "Checkpoin
 const rejectedEvent = getAbiItem({ abi: contributionLedgerAbi, name: "CheckpointRejected" });
 const challengedEvent = getAbiItem({ abi: contributionLedgerAbi, name: "CheckpointChallenged" });
 
-const REJECT_REASONS = ["dispute", "parentRejected"] as const;
+const REJECT_REASONS = ["dispute", "parentRejected", "rootReclaimed"] as const;
 
 /**
  * The checkpoint lineage of a shard, from the ledger's events: every revealed checkpoint with its
