@@ -38,7 +38,8 @@ abstract contract Deploy is Test {
     uint32 internal constant UNBONDING_DELAY = 4 hours;
 
     /// @notice Round parameters of the test model: windows of an hour, stakes in whole tokens,
-    /// 1e18 shard token units minted per work unit.
+    /// 1e18 shard token units minted per work unit, a 30 % dispute quorum, 10 % loser slash and
+    /// a 5-token seal deposit.
     function defaultParams() internal pure returns (RoundParams memory) {
         return
             RoundParams({
@@ -53,12 +54,17 @@ abstract contract Deploy is Test {
                 disputeWindow: 1 hours,
                 revealWindow: 1 hours,
                 minAttestations: 0,
-                challengerShareBps: 5_000
+                challengerShareBps: 5_000,
+                // As in sdk/constants.ts DEFAULT_ROUND_PARAMS.
+                quorumBps: 3_000,
+                voterSlashBps: 1_000,
+                sealDeposit: 5e18
             });
     }
 
     /// @notice Deploys tokens and protocol and registers a model with `weights` (e.g. 2:1:1),
-    /// accepting both test currencies.
+    /// accepting both test currencies. Genesis stays open: the registrant closes it
+    /// (`registry.closeGenesis`) before round 1 can be committed.
     function deployProtocol(uint256[] memory weights) internal returns (Protocol memory p) {
         p.stakingToken = new TestERC20("Stake", "STK", 18);
         p.usdc = new TestERC20("USD Coin", "USDC", 6);
