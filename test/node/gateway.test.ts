@@ -30,7 +30,8 @@ import { clientFor, sdkFixture, type SdkClient, type SdkFixture } from "../sdk/h
 /**
  * The paying gateway on a real (in-process) chain: model 1 has two shards weighted 3:1; shard 0
  * is held 300:100 by wallets 1 and 2, shard 1 by wallet 3, so revenue R pays them 9R/16, 3R/16
- * and R/4. Wallets 5 and 6 are dApps with escrow; wallet 7 runs the gateway and sends settlements.
+ * and R/4. Wallets 5 and 6 are dApps with escrow with the gateway; wallet 7 runs the gateway and
+ * sends settlements: it is the payee every receipt names (and the only account that can settle them).
  * `generate` is a deterministic stand-in (the pipeline is tested elsewhere).
  */
 
@@ -59,9 +60,11 @@ async function fixture() {
   await f.ledger.write.allocateGenesis([1n, 1, [addr(f, 3)], [100n]]);
   const dapp = await clientFor(f, "viem", 6);
   const other = await clientFor(f, "viem", 5);
-  await dapp.depositEscrow({ currency: f.usdc.address, amount: ESCROW });
-  await other.depositEscrow({ currency: f.usdc.address, amount: ESCROW });
-  return { ...f, dapp, other };
+  // The gateway's account, also used directly: a settlement it sent outside the gateway.
+  const payee = await clientFor(f, "viem", 7);
+  await dapp.depositEscrow({ currency: f.usdc.address, payee: addr(f, 7), amount: ESCROW });
+  await other.depositEscrow({ currency: f.usdc.address, payee: addr(f, 7), amount: ESCROW });
+  return { ...f, dapp, other, payee };
 }
 type F = Awaited<ReturnType<typeof fixture>>;
 
@@ -103,15 +106,18 @@ async function chainNow(f: F) {
 async function sign(
   f: F,
   payer: SdkClient,
-  overrides: Partial<Parameters<SdkClient["signUsageReceipt"]>[0]> = {},
+  overrides: Partial<Parameters<SdkClient["signUsageReceipt"]>[0]["receipt"]> = {},
 ): Promise<SignedUsageReceipt> {
   return payer.signUsageReceipt({
-    modelId: 1n,
-    currency: f.usdc.address,
-    units: BigInt(MAX_TOKENS),
-    pricePerUnit: PRICE,
-    deadline: (await chainNow(f)) + DAY,
-    ...overrides,
+    receipt: {
+      modelId: 1n,
+      currency: f.usdc.address,
+      payee: addr(f, 7),
+      units: BigInt(MAX_TOKENS),
+      pricePerUnit: PRICE,
+      deadline: (await chainNow(f)) + DAY,
+      ...overrides,
+    },
   });
 }
 
@@ -138,7 +144,7 @@ async function claimables(f: F) {
 }
 
 const escrowOf = async (f: F, payer: number) =>
-  (await f.dapp.getEscrow({ payer: addr(f, payer), currency: f.usdc.address })).balance;
+  (await f.dapp.getEscrow({ payer: addr(f, payer), payee: addr(f, 7), currency: f.usdc.address })).balance;
 
 const journalLines = async (path: string) =>
   (await readFile(join(path, "receipts.jsonl"), "utf8"))
@@ -157,6 +163,7 @@ describe("inference gateway", () => {
         settlement: f.deployment.contracts.settlement,
         modelId: "1",
         currency: getAddress(f.usdc.address),
+        payee: addr(f, 7),
         pricePerUnit: String(PRICE),
         maxTokensPerRequest: 64,
         unit: "generated character",
@@ -191,7 +198,10 @@ describe("inference gateway", () => {
       // 32,000 splits 3:1 across the shards (24,000 | 8,000), then 300:100 within shard 0.
       const gained = (await claimables(f)).map((c, i) => c - before[i]!);
       assert.deepEqual(gained, [18_000n, 6_000n, 8_000n]);
-      assert.equal((await f.settlement.read.nonceUsed([addr(f, 6), result.receipt.nonce])) as boolean, true);
+      assert.equal(
+        (await f.settlement.read.nonceUsed([addr(f, 6), result.receipt.payee, result.receipt.nonce])) as boolean,
+        true,
+      );
       // Nothing left to settle: a second run sends nothing.
       assert.deepEqual((await gateway.settleNow()).transactions, []);
     } finally {
@@ -231,7 +241,7 @@ describe("inference gateway", () => {
     // the nonce used on-chain and marks the receipt settled instead of sending it again.
     const second = await sign(f, f.dapp);
     assert.equal((await post(gateway, second)).status, 200);
-    await settleReceipts(f.dapp, { deployment: f.deployment, receipts: [second] });
+    await settleReceipts(f.payee, { deployment: f.deployment, receipts: [second] });
     await gateway.close();
     // A line cut short by the crash is dropped on open.
     await appendFile(join(dataDir, "receipts.jsonl"), '{"t":"settled","key":"0x');
@@ -340,6 +350,8 @@ describe("inference gateway", () => {
         ],
         ["WrongModel", 400, async () => post(gateway, await sign(f, f.dapp, { modelId: 2n }))],
         ["WrongCurrency", 400, async () => post(gateway, await sign(f, f.dapp, { currency: f.dai.address }))],
+        // A receipt for another payee: this gateway could not settle it.
+        ["WrongPayee", 400, async () => post(gateway, await sign(f, f.dapp, { payee: addr(f, 5) }))],
         ["PriceTooLow", 402, async () => post(gateway, await sign(f, f.dapp, { pricePerUnit: PRICE - 1n }))],
         ["ReceiptExpired", 400, async () => post(gateway, await sign(f, f.dapp, { deadline: now - 1n }))],
         // Valid now, but too close to its deadline to be settled in time.
@@ -355,9 +367,9 @@ describe("inference gateway", () => {
           "NonceAlreadyUsed",
           409,
           async () => {
-            // Used on-chain by a receipt settled elsewhere.
+            // Used on-chain by a receipt the gateway's account settled outside the gateway.
             const elsewhere = await sign(f, f.dapp, { nonce: 7n, units: 1n });
-            await settleReceipts(f.dapp, { deployment: f.deployment, receipts: [elsewhere] });
+            await settleReceipts(f.payee, { deployment: f.deployment, receipts: [elsewhere] });
             return post(gateway, await sign(f, f.dapp, { nonce: 7n }));
           },
         ],
@@ -471,12 +483,13 @@ describe("inference gateway", () => {
     for (const r of [good, drained, reused]) assert.equal((await post(gateway, r)).status, 200);
 
     // Wallet 5 withdraws its whole escrow (request, wait out the delay, withdraw) ...
-    await f.other.requestEscrowWithdrawal({ currency: f.usdc.address, amount: ESCROW });
+    await f.other.requestEscrowWithdrawal({ currency: f.usdc.address, payee: addr(f, 7), amount: ESCROW });
     await networkHelpers.time.increase(DAY + 1n);
-    await f.other.withdrawEscrow({ currency: f.usdc.address });
-    // ... and wallet 6 spends the nonce of its third receipt on another receipt, settled elsewhere.
+    await f.other.withdrawEscrow({ currency: f.usdc.address, payee: addr(f, 7) });
+    // ... and wallet 6 spends the nonce of its third receipt on another receipt, settled outside
+    // the gateway (by its account: only the payee settles).
     const elsewhere = await sign(f, f.dapp, { nonce: reused.receipt.nonce, units: 16n, deadline });
-    await settleReceipts(f.dapp, { deployment: f.deployment, receipts: [elsewhere] });
+    await settleReceipts(f.payee, { deployment: f.deployment, receipts: [elsewhere] });
 
     const before = await claimables(f);
     const result = await gateway.settleNow();
@@ -560,7 +573,10 @@ describe("inference gateway", () => {
       assert.equal((await post(gateway, lost)).status, 200);
       mode = "lose";
       assert.equal((await gateway.settleNow()).failed.length, 1);
-      assert.equal((await f.settlement.read.nonceUsed([addr(f, 6), lost.receipt.nonce])) as boolean, true);
+      assert.equal(
+        (await f.settlement.read.nonceUsed([addr(f, 6), lost.receipt.payee, lost.receipt.nonce])) as boolean,
+        true,
+      );
       mode = "ok";
       const found = await gateway.settleNow();
       assert.deepEqual(found.transactions, []);

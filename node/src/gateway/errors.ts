@@ -29,12 +29,13 @@ export class GatewayRequestError extends NodeError {
  * | NotFound / MethodNotAllowed | 404 / 405 | no such route / method |
  * | MaxTokensExceeded | 400 | `maxTokens` is over the quote's `maxTokensPerRequest` |
  * | WrongModel / WrongCurrency | 400 | the receipt is for another model / currency than the quote |
+ * | WrongPayee | 400 | the receipt's payee is not the gateway's settling account (the quote's `payee`) |
  * | UnitsMismatch | 400 | the receipt's units differ from `maxTokens` |
  * | PriceTooLow | 402 | the receipt's price per unit is under the quote |
  * | ReceiptExpired | 400 | the deadline is past, or too near to settle the receipt in time |
  * | InvalidReceiptSignature | 401 | the signature does not recover the receipt's payer |
  * | NonceAlreadyUsed | 409 | the payer's nonce is used on-chain or already held by this gateway |
- * | InsufficientEscrow | 402 | the payer's escrow, less what its pending receipts draw, is short |
+ * | InsufficientEscrow | 402 | the payer's escrow with the gateway, less what its pending receipts draw, is short |
  * | ChainUnavailable | 503 | the gateway could not read the chain (retry later) |
  * | (the generator's error name, e.g. ShardUnavailableError) / GenerateFailed | 502 | generation failed |
  * | JournalUnavailable / InternalError | 500 | the gateway could not record the receipt |
@@ -48,6 +49,7 @@ export const GatewayErrorStatus = {
   MaxTokensExceeded: 400,
   WrongModel: 400,
   WrongCurrency: 400,
+  WrongPayee: 400,
   UnitsMismatch: 400,
   PriceTooLow: 402,
   ReceiptExpired: 400,

@@ -3,10 +3,14 @@
  * against a valid EIP-712 usage receipt drawn on the payer's escrow, records the receipt durably
  * once the text is generated, and settles the receipts it holds on-chain in batches.
  *
- * Flow of `POST /v1/generate`: check the receipt (model, currency, units, price, deadline,
+ * Flow of `POST /v1/generate`: check the receipt (model, currency, payee, units, price, deadline,
  * signature, nonce, escrow) → generate → on success only, append the receipt to the journal
  * (fsync'd) → answer. A failed generation answers an error and keeps nothing: the dApp pays
  * nothing. Receipts settle through the SDK's `settleReceipts` in lenient mode.
+ *
+ * The gateway is the receipts' payee: its settling account. A dApp deposits escrow with that payee
+ * (the quote names it), receipts name it, and only it can settle them, so nobody else can draw on
+ * an escrow the gateway counted on.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -69,7 +73,10 @@ export interface GatewayOptions {
   pricePerUnit: bigint;
   /** The most characters one request may ask for. */
   maxTokensPerRequest: number;
-  /** The gateway's chain client (SDK actions are called on it), the account that sends settlements. */
+  /**
+   * The gateway's chain client (SDK actions are called on it), the account that sends settlements:
+   * the payee every receipt must name.
+   */
   chain: { client: AnyClient; account: Account; deployment: Deployment };
   /** Where the receipt journal lives (`receipts.jsonl`). */
   dataDir: string;
@@ -178,8 +185,9 @@ const READ_CONCURRENCY = 32;
  * on-chain are marked settled, the others stay pending), listens on `listen`, and settles
  * pending receipts when `batchSize` are pending and every `settleIntervalMs`.
  *
- * Routes: `GET /v1/quote` → `{ chainId, settlement, modelId, currency, pricePerUnit,
- * maxTokensPerRequest, unit: "generated character" }`; `POST /v1/generate` `{ prompt, maxTokens,
+ * Routes: `GET /v1/quote` → `{ chainId, settlement, modelId, currency, payee, pricePerUnit,
+ * maxTokensPerRequest, unit: "generated character" }` (`payee`: the settling account, which the
+ * payer's escrow and receipts must name); `POST /v1/generate` `{ prompt, maxTokens,
  * temperature?, seed?, receipt, signature }` → `{ text, tokens, charged: { units, amount }, nonce }`
  * (integers over 2^53 as decimal strings). Refusals answer `{ error, message }` with the status
  * of `GatewayErrorStatus`.
@@ -220,6 +228,8 @@ class GatewayServer implements Gateway {
   readonly #journal: ReceiptJournal;
   readonly #server: Server;
   readonly #currency: Address;
+  /** The settling account: every receipt's payee, and whose escrow with the payer is read. */
+  readonly #payee: Address;
   readonly #marginSec: bigint;
   readonly #maxPromptChars: number;
   /** Receipts being checked or generated for: their nonces are taken and their amounts drawn. */
@@ -237,6 +247,7 @@ class GatewayServer implements Gateway {
     this.#opts = opts;
     this.#journal = journal;
     this.#currency = getAddress(opts.currency);
+    this.#payee = getAddress(opts.chain.account.address);
     this.#marginSec = BigInt(opts.settleMarginSec ?? Math.ceil((2 * opts.settleIntervalMs) / 1000) + 300);
     this.#maxPromptChars = opts.maxPromptChars ?? 16_384;
     this.#server = createServer((req, res) => {
@@ -363,6 +374,7 @@ class GatewayServer implements Gateway {
       settlement: deployment.contracts.settlement,
       modelId: this.#opts.modelId,
       currency: this.#currency,
+      payee: this.#payee,
       pricePerUnit: this.#opts.pricePerUnit,
       maxTokensPerRequest: this.#opts.maxTokensPerRequest,
       unit: "generated character",
@@ -440,6 +452,11 @@ class GatewayServer implements Gateway {
         `The receipt is in ${receipt.currency}; this gateway charges in ${this.#currency}.`,
       );
     }
+    if (getAddress(receipt.payee) !== this.#payee) {
+      throw refuse("WrongPayee", `The receipt's payee is ${receipt.payee}; this gateway settles as ${this.#payee}.`, {
+        details: "sign the receipt, and deposit the escrow, with the payee of the quote",
+      });
+    }
     if (receipt.units !== BigInt(maxTokens)) {
       throw refuse("UnitsMismatch", `The receipt pays for ${receipt.units} units but ${maxTokens} were asked.`, {
         details: "units must equal maxTokens (one unit per generated character)",
@@ -471,7 +488,7 @@ class GatewayServer implements Gateway {
     }
   }
 
-  /** The checks against the chain: deadline (chain time), nonce, escrow less pending draws. */
+  /** The checks against the chain: deadline (chain time), nonce, escrow with this payee less pending draws. */
   async #checkOnChain(key: string, { receipt }: SignedUsageReceipt, amount: bigint): Promise<void> {
     const { client, deployment } = this.#opts.chain;
     // What the payer's other receipts already draw; taken before reading the escrow, so a
@@ -491,7 +508,7 @@ class GatewayServer implements Gateway {
           address: deployment.contracts.settlement,
           abi: inferenceSettlementAbi,
           functionName: "escrowOf",
-          args: [receipt.payer, this.#currency],
+          args: [receipt.payer, this.#payee, this.#currency],
         }),
       ]);
     } catch (error) {
@@ -513,7 +530,7 @@ class GatewayServer implements Gateway {
     if (available < drawn + amount) {
       throw refuse(
         "InsufficientEscrow",
-        `The payer's escrow covers ${available > drawn ? available - drawn : 0n}; the receipt needs ${amount}.`,
+        `The payer's escrow with this gateway covers ${available > drawn ? available - drawn : 0n}; the receipt needs ${amount}.`,
         { details: `escrow ${available}, drawn by receipts not yet settled ${drawn}` },
       );
     }
@@ -554,13 +571,14 @@ class GatewayServer implements Gateway {
     return result;
   }
 
+  /** Nonces are per (payer, payee): this gateway is the payee of every receipt it holds. */
   async #nonceUsed(payer: Address, nonce: bigint): Promise<boolean> {
     const { client, deployment } = this.#opts.chain;
     return readContract(client, {
       address: deployment.contracts.settlement,
       abi: inferenceSettlementAbi,
       functionName: "nonceUsed",
-      args: [payer, nonce],
+      args: [payer, this.#payee, nonce],
     });
   }
 
