@@ -25,6 +25,7 @@ import {
   PromptError,
   ShardUnavailableError,
   createInferenceServer,
+  createTicketIssuer,
   encodeMessage,
   inferenceShape,
   pickToken,
@@ -139,6 +140,8 @@ async function pipeline(t: TestContext, spec: ModelSpec, states: StageState[], t
       state: states[i]!,
       next: i < n - 1 ? hosts[i + 1]!.multiaddrs()[0] : undefined,
       timeoutMs,
+      // Tickets are tested in serve-tickets.test.ts: here any peer is served.
+      open: true,
     });
   return { hosts, servers, first: servers[0]! };
 }
@@ -270,6 +273,7 @@ describe("inference through the shard pipeline", () => {
           state: states3[shard]!,
           next: hosts[shard + 1]!.multiaddrs()[0],
           timeoutMs,
+          open: true,
         }),
       );
     await serve(1);
@@ -546,7 +550,20 @@ describe("serve weights: the latest finalized checkpoint, checked against the ch
     // Shard 0 in-process feeds it.
     const host0 = await createHost({ listen: ["/ip4/127.0.0.1/tcp/0"] });
     t.after(() => host0.stop());
-    const first = await createInferenceServer({ host: host0, spec, shard: 0, state: states[0]!, next: address });
+    // Its tickets are signed by wallet 1's node key (authorized, staked): shard 1 checks them on-chain.
+    const first = await createInferenceServer({
+      host: host0,
+      spec,
+      shard: 0,
+      state: states[0]!,
+      next: address,
+      issuer: createTicketIssuer({
+        signer: privateKeyToAccount(privateKeyOf(1) as Hex),
+        owner: f.wallets[1]!.account.address,
+        chainId: 31337,
+        modelId,
+      }),
+    });
     t.after(() => first.stop());
     assert.equal(
       (await first.generate({ prompt: "Call me ", maxTokens: 8 })).text,

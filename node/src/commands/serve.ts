@@ -11,8 +11,15 @@ import { UsageError, onShutdown } from "../exit.js";
 import { type Gateway, startGateway } from "../gateway/index.js";
 import { initBackend } from "../ml/backend.js";
 import { toJson, type Output } from "../output.js";
+import { chainAuthority } from "../p2p/auth.js";
 import type { ShardHost } from "../p2p/host.js";
-import { type InferenceServer, createInferenceServer, loadServeWeights } from "../serve/index.js";
+import {
+  type InferenceServer,
+  TicketVerifier,
+  createInferenceServer,
+  createTicketIssuer,
+  loadServeWeights,
+} from "../serve/index.js";
 import { configOf, openSigner, parseAmount, parseOptions, readModel, tokenInfo, zAmountText } from "./common.js";
 import { loadModelSpec, openNodeNetwork } from "./network.js";
 
@@ -162,6 +169,18 @@ async function serveWith(
       next: isLast ? undefined : config.peers.next,
       timeoutMs: o.hopTimeout * 1000,
       maxGenerateTokens: o.maxTokens,
+      // Shards after 0 serve only requests with a ticket from a gateway of the model; shard 0 signs them.
+      ...(shard > 0 ? { verifier: ticketVerifier(connection, modelId) } : {}),
+      ...(signer
+        ? {
+            issuer: createTicketIssuer({
+              signer: signer.account,
+              owner: signer.account.address,
+              chainId: connection.chainId,
+              modelId,
+            }),
+          }
+        : {}),
     });
     const first = server;
 
@@ -242,6 +261,23 @@ async function serveWith(
     await server?.stop().catch(() => {});
     await network.close();
   }
+}
+
+/**
+ * Checks inference tickets against the chain: the node key must be authorized by a trainer with
+ * the round's minimum stake in the model (`chainAuthority`, cached).
+ */
+function ticketVerifier(connection: Connection, modelId: bigint): TicketVerifier {
+  const authority = chainAuthority({
+    client: connection.publicClient as never,
+    deployment: connection.deployment,
+    modelId,
+  });
+  return new TicketVerifier({
+    chainId: connection.chainId,
+    modelId,
+    check: (nodeKey, owner, options) => authority.check(nodeKey, owner, options),
+  });
 }
 
 /**

@@ -61,3 +61,37 @@ export class NoFinalizedCheckpointError extends ServeWeightsError {
 export class CheckpointRootMismatchError extends ServeWeightsError {
   override name = "CheckpointRootMismatchError";
 }
+
+/** Why a shard refused a request's ticket (each is also the error code of its reply). */
+export const TICKET_REFUSALS = [
+  "no-ticket",
+  "bad-ticket",
+  "unauthorized-ticket",
+  "expired-ticket",
+  "exhausted-ticket",
+] as const;
+export type TicketRefusal = (typeof TICKET_REFUSALS)[number];
+
+/**
+ * A request's inference ticket was refused before anything was computed: `no-ticket` (none),
+ * `bad-ticket` (malformed, for another chain, model or request, or forged: the signature does not
+ * recover its node key), `unauthorized-ticket` (the node key is not authorized by a staked trainer
+ * of the model), `expired-ticket`, `exhausted-ticket` (a hop beyond the tokens it allows, or one
+ * already served).
+ */
+export class TicketError extends NodeError {
+  override name = "TicketError";
+  readonly code: TicketRefusal;
+  constructor(code: TicketRefusal, details: string, cause?: unknown) {
+    super(`The inference ticket was refused (${code}).`, { details, cause });
+    this.code = code;
+  }
+}
+
+/** A shard has no room for the request now (slots, or tickets remembered): retry later. */
+export class InferenceBusyError extends NodeError {
+  override name = "InferenceBusyError";
+  constructor(details: string) {
+    super("The shard is busy.", { details, retryable: true });
+  }
+}

@@ -4,7 +4,7 @@ import { counterRandom } from "../ml/data.js";
 import { boundaryCodec } from "../ml/pipeline.js";
 import { type ModelSpec, boundaryWidth } from "../ml/spec.js";
 import { TENSOR_CODECS, payloadBytes, payloadDefect } from "../p2p/codec.js";
-import { InferenceRequestError } from "./errors.js";
+import { InferenceRequestError, TICKET_REFUSALS } from "./errors.js";
 import type { MessageLimits } from "./wire.js";
 
 /**
@@ -56,10 +56,15 @@ export const zInferRequest = z.strictObject({
   sampling: zSampling.optional(),
   /** How the payload's boundary tensor travels. */
   activation: z.strictObject({ dtype: z.enum(TENSOR_CODECS), shape: z.array(z.int().min(1).max(0xffff_ffff)).max(4) }),
+  /**
+   * The gateway's ticket (`ticket.ts`), passed on unchanged down the pipeline; checked by the
+   * shard's `TicketVerifier` (its schema too), so that a missing one is refused as such.
+   */
+  ticket: z.unknown().optional(),
 });
 export type InferRequest = z.infer<typeof zInferRequest>;
 
-export const REPLY_ERROR_CODES = ["bad-request", "unavailable", "busy", "internal"] as const;
+export const REPLY_ERROR_CODES = ["bad-request", "unavailable", "busy", "internal", ...TICKET_REFUSALS] as const;
 export type ReplyErrorCode = (typeof REPLY_ERROR_CODES)[number];
 
 export const zInferReply = z.discriminatedUnion("kind", [
@@ -83,8 +88,8 @@ export function inferenceShape(spec: ModelSpec): number[] {
 /** Size limits of a request to a shard of `spec`. */
 export function requestLimits(spec: ModelSpec): MessageLimits {
   return {
-    // Fixed fields fit in 1 KiB; each token costs at most 6 characters ("65535,").
-    maxHeaderBytes: 1024 + 6 * spec.architecture.context,
+    // Fixed fields fit in 1 KiB, the ticket in another; each token costs at most 6 characters ("65535,").
+    maxHeaderBytes: 2048 + 6 * spec.architecture.context,
     maxPayloadBytes: payloadBytes(boundaryCodec(spec), inferenceShape(spec)),
   };
 }

@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 
 import { multiaddr as parseMultiaddr } from "@multiformats/multiaddr";
+import type { Hex } from "viem";
 import { z } from "zod";
 
 import { NodeError } from "../errors.js";
@@ -9,13 +10,16 @@ import { boundaryCodec } from "../ml/pipeline.js";
 import { type ModelSpec, specDigest } from "../ml/spec.js";
 import type { StageState } from "../ml/stage.js";
 import { decodeTensor, encodeTensor } from "../p2p/codec.js";
+import { AuthorityUnavailableError } from "../p2p/errors.js";
 import type { ShardHost } from "../p2p/host.js";
 import {
+  InferenceBusyError,
   InferenceRemoteError,
   InferenceRequestError,
   InvalidGenerateParameterError,
   PromptError,
   ShardUnavailableError,
+  TicketError,
 } from "./errors.js";
 import {
   INFER_PROTOCOL,
@@ -35,12 +39,25 @@ import {
   zInferReply,
 } from "./protocol.js";
 import { InferenceStage } from "./stage.js";
+import type { TicketGrant, TicketIssuer, TicketVerifier } from "./ticket.js";
 import { MessageReadError, type Stream, encodeMessage, readMessage, writeMessage } from "./wire.js";
 
 /** Default time each hop of the pipeline gets, in ms. */
 export const DEFAULT_HOP_TIMEOUT_MS = 30_000;
-/** Default bound on requests a shard works on at once; more are answered `busy`. */
+/** Default bound on requests a shard works on at once (its slots); more are answered `busy`. */
 export const DEFAULT_MAX_CONCURRENT = 8;
+/**
+ * Default bound on the slots one remote peer may hold at once: half of the default slots, so that
+ * one peer (one gateway) never holds them all. It is also how many generations shard 0 runs at
+ * once, and so what its gateway admits.
+ */
+export const DEFAULT_MAX_PER_PEER = 4;
+/** Default time a request stream has to deliver its whole request, before it takes a slot. */
+export const DEFAULT_READ_TIMEOUT_MS = 5_000;
+/** Default bound on request streams being read and checked at once, from one peer. */
+export const DEFAULT_MAX_PENDING_PER_PEER = 8;
+/** Default bound on request streams being read and checked at once, from every peer together. */
+export const DEFAULT_MAX_PENDING = 64;
 /** Default bound on `maxTokens`. */
 export const DEFAULT_MAX_GENERATE_TOKENS = 1024;
 /** Longest prompt accepted, in characters. */
@@ -63,8 +80,29 @@ export interface CreateInferenceServerParameters {
    * times out first and the error names the shard that failed.
    */
   timeoutMs?: number | undefined;
-  /** Requests worked on at once; more are answered `busy` (default 8). */
+  /**
+   * Shards after 0: checks every request's ticket (`ticket.ts`) before it takes a slot or anything
+   * is computed. Required unless `open`.
+   */
+  verifier?: TicketVerifier | undefined;
+  /** Shards after 0: serve requests without a ticket (tests, a private network). Default false. */
+  open?: boolean | undefined;
+  /** Shard 0: signs the ticket each generation carries down the pipeline (its node key). */
+  issuer?: TicketIssuer | undefined;
+  /** Requests worked on at once (slots); more are answered `busy` (default 8). */
   maxConcurrent?: number | undefined;
+  /**
+   * Slots one remote peer may hold at once (default 4, at most `maxConcurrent`). On shard 0: the
+   * generations run at once (more throw `InferenceBusyError`); every downstream shard must allow
+   * shard 0's peer (and each shard its predecessor) at least this many.
+   */
+  maxPerPeer?: number | undefined;
+  /** Time a request stream has to deliver its whole request, in ms (default 5 s); a slower one is dropped without taking a slot. */
+  readTimeoutMs?: number | undefined;
+  /** Request streams being read and checked at once from one peer (default 8); more are reset. */
+  maxPendingPerPeer?: number | undefined;
+  /** Request streams being read and checked at once from every peer (default 64); more are reset. */
+  maxPending?: number | undefined;
   /** Bound on `generate`'s `maxTokens` (default 1024). */
   maxGenerateTokens?: number | undefined;
 }
@@ -78,6 +116,11 @@ export interface GenerateRequest {
   temperature?: number | undefined;
   /** Sampling seed (a non-negative safe integer); default: derived from the prompt, so the same request gives the same text. */
   seed?: number | undefined;
+  /**
+   * The EIP-712 digest of the usage receipt that pays for this generation, written into its ticket
+   * (absent: the zero digest, the operator's own unpaid use).
+   */
+  receiptDigest?: Hex | undefined;
   signal?: AbortSignal | undefined;
 }
 
@@ -92,15 +135,21 @@ export interface GenerateResult {
 export interface InferenceServerStats {
   /** Requests answered with a token. */
   served: number;
-  /** Requests refused as malformed, for another shard or spec, or over the concurrency bound. */
+  /** Requests refused as malformed, for another shard or spec, or over a bound (slots, streams being read). */
   rejected: number;
+  /** Requests refused for their ticket (none, forged, unauthorized, expired, used up): nothing was computed for them. */
+  unauthorized: number;
   /** Requests that failed downstream or internally. */
   failed: number;
+  /** Passes of this shard's stage (one per hop served, one per character generated on shard 0). */
+  computed: number;
 }
 
 export interface InferenceServer {
   readonly shard: number;
   readonly stats: InferenceServerStats;
+  /** Generations shard 0 runs at once (`maxPerPeer`): what a gateway in front of it should admit. */
+  readonly capacity: number;
   /**
    * Shard 0 only: generates `maxTokens` characters after `prompt`, one pass through the pipeline
    * per character. All or nothing: a failure rejects without partial text.
@@ -121,7 +170,16 @@ const zGenerate = z.object({
   maxTokens: z.int().min(1),
   temperature: z.number().min(0).max(MAX_TEMPERATURE).optional(),
   seed: z.int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+  receiptDigest: z
+    .string()
+    .regex(/^0x[0-9a-fA-F]{64}$/, "must be 0x and 32 bytes of hex")
+    .optional(),
 });
+
+const positiveInt = (name: string, value: number) => {
+  if (!Number.isInteger(value) || value < 1) throw new RangeError(`${name} must be a positive integer, not ${value}`);
+  return value;
+};
 
 /**
  * Hosts one shard for inference. On shards after 0 it registers `INFER_PROTOCOL` on the host:
@@ -149,6 +207,19 @@ export async function createInferenceServer(parameters: CreateInferenceServerPar
   }
   const weights = parameters.state?.params ?? parameters.weights;
   if (!weights) throw new RangeError("createInferenceServer needs the shard's state or weights");
+  if (shard > 0 && !parameters.verifier && !parameters.open)
+    throw new RangeError(`shard ${shard} needs a ticket verifier (or open: true to serve anyone)`);
+  const maxConcurrent = positiveInt("maxConcurrent", parameters.maxConcurrent ?? DEFAULT_MAX_CONCURRENT);
+  const limits: Limits = {
+    maxConcurrent,
+    maxPerPeer: Math.min(maxConcurrent, positiveInt("maxPerPeer", parameters.maxPerPeer ?? DEFAULT_MAX_PER_PEER)),
+    readTimeoutMs: Math.min(
+      timeoutMs,
+      positiveInt("readTimeoutMs", parameters.readTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS),
+    ),
+    maxPendingPerPeer: positiveInt("maxPendingPerPeer", parameters.maxPendingPerPeer ?? DEFAULT_MAX_PENDING_PER_PEER),
+    maxPending: positiveInt("maxPending", parameters.maxPending ?? DEFAULT_MAX_PENDING),
+  };
   const server = new Server(
     host,
     spec,
@@ -156,22 +227,54 @@ export async function createInferenceServer(parameters: CreateInferenceServerPar
     new InferenceStage(spec, shard, weights),
     parameters.next,
     timeoutMs,
-    parameters.maxConcurrent ?? DEFAULT_MAX_CONCURRENT,
+    limits,
     parameters.maxGenerateTokens ?? DEFAULT_MAX_GENERATE_TOKENS,
+    parameters.open ? undefined : parameters.verifier,
+    parameters.issuer,
   );
   if (shard > 0) {
-    await host.libp2p.handle(INFER_PROTOCOL, (stream) => void server.inbound(stream), {
-      maxInboundStreams: server.maxConcurrent * 2,
-    });
+    await host.libp2p.handle(
+      INFER_PROTOCOL,
+      (stream, connection) => void server.inbound(stream, connection.remotePeer.toString()),
+      // Streams of one connection: those being read, those holding a slot, and a few answering.
+      { maxInboundStreams: limits.maxPendingPerPeer + limits.maxPerPeer + 4 },
+    );
   }
   return server;
 }
 
+interface Limits {
+  maxConcurrent: number;
+  maxPerPeer: number;
+  readTimeoutMs: number;
+  maxPendingPerPeer: number;
+  maxPending: number;
+}
+
+/** A request read, valid, and (unless open) with a ticket verified: it may take a slot. */
+interface Admitted {
+  request: InferRequest;
+  payload: Uint8Array;
+  grant: TicketGrant | undefined;
+}
+
+const increment = (counts: Map<string, number>, key: string) => counts.set(key, (counts.get(key) ?? 0) + 1);
+const decrement = (counts: Map<string, number>, key: string) => {
+  const n = (counts.get(key) ?? 0) - 1;
+  if (n > 0) counts.set(key, n);
+  else counts.delete(key);
+};
+
 class Server implements InferenceServer {
-  readonly stats: InferenceServerStats = { served: 0, rejected: 0, failed: 0 };
+  readonly stats: InferenceServerStats = { served: 0, rejected: 0, unauthorized: 0, failed: 0, computed: 0 };
   private readonly digest: string;
   private readonly vocab: string[];
+  /** Slots taken, in all and by remote peer. */
   private inflight = 0;
+  private readonly inflightBy = new Map<string, number>();
+  /** Request streams being read or checked, in all and by remote peer. */
+  private pending = 0;
+  private readonly pendingBy = new Map<string, number>();
   private generating = 0;
   private stopped = false;
 
@@ -182,11 +285,17 @@ class Server implements InferenceServer {
     private readonly stage: InferenceStage,
     private readonly next: string | undefined,
     private readonly timeoutMs: number,
-    readonly maxConcurrent: number,
+    private readonly limits: Limits,
     private readonly maxGenerateTokens: number,
+    private readonly verifier: TicketVerifier | undefined,
+    private readonly issuer: TicketIssuer | undefined,
   ) {
     this.digest = specDigest(spec);
     this.vocab = [...spec.architecture.vocab];
+  }
+
+  get capacity(): number {
+    return this.limits.maxPerPeer;
   }
 
   private get isLast(): boolean {
@@ -208,9 +317,12 @@ class Server implements InferenceServer {
       );
     const tokens = encodePrompt(this.spec, prompt);
     const seed = parsed.data.seed ?? promptSeed(prompt);
+    // The next shard takes at most `maxPerPeer` requests from this one at once: run no more.
+    if (this.generating >= this.limits.maxPerPeer)
+      throw new InferenceBusyError(`${this.generating} generations running, at most ${this.limits.maxPerPeer}`);
     this.generating++;
     try {
-      return await this.run(tokens, maxTokens, temperature, seed, request.signal);
+      return await this.run(tokens, maxTokens, temperature, seed, parsed.data.receiptDigest as Hex, request.signal);
     } finally {
       this.generating--;
     }
@@ -221,10 +333,16 @@ class Server implements InferenceServer {
     maxTokens: number,
     temperature: number | undefined,
     seed: number,
+    receiptDigest: Hex | undefined,
     signal: AbortSignal | undefined,
   ): Promise<GenerateResult> {
     const started = performance.now();
     const id = randomUUID();
+    // One ticket for the whole generation: hop k is `${id}.${k}`, k < maxTokens.
+    const ticket =
+      this.isLast || !this.issuer
+        ? undefined
+        : await this.issuer.issue({ receipt: receiptDigest, request: id, tokens: maxTokens });
     const generated: number[] = [];
     const { context } = this.spec.architecture;
     for (let k = 0; k < maxTokens; k++) {
@@ -232,8 +350,11 @@ class Server implements InferenceServer {
       if (this.stopped) throw new NodeError("The inference server stopped while generating.");
       const window = tokens.slice(-context);
       const sampling = temperature ? { temperature, seed, index: k } : undefined;
+      this.stats.computed++;
       const out = await this.stage.run(window);
-      const token = this.isLast ? pickToken(out, sampling) : await this.forward(`${id}.${k}`, window, sampling, out);
+      const token = this.isLast
+        ? pickToken(out, sampling)
+        : await this.forward(`${id}.${k}`, window, sampling, out, ticket);
       generated.push(token);
       tokens.push(token);
     }
@@ -254,6 +375,7 @@ class Server implements InferenceServer {
     window: number[],
     sampling: Sampling | undefined,
     activation: Float32Array,
+    ticket: unknown,
   ): Promise<number> {
     const target = this.shard + 1;
     const hops = this.spec.shards.length - 1 - this.shard;
@@ -268,6 +390,7 @@ class Server implements InferenceServer {
       tokens: window,
       ...(sampling ? { sampling } : {}),
       activation: { dtype: codec, shape },
+      ...(ticket !== undefined ? { ticket } : {}),
     };
     const message = encodeMessage(header, encodeTensor(codec, shape, activation));
     let stream: Stream;
@@ -325,51 +448,127 @@ class Server implements InferenceServer {
     return answer.token;
   }
 
-  /** Serves one inbound request stream. Never throws: every failure is answered or the stream aborted. */
-  async inbound(stream: Stream): Promise<void> {
-    const read = readMessage(stream, requestLimits(this.spec), this.timeoutMs);
-    if (this.stopped || this.inflight >= this.maxConcurrent) {
-      read.catch(() => {});
+  /**
+   * Serves one inbound request stream from `peer`. Never throws: every failure is answered or the
+   * stream aborted. A stream first counts as pending (bounded per peer and in all; beyond, it is
+   * reset) while its whole request is read (within `readTimeoutMs`, size-bounded), validated and
+   * its ticket checked; only then does it take a slot (bounded per peer and in all; beyond, it is
+   * answered `busy`), consume its ticket's hop, and compute. The slot is freed before the answer
+   * is written, so the next hop of the same generation finds it free.
+   */
+  async inbound(stream: Stream, peer: string): Promise<void> {
+    if (this.stopped) {
       this.stats.rejected++;
-      const why = this.stopped ? "the shard is stopping" : `${this.inflight} requests in flight`;
-      return this.answer(stream, this.error("busy", this.shard, why));
+      return this.answer(stream, this.error("busy", this.shard, "the shard is stopping"));
+    }
+    const { limits } = this;
+    if (this.pending >= limits.maxPending || (this.pendingBy.get(peer) ?? 0) >= limits.maxPendingPerPeer) {
+      this.stats.rejected++;
+      return stream.abort(new Error("too many inference requests being read"));
+    }
+    this.pending++;
+    increment(this.pendingBy, peer);
+    let admitted: Admitted | undefined;
+    try {
+      admitted = await this.admit(stream);
+    } finally {
+      this.pending--;
+      decrement(this.pendingBy, peer);
+    }
+    if (!admitted) return;
+    const { request, payload, grant } = admitted;
+    const { requestId } = request;
+    // Nothing awaited since the checks: taking the slot and the hop cannot race another request.
+    const mine = this.inflightBy.get(peer) ?? 0;
+    if (this.stopped || this.inflight >= limits.maxConcurrent || mine >= limits.maxPerPeer) {
+      this.stats.rejected++;
+      const why = this.stopped
+        ? "the shard is stopping"
+        : mine >= limits.maxPerPeer
+          ? `${mine} requests of this peer in flight, at most ${limits.maxPerPeer}`
+          : `${this.inflight} requests in flight, at most ${limits.maxConcurrent}`;
+      return this.answer(stream, this.error("busy", this.shard, why, requestId));
+    }
+    if (grant) {
+      try {
+        this.verifier!.consume(grant);
+      } catch (error) {
+        this.stats.unauthorized++;
+        const e = error as TicketError;
+        return this.answer(stream, this.error(e.code, this.shard, e.details ?? e.shortMessage, requestId));
+      }
     }
     this.inflight++;
-    let requestId: string | undefined;
+    increment(this.inflightBy, peer);
+    let reply: InferReply;
     try {
-      let request: InferRequest;
-      let activation: Float32Array;
-      try {
-        const { header, payload } = await read;
-        request = validateRequest(this.spec, this.digest, this.shard, header, payload);
-        requestId = request.requestId;
-        activation = decodeTensor(boundaryCodec(this.spec), inferenceShape(this.spec), payload);
-      } catch (error) {
-        this.stats.rejected++;
-        if (error instanceof MessageReadError && error.reason !== "invalid") return stream.abort(error);
-        const message =
-          error instanceof NodeError ? `${error.shortMessage} ${error.details ?? ""}` : (error as Error).message;
-        return await this.answer(stream, this.error("bad-request", this.shard, message));
-      }
-      let reply: InferReply;
-      try {
-        const out = await this.stage.run(request.tokens, activation);
-        const token = this.isLast
-          ? pickToken(out, request.sampling)
-          : await this.forward(request.requestId, request.tokens, request.sampling, out);
-        reply = { kind: "token", requestId: request.requestId, token };
-        this.stats.served++;
-      } catch (error) {
-        this.stats.failed++;
-        if (error instanceof ShardUnavailableError)
-          reply = this.error("unavailable", error.shard, error.details ?? error.shortMessage, requestId);
-        else if (error instanceof InferenceRemoteError)
-          reply = this.error(error.code as ReplyErrorCode, error.shard, error.details ?? "", requestId);
-        else reply = this.error("internal", this.shard, (error as Error).message, requestId);
-      }
-      await this.answer(stream, reply);
+      const activation = decodeTensor(boundaryCodec(this.spec), inferenceShape(this.spec), payload);
+      this.stats.computed++;
+      const out = await this.stage.run(request.tokens, activation);
+      const token = this.isLast
+        ? pickToken(out, request.sampling)
+        : await this.forward(requestId, request.tokens, request.sampling, out, request.ticket);
+      reply = { kind: "token", requestId, token };
+      this.stats.served++;
+    } catch (error) {
+      this.stats.failed++;
+      if (error instanceof ShardUnavailableError)
+        reply = this.error("unavailable", error.shard, error.details ?? error.shortMessage, requestId);
+      else if (error instanceof InferenceRemoteError)
+        reply = this.error(error.code as ReplyErrorCode, error.shard, error.details ?? "", requestId);
+      else reply = this.error("internal", this.shard, (error as Error).message, requestId);
     } finally {
       this.inflight--;
+      decrement(this.inflightBy, peer);
+    }
+    await this.answer(stream, reply);
+  }
+
+  /**
+   * Reads, validates and (unless open) checks the ticket of one request, taking no slot. Answers
+   * or aborts the stream itself and returns undefined when the request is refused.
+   */
+  private async admit(stream: Stream): Promise<Admitted | undefined> {
+    let request: InferRequest;
+    let payload: Uint8Array;
+    try {
+      const message = await readMessage(stream, requestLimits(this.spec), this.limits.readTimeoutMs);
+      payload = message.payload;
+      request = validateRequest(this.spec, this.digest, this.shard, message.header, payload);
+    } catch (error) {
+      this.stats.rejected++;
+      if (error instanceof MessageReadError && error.reason !== "invalid") {
+        stream.abort(error);
+        return undefined;
+      }
+      const message =
+        error instanceof NodeError ? `${error.shortMessage} ${error.details ?? ""}` : (error as Error).message;
+      await this.answer(stream, this.error("bad-request", this.shard, message));
+      return undefined;
+    }
+    if (!this.verifier) return { request, payload, grant: undefined };
+    const { requestId } = request;
+    try {
+      const grant = await this.verifier.verify(request.ticket, requestId);
+      return { request, payload, grant };
+    } catch (error) {
+      let reply: InferReply;
+      if (error instanceof TicketError) {
+        this.stats.unauthorized++;
+        reply = this.error(error.code, this.shard, error.details ?? error.shortMessage, requestId);
+      } else if (error instanceof InferenceBusyError) {
+        this.stats.rejected++;
+        reply = this.error("busy", this.shard, error.details ?? error.shortMessage, requestId);
+      } else {
+        this.stats.failed++;
+        const why =
+          error instanceof AuthorityUnavailableError
+            ? `cannot check the ticket: ${error.details ?? error.shortMessage}`
+            : `checking the ticket failed: ${(error as Error).message}`;
+        reply = this.error("unavailable", this.shard, why, requestId);
+      }
+      await this.answer(stream, reply);
+      return undefined;
     }
   }
 
