@@ -418,6 +418,8 @@ describe("inference gateway", () => {
           await new Promise((r) => setTimeout(r, 200));
           return echo(req);
         },
+        // All five admitted at once (the admission bound is tested in serve-tickets.test.ts).
+        maxConcurrent: 5,
       });
       try {
         const receipts = await Promise.all([0, 1, 2, 3, 4].map(() => sign(f, f.other)));

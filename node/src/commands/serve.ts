@@ -202,6 +202,8 @@ async function serveWith(
         batchSize: o.settleBatch,
         settleIntervalMs: Math.round(o.settleInterval * 1000),
         generate: (request) => first.generate(request),
+        // No more at once than the pipeline takes from shard 0: above that, 503 with Retry-After.
+        maxConcurrent: first.capacity,
         onEvent: (e) => (out.json ? out.log(toJson({ event: `gateway.${e.type}`, ...e })) : out.log(gatewayLine(e))),
       });
     }

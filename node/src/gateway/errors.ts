@@ -37,6 +37,7 @@ export class GatewayRequestError extends NodeError {
  * | NonceAlreadyUsed | 409 | the payer's nonce is used on-chain or already held by this gateway |
  * | InsufficientEscrow | 402 | the payer's escrow with the gateway, less what its pending receipts draw, is short |
  * | ChainUnavailable | 503 | the gateway could not read the chain (retry later) |
+ * | GatewayBusy | 503 | the pipeline is at capacity (`maxConcurrent` requests being served, or a shard busy): retry after `Retry-After` seconds |
  * | (the generator's error name, e.g. ShardUnavailableError) / GenerateFailed | 502 | generation failed |
  * | JournalUnavailable / InternalError | 500 | the gateway could not record the receipt |
  * | ClientGone | 499 | the dApp hung up before the answer (logged only: there is no one to answer) |
@@ -57,6 +58,7 @@ export const GatewayErrorStatus = {
   NonceAlreadyUsed: 409,
   InsufficientEscrow: 402,
   ChainUnavailable: 503,
+  GatewayBusy: 503,
   GenerateFailed: 502,
   JournalUnavailable: 500,
   InternalError: 500,

@@ -3,9 +3,11 @@
  * against a valid EIP-712 usage receipt drawn on the payer's escrow, records the receipt durably
  * once the text is generated, and settles the receipts it holds on-chain in batches.
  *
- * Flow of `POST /v1/generate`: check the receipt (model, currency, payee, units, price, deadline,
- * signature, nonce, escrow) → generate → on success only, append the receipt to the journal
- * (fsync'd) → answer. A failed generation answers an error and keeps nothing: the dApp pays
+ * Flow of `POST /v1/generate`: admit it if fewer than `maxConcurrent` requests are being served
+ * (else 503 `GatewayBusy` with `Retry-After`) → check the receipt (model, currency, payee, units,
+ * price, deadline, signature, nonce, escrow) → generate (with the receipt's EIP-712 digest, which
+ * the pipeline's ticket binds) → on success only, append the receipt to the journal (fsync'd) →
+ * answer. A failed generation answers an error and keeps nothing: the dApp pays
  * nothing. Receipts settle through the SDK's `settleReceipts` in lenient mode.
  *
  * The gateway is the receipts' payee: its settling account. A dApp deposits escrow with that payee
@@ -15,7 +17,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 
-import { getAddress, isAddress, verifyTypedData, type Account, type Address, type Hex } from "viem";
+import { getAddress, hashTypedData, isAddress, verifyTypedData, type Account, type Address, type Hex } from "viem";
 import { getBlock, readContract } from "viem/actions";
 import {
   inferenceSettlementAbi,
@@ -54,6 +56,11 @@ export interface GenerateRequest {
   maxTokens: number;
   temperature?: number | undefined;
   seed?: number | undefined;
+  /**
+   * The EIP-712 digest of the usage receipt that pays for this request: shard 0 signs it into the
+   * ticket every hop of the pipeline carries.
+   */
+  receiptDigest: Hex;
 }
 
 export interface GenerateResult {
@@ -95,7 +102,18 @@ export interface GatewayOptions {
   settleMarginSec?: number | undefined;
   /** The longest prompt accepted, in characters (default 16,384). */
   maxPromptChars?: number | undefined;
+  /**
+   * Requests served at once: what the pipeline carries (shard 0's `InferenceServer.capacity`, the
+   * slots each shard grants one peer; default 4). More are answered 503 `GatewayBusy` with
+   * `Retry-After`, charging nothing.
+   */
+  maxConcurrent?: number | undefined;
+  /** The `Retry-After` of a 503, in seconds (default 1). */
+  retryAfterSec?: number | undefined;
 }
+
+/** Default `maxConcurrent`: the slots a shard grants one peer by default (`DEFAULT_MAX_PER_PEER` of serve). */
+export const DEFAULT_GATEWAY_MAX_CONCURRENT = 4;
 
 export type GatewayEvent =
   | { type: "listening"; url: string }
@@ -154,6 +172,8 @@ const zOptions = z.object({
   settleIntervalMs: z.number().int().min(100),
   settleMarginSec: z.number().int().min(0).optional(),
   maxPromptChars: z.number().int().positive().max(1_000_000).optional(),
+  maxConcurrent: z.number().int().min(1).max(4096).optional(),
+  retryAfterSec: z.number().int().min(1).max(3600).optional(),
 });
 
 const zSignature = z
@@ -239,6 +259,8 @@ class GatewayServer implements Gateway {
   #settling: Promise<unknown> = Promise.resolve();
   /** Requests being handled (close waits for them). */
   readonly #handling = new Set<Promise<void>>();
+  /** Generate requests admitted and not yet answered (at most `maxConcurrent`). */
+  #admitted = 0;
   #autoBusy = false;
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
@@ -356,6 +378,7 @@ class GatewayServer implements Gateway {
       }
       // The rest of an oversized body is not read: close the connection rather than drain it.
       if (e.error === "BodyTooLarge") res.setHeader("connection", "close");
+      if (e.status === 503 && !res.headersSent) res.setHeader("retry-after", String(this.#opts.retryAfterSec ?? 1));
       if (!res.headersSent) {
         sendJson(res, e.status, {
           error: e.error,
@@ -381,8 +404,28 @@ class GatewayServer implements Gateway {
     };
   }
 
-  /** Serves one paid request; `gone()` says whether the dApp hung up (then nothing is charged). */
+  /**
+   * Admits one request if fewer than `maxConcurrent` are being served (the pipeline takes no more
+   * at once), else refuses it with `GatewayBusy` (503, `Retry-After`) before reading anything else.
+   */
   async #generate(body: unknown, gone: () => boolean) {
+    const max = this.#opts.maxConcurrent ?? DEFAULT_GATEWAY_MAX_CONCURRENT;
+    if (this.#admitted >= max) {
+      throw refuse("GatewayBusy", `The pipeline is serving ${this.#admitted} requests, all it can carry.`, {
+        details: `retry after ${this.#opts.retryAfterSec ?? 1} s; nothing was charged`,
+        retryable: true,
+      });
+    }
+    this.#admitted++;
+    try {
+      return await this.#serve(body, gone);
+    } finally {
+      this.#admitted--;
+    }
+  }
+
+  /** Serves one paid request; `gone()` says whether the dApp hung up (then nothing is charged). */
+  async #serve(body: unknown, gone: () => boolean) {
     const parsed = requestSchema(this.#maxPromptChars).safeParse(body);
     if (!parsed.success) {
       throw refuse("InvalidRequest", "The request is not valid.", {
@@ -402,7 +445,7 @@ class GatewayServer implements Gateway {
     this.#inFlight.set(key, { payer: receipt.payer, amount });
     try {
       await this.#checkOnChain(key, signed, amount);
-      const result = await this.#runGenerate(request);
+      const result = await this.#runGenerate(request, this.#digest(receipt));
       // The answer cannot reach a dApp that hung up: charge nothing rather than for text never received.
       if (gone()) throw refuse("ClientGone", "The dApp closed the connection before the answer; nothing was charged.");
       try {
@@ -536,7 +579,18 @@ class GatewayServer implements Gateway {
     }
   }
 
-  async #runGenerate(request: GenerateRequest): Promise<GenerateResult> {
+  /** The receipt's EIP-712 digest (what the settlement contract's signature check hashes). */
+  #digest(receipt: SignedUsageReceipt["receipt"]): Hex {
+    const { deployment } = this.#opts.chain;
+    return hashTypedData({
+      domain: settlementDomain(deployment.chainId, deployment.contracts.settlement),
+      types: usageReceiptTypes,
+      primaryType: "UsageReceipt",
+      message: receipt,
+    });
+  }
+
+  async #runGenerate(request: Omit<GenerateRequest, "receiptDigest">, receiptDigest: Hex): Promise<GenerateResult> {
     let result: GenerateResult;
     try {
       result = await this.#opts.generate({
@@ -544,6 +598,7 @@ class GatewayServer implements Gateway {
         maxTokens: request.maxTokens,
         ...(request.temperature !== undefined ? { temperature: request.temperature } : {}),
         ...(request.seed !== undefined ? { seed: request.seed } : {}),
+        receiptDigest,
       });
     } catch (error) {
       const name =
@@ -552,6 +607,16 @@ class GatewayServer implements Gateway {
           : "GenerateFailed";
       const e = error as { shortMessage?: unknown; message?: unknown; retryable?: unknown } | undefined;
       const message = typeof e?.shortMessage === "string" ? e.shortMessage : String(e?.message ?? error);
+      // A shard without a free slot (shard 0's own bound, or one answering busy): retry shortly.
+      if (
+        name === "InferenceBusyError" ||
+        (name === "InferenceRemoteError" && (error as { code?: unknown }).code === "busy")
+      )
+        throw refuse("GatewayBusy", `The pipeline is busy: ${message.split("\n")[0]}`, {
+          cause: error,
+          details: "nothing was charged",
+          retryable: true,
+        });
       throw new GatewayRequestError(name, 502, `Generation failed: ${message.split("\n")[0]}`, {
         cause: error,
         details: "nothing was charged",
