@@ -1,2 +1,8 @@
 /** The EIP-712 domains and types live in the SDK (one definition); scripts and tests use them from here. */
-export { ledgerDomain, sealedCommitTypes, settlementDomain, usageReceiptTypes } from "../../sdk/constants.js";
+export {
+  ledgerDomain,
+  nodeConsentTypes,
+  sealedCommitTypes,
+  settlementDomain,
+  usageReceiptTypes,
+} from "../../sdk/constants.js";

@@ -1,6 +1,18 @@
-import { getAddress, getContractAddress } from "viem";
+import {
+  type Account,
+  type Address,
+  type Chain,
+  type Hex,
+  type Transport,
+  type WalletClient,
+  getAddress,
+  getContractAddress,
+} from "viem";
+import { getBlock } from "viem/actions";
 import type { HardhatViemHelpers } from "@nomicfoundation/hardhat-viem/types";
 
+import { contributionLedgerAbi } from "../../sdk/abis/index.js";
+import { ledgerDomain, nodeConsentTypes } from "../../sdk/constants.js";
 import type { ProtocolAddresses } from "../../sdk/deployment.js";
 
 export type { ProtocolAddresses };
@@ -66,3 +78,30 @@ export async function deployProtocol(viem: HardhatViemHelpers, options: DeployPr
 }
 
 export type Protocol = Awaited<ReturnType<typeof deployProtocol>>;
+
+/**
+ * The wallet's account authorizes its own key to sign its commits: the key's EIP-712
+ * `NodeConsent` (valid for an hour of chain time), then `authorizeNode` from the same account.
+ */
+export async function authorizeOwnKey(
+  wallet: WalletClient<Transport, Chain | undefined, Account>,
+  ledger: Address,
+): Promise<Hex> {
+  const owner = wallet.account.address;
+  const deadline = (await getBlock(wallet, { blockTag: "latest" })).timestamp + 3600n;
+  const signature = await wallet.signTypedData({
+    account: wallet.account,
+    domain: ledgerDomain(await wallet.getChainId(), ledger),
+    types: nodeConsentTypes,
+    primaryType: "NodeConsent",
+    message: { owner, nodeKey: owner, deadline },
+  });
+  return wallet.writeContract({
+    address: ledger,
+    abi: contributionLedgerAbi,
+    functionName: "authorizeNode",
+    args: [owner, true, deadline, signature],
+    account: wallet.account,
+    chain: wallet.chain,
+  });
+}
