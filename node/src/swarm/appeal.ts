@@ -1,6 +1,13 @@
 import { type Hex, keccak256, toHex } from "viem";
 import { readContract } from "viem/actions";
-import { challenge, contributionLedgerAbi, getCommit } from "shard-protocol/sdk";
+import {
+  type VerdictName,
+  challenge,
+  claimDispute,
+  contributionLedgerAbi,
+  getCommit,
+  getDispute,
+} from "shard-protocol/sdk";
 
 import type { CommitContext } from "./commit.js";
 import type { RoundRecord } from "./journal.js";
@@ -8,10 +15,12 @@ import type { RoundRecord } from "./journal.js";
 /**
  * The honest trainer's appeal. A pipeline link whose two sides disagree blocks the finalization
  * of BOTH neighbouring commits unless a dispute upholds one of them, and a challenge that fails
- * pays its bond back to the trainer. So a trainer whose boundary mismatched (its neighbour forged
+ * forfeits its bond to the trainer. So a trainer whose boundary mismatched (its neighbour forged
  * a digest, or lied about what it received) challenges its own commit, once: verifiers replay the
- * round, vote it valid, the dispute upholds it and returns the bond. Net cost zero; the commit can
- * then finalize even though the link never matched.
+ * round, vote it valid, the dispute upholds it, and the owner pulls the bonds back
+ * (`claimAppeal`, the ledger's `claimDispute`). Net cost zero; the commit can then finalize even
+ * though the link never matched. A challenge by the owner's own key is "own": it never earns a
+ * share of a slash, so an appeal that fails costs the full slash (its bond comes back).
  */
 
 /** Evidence digest of an appeal (a trainer challenging its own commit). */
@@ -49,13 +58,13 @@ export async function linkState(ctx: CommitContext, round: number, shardCount: n
 export type AppealOutcome =
   | { round: number; link: "matched" }
   | { round: number; link: "waiting" }
-  | { round: number; link: "mismatched"; appealed: boolean; commitId: Hex };
+  | { round: number; link: "mismatched"; appealed: boolean; commitId: Hex; dispute?: number | undefined };
 
 /**
  * Checks the links of a revealed round and, when one mismatched, challenges this node's own commit
  * with `APPEAL_EVIDENCE` (at most once: not when the commit already had a dispute or is no longer
- * pending). The bond is paid by the node key's account and returned to the commit's owner when
- * the dispute upholds it.
+ * pending). The bond is paid by the node key's account; the owner claims it back after the
+ * verdict (`claimAppeal`).
  */
 export async function appealIfMismatched(
   ctx: CommitContext,
@@ -80,5 +89,28 @@ export async function appealIfMismatched(
     commitId: c.commitId,
     evidence: APPEAL_EVIDENCE,
   });
-  return { round: rec.round, link, appealed: true, commitId: c.commitId };
+  // The appeal opened the commit's first dispute (or joined it, had a verifier opened it meanwhile).
+  return { round: rec.round, link, appealed: true, commitId: c.commitId, dispute: 1 };
+}
+
+/**
+ * Once the appeal's dispute is resolved, pays the owner its part (`claimDispute`): every bond when
+ * the commit was upheld (Valid), its own bond back otherwise. Undefined while the dispute is open.
+ * Anyone may send it; the tokens go to the commit's owner (this node's account).
+ */
+export async function claimAppeal(
+  ctx: Pick<CommitContext, "client" | "account" | "deployment">,
+  commitId: Hex,
+  index: number,
+): Promise<{ verdict: VerdictName; amount: bigint } | undefined> {
+  const d = await getDispute(ctx.client, { deployment: ctx.deployment, commitId, index });
+  if (d.verdict === "none") return undefined;
+  const { amount } = await claimDispute(ctx.client, {
+    deployment: ctx.deployment,
+    account: ctx.account,
+    commitId,
+    index,
+    recipient: ctx.account.address,
+  });
+  return { verdict: d.verdict, amount };
 }

@@ -7,6 +7,7 @@ import {
   type AnyClient,
   type Checkpoint,
   type Deployment,
+  ContractRevertError,
   contributionLedgerAbi,
   getCommit,
   reveal,
@@ -14,6 +15,7 @@ import {
   submitCommit,
 } from "shard-protocol/sdk";
 
+import { NodeError } from "../errors.js";
 import type { ContentStore } from "../ipfs/store.js";
 import { ipfsUri } from "../ipfs/store.js";
 import type { Journal, RoundRecord } from "./journal.js";
@@ -22,7 +24,9 @@ import type { Journal, RoundRecord } from "./journal.js";
  * Carries a decided round on-chain: files to IPFS, a sealed commit signed by the node key, and
  * the reveal one block later. Every step is journaled before it is taken and checked against the
  * chain on the way, so a node restarted at any point finishes the same commit: never a second
- * seal, never a different salt.
+ * seal, never a different salt. The seal names the checkpoint's parent and the registry's
+ * parameter version for the round; a seal the ledger refuses because that version changed
+ * (`ParamsChanged`) or its signature lapsed is signed again with the same salt.
  */
 
 export interface CommitContext {
@@ -92,6 +96,78 @@ async function waitForBlockAfter(client: AnyClient, block: bigint, timeoutMs = 1
   }
 }
 
+/** The journal's form of a signed seal (numbers as strings). */
+function sealRecord(signed: Awaited<ReturnType<typeof signSealedCommit>>): NonNullable<RoundRecord["seal"]> {
+  const c = signed.commit;
+  return {
+    commit: {
+      modelId: String(c.modelId),
+      shard: c.shard,
+      round: String(c.round),
+      lane: c.lane,
+      owner: c.owner,
+      parentRoot: c.parentRoot,
+      sealedHash: c.sealedHash,
+      paramsVersion: c.paramsVersion,
+      deadline: String(c.deadline),
+    },
+    signature: signed.signature,
+  };
+}
+
+/** Signs the journaled seal again, with its salt, the parameter version in force and a new deadline. */
+async function resign(ctx: CommitContext, round: number, checkpoint: Checkpoint, rec: RoundRecord) {
+  const signed = await signSealedCommit(ctx.client, {
+    deployment: ctx.deployment,
+    account: ctx.account,
+    checkpoint,
+    salt: rec.salt!,
+  });
+  return ctx.journal.advance(round, "sealing", { seal: sealRecord(signed) });
+}
+
+/** Sends the journaled seal. */
+function submitSeal(ctx: CommitContext, rec: RoundRecord) {
+  const s = rec.seal!.commit;
+  return submitCommit(ctx.client, {
+    deployment: ctx.deployment,
+    account: ctx.account,
+    commit: {
+      modelId: BigInt(s.modelId),
+      shard: s.shard,
+      round: BigInt(s.round),
+      lane: s.lane,
+      owner: s.owner as Hex,
+      parentRoot: s.parentRoot!,
+      sealedHash: s.sealedHash,
+      paramsVersion: s.paramsVersion!,
+      deadline: BigInt(s.deadline),
+    },
+    signature: rec.seal!.signature as Hex,
+  });
+}
+
+/** The ledger's refusal of a seal, said in the node's terms where it is one a trainer can act on. */
+function commitRefused(err: unknown, round: number): unknown {
+  if (!(err instanceof ContractRevertError)) return err;
+  const a = err.args as Record<string, unknown>;
+  switch (err.errorName) {
+    case "ParamsChanged":
+      return new NodeError(
+        `The round parameters of round ${round} changed again while this node sealed it (version ${a.expected} signed, ${a.actual} in force).`,
+        { cause: err, retryable: true, details: "Restart the node: it signs the same seal again for the new version." },
+      );
+    case "InsufficientFreeStake":
+      return new NodeError(`Not enough free trainer stake to commit round ${round}.`, {
+        cause: err,
+        retryable: true,
+        details: `each pending commit locks slashAmount of the owner's trainer stake until it is finalized (free ${a.free}, needed ${a.amount}); stake more, or wait for pending commits to finalize`,
+      });
+    default:
+      return err;
+  }
+}
+
 export type CommitProgress = (phase: RoundRecord["phase"] | "publishing", rec: RoundRecord) => void;
 
 /** Takes a decided round to `revealed`, resuming from whatever phase the journal says. */
@@ -131,38 +207,27 @@ export async function commitRound(
         account: ctx.account,
         checkpoint,
       });
-      const c = signed.commit;
-      rec = await journal.advance(round, "sealing", {
-        salt: signed.salt,
-        seal: {
-          commit: {
-            modelId: String(c.modelId),
-            shard: c.shard,
-            round: String(c.round),
-            lane: c.lane,
-            owner: c.owner,
-            sealedHash: c.sealedHash,
-            deadline: String(c.deadline),
-          },
-          signature: signed.signature,
-        },
-      });
+      rec = await journal.advance(round, "sealing", { salt: signed.salt, seal: sealRecord(signed) });
       onProgress?.("sealing", rec);
     }
-    const s = rec.seal!;
-    const sent = await submitCommit(ctx.client, {
-      deployment: ctx.deployment,
-      account: ctx.account,
-      commit: {
-        ...s.commit,
-        modelId: BigInt(s.commit.modelId),
-        round: BigInt(s.commit.round),
-        deadline: BigInt(s.commit.deadline),
-        owner: s.commit.owner as Hex,
-        sealedHash: s.commit.sealedHash,
-      },
-      signature: s.signature as Hex,
-    });
+    let sent: Awaited<ReturnType<typeof submitCommit>>;
+    try {
+      // A seal journaled before parents and parameter versions were sealed cannot commit: re-sign it.
+      if (rec.seal!.commit.parentRoot === undefined || rec.seal!.commit.paramsVersion === undefined)
+        rec = await resign(ctx, round, checkpoint, rec);
+      sent = await submitSeal(ctx, rec);
+    } catch (err) {
+      // The registrant scheduled new parameters for the round, or the signature lapsed while the
+      // node was down: sign the same seal (same salt) again with the version and deadline of now.
+      const name = err instanceof ContractRevertError ? err.errorName : undefined;
+      if (name !== "ParamsChanged" && name !== "SignatureExpired") throw commitRefused(err, round);
+      rec = await resign(ctx, round, checkpoint, rec);
+      try {
+        sent = await submitSeal(ctx, rec);
+      } catch (again) {
+        throw commitRefused(again, round);
+      }
+    }
     rec = await journal.advance(round, "sealed", {
       commitBlock: String(sent.commitBlock),
       commitTime: String(sent.commitTime),

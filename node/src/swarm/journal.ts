@@ -52,7 +52,10 @@ export const zRoundRecord = z.object({
         round: z.string(),
         lane: z.number(),
         owner: z.string(),
+        /** Absent in a seal signed before parents and parameter versions were sealed: re-signed. */
+        parentRoot: zHex32.optional(),
         sealedHash: zHex32,
+        paramsVersion: z.number().int().min(0).optional(),
         deadline: z.string(),
       }),
       signature: z.string(),
@@ -63,6 +66,8 @@ export const zRoundRecord = z.object({
   commitId: zHex32.optional(),
   /** The revealed round's pipeline links, once both sides revealed: matched, or mismatched and appealed (or not). */
   link: z.enum(["matched", "appealed", "mismatched"]).optional(),
+  /** An appealed round's dispute (its index on the commit), and whether the owner claimed its part after the verdict. */
+  appeal: z.object({ dispute: z.number().int().positive(), claimed: z.boolean() }).optional(),
 });
 
 export type RoundRecord = z.infer<typeof zRoundRecord>;

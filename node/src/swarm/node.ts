@@ -3,7 +3,7 @@ import { join } from "node:path";
 
 import type { Account, Hex } from "viem";
 import { zeroHash } from "viem";
-import type { AnyClient, Deployment } from "shard-protocol/sdk";
+import type { AnyClient, Deployment, VerdictName } from "shard-protocol/sdk";
 
 import { NodeError } from "../errors.js";
 import type { ContentStore } from "../ipfs/store.js";
@@ -17,7 +17,7 @@ import { type PeerAuthority, chainAuthority } from "../p2p/auth.js";
 import { type LinkAuth, type LinkHello, type PipelineLink, acceptLink, dialLink, pinnedPeerId } from "../p2p/link.js";
 import type { ShardHost } from "../p2p/host.js";
 import { type Adversary, WithholdingStore, cheatsIn } from "./adversary.js";
-import { appealIfMismatched } from "./appeal.js";
+import { appealIfMismatched, claimAppeal } from "./appeal.js";
 import { decodeCheckpoint } from "./checkpoint.js";
 import { commitRound } from "./commit.js";
 import { Journal, type RoundRecord } from "./journal.js";
@@ -53,6 +53,15 @@ export type SwarmEvent =
   | { type: "retry"; round: number; reason: string }
   | { type: "commit"; round: number; phase: string; commitId?: Hex | undefined; seconds?: number | undefined }
   | { type: "stopped"; round: number; reason: string }
+  /** The owner claimed its part of an appeal's resolved dispute (or the ledger refused: `error`). */
+  | {
+      type: "appealClaimed";
+      round: number;
+      commitId: Hex;
+      verdict?: VerdictName | undefined;
+      amount?: bigint | undefined;
+      error?: string | undefined;
+    }
   /** A revealed round's pipeline links were settled: matched, or mismatched (and appealed, or the appeal failed). */
   | {
       type: "link";
@@ -198,7 +207,11 @@ export async function runSwarmNode(opts: SwarmNodeOptions): Promise<SwarmRunResu
           continue;
         }
         if (out.link === "matched") await journal.advance(rec.round, "revealed", { link: "matched" });
-        else await journal.advance(rec.round, "revealed", { link: out.appealed ? "appealed" : "mismatched" });
+        else
+          await journal.advance(rec.round, "revealed", {
+            link: out.appealed ? "appealed" : "mismatched",
+            ...(out.appealed && out.dispute ? { appeal: { dispute: out.dispute, claimed: false } } : {}),
+          });
         emit(
           out.link === "matched"
             ? { type: "link", round: rec.round, state: "matched" }
@@ -213,7 +226,32 @@ export async function runSwarmNode(opts: SwarmNodeOptions): Promise<SwarmRunResu
         emit({ type: "link", round: rec.round, state: "mismatched", appealed: false, error: (err as Error).message });
       }
     }
+    await claimAppeals();
     return settled;
+  };
+  // Appeals whose dispute was resolved: the owner pulls its part (bonds) from the ledger.
+  const claimAppeals = async () => {
+    for (const rec of journal.rounds) {
+      if (!rec.appeal || rec.appeal.claimed || !rec.commitId) continue;
+      try {
+        const got = await claimAppeal(commitCtx, rec.commitId, rec.appeal.dispute);
+        if (!got) continue;
+        await journal.advance(rec.round, "revealed", { appeal: { ...rec.appeal, claimed: true } });
+        emit({
+          type: "appealClaimed",
+          round: rec.round,
+          commitId: rec.commitId,
+          verdict: got.verdict,
+          amount: got.amount,
+        });
+      } catch (err) {
+        // The ledger's refusal (nothing to claim: someone claimed it for the owner) is final;
+        // anything else (RPC down) is retried at the next settlement.
+        if ((err as Error).name !== "ContractRevertError") continue;
+        await journal.advance(rec.round, "revealed", { appeal: { ...rec.appeal, claimed: true } });
+        emit({ type: "appealClaimed", round: rec.round, commitId: rec.commitId, error: (err as Error).message });
+      }
+    }
   };
   const commitAndSettle = async () => {
     await commitAll();
