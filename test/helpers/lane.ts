@@ -16,6 +16,7 @@ import type { Adversary } from "../../node/src/swarm/adversary.js";
 import { type SwarmEvent, type SwarmRunResult, runSwarmNode } from "../../node/src/swarm/node.js";
 import { sdkFixture, privateKeyOf, type SdkFixture } from "../sdk/helpers.js";
 import { tinySpec } from "../node/helpers.js";
+import { authorizeOwnKey } from "../../scripts/lib/protocol.js";
 import { connection, defaultParams } from "./fixture.js";
 
 /**
@@ -162,6 +163,7 @@ export class Lab {
       },
     ]);
     const modelId = (await f.registry.read.modelCount()) as bigint;
+    await f.registry.write.closeGenesis([modelId]);
     for (const [role, indices, amount] of [
       [0, opts.trainers ?? [1, 2, 3], TRAINER_STAKE],
       [1, opts.verifiers ?? [4, 5], VERIFIER_STAKE],
@@ -170,7 +172,7 @@ export class Lab {
         const w = f.wallets[i]!;
         await f.stake.write.approve([f.staking.address, amount], { account: w.account });
         await f.staking.write.stake([modelId, role, amount], { account: w.account });
-        if (role === 0) await f.ledger.write.authorizeNode([w.account.address, true], { account: w.account });
+        if (role === 0) await authorizeOwnKey(w, f.ledger.address);
       }
     }
     return { modelId, spec, specDigest: digest };

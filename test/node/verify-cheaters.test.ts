@@ -7,6 +7,7 @@ import {
   type Checkpoint,
   DEFAULT_ROUND_PARAMS,
   challenge,
+  claimDispute,
   expireSeal,
   getCommit,
   reveal,
@@ -18,17 +19,18 @@ import {
 import { ipfsUri, parseIpfsUri } from "../../node/src/ipfs/store.js";
 import { stageLayout } from "../../node/src/ml/model.js";
 import { canonicalJson } from "../../node/src/ml/spec.js";
-import { APPEAL_EVIDENCE } from "../../node/src/swarm/appeal.js";
+import { APPEAL_EVIDENCE, claimAppeal } from "../../node/src/swarm/appeal.js";
 import { decodeCheckpoint, encodeCheckpoint } from "../../node/src/swarm/checkpoint.js";
 import { type CommitContext, checkpointOf } from "../../node/src/swarm/commit.js";
 import { type VerifierPass, finalMarginSeconds, verifyOnce } from "../../node/src/verify/index.js";
-import { type Actor, Lab, type LabModel, type LaneRun, TRAINER_STAKE } from "../helpers/lane.js";
+import { type Actor, Lab, type LabModel, type LaneRun, TRAINER_STAKE, VERIFIER_STAKE } from "../helpers/lane.js";
 
 /**
  * Each cheater of the protocol, in a real lane (libp2p hosts, Helia stores, the in-process chain),
  * is caught by two staked verifiers running `verifyOnce` (sample rate 1): the cheating commit is
  * challenged by one and voted invalid by the other, resolve rejects it and slashes exactly
- * `slashAmount` (the challenger gets its share and its bond back), the commits built on it are
+ * `slashAmount` (the challenger pulls its bond and its share with claimDispute, the voter releases
+ * its locked vote with releaseVote, both in their next passes), the commits built on it are
  * rejected by cascade, and every honest commit finalizes with exactly its work units in shard
  * tokens while its trainer's stake stays whole. Chain time moves with evm_increaseTime.
  */
@@ -94,6 +96,13 @@ describe("verifiers catch each cheater; the ledger slashes it; honest peers lose
     }
     return b;
   }
+  const stakeOf = async (model: LabModel, a: Actor, role: 0 | 1) => {
+    const s = (await lab.f.staking.read.stakeOf([model.modelId, a.account.address, role])) as {
+      active: bigint;
+      locked: bigint;
+    };
+    return { active: s.active, locked: s.locked };
+  };
   const shardTokens = async (model: LabModel, owner: Address, shard: number) =>
     (await lab.f.token.read.balanceOf([owner, toTokenId({ modelId: model.modelId, shard })])) as bigint;
   const commitOf = (model: LabModel, lane: number, shard: number, round: number) =>
@@ -122,12 +131,24 @@ describe("verifiers catch each cheater; the ledger slashes it; honest peers lose
     assert.equal(bad.dispute?.challenger, A.account.address);
     assert.ok(bad.dispute!.invalidWeight > bad.dispute!.validWeight);
     const resolved = s.all.flatMap((p) => p.resolved).filter((r) => r.commitId === bad.commitId);
-    assert.deepEqual(resolved, [{ commitId: bad.commitId, invalid: true, slashed: P.slashAmount }]);
+    assert.deepEqual(resolved, [{ commitId: bad.commitId, verdict: "invalid", slashed: P.slashAmount }]);
+    // Nothing is paid at resolve: A pulled its bond and share, B released the stake its vote locked.
+    assert.deepEqual(
+      s.all.flatMap((p) => p.claimed).filter((c) => c.commitId === bad.commitId),
+      [{ commitId: bad.commitId, index: 1, amount: P.challengeBond + SHARE }],
+    );
+    assert.deepEqual(
+      s.all.flatMap((p) => p.released).filter((c) => c.commitId === bad.commitId),
+      [{ commitId: bad.commitId, index: 1, slashed: 0n }],
+    );
     const after = await balances(model, [...run.trainers, A, B]);
     assert.equal(after.stake.get(cheater), TRAINER_STAKE - P.slashAmount, "exactly slashAmount slashed");
     // The challenger got its bond back and its share of the slash; B spent nothing.
     assert.equal(after.stk.get(A.account.address)! - before.stk.get(A.account.address)!, SHARE);
     assert.equal(after.stk.get(B.account.address), before.stk.get(B.account.address));
+    // No stake stays locked: the verifiers' votes released, every trainer's commits settled.
+    for (const v of [A, B]) assert.deepEqual(await stakeOf(model, v, 1), { active: VERIFIER_STAKE, locked: 0n });
+    for (const t of run.trainers) assert.equal((await stakeOf(model, t, 0)).locked, 0n);
     assert.equal(await shardTokens(model, cheater, cheat.shard), 0n, "the cheater earned nothing");
 
     for (const [shard, r] of run.results.entries()) {
@@ -207,9 +228,17 @@ describe("verifiers catch each cheater; the ledger slashes it; honest peers lose
     const upheld = await commitOf(model, 0, 1, 1);
     assert.equal(upheld.upheld, true);
     const after = await assertCaught(model, run, { shard: 0, round: 1 }, before, s);
-    // The appeal cost the honest trainer nothing: the bond came back.
-    const h = run.trainers[1]!.account.address;
-    assert.equal(after.stk.get(h), before.stk.get(h));
+    // Upheld: the bonds wait in the ledger for the owner, who pulls them (its node does at its
+    // next settlement; here, directly). The appeal cost the honest trainer nothing.
+    const h = run.trainers[1]!;
+    assert.equal(after.stk.get(h.account.address), before.stk.get(h.account.address)! - P.challengeBond);
+    const got = await claimAppeal(
+      { client: h.client as never, account: h.account, deployment: lab.deployment },
+      appealed.commitId,
+      1,
+    );
+    assert.deepEqual(got, { verdict: "valid", amount: P.challengeBond });
+    assert.equal(await lab.f.stake.read.balanceOf([h.account.address]), before.stk.get(h.account.address));
     assert.equal(appealed.dispute?.bond, P.challengeBond);
     assert.equal(keccak256(new TextEncoder().encode("appeal")), APPEAL_EVIDENCE);
   });
@@ -337,7 +366,17 @@ describe("verifiers catch each cheater; the ledger slashes it; honest peers lose
     const h = await commitOf(model, 0, 0, 1);
     assert.equal(h.upheld, true);
     assert.equal(h.status, "finalized");
-    const after = await balances(model, [t1, t2, c6, c7, A, B]);
+    // Upheld: A's bond waits in the ledger until the owner claims it.
+    let after = await balances(model, [t1, t2, c6, c7, A, B]);
+    assert.equal(after.stk.get(t1.account.address), before.stk.get(t1.account.address));
+    const pulled = await claimDispute(t1.client as never, {
+      deployment: lab.deployment,
+      account: t1.account,
+      commitId: honest.commitId,
+      index: 1,
+    });
+    assert.equal(pulled.amount, P.challengeBond);
+    after = await balances(model, [t1, t2, c6, c7, A, B]);
     assert.equal(after.stk.get(t1.account.address)! - before.stk.get(t1.account.address)!, P.challengeBond);
     // A: +share of each near copy's slash, −the frivolous bond.
     assert.equal(after.stk.get(A.account.address)! - before.stk.get(A.account.address)!, 2n * SHARE - P.challengeBond);
@@ -357,20 +396,22 @@ describe("verifiers catch each cheater; the ledger slashes it; honest peers lose
       const work = BigInt(run.results[shard]!.journal.record(1)!.workUnits);
       assert.equal(await shardTokens(model, t.account.address, shard), minted(work));
     }
-    // The exact copy's seal never became a commit, and expires once its reveal window is over.
+    // The exact copy's seal never became a commit, and expires once its reveal window is over:
+    // its lock released, its seal deposit burned.
     assert.equal((await commitOf(model, 2, 0, 1)).status, "sealed");
+    assert.deepEqual(await stakeOf(model, c6, 0), { active: TRAINER_STAKE - P.slashAmount, locked: P.slashAmount });
     await expireSeal(c6.client as never, {
       deployment: lab.deployment,
       account: c6.account,
-      modelId: model.modelId,
-      shard: 0,
-      round: 1n,
-      lane: 2,
-      sealedHash: ex.signed.commit.sealedHash as Hex,
+      commit: ex.signed.commit,
       commitBlock: ex.sent.commitBlock,
       commitTime: ex.sent.commitTime,
     });
     assert.equal((await commitOf(model, 2, 0, 1)).status, "none");
+    assert.deepEqual(await stakeOf(model, c6, 0), {
+      active: TRAINER_STAKE - P.slashAmount - P.sealDeposit,
+      locked: 0n,
+    });
     assert.equal(near.length, 2);
   });
 });

@@ -222,7 +222,15 @@ function renderer(out: Output): (e: VerifierEvent) => void {
       case "voted":
         return out.log(`voted ${e.invalid ? "invalid" : "valid"} on ${short(e.commitId)}`);
       case "resolved":
-        return out.log(`resolved ${short(e.commitId)}: ${e.invalid ? `invalid, slashed ${e.slashed}` : "upheld"}`);
+        return out.log(
+          `resolved ${short(e.commitId)}: ${e.verdict === "invalid" ? `invalid, slashed ${e.slashed}` : e.verdict === "valid" ? "upheld" : "inconclusive (no quorum or a tie)"}`,
+        );
+      case "claimed":
+        return out.log(`claimed ${e.amount} from dispute ${e.index} of ${short(e.commitId)}`);
+      case "released":
+        return out.log(
+          `released the vote in dispute ${e.index} of ${short(e.commitId)}${e.slashed > 0n ? ` (lost ${e.slashed} on the losing side)` : ""}`,
+        );
       case "finalized":
         return out.log(`finalized ${short(e.commitId)}: minted ${e.minted}`);
       case "orphanRejected":

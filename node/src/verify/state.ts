@@ -242,6 +242,11 @@ export class VerifierState {
     this.json.done[key] = what;
   }
 
+  /** The keys of every action taken (see `did`). */
+  doneKeys(): string[] {
+    return Object.keys(this.json.done);
+  }
+
   /** The backoff of round `key` (`<lane>:<round>`), if its content is not all fetched yet. */
   retry(key: string): FetchRetry | undefined {
     return this.json.retries[key];

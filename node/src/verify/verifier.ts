@@ -6,14 +6,18 @@ import { getBlock, getBlockNumber, getLogs, readContract } from "viem/actions";
 import {
   type AnyClient,
   type Deployment,
+  type VerdictName,
   ContractRevertError,
   attest,
   challenge,
+  claimDispute,
   contributionLedgerAbi,
   finalize,
   getCommit,
+  getDispute,
   modelRegistryAbi,
   rejectOrphan,
+  releaseVote,
   resolve,
   vote,
 } from "shard-protocol/sdk";
@@ -38,8 +42,10 @@ import { type Unfetched, VerifierState } from "./state.js";
  * The verifier's loop. A pass scans the model's new reveals, samples which to check (a seed the
  * trainer cannot know when it seals), replays each sampled (lane, round) once, attests valid
  * commits and challenges invalid ones (the finding kept on disk, its hash on-chain as evidence),
- * always replays and votes on disputes others opened, resolves disputes whose window ended,
- * rejects orphans and finalizes what can be finalized, parents first. Everything it does is
+ * always replays and votes on disputes others opened, resolves disputes whose window ended, pulls
+ * what resolved disputes owe it (`claimDispute`: its bond and share as a challenger;
+ * `releaseVote`: the stake its votes locked), rejects orphans and finalizes what can be
+ * finalized, parents first. It never attests or votes on the commits of its own owner. Everything it does is
  * recorded (atomically) before the next thing, so it never acts twice on the same thing.
  *
  * Content that does not arrive is no verdict: the round is tried again with backoff (`retry.ts`)
@@ -72,7 +78,8 @@ export interface VerifierConfig {
   signal?: AbortSignal | undefined;
 }
 
-export type VerifierAction = "attest" | "challenge" | "vote" | "resolve" | "finalize" | "rejectOrphan";
+export type VerifierAction =
+  "attest" | "challenge" | "vote" | "resolve" | "claimDispute" | "releaseVote" | "finalize" | "rejectOrphan";
 
 export type VerifierEvent =
   | { type: "scanned"; fromBlock: bigint; toBlock: bigint; reveals: number }
@@ -94,7 +101,11 @@ export type VerifierEvent =
   | { type: "attested"; commitId: Hex; hash: Hex }
   | { type: "challenged"; commitId: Hex; hash: Hex; evidence: Hex; finding: string; bond: bigint }
   | { type: "voted"; commitId: Hex; hash: Hex; invalid: boolean; weight: bigint }
-  | { type: "resolved"; commitId: Hex; hash: Hex; invalid: boolean; slashed: bigint }
+  | { type: "resolved"; commitId: Hex; hash: Hex; verdict: VerdictName; slashed: bigint }
+  /** This verifier pulled its part of a resolved dispute it opened: bond back, and its share of a slash. */
+  | { type: "claimed"; commitId: Hex; index: number; hash: Hex; amount: bigint }
+  /** This verifier released the stake its vote locked (`slashed`: lost on the losing side). */
+  | { type: "released"; commitId: Hex; index: number; hash: Hex; slashed: bigint }
   | { type: "finalized"; commitId: Hex; hash: Hex; minted: bigint }
   | { type: "orphanRejected"; commitId: Hex; hash: Hex }
   /** The ledger refused an action (its custom error): not retried for terminal refusals. */
@@ -143,7 +154,11 @@ export interface VerifierPass {
   attested: Hex[];
   challenged: Hex[];
   voted: { commitId: Hex; invalid: boolean }[];
-  resolved: { commitId: Hex; invalid: boolean; slashed: bigint }[];
+  resolved: { commitId: Hex; verdict: VerdictName; slashed: bigint }[];
+  /** Payouts of resolved disputes this verifier opened (claimDispute). */
+  claimed: { commitId: Hex; index: number; amount: bigint }[];
+  /** Votes of resolved disputes released (releaseVote). */
+  released: { commitId: Hex; index: number; slashed: bigint }[];
   finalized: { commitId: Hex; minted: bigint }[];
   orphansRejected: Hex[];
   /** Commits reported as not fetched in this pass (see `NotFetched`). */
@@ -226,6 +241,8 @@ export async function verifyOnce(cfg: VerifierConfig): Promise<VerifierPass> {
     challenged: [],
     voted: [],
     resolved: [],
+    claimed: [],
+    released: [],
     finalized: [],
     orphansRejected: [],
     notFetched: [],
@@ -503,7 +520,7 @@ export async function verifyOnce(cfg: VerifierConfig): Promise<VerifierPass> {
   // fetched near the dispute's end: invalid, withheld).
   for (const c of pending()) {
     const info = onChain.get(c.commitId)!;
-    if (!disputedByOthers(c)) continue;
+    if (!disputedByOthers(c) || (await isOwn(c))) continue;
     const v = state.verdict(c.commitId) ?? withheldFor(c, { kind: "dispute", at: info.dispute!.endsAt });
     if (!v) continue;
     const r = await act("vote", c.commitId, `vote:${c.commitId}:${info.disputes}`, () =>
@@ -524,6 +541,7 @@ export async function verifyOnce(cfg: VerifierConfig): Promise<VerifierPass> {
       state.verdict(c.commitId) ?? withheldFor(c, { kind: "challenge", at: info.revealedAt + params.challengeWindow });
     if (!v) continue;
     if (v.valid) {
+      if (await isOwn(c)) continue;
       const r = await act("attest", c.commitId, `attest:${c.commitId}`, () =>
         attest(client, { deployment, account, commitId: c.commitId }),
       );
@@ -574,10 +592,50 @@ export async function verifyOnce(cfg: VerifierConfig): Promise<VerifierPass> {
       resolve(client, { deployment, account, checkpoint: c.checkpoint }),
     );
     if (r) {
-      pass.resolved.push({ commitId: c.commitId, invalid: r.invalid, slashed: r.slashed });
-      emit({ type: "resolved", commitId: c.commitId, hash: r.hash, invalid: r.invalid, slashed: r.slashed });
-      if (r.invalid) state.setTerminal(c.commitId, "rejected");
-      else onChain.set(c.commitId, { ...info, upheld: true, dispute: { ...d, open: false } });
+      pass.resolved.push({ commitId: c.commitId, verdict: r.verdict, slashed: r.slashed });
+      emit({ type: "resolved", commitId: c.commitId, hash: r.hash, verdict: r.verdict, slashed: r.slashed });
+      if (r.verdict === "invalid") state.setTerminal(c.commitId, "rejected");
+      // Inconclusive (below quorum, or a tie): bonds returned, the commit neither rejected nor upheld.
+      else onChain.set(c.commitId, { ...info, upheld: r.verdict === "valid", dispute: { ...d, open: false } });
+    }
+  }
+
+  // 6b. Nothing is paid at resolve: from every resolved dispute this verifier opened it pulls its
+  // bond (Invalid, Inconclusive) and its share of the slash (Invalid); every vote it cast is
+  // released (its locked stake freed, less the loser's cut on the losing side of a verdict).
+  for (const k of state.doneKeys()) {
+    if (stopped()) break;
+    const m = /^(challenge|vote):(0x[0-9a-fA-F]{64}):(\d+)$/.exec(k);
+    if (!m || state.did(k)!.startsWith("refused:")) continue;
+    const commitId = m[2] as Hex;
+    // A challenge opens dispute n + 1 (never while one is open); a vote is cast in the open dispute n.
+    const index = m[1] === "challenge" ? Number(m[3]) + 1 : Number(m[3]);
+    const doneKey = `${m[1] === "challenge" ? "claim" : "release"}:${commitId}:${index}`;
+    if (state.did(doneKey)) continue;
+    const d = await getDispute(client, { deployment, commitId, index });
+    if (d.verdict === "none") continue;
+    if (m[1] === "challenge") {
+      if (d.verdict === "valid") {
+        // Upheld: the bonds went to the commit's owner; nothing to claim.
+        state.record(doneKey, "forfeited");
+        await state.save();
+        continue;
+      }
+      const r = await act("claimDispute", commitId, doneKey, () =>
+        claimDispute(client, { deployment, account, commitId, index }),
+      );
+      if (r) {
+        pass.claimed.push({ commitId, index, amount: r.amount });
+        emit({ type: "claimed", commitId, index, hash: r.hash, amount: r.amount });
+      }
+    } else {
+      const r = await act("releaseVote", commitId, doneKey, () =>
+        releaseVote(client, { deployment, account, commitId, index }),
+      );
+      if (r) {
+        pass.released.push({ commitId, index, slashed: r.slashed });
+        emit({ type: "released", commitId, index, hash: r.hash, slashed: r.slashed });
+      }
     }
   }
 
