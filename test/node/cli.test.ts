@@ -128,7 +128,11 @@ describe("shard-node CLI against a JSON-RPC server", () => {
     const owner = trainer.account.address;
     await stakeToken.write.mint([owner, parseEther("100")]);
     await trainer.stake({ modelId: 1n, role: "trainer", amount: parseEther("100") });
-    await trainer.authorizeNode({ nodeKey: owner });
+    const consent = await trainer.signNodeConsent({ owner });
+    await trainer.authorizeNode({
+      nodeKey: owner,
+      consent: { deadline: consent.deadline, signature: consent.signature },
+    });
     const label = (s: string) => keccak256(toHex(s));
     const checkpoint = {
       modelId: 1n,
@@ -199,6 +203,7 @@ describe("shard-node CLI against a JSON-RPC server", () => {
     await stakeToken.write.mint([address, parseEther("1000")]);
     await protocol.ledger.write.allocateGenesis([1n, 0, [address], [1n]]);
     await protocol.ledger.write.allocateGenesis([1n, 1, [deployer!.account.address], [1n]]);
+    await protocol.registry.write.closeGenesis([1n]); // round 1 opens only after it
     await usdc.write.mint([deployer!.account.address, 1_000_000n]);
     await (await sdkWallet(0)).pay({ modelId: 1n, currency: usdc.address, amount: 1_000_000n });
     const commitId = await commitByAnotherTrainer();
@@ -224,9 +229,11 @@ describe("shard-node CLI against a JSON-RPC server", () => {
     });
     assert.deepEqual(s.stake, {
       active: parseEther("150").toString(),
+      locked: "0",
       unbonding: "0",
       unbondingReadyAt: "0",
       minimum: parseEther("100").toString(),
+      perCommit: DEFAULT_ROUND_PARAMS.slashAmount.toString(),
       sufficient: true,
     });
     assert.equal(s.balance, parseEther("850").toString());
@@ -263,7 +270,10 @@ describe("shard-node CLI against a JSON-RPC server", () => {
     await writeFile(journalFile, JSON.stringify(journal));
     const human = await cli(["status"], { cwd });
     ok(human);
-    assert.match(human.stdout, /^stake {6}150 STK active, 0 STK unbonding — minimum 100 STK: enough$/m);
+    assert.match(
+      human.stdout,
+      /^stake {6}150 STK active, 0 STK unbonding — minimum 100 STK, 60 STK locked per commit: enough$/m,
+    );
     assert.match(human.stdout, /^claimable {2}0\.5 USDC$/m);
     assert.match(human.stdout, /^ {2}round 1 lane 0 {2}pending {3}loss 2\.5000 {2}0x[0-9a-f]{8}… by 0x/m);
     assert.ok(human.stdout.includes(JSON.stringify(summary, null, 2)), human.stdout);
@@ -278,6 +288,7 @@ describe("shard-node CLI against a JSON-RPC server", () => {
     assert.equal(u.amount, parseEther("50").toString());
     assert.deepEqual(u.stake, {
       active: parseEther("100").toString(),
+      locked: "0",
       unbonding: parseEther("50").toString(),
       unbondingReadyAt: u.readyAt,
     });

@@ -44,6 +44,7 @@ import {
 import { CheckpointMismatchError, encodeCheckpoint } from "../../node/src/swarm/checkpoint.js";
 import { runSwarmNode } from "../../node/src/swarm/node.js";
 import { contributionLedgerAbi, finalize } from "../../sdk/index.js";
+import { authorizeOwnKey } from "../../scripts/lib/protocol.js";
 import { connection, defaultParams } from "../helpers/fixture.js";
 import { privateKeyOf, sdkFixture } from "../sdk/helpers.js";
 import { bits, tinySpec } from "./helpers.js";
@@ -394,11 +395,12 @@ describe("serve weights: the latest finalized checkpoint, checked against the ch
         params: defaultParams,
       },
     ]);
+    await f.registry.write.closeGenesis([modelId]);
     for (const i of [1, 2]) {
       const w = f.wallets[i]!;
       await f.stake.write.approve([f.staking.address, parseEther("1000")], { account: w.account });
       await f.staking.write.stake([modelId, 0, parseEther("1000")], { account: w.account });
-      await f.ledger.write.authorizeNode([w.account.address, true], { account: w.account });
+      await authorizeOwnKey(w, f.ledger.address);
     }
     // One real round of the swarm: each shard checkpoints to its own store and commits on-chain.
     const results = await Promise.all(

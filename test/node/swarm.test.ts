@@ -17,6 +17,7 @@ import { createHost, type ShardHost } from "../../node/src/p2p/host.js";
 import { decodeCheckpoint } from "../../node/src/swarm/checkpoint.js";
 import { type SwarmEvent, runSwarmNode } from "../../node/src/swarm/node.js";
 import { getCommit, getLineage } from "../../sdk/index.js";
+import { authorizeOwnKey } from "../../scripts/lib/protocol.js";
 import { connection, defaultParams } from "../helpers/fixture.js";
 import { sdkFixture, privateKeyOf, type SdkFixture } from "../sdk/helpers.js";
 import { bits, tinySpec } from "./helpers.js";
@@ -52,12 +53,13 @@ describe("swarm: shards on separate libp2p hosts train, checkpoint to IPFS and c
       },
     ]);
     modelId = 2n;
+    await f.registry.write.closeGenesis([modelId]);
     // Trainers 1 and 2 stake and authorize their own key as the node key.
     for (const i of [1, 2]) {
       const w = f.wallets[i]!;
       await f.stake.write.approve([f.staking.address, parseEther("1000")], { account: w.account });
       await f.staking.write.stake([modelId, 0, parseEther("1000")], { account: w.account });
-      await f.ledger.write.authorizeNode([w.account.address, true], { account: w.account });
+      await authorizeOwnKey(w, f.ledger.address);
     }
   });
 

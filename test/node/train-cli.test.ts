@@ -123,17 +123,19 @@ describe("shard-node train: one OS process per shard", () => {
           params: DEFAULT_ROUND_PARAMS,
         },
       ]);
+      await protocol.registry.write.closeGenesis([modelId + 1n]);
       return ++modelId;
     };
     await register();
     await register();
-    // Model 1: accounts 1 and 2; model 2: accounts 3 and 4 (each staking the minimum).
+    // Model 1: accounts 1 and 2; model 2: accounts 3 and 4. Each pending commit locks slashAmount
+    // and nothing finalizes here: each stakes enough for 3 rounds (above the minimum).
     for (const [m, accounts] of [
       [1n, [1, 2]],
       [2n, [3, 4]],
     ] as const)
       for (const i of accounts)
-        await protocol.staking.write.stake([m, 0, DEFAULT_ROUND_PARAMS.minTrainerStake], {
+        await protocol.staking.write.stake([m, 0, 3n * DEFAULT_ROUND_PARAMS.slashAmount], {
           account: wallets[i]!.account,
         });
   });

@@ -1,6 +1,13 @@
-import { erc20Abi, formatUnits, getAddress, parseUnits, type Address } from "viem";
+import { erc20Abi, formatUnits, getAddress, parseUnits, type Address, type Hash } from "viem";
 import type { PrivateKeyAccount } from "viem/accounts";
-import { ContractRevertError, contributionLedgerAbi, getModel, toShardError } from "shard-protocol/sdk";
+import {
+  ContractRevertError,
+  authorizeNode,
+  contributionLedgerAbi,
+  getModel,
+  signNodeConsent,
+  toShardError,
+} from "shard-protocol/sdk";
 import { z } from "zod";
 
 import { connect, type Connection, type ShardPublicClient } from "../chain.js";
@@ -125,6 +132,25 @@ export async function isNodeAuthorized(client: ShardPublicClient, owner: Address
   } catch (error) {
     throw toShardError(error, "isAuthorized");
   }
+}
+
+/**
+ * Authorizes the account's own key to sign commits for it: the key consents (`signNodeConsent`,
+ * the ledger refuses an authorization the key never agreed to), then the owner, the same account,
+ * sends `authorizeNode` with that consent.
+ */
+export async function authorizeOwnKey(connection: Connection<PrivateKeyAccount>): Promise<Hash> {
+  const { walletClient, deployment } = connection;
+  const account = walletClient.account;
+  const consent = await signNodeConsent(walletClient, { deployment, account, owner: account.address });
+  const { hash } = await authorizeNode(walletClient, {
+    deployment,
+    account,
+    nodeKey: account.address,
+    authorized: true,
+    consent: { deadline: consent.deadline, signature: consent.signature },
+  });
+  return hash;
 }
 
 /** The validated config from file, environment and the command's flags. */

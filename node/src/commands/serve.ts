@@ -233,7 +233,10 @@ async function serveWith(
       );
       for (const a of multiaddrs) out.log(`  listening on ${a}`);
       if (shard > 0) out.log(`  shard ${shard - 1} forwards here (its peers.next)`);
-      if (gatewayUrl) out.log(`  gateway: ${gatewayUrl}/v1/generate (quote: ${gatewayUrl}/v1/quote)`);
+      if (gatewayUrl)
+        out.log(
+          `  gateway: ${gatewayUrl}/v1/generate (quote: ${gatewayUrl}/v1/quote), payee ${signer!.account.address} (escrow must name it)`,
+        );
     }
     control.onListening?.({ peerId: host.peerId, multiaddrs, gatewayUrl });
 

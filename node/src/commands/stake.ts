@@ -6,6 +6,7 @@ import { globalOptionsSchema } from "../config/schema.js";
 import { NodeError } from "../errors.js";
 import type { Output } from "../output.js";
 import {
+  authorizeOwnKey,
   formatAmount,
   isNodeAuthorized,
   openSigner,
@@ -40,7 +41,7 @@ export interface StakeResult {
   /** The `authorizeNode` transaction, or null if the key was already authorized (or not asked). */
   authorizeHash: Hash | null;
   /** The account's stake in this role after the transaction. */
-  stake: { active: bigint; unbonding: bigint; unbondingReadyAt: bigint };
+  stake: { active: bigint; unbonding: bigint; unbondingReadyAt: bigint; locked: bigint };
   /** The stake the role requires for the next round. */
   minimum: bigint;
 }
@@ -52,7 +53,8 @@ export class InsufficientBalanceError extends NodeError {
 
 /**
  * Stakes `amount` whole tokens of the model's staking token (approving the staking contract
- * first when needed) and, for trainer stake, authorizes the account's key to sign commits.
+ * first when needed) and, for trainer stake, authorizes the account's key to sign commits (the
+ * key's consent, then `authorizeNode`).
  *
  * @example
  * await stake({ amount: "100" }, createOutput({ json: false }))
@@ -86,7 +88,7 @@ export async function stake(options: StakeOptions, out: Output): Promise<StakeRe
     let authorizeHash: Hash | null = null;
     if (role === "trainer" && authorize && !(await isNodeAuthorized(publicClient, account.address, account.address))) {
       out.log(`authorizing ${account.address} to sign commits…`);
-      ({ hash: authorizeHash } = await walletClient.authorizeNode({ nodeKey: account.address }));
+      authorizeHash = await authorizeOwnKey(connection);
       await waitForConfirmations(publicClient, authorizeHash, config.confirmations);
       out.print(`authorized ${account.address} to sign commits (tx ${authorizeHash})`);
     }

@@ -40,10 +40,15 @@ export interface StatusResult {
   balance: bigint;
   stake: {
     active: bigint;
+    /** Part of `active` locked by pending commits (slashAmount each) until they finalize. */
+    locked: bigint;
     unbonding: bigint;
     unbondingReadyAt: bigint;
     /** Trainer stake the next round requires. */
     minimum: bigint;
+    /** Stake a new commit locks (the round's slashAmount). */
+    perCommit: bigint;
+    /** Enough to commit now: the minimum active, and `perCommit` of it not locked. */
     sufficient: boolean;
   };
   /** Whether the account's key may sign commits for it (`authorizeNode`). */
@@ -110,6 +115,8 @@ export async function status(options: StatusOptions, out: Output): Promise<Statu
     ]);
     const currencies = await Promise.all(model.currencies.map((c) => tokenInfo(publicClient, c)));
     const minimum = model.params.minTrainerStake;
+    const perCommit = model.params.slashAmount;
+    const trainer = stakes.trainer;
     const result: StatusResult = {
       account: address,
       chainId: connection.chainId,
@@ -118,7 +125,15 @@ export async function status(options: StatusOptions, out: Output): Promise<Statu
       shard,
       lane,
       balance,
-      stake: { ...stakes.trainer, minimum, sufficient: stakes.trainer.active >= minimum },
+      stake: {
+        active: trainer.active,
+        locked: trainer.locked,
+        unbonding: trainer.unbonding,
+        unbondingReadyAt: trainer.unbondingReadyAt,
+        minimum,
+        perCommit,
+        sufficient: trainer.active >= minimum && trainer.active - trainer.locked >= perCommit,
+      },
       nodeKeyAuthorized: authorized,
       lineage: {
         total: lineage.length,
@@ -188,11 +203,13 @@ function printStatus(s: StatusResult, out: Output) {
     ["shard", `${s.shard}, lane ${s.lane}`],
     [
       "stake",
-      `${formatAmount(s.stake.active, token)} active, ${formatAmount(s.stake.unbonding, token)} unbonding` +
+      `${formatAmount(s.stake.active, token)} active` +
+        (s.stake.locked > 0n ? ` (${formatAmount(s.stake.locked, token)} locked by pending commits)` : "") +
+        `, ${formatAmount(s.stake.unbonding, token)} unbonding` +
         (s.stake.unbonding > 0n
           ? ` (withdrawable ${new Date(Number(s.stake.unbondingReadyAt) * 1000).toISOString()})`
           : "") +
-        ` — minimum ${formatAmount(s.stake.minimum, token)}: ${s.stake.sufficient ? "enough" : "NOT enough to commit"}`,
+        ` — minimum ${formatAmount(s.stake.minimum, token)}, ${formatAmount(s.stake.perCommit, token)} locked per commit: ${s.stake.sufficient ? "enough" : "NOT enough to commit"}`,
     ],
     ["wallet", formatAmount(s.balance, token)],
     [

@@ -8,7 +8,15 @@ import { initBackend } from "../ml/backend.js";
 import type { ModelSpec } from "../ml/spec.js";
 import { toJson, type Output } from "../output.js";
 import { type SwarmEvent, runSwarmNode } from "../swarm/node.js";
-import { formatAmount, isNodeAuthorized, openSigner, parseOptions, readModel, tokenInfo } from "./common.js";
+import {
+  authorizeOwnKey,
+  formatAmount,
+  isNodeAuthorized,
+  openSigner,
+  parseOptions,
+  readModel,
+  tokenInfo,
+} from "./common.js";
 import { loadModelSpec, openNodeNetwork } from "./network.js";
 
 export const trainOptionsSchema = globalOptionsSchema.extend(configOptionsSchema.shape).extend({
@@ -84,7 +92,7 @@ async function trainWith(
     );
   if (!(await isNodeAuthorized(publicClient, account.address, account.address))) {
     out.log(`authorizing this key to sign commits for ${account.address}`);
-    await walletClient.authorizeNode({ nodeKey: account.address, authorized: true });
+    await authorizeOwnKey(connection);
   }
 
   // One host carries the pipeline links and, for the embedded store, bitswap: the node serves its
@@ -195,6 +203,12 @@ function renderer(out: Output, spec: ModelSpec): (e: SwarmEvent) => void {
         return out.log(`resuming at round ${e.round} from ${e.from}`);
       case "stopped":
         return out.log(`stopped; the next round is ${e.round}`);
+      case "appealClaimed":
+        return out.log(
+          e.error
+            ? `round ${e.round}: claiming the appeal's bonds was refused (${e.error.split("\n")[0]})`
+            : `round ${e.round}: appeal resolved ${e.verdict}; claimed ${e.amount} back`,
+        );
       default:
         return;
     }
