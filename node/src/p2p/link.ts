@@ -655,7 +655,11 @@ export class FrameChannel {
   private onData(data: Uint8Array | Iterable<Uint8Array>) {
     const chunks = data instanceof Uint8Array ? [data] : [...data];
     for (const chunk of chunks) this.stats.bytesReceived += chunk.byteLength;
-    if (this.failure !== undefined) return; // nobody will read it
+    if (this.failure !== undefined) {
+      // Nobody will read it. A peer not yet accepted gets no more window either: reset.
+      if (this.preHello) this.stream.abort(this.failure);
+      return;
+    }
     try {
       for (const chunk of chunks) this.decoder.push(chunk);
     } catch (error) {
