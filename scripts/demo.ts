@@ -17,7 +17,13 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 
 import { type Address, type Hex, getAddress, parseEther, parseUnits } from "viem";
-import { type Checkpoint, contributionLedgerAbi, shardTokenAbi, toTokenId } from "shard-protocol/sdk";
+import {
+  type Checkpoint,
+  contributionLedgerAbi,
+  getInferenceQuote,
+  shardTokenAbi,
+  toTokenId,
+} from "shard-protocol/sdk";
 
 import { defaultSpec, type ModelSpec, zModelSpec } from "../node/src/ml/spec.js";
 import { zJournal } from "../node/src/swarm/journal.js";
@@ -194,7 +200,8 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
       trainers: trainers.map((t) => t.account),
       verifier: verifier.account,
       dapp: dapp.account,
-      windows: { challengeWindow, disputeWindow: challengeWindow, revealWindow: 120 },
+      // The registry bounds the reveal window by the challenge window; a node reveals a block after its seal.
+      windows: { challengeWindow, disputeWindow: challengeWindow, revealWindow: challengeWindow },
       dir: workDir,
     });
     log("deploy", `registry ${deployment.addresses.registry}, token ${deployment.addresses.token}`);
@@ -226,17 +233,24 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
       SHARD_NODE_BACKEND: "wasm",
     });
 
-    // 4. Stake: each trainer with `shard-node stake` (also authorizes its key to sign commits).
-    const minStake = deployment.params.minTrainerStake;
+    // 4. Stake: each trainer with `shard-node stake` (also authorizes its key to sign commits,
+    // with the key's consent). Each pending commit locks slashAmount of it until finalized, and
+    // no round finalizes before training ends here: enough for every round, at least the minimum.
+    const { minTrainerStake, slashAmount } = deployment.params;
+    const trainerStake =
+      BigInt(rounds) * slashAmount > minTrainerStake ? BigInt(rounds) * slashAmount : minTrainerStake;
     await Promise.all(
       trainers.map(async (t, s) => {
         await group.run({
           label: `${t.name} stake`,
-          args: ["stake", String(minStake / 10n ** 18n)],
+          args: ["stake", String(trainerStake / 10n ** 18n)],
           cwd: workDir,
           env: nodeEnv(t.account, s),
         });
-        log("stake", `${t.name} ${shortAddress(t.address)} staked ${minStake / 10n ** 18n} STK for shard ${s}`);
+        log(
+          "stake",
+          `${t.name} ${shortAddress(t.address)} staked ${trainerStake / 10n ** 18n} STK for shard ${s} (${slashAmount / 10n ** 18n} locked per pending commit)`,
+        );
       }),
     );
     done("stake");
@@ -543,18 +557,23 @@ async function commitIdOf(client: SdkClient, deployment: DemoDeployment, cp: Che
   });
 }
 
-/** The dApp's escrow deposit in currency A. */
+/**
+ * The dApp's escrow deposit in currency A, bound to the gateway: the quote names its payee (the
+ * account that settles), and only that payee can draw on the escrow.
+ */
 async function deposit(
   d: SdkClient,
   deployment: DemoDeployment,
+  gatewayUrl: string,
   log: (stage: string, text: string) => void,
 ): Promise<bigint> {
   const a = deployment.currencyA;
   const amount = parseUnits("5", a.decimals);
-  await d.depositEscrow({ currency: a.address, amount });
+  const { payee } = await getInferenceQuote({ gatewayUrl });
+  await d.depositEscrow({ currency: a.address, payee, amount });
   log(
     "inference",
-    `dApp ${shortAddress(d.account.address)} deposited ${formatAmount(amount, a.decimals, a.symbol)} into escrow (SDK depositEscrow)`,
+    `dApp ${shortAddress(d.account.address)} deposited ${formatAmount(amount, a.decimals, a.symbol)} into escrow with the gateway ${shortAddress(payee)} (SDK depositEscrow)`,
   );
   return amount;
 }
@@ -760,7 +779,7 @@ async function inferThroughGateway(ctx: {
 }): Promise<{ generated: DemoResult["generated"]; revenue: DemoResult["revenue"] }> {
   const { dappClient: d, deployment, gateway, log } = ctx;
   const a = deployment.currencyA;
-  const escrowDeposit = await deposit(d, deployment, log);
+  const escrowDeposit = await deposit(d, deployment, gateway.gatewayUrl!, log);
   const generated: DemoResult["generated"] = [];
   const receipts: DemoResult["revenue"]["receipts"] = [];
   const lengths = [48, 64, 40];

@@ -104,7 +104,7 @@ export interface DemoDeployment {
 /**
  * Deploys the protocol, a staking token and two payment currencies (test ERC-20s), funds the
  * participants, registers the model (spec digest and `ipfs://` URI on-chain, revenue weight of each
- * shard = its parameter count, one attestation needed per commit) and writes the deployment JSON the
+ * shard = its parameter count, one attestation needed per commit; genesis closed, no allocation) and writes the deployment JSON the
  * nodes read (`deployments/<chainId>.json` format) and the spec file (`--spec`) into `dir`.
  */
 export async function deployDemo(chain: LocalChain, options: DeployDemoOptions): Promise<DemoDeployment> {
@@ -116,7 +116,7 @@ export async function deployDemo(chain: LocalChain, options: DeployDemoOptions):
   const usdc = await viem.deployContract("TestERC20", ["Demo USD", "dUSD", 6]);
   const dai = await viem.deployContract("TestERC20", ["Demo Credits", "dCRD", 18]);
 
-  for (const i of [...options.trainers, options.verifier]) await stake.write.mint([addressOf(i), parseEther("1000")]);
+  for (const i of [...options.trainers, options.verifier]) await stake.write.mint([addressOf(i), parseEther("5000")]);
   await usdc.write.mint([addressOf(options.dapp), parseUnits("10000", 6)]);
   await dai.write.mint([addressOf(options.dapp), parseEther("10000")]);
 
@@ -146,6 +146,8 @@ export async function deployDemo(chain: LocalChain, options: DeployDemoOptions):
   ]);
   await publicClient.waitForTransactionReceipt({ hash });
   const modelId = await protocol.registry.read.modelCount();
+  // No genesis allocation: close it, so that round 1 can open.
+  await publicClient.waitForTransactionReceipt({ hash: await protocol.registry.write.closeGenesis([modelId]) });
 
   await mkdir(path.join(options.dir, "deployments"), { recursive: true });
   const deploymentFile = path.join(options.dir, "deployments", `${chain.chainId}.json`);
