@@ -10,7 +10,7 @@
  * the cap table, revenue table and generated text at the end.
  *
  * Settings (environment): DEMO_SHARDS (2, or 3), DEMO_ROUNDS (3), DEMO_STEPS (steps per round,
- * 20), DEMO_CHALLENGE_WINDOW (seconds, 6), DEMO_KEEP=1 (keep the work folder); DEMO_HELP=1 prints them.
+ * 20), DEMO_CHALLENGE_WINDOW (seconds, 10, at least 10), DEMO_KEEP=1 (keep the work folder); DEMO_HELP=1 prints them.
  */
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -42,7 +42,11 @@ export interface DemoOptions {
   stepsPerRound?: number | undefined;
   /** The model spec (default: `defaultSpec` split into `shards` stages with `stepsPerRound`). */
   spec?: ModelSpec | undefined;
-  /** Challenge window in seconds (default 6): finalization waits for it after each reveal. */
+  /**
+   * Challenge window in seconds (default 10, at least 10): finalization waits for it after each
+   * reveal. The reveal window equals it (the registry bounds it by the challenge window), and a
+   * reveal lands a few blocks after its seal, each block a second later on the local chain.
+   */
   challengeWindow?: number | undefined;
   /** Progress lines (default: console.log). */
   log?: ((line: string) => void) | undefined;
@@ -148,6 +152,12 @@ const sleep = (ms: number, signal?: AbortSignal) =>
  * const result = await runDemo({ shards: 2, rounds: 1 })
  * console.log(result.tables.capTable)
  */
+/**
+ * Shortest challenge (and so reveal) window: a seal and its reveal are some blocks apart, and the
+ * local chain's blocks (the other trainers' transactions too) each move its clock by a second.
+ */
+const MIN_CHALLENGE_WINDOW = 10;
+
 export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   const shards = options.shards ?? 2;
   const rounds = options.rounds ?? 3;
@@ -155,7 +165,9 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   if (!Number.isInteger(rounds) || rounds < 1 || rounds > 50) throw new RangeError("rounds must be 1 to 50");
   const spec = options.spec ?? demoSpec(shards, options.stepsPerRound ?? 20);
   if (spec.shards.length !== shards) throw new RangeError(`the spec has ${spec.shards.length} shards, not ${shards}`);
-  const challengeWindow = options.challengeWindow ?? 6;
+  const challengeWindow = options.challengeWindow ?? 10;
+  if (!Number.isInteger(challengeWindow) || challengeWindow < MIN_CHALLENGE_WINDOW)
+    throw new RangeError(`challengeWindow must be at least ${MIN_CHALLENGE_WINDOW} s (it bounds the reveal window)`);
   const print = options.log ?? ((line: string) => console.log(line));
   const signal = options.signal;
   const log = (stage: string, text: string) =>
@@ -200,7 +212,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
       trainers: trainers.map((t) => t.account),
       verifier: verifier.account,
       dapp: dapp.account,
-      // The registry bounds the reveal window by the challenge window; a node reveals a block after its seal.
+      // The registry bounds the reveal window by the challenge window.
       windows: { challengeWindow, disputeWindow: challengeWindow, revealWindow: challengeWindow },
       dir: workDir,
     });
@@ -829,7 +841,7 @@ Settings (environment):
   DEMO_SHARDS=2            shards, one trainer process each (1-4)
   DEMO_ROUNDS=3            training rounds
   DEMO_STEPS=20            steps per round
-  DEMO_CHALLENGE_WINDOW=6  seconds a commit can be challenged before it finalizes
+  DEMO_CHALLENGE_WINDOW=10 seconds a commit can be challenged before it finalizes (10 or more)
   DEMO_KEEP=1              keep the work folder (checkpoints, journals)
 `;
 
@@ -855,7 +867,7 @@ async function main(): Promise<void> {
       shards: envInt("DEMO_SHARDS", 2, 1, 4),
       rounds: envInt("DEMO_ROUNDS", 3, 1, 50),
       stepsPerRound: envInt("DEMO_STEPS", 20, 1, 1000),
-      challengeWindow: envInt("DEMO_CHALLENGE_WINDOW", 6, 1, 3600),
+      challengeWindow: envInt("DEMO_CHALLENGE_WINDOW", 10, MIN_CHALLENGE_WINDOW, 3600),
       keepWorkDir: process.env.DEMO_KEEP === "1",
       signal: controller.signal,
     });

@@ -79,7 +79,7 @@ describe("npm run demo, end to end at a small size", () => {
       shards: 2,
       rounds,
       spec,
-      challengeWindow: 2,
+      challengeWindow: 10, // the least: it bounds the reveal window
       log: (line) => lines.push(line),
       onProcess: (_, pid) => pids.push(pid),
     });
