@@ -22,7 +22,7 @@ import { openContentStore, type ContentStore } from "../../node/src/ipfs/index.j
 import { InsufficientStakeError } from "../../node/src/commands/train.js";
 import { laneSettled, verify } from "../../node/src/commands/verify.js";
 import { network } from "hardhat";
-import { DEFAULT_ROUND_PARAMS, deployProtocol } from "../../scripts/lib/protocol.js";
+import { DEFAULT_ROUND_PARAMS, authorizeOwnKey, deployProtocol } from "../../scripts/lib/protocol.js";
 import { defineDeployment } from "../../sdk/index.js";
 import {
   type CommitEvidence,
@@ -83,6 +83,7 @@ describe("verify: replay a lane's round, check every commit, attest / challenge 
         params,
       },
     ]);
+    await f.registry.write.closeGenesis([(await f.registry.read.modelCount()) as bigint]);
   };
 
   const verifierConfig = (i: number, modelId: bigint, events?: VerifierEvent[]): VerifierConfig => {
@@ -125,8 +126,7 @@ describe("verify: replay a lane's round, check every commit, attest / challenge 
         await f.staking.write.stake([modelId, 1, parseEther("100")], { account: w.account });
       }
     }
-    for (const i of TRAINERS)
-      await f.ledger.write.authorizeNode([f.wallets[i]!.account.address, true], { account: f.wallets[i]!.account });
+    for (const i of TRAINERS) await authorizeOwnKey(f.wallets[i]!, f.ledger.address);
 
     // The honest lane: two shards on their own libp2p hosts, two rounds, committed on-chain.
     swarm = await Promise.all(
@@ -483,9 +483,13 @@ for (const s of r.shards) {
     await passTime(params.disputeWindow + 1);
     const fin = await verifyOnce(verifierConfig(4, cheatModel));
     assert.deepEqual(fin.resolved, [
-      { commitId: cheat, invalid: true, slashed: params.slashAmount },
-      { commitId: honest1, invalid: false, slashed: 0n },
+      { commitId: cheat, verdict: "invalid", slashed: params.slashAmount },
+      { commitId: honest1, verdict: "valid", slashed: 0n },
     ]);
+    // Nothing is paid at resolve: A pulls its bond and share, and releases its vote on the appeal.
+    const share = (params.slashAmount * BigInt(params.challengerShareBps)) / 10_000n;
+    assert.deepEqual(fin.claimed, [{ commitId: cheat, index: 1, amount: params.challengeBond + share }]);
+    assert.deepEqual(fin.released, [{ commitId: honest1, index: 1, slashed: 0n }]);
     assert.deepEqual(fin.orphansRejected, [orphan]);
     assert.deepEqual(fin.finalized.map((x) => x.commitId).sort(), [honest1, honest2].sort());
 
@@ -499,7 +503,6 @@ for (const s of r.shards) {
       "finalized",
     ]);
     // The challenger: its bond back plus its share of the slash.
-    const share = (params.slashAmount * BigInt(params.challengerShareBps)) / 10_000n;
     assert.equal(await f.stake.read.balanceOf([challenger]), stk0 + share);
     assert.equal(
       await f.staking.read.activeStake([cheatModel, f.wallets[1]!.account.address, 0]),
@@ -512,8 +515,18 @@ for (const s of r.shards) {
     // Nothing is done twice, even from a fresh process reading the saved state.
     const again = await verifyOnce(verifierConfig(4, cheatModel));
     assert.deepEqual(
-      [again.challenged, again.attested, again.resolved, again.finalized, again.orphansRejected],
-      [[], [], [], [], []],
+      [again.challenged, again.attested, again.resolved, again.claimed, again.released, again.finalized],
+      [[], [], [], [], [], []],
+    );
+    assert.deepEqual(again.orphansRejected, []);
+    // B releases its votes in its next pass.
+    const b2 = await verifyOnce(verifierConfig(5, cheatModel));
+    assert.deepEqual(
+      b2.released.map((x) => [x.commitId, x.index, x.slashed]).sort(),
+      [
+        [cheat, 1, 0n],
+        [honest1, 1, 0n],
+      ].sort(),
     );
   });
 
@@ -649,6 +662,7 @@ describe("shard-node verify (the command) against a JSON-RPC server", () => {
         params: DEFAULT_ROUND_PARAMS,
       },
     ]);
+    await protocol.registry.write.closeGenesis([1n]);
     for (const i of [1, 2, 4]) {
       const w = wallets[i]!;
       await stakeToken.write.mint([w.account.address, parseEther("1000")]);
@@ -657,7 +671,7 @@ describe("shard-node verify (the command) against a JSON-RPC server", () => {
     for (const i of [1, 2]) {
       const w = wallets[i]!;
       await protocol.staking.write.stake([1n, 0, parseEther("100")], { account: w.account });
-      await protocol.ledger.write.authorizeNode([w.account.address, true], { account: w.account });
+      await authorizeOwnKey(w, protocol.ledger.address);
     }
     // The trainers' content lives on another libp2p node: the verifier fetches it over bitswap.
     trainerHost = await createHost({ listen: ["/ip4/127.0.0.1/tcp/0"] });
