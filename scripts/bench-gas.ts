@@ -18,7 +18,13 @@ import path from "node:path";
 import { network } from "hardhat";
 import { encodeFunctionData, getAddress, keccak256, parseEther, toHex, zeroHash, type Address, type Hex } from "viem";
 
-import { ledgerDomain, sealedCommitTypes, settlementDomain, usageReceiptTypes } from "./lib/eip712.js";
+import {
+  ledgerDomain,
+  nodeConsentTypes,
+  sealedCommitTypes,
+  settlementDomain,
+  usageReceiptTypes,
+} from "./lib/eip712.js";
 import { DEFAULT_ROUND_PARAMS, deployProtocol, sealedHash } from "./lib/protocol.js";
 
 const HOLDER_COUNTS = [1, 100, 10_000];
@@ -30,7 +36,8 @@ const FANOUT_CHUNK = 250;
 const { viem, networkHelpers } = await network.create();
 const publicClient = await viem.getPublicClient();
 const wallets = await viem.getWalletClients();
-const [deployer, trainerA, trainerB, verifier, payer, challenger] = wallets as [
+const [deployer, trainerA, trainerB, verifier, payer, challenger, joiner] = wallets as [
+  (typeof wallets)[number],
   (typeof wallets)[number],
   (typeof wallets)[number],
   (typeof wallets)[number],
@@ -91,15 +98,25 @@ async function register(shards: number, label?: string) {
 /* CONTRIBUTIONS */
 
 const model = await register(2, "registerModel (2 shards)");
+await record("closeGenesis", p.registry.write.closeGenesis([model]));
 await record("stake (trainer)", p.staking.write.stake([model, 0, parseEther("1000")], { account: trainerA.account }));
 await p.staking.write.stake([model, 0, parseEther("1000")], { account: trainerB.account });
 await p.staking.write.stake([model, 1, parseEther("1000")], { account: verifier.account });
 await p.staking.write.stake([model, 1, parseEther("1000")], { account: deployer.account });
-await record(
-  "authorizeNode",
-  p.ledger.write.authorizeNode([trainerA.account.address, true], { account: trainerA.account }),
-);
-await p.ledger.write.authorizeNode([trainerB.account.address, true], { account: trainerB.account });
+/** `authorizeNode` of a trainer's own key, with the key's EIP-712 consent. */
+async function authorizeOwnKey(wallet: typeof trainerA) {
+  const deadline = BigInt(await networkHelpers.time.latest()) + 3600n;
+  const signature = await wallet.signTypedData({
+    account: wallet.account,
+    domain: ledgerDomain(chainId, p.ledger.address),
+    types: nodeConsentTypes,
+    primaryType: "NodeConsent",
+    message: { owner: wallet.account.address, nodeKey: wallet.account.address, deadline },
+  });
+  return p.ledger.write.authorizeNode([wallet.account.address, true, deadline, signature], { account: wallet.account });
+}
+await record("authorizeNode (with the key's consent)", authorizeOwnKey(trainerA));
+await gasOf(authorizeOwnKey(trainerB));
 
 const d = (s: string) => keccak256(toHex(s));
 function checkpoint(owner: Address, shard: number, round: bigint, lane: number, parentRoot: Hex) {
@@ -133,7 +150,9 @@ async function seal(wallet: typeof trainerA, cp: Cp, label?: string) {
     round: cp.round,
     lane: cp.lane,
     owner: cp.owner,
+    parentRoot: cp.parentRoot,
     sealedHash: sealed,
+    paramsVersion: await p.registry.read.paramsVersionAt([cp.modelId, cp.round]),
     deadline: BigInt(await networkHelpers.time.latest()) + 3600n,
   };
   const signature = await wallet.signTypedData({
@@ -151,7 +170,7 @@ async function seal(wallet: typeof trainerA, cp: Cp, label?: string) {
     process.stderr.write(`  ${label}: ${receipt.gasUsed}\n`);
   }
   const block = await publicClient.getBlock({ blockNumber: receipt.blockNumber });
-  return { salt, commitBlock: receipt.blockNumber, commitTime: block.timestamp };
+  return { commit, salt, commitBlock: receipt.blockNumber, commitTime: block.timestamp };
 }
 async function reveal(cp: Cp, s: Awaited<ReturnType<typeof seal>>, label?: string) {
   const promise = p.ledger.write.reveal([cp, s.salt, s.commitBlock, s.commitTime]);
@@ -163,11 +182,17 @@ const a1 = checkpoint(trainerA.account.address, 0, 1n, 0, zeroHash);
 const b1 = checkpoint(trainerB.account.address, 1, 1n, 0, zeroHash);
 const sa1 = await seal(trainerA, a1, "commit (first of a round, relayed)");
 const sb1 = await seal(trainerB, b1, "commit (relayed)");
+// A seal never revealed (lane 1), expired once its reveal window is over.
+const unrevealed = await seal(trainerA, checkpoint(trainerA.account.address, 0, 1n, 1, zeroHash));
 await reveal(a1, sa1, "reveal (first side of a pipeline link)");
 await reveal(b1, sb1, "reveal (second side, link checked)");
 const idA1 = await p.ledger.read.commitIdOf([model, 0, 1n, 0]);
 await record("attest", p.ledger.write.attest([idA1], { account: verifier.account }));
 await networkHelpers.time.increase(3601);
+await record(
+  "expireSeal (lock released, seal deposit burned)",
+  p.ledger.write.expireSeal([unrevealed.commit, unrevealed.commitBlock, unrevealed.commitTime]),
+);
 await record("finalize (mints shard tokens, first mint)", p.ledger.write.finalize([a1]));
 await p.ledger.write.finalize([b1]);
 
@@ -181,11 +206,25 @@ await reveal(b2, sb2);
 const a3 = checkpoint(trainerA.account.address, 0, 3n, 0, a2.root);
 await reveal(a3, await seal(trainerA, a3));
 const idA2 = await p.ledger.read.commitIdOf([model, 0, 2n, 0]);
-await record("challenge (bond)", p.ledger.write.challenge([idA2, d("evidence")], { account: challenger.account }));
-await record("vote", p.ledger.write.vote([idA2, true], { account: verifier.account }));
+await record(
+  "challenge (bond, opens a dispute)",
+  p.ledger.write.challenge([idA2, d("evidence")], { account: challenger.account }),
+);
+await record(
+  "challenge (bond, joins the open dispute)",
+  p.ledger.write.challenge([idA2, d("evidence-2")], { account: joiner.account }),
+);
+await record("vote (weight at the opening, locked)", p.ledger.write.vote([idA2, true], { account: verifier.account }));
 await p.ledger.write.vote([idA2, true], { account: deployer.account });
 await networkHelpers.time.increase(3601);
-await record("resolve (invalid: reject + slash + bond back)", p.ledger.write.resolve([a2]));
+await record("resolve (invalid: reject + slash, nothing paid)", p.ledger.write.resolve([a2]));
+await record(
+  "claimDispute (challenger: bond + share of the slash)",
+  p.ledger.write.claimDispute([idA2, 1, challenger.account.address]),
+);
+await gasOf(p.ledger.write.claimDispute([idA2, 1, joiner.account.address]));
+await record("releaseVote (winning side)", p.ledger.write.releaseVote([idA2, 1, verifier.account.address]));
+await gasOf(p.ledger.write.releaseVote([idA2, 1, deployer.account.address]));
 await record("rejectOrphan (cascade to a child)", p.ledger.write.rejectOrphan([a3]));
 await networkHelpers.time.increase(3601);
 await record("finalize (second mint to a holder)", p.ledger.write.finalize([b2]));
@@ -291,7 +330,11 @@ process.stderr.write(`  ERC-20 transfer (existing recipient): ${erc20Transfer}\n
 
 /* RECEIPTS */
 
-await record("depositEscrow", p.settlement.write.depositEscrow([usd.address, 10n ** 15n], { account: payer.account }));
+// The deployer settles: it is the payee (the gateway) the escrow and the receipts name.
+await record(
+  "depositEscrow",
+  p.settlement.write.depositEscrow([usd.address, deployer.account.address, 10n ** 15n], { account: payer.account }),
+);
 let nonce = 0n;
 const perReceipt: Record<string, number> = {};
 for (const size of RECEIPT_BATCHES) {
@@ -303,6 +346,7 @@ for (const size of RECEIPT_BATCHES) {
       modelId: model,
       currency: usd.address,
       payer: payer.account.address,
+      payee: deployer.account.address,
       units: 1000n,
       pricePerUnit: 5n,
       nonce: nonce++,

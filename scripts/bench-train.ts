@@ -45,7 +45,7 @@ import { evalIds, loadCorpus } from "../node/src/ml/data.js";
 import { stageLayout } from "../node/src/ml/model.js";
 import { type ModelSpec, canonicalSpecBytes, defaultSpec, specDigest, zModelSpec } from "../node/src/ml/spec.js";
 import type { RoundOutcome } from "../node/src/swarm/round.js";
-import { DEFAULT_ROUND_PARAMS, deployProtocol } from "./lib/protocol.js";
+import { DEFAULT_ROUND_PARAMS, authorizeOwnKey, deployProtocol } from "./lib/protocol.js";
 import type { WorkerConfig, WorkerLine } from "./lib/swarm-worker.js";
 import { intFromEnv } from "./lib/env.js";
 
@@ -55,7 +55,6 @@ const MAX_OVERHEAD_SHARE = 0.05;
 
 /** Hardhat's default accounts: #0 deploys, #1..#S train shard 0..S−1. */
 const MNEMONIC = "test test test test test test test test test test test junk";
-const STAKE = parseEther("1000");
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
 const verbose = process.env.BENCH_VERBOSE === "1";
@@ -64,6 +63,8 @@ const SHARDS = intFromEnv("BENCH_SHARDS", 2, 1, 16);
 const ROUNDS = intFromEnv("BENCH_ROUNDS", 3, 1, 1_000);
 const STEPS = intFromEnv("BENCH_STEPS", 10, 1, 100_000);
 const REPEAT = intFromEnv("BENCH_REPEAT", 2, 1, 20);
+/** Every round's commit locks slashAmount until it finalizes (nothing finalizes here): enough for all. */
+const STAKE = parseEther("1000") + BigInt(ROUNDS) * DEFAULT_ROUND_PARAMS.slashAmount;
 
 /** The default spec with its blocks (4, or one per shard beyond that) split as evenly as possible. */
 function benchSpec(shards: number, stepsPerRound: number): ModelSpec {
@@ -246,13 +247,14 @@ async function runPipeline(deadlineSeconds: number, withProtocol: boolean): Prom
       },
     ]);
     const modelId = await protocol.registry.read.modelCount();
+    await protocol.registry.write.closeGenesis([modelId]);
     const wallets = await viem.getWalletClients();
     for (let shard = 0; shard < SHARDS; shard++) {
       const { account } = wallets[shard + 1]!;
       await stake.write.mint([account.address, STAKE]);
       await stake.write.approve([protocol.staking.address, STAKE], { account });
       await protocol.staking.write.stake([modelId, 0 /* Role.Trainer */, STAKE], { account });
-      await protocol.ledger.write.authorizeNode([account.address, true], { account });
+      await authorizeOwnKey(wallets[shard + 1]!, protocol.ledger.address);
     }
     const deploymentFile = path.join(dir, `deployment-${chainId}.json`);
     const deployment = { chainId, contracts: protocol.addresses, blockNumber: String(deployBlock) };

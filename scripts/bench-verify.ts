@@ -7,7 +7,8 @@
  *    commits (`checkRound`: Merkle roots, transcript, digests). One replay checks every shard's
  *    commit of the round.
  * 2. The gas of the verifier's transactions, sent by the real verifier (`verifyOnce`) against
- *    Hardhat's in-process chain: attest, challenge, vote, resolve (invalid: slash), finalize, on
+ *    Hardhat's in-process chain: attest, challenge, vote, resolve (invalid: slash), the challenger's
+ *    claimDispute, releaseVote, finalize, on
  *    commits of that replayed round (lane 0 honest, lane 1 with perturbed weights).
  *
  * Prints a table and writes results/bench-verify.json. BENCH_VERIFY_ROUNDS (default 1) sets how
@@ -32,7 +33,7 @@ import { encodeCheckpoint } from "../node/src/swarm/checkpoint.js";
 import { type CommitEvidence, type RoundReplay, checkRound, replayRound } from "../node/src/verify/index.js";
 import { type VerifierEvent, verifyOnce } from "../node/src/verify/verifier.js";
 import { intFromEnv } from "./lib/env.js";
-import { DEFAULT_ROUND_PARAMS, deployProtocol } from "./lib/protocol.js";
+import { DEFAULT_ROUND_PARAMS, authorizeOwnKey, deployProtocol } from "./lib/protocol.js";
 
 const ROUNDS = intFromEnv("BENCH_VERIFY_ROUNDS", 1, 1, 10);
 const spec = defaultSpec();
@@ -121,6 +122,7 @@ try {
       params,
     },
   ]);
+  await protocol.registry.write.closeGenesis([modelId]);
   for (const [i, role] of [
     [1, 0],
     [2, 0],
@@ -131,7 +133,7 @@ try {
     await stake.write.mint([w.account.address, parseEther("10000")]);
     await stake.write.approve([protocol.staking.address, parseEther("10000")], { account: w.account });
     await protocol.staking.write.stake([modelId, role, parseEther("1000")], { account: w.account });
-    if (role === 0) await protocol.ledger.write.authorizeNode([w.account.address, true], { account: w.account });
+    if (role === 0) await authorizeOwnKey(w, protocol.ledger.address);
   }
   const clientOf = (i: number) => {
     const account = privateKeyToAccount(keyOf(i));
@@ -195,9 +197,13 @@ try {
       challenged: "challenge",
       voted: "vote",
       finalized: "finalize",
+      claimed: "claimDispute (challenger: bond + share)",
+      released: "releaseVote",
     };
     const name =
-      e.type === "resolved" ? `resolve (${e.invalid ? "invalid: slash" : "upheld"})` : (names[e.type] ?? e.type);
+      e.type === "resolved"
+        ? `resolve (${e.verdict === "invalid" ? "invalid: slash" : e.verdict})`
+        : (names[e.type] ?? e.type);
     gas.set(name, [...(gas.get(name) ?? []), receipt.gasUsed]);
   };
   const events: VerifierEvent[] = [];
@@ -224,6 +230,7 @@ try {
   await connection.provider.request({ method: "evm_increaseTime", params: [params.disputeWindow + 1] });
   await connection.provider.request({ method: "evm_mine" });
   await verifyOnce(cfg(4));
+  await verifyOnce(cfg(5, 0)); // B releases its votes
   for (const e of events) await record(e);
 
   const rows: [string, string, string][] = [
