@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 
-import { createWalletClient, custom, getAddress, publicActions, type Address, type Hex } from "viem";
+import { createWalletClient, custom, getAddress, publicActions, type Address, type Hex, zeroHash } from "viem";
 
 import {
   GatewayClosedError,
@@ -177,7 +177,10 @@ describe("inference gateway", () => {
         modelId: 1n,
         maxPricePerUnit: PRICE,
       });
-      assert.equal(result.text, (await echo({ prompt: "Call me Ishmael.", maxTokens: MAX_TOKENS })).text);
+      assert.equal(
+        result.text,
+        (await echo({ prompt: "Call me Ishmael.", maxTokens: MAX_TOKENS, receiptDigest: zeroHash })).text,
+      );
       assert.equal(result.tokens, MAX_TOKENS);
       assert.deepEqual(result.charged, { units: BigInt(MAX_TOKENS), amount: AMOUNT });
       assert.equal(result.receipt.payer, addr(f, 6));
