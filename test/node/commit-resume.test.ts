@@ -7,7 +7,7 @@ import { type Hex, keccak256, parseEther, toHex, zeroHash } from "viem";
 import { getCommit, getParamsVersion, signSealedCommit } from "shard-protocol/sdk";
 
 import type { ContentStore } from "../../node/src/ipfs/store.js";
-import { type CommitContext, checkpointOf, commitRound } from "../../node/src/swarm/commit.js";
+import { type CommitContext, checkpointOf, commitRound, sealRecord } from "../../node/src/swarm/commit.js";
 import { Journal, type RoundRecord } from "../../node/src/swarm/journal.js";
 import { defaultParams } from "../helpers/fixture.js";
 import { type Actor, Lab, type LabModel } from "../helpers/lane.js";
@@ -85,24 +85,7 @@ describe("commitRound resumes a journaled seal the ledger would refuse", () => {
       account: trainer.account,
       checkpoint: checkpointOf(ctx, rec),
     });
-    const c = signed.commit;
-    await ctx.journal.advance(1, "sealing", {
-      salt: signed.salt,
-      seal: {
-        commit: {
-          modelId: String(c.modelId),
-          shard: c.shard,
-          round: String(c.round),
-          lane: c.lane,
-          owner: c.owner,
-          parentRoot: c.parentRoot,
-          sealedHash: c.sealedHash,
-          paramsVersion: c.paramsVersion,
-          deadline: String(c.deadline),
-        },
-        signature: signed.signature,
-      },
-    });
+    await ctx.journal.advance(1, "sealing", { salt: signed.salt, seal: sealRecord(signed) });
     return signed;
   }
 

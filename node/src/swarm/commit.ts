@@ -97,7 +97,7 @@ async function waitForBlockAfter(client: AnyClient, block: bigint, timeoutMs = 1
 }
 
 /** The journal's form of a signed seal (numbers as strings). */
-function sealRecord(signed: Awaited<ReturnType<typeof signSealedCommit>>): NonNullable<RoundRecord["seal"]> {
+export function sealRecord(signed: Awaited<ReturnType<typeof signSealedCommit>>): NonNullable<RoundRecord["seal"]> {
   const c = signed.commit;
   return {
     commit: {
