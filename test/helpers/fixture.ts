@@ -1,7 +1,7 @@
 import { network } from "hardhat";
 import { keccak256, parseEther, type Address, type Hex, zeroHash } from "viem";
 
-import type { Checkpoint } from "../../sdk/actions/contributions/checkpoint.js";
+import type { Checkpoint, SealedCommit } from "../../sdk/actions/contributions/checkpoint.js";
 import { ledgerDomain, sealedCommitTypes } from "../../scripts/lib/eip712.js";
 import { DEFAULT_ROUND_PARAMS, deployProtocol, sealedHash } from "../../scripts/lib/protocol.js";
 import { nodeConsentTypes } from "../../sdk/constants.js";
@@ -93,18 +93,8 @@ export function pipelineDigests(shard: number, shardCount: number, tag = "") {
 export const sealedHashOf = async (f: Fixture, cp: Checkpoint, salt: Hex) =>
   sealedHash(await f.ledger.read.checkpointHash([cp]), salt);
 
-/** The ledger's `SealedCommit` struct. */
-export interface SealedCommit {
-  modelId: bigint;
-  shard: number;
-  round: bigint;
-  lane: number;
-  owner: Address;
-  parentRoot: Hex;
-  sealedHash: Hex;
-  paramsVersion: number;
-  deadline: bigint;
-}
+/** The ledger's `SealedCommit` struct: one definition, in the SDK. */
+export type { SealedCommit };
 
 /** EIP-712 signature of a sealed commit by `signer` (a wallet client). */
 export async function signCommit(f: Fixture, signer: Fixture["wallets"][number], commit: SealedCommit) {
