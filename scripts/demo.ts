@@ -667,7 +667,7 @@ async function startServers(ctx: {
       if (e.event === "gateway.settled")
         log(
           "inference",
-          `gateway settled ${e.settled} receipt(s) in one batch (${e.skipped} skipped), tx ${String(e.tx).slice(0, 10)}…`,
+          `gateway settled ${e.settled} receipt(s) in one batch (${e.skipped} skipped, ${e.deferred} kept to retry), tx ${String(e.tx).slice(0, 10)}…`,
         );
       if (e.event === "gateway.settle-failed") log("inference", `gateway settlement failed: ${e.error} ${e.message}`);
     };

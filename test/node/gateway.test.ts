@@ -27,130 +27,26 @@ import {
 import { connection, networkHelpers, tokenId } from "../helpers/fixture.js";
 import { clientFor, sdkFixture, type SdkClient, type SdkFixture } from "../sdk/helpers.js";
 
-/**
- * The paying gateway on a real (in-process) chain: model 1 has two shards weighted 3:1; shard 0
- * is held 300:100 by wallets 1 and 2, shard 1 by wallet 3, so revenue R pays them 9R/16, 3R/16
- * and R/4. Wallets 5 and 6 are dApps with escrow with the gateway; wallet 7 runs the gateway and
- * sends settlements: it is the payee every receipt names (and the only account that can settle them).
- * `generate` is a deterministic stand-in (the pipeline is tested elsewhere).
- */
-
-const PRICE = 1_000n;
-const MAX_TOKENS = 32;
-const AMOUNT = BigInt(MAX_TOKENS) * PRICE; // 32,000: divisible by 16, so no rounding dust
-const ESCROW = 100_000n;
-const DAY = 86_400n;
-
-const addr = (f: SdkFixture, i: number) => getAddress(f.wallets[i]!.account.address) as Address;
-
-/** Deterministic text from the prompt: the prompt reversed, repeated, cut to maxTokens. */
-const echo: Generate = async ({ prompt, maxTokens }) => {
-  const base = [...prompt].reverse().join("") || ".";
-  const text = base.repeat(Math.ceil(maxTokens / base.length)).slice(0, maxTokens);
-  return { text, tokens: text.length };
-};
-
-class ShardUnavailableError extends Error {
-  override name = "ShardUnavailableError";
-}
-
-async function fixture() {
-  const f = await sdkFixture();
-  await f.ledger.write.allocateGenesis([1n, 0, [addr(f, 1), addr(f, 2)], [300n, 100n]]);
-  await f.ledger.write.allocateGenesis([1n, 1, [addr(f, 3)], [100n]]);
-  const dapp = await clientFor(f, "viem", 6);
-  const other = await clientFor(f, "viem", 5);
-  // The gateway's account, also used directly: a settlement it sent outside the gateway.
-  const payee = await clientFor(f, "viem", 7);
-  await dapp.depositEscrow({ currency: f.usdc.address, payee: addr(f, 7), amount: ESCROW });
-  await other.depositEscrow({ currency: f.usdc.address, payee: addr(f, 7), amount: ESCROW });
-  return { ...f, dapp, other, payee };
-}
-type F = Awaited<ReturnType<typeof fixture>>;
-
-let dir: string;
-let runs = 0;
-before(async () => {
-  dir = await mkdtemp(join(tmpdir(), "gateway-"));
-});
-after(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
-
-/** A gateway for model 1 in USDC on the fixture's chain, settling only when asked unless overridden. */
-async function gatewayOf(f: F, overrides: Partial<GatewayOptions> & { events?: GatewayEvent[] } = {}) {
-  const wallet = f.wallets[7]!;
-  const events = overrides.events ?? [];
-  const gateway = await startGateway({
-    modelId: 1n,
-    currency: f.usdc.address,
-    pricePerUnit: PRICE,
-    maxTokensPerRequest: 64,
-    chain: { client: wallet.extend(publicActions) as never, account: wallet.account, deployment: f.deployment },
-    dataDir: join(dir, `run-${runs++}`),
-    listen: { host: "127.0.0.1", port: 0 },
-    batchSize: 100,
-    settleIntervalMs: 3_600_000,
-    generate: echo,
-    onEvent: (e) => events.push(e),
-    ...overrides,
-  });
-  return { gateway, events };
-}
-
-async function chainNow(f: F) {
-  return (await f.publicClient.getBlock()).timestamp;
-}
-
-/** A receipt of `payer` for the gateway's terms, signed; override any field. */
-async function sign(
-  f: F,
-  payer: SdkClient,
-  overrides: Partial<Parameters<SdkClient["signUsageReceipt"]>[0]["receipt"]> = {},
-): Promise<SignedUsageReceipt> {
-  return payer.signUsageReceipt({
-    receipt: {
-      modelId: 1n,
-      currency: f.usdc.address,
-      payee: addr(f, 7),
-      units: BigInt(MAX_TOKENS),
-      pricePerUnit: PRICE,
-      deadline: (await chainNow(f)) + DAY,
-      ...overrides,
-    },
-  });
-}
-
-const json = (value: unknown) => JSON.stringify(value, (_, v) => (typeof v === "bigint" ? String(v) : v));
-
-/** POSTs a generate request with `signed` (maxTokens = its units unless given). */
-async function post(gateway: Gateway, signed: SignedUsageReceipt, extra: Record<string, unknown> = {}) {
-  const response = await fetch(`${gateway.url}/v1/generate`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: json({ prompt: "Call me Ishmael.", maxTokens: Number(signed.receipt.units), ...signed, ...extra }),
-  });
-  return { status: response.status, body: (await response.json()) as Record<string, unknown> };
-}
-
-async function claimables(f: F) {
-  return Promise.all(
-    [
-      [tokenId(1n, 0), 1],
-      [tokenId(1n, 0), 2],
-      [tokenId(1n, 1), 3],
-    ].map(([id, holder]) => f.token.read.claimable([id as bigint, f.usdc.address, addr(f, holder as number)])),
-  );
-}
-
-const escrowOf = async (f: F, payer: number) =>
-  (await f.dapp.getEscrow({ payer: addr(f, payer), payee: addr(f, 7), currency: f.usdc.address })).balance;
-
-const journalLines = async (path: string) =>
-  (await readFile(join(path, "receipts.jsonl"), "utf8"))
-    .split("\n")
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as { t: string; reason?: string; tx?: Hex | null });
+import {
+  AMOUNT,
+  addr,
+  chainNow,
+  claimables,
+  DAY,
+  echo,
+  ESCROW,
+  escrowOf,
+  fixture,
+  gatewayOf,
+  json,
+  journalLines,
+  MAX_TOKENS,
+  post,
+  PRICE,
+  scratch,
+  ShardUnavailableError,
+  sign,
+} from "./gateway-fixture.js";
 
 describe("inference gateway", () => {
   it("serves a paid request and settles it: holders gain exactly price × units by weight, pro rata", async () => {
@@ -214,7 +110,7 @@ describe("inference gateway", () => {
 
   it("refuses a receipt it holds or that settled, also after a restart from its journal; settles it once", async () => {
     const f = await networkHelpers.loadFixture(fixture);
-    const dataDir = join(dir, "restart");
+    const dataDir = scratch("restart");
     let { gateway } = await gatewayOf(f, { dataDir });
     const signed = await sign(f, f.dapp);
     assert.equal((await post(gateway, signed)).status, 200);
@@ -238,7 +134,13 @@ describe("inference gateway", () => {
     ({ gateway } = await gatewayOf(f, { dataDir }));
     assert.deepEqual(gateway.pending(), []);
     assert.equal((await post(gateway, signed)).status, 409);
-    assert.deepEqual(await gateway.settleNow(), { transactions: [], settled: [], skipped: [], failed: [] });
+    assert.deepEqual(await gateway.settleNow(), {
+      transactions: [],
+      settled: [],
+      skipped: [],
+      deferred: [],
+      failed: [],
+    });
 
     // A crash after a settlement was mined but before the journal said so: the next start finds
     // the nonce used on-chain and marks the receipt settled instead of sending it again.
@@ -246,12 +148,16 @@ describe("inference gateway", () => {
     assert.equal((await post(gateway, second)).status, 200);
     await settleReceipts(f.payee, { deployment: f.deployment, receipts: [second] });
     await gateway.close();
-    // A line cut short by the crash is dropped on open.
+    // A line cut short by the crash is set aside on open, and reported.
     await appendFile(join(dataDir, "receipts.jsonl"), '{"t":"settled","key":"0x');
     const recovered: GatewayEvent[] = [];
     ({ gateway } = await gatewayOf(f, { dataDir, events: recovered }));
     try {
-      assert.deepEqual(recovered[0], { type: "recovered", pending: 0, settledOnChain: 1 });
+      const torn = recovered[0] as Extract<GatewayEvent, { type: "journal-torn" }>;
+      assert.equal(torn.type, "journal-torn");
+      assert.equal(torn.bytes, 24);
+      assert.equal(await readFile(torn.savedTo, "utf8"), '{"t":"settled","key":"0x');
+      assert.deepEqual(recovered[1], { type: "recovered", pending: 0, settledOnChain: 1 });
       assert.deepEqual(gateway.pending(), []);
       assert.deepEqual((await gateway.settleNow()).transactions, []);
       // Charged once each: the two receipts, nothing more.
@@ -477,9 +383,9 @@ describe("inference gateway", () => {
     }
   });
 
-  it("a batch in which receipts turned bad settles the rest and records each skipped one with its reason", async () => {
+  it("a batch in which receipts turned bad settles the rest, drops the hopeless, keeps the payable-later", async () => {
     const f = await networkHelpers.loadFixture(fixture);
-    const dataDir = join(dir, "batch");
+    const dataDir = scratch("batch");
     let { gateway } = await gatewayOf(f, { dataDir });
     const deadline = (await chainNow(f)) + 3n * DAY;
     const good = await sign(f, f.dapp, { deadline });
@@ -501,31 +407,40 @@ describe("inference gateway", () => {
     assert.equal(result.transactions.length, 1);
     const tx = result.transactions[0]!;
     assert.deepEqual(result.settled, [{ payer: addr(f, 6), nonce: good.receipt.nonce, amount: AMOUNT, tx }]);
-    assert.deepEqual(result.skipped, [
-      { payer: addr(f, 5), nonce: drained.receipt.nonce, reason: "InsufficientEscrow", tx },
-      { payer: addr(f, 6), nonce: reused.receipt.nonce, reason: "NonceUsed", tx },
-    ]);
+    // A used nonce can never settle: skipped for good. An escrow that ran short can be refilled:
+    // that receipt is kept and sent again (with backoff) until its deadline.
+    assert.deepEqual(result.skipped, [{ payer: addr(f, 6), nonce: reused.receipt.nonce, reason: "NonceUsed", tx }]);
+    assert.equal(result.deferred.length, 1);
+    const { retryAt, ...deferred } = result.deferred[0]!;
+    assert.deepEqual(deferred, { payer: addr(f, 5), nonce: drained.receipt.nonce, reason: "InsufficientEscrow", tx });
+    assert.ok(retryAt > Date.now());
     assert.deepEqual(result.failed, []);
-    assert.deepEqual(gateway.pending(), []);
+    assert.deepEqual(gateway.pending(), [drained]);
     assert.deepEqual(
       (await claimables(f)).map((c, i) => c - before[i]!),
       [18_000n, 6_000n, 8_000n],
     );
-    // Skipped receipts are never retried, not even after a restart.
-    assert.deepEqual((await gateway.settleNow()).transactions, []);
+    // The skipped one is never retried, not even after a restart; the deferred one survives it.
     await gateway.close();
     ({ gateway } = await gatewayOf(f, { dataDir }));
     try {
-      assert.deepEqual(gateway.pending(), []);
-      assert.deepEqual((await gateway.settleNow()).transactions, []);
+      assert.deepEqual(gateway.pending(), [drained]);
       const lines = await journalLines(dataDir);
       assert.deepEqual(
-        lines.filter((l) => l.t === "skipped").map((l) => [l.reason, l.tx]),
+        lines.filter((l) => l.t === "skipped" || l.t === "deferred").map((l) => [l.t, l.reason, l.tx]),
         [
-          ["InsufficientEscrow", tx],
-          ["NonceUsed", tx],
+          ["deferred", "InsufficientEscrow", tx],
+          ["skipped", "NonceUsed", tx],
         ],
       );
+      // Wallet 5 refills its escrow: the kept receipt settles, and only it.
+      await f.other.depositEscrow({ currency: f.usdc.address, payee: addr(f, 7), amount: AMOUNT });
+      const refilled = await gateway.settleNow();
+      assert.deepEqual(
+        refilled.settled.map((r) => r.nonce),
+        [drained.receipt.nonce],
+      );
+      assert.deepEqual(gateway.pending(), []);
     } finally {
       await gateway.close();
     }
@@ -598,7 +513,7 @@ describe("inference gateway", () => {
     const f = await networkHelpers.loadFixture(fixture);
     await assert.rejects(gatewayOf(f, { batchSize: 0 }), GatewayOptionsError);
     await assert.rejects(gatewayOf(f, { pricePerUnit: 0n }), GatewayOptionsError);
-    const corrupt = join(dir, "corrupt");
+    const corrupt = scratch("corrupt");
     await mkdir(corrupt, { recursive: true });
     await writeFile(join(corrupt, "receipts.jsonl"), '{"t":"accepted"}\n{"t":"settled"}\n');
     await assert.rejects(gatewayOf(f, { dataDir: corrupt }), ReceiptJournalError);
@@ -635,7 +550,7 @@ describe("inference gateway", () => {
       const event = batched.events.find((e) => e.type === "settled");
       assert.deepEqual(
         { ...event, tx: undefined },
-        { type: "settled", tx: undefined, settled: 2, skipped: 0, amount: 2n * AMOUNT },
+        { type: "settled", tx: undefined, settled: 2, skipped: 0, deferred: 0, amount: 2n * AMOUNT },
       );
     } finally {
       await batched.gateway.close();

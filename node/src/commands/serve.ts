@@ -313,9 +313,11 @@ function gatewayLine(e: Parameters<NonNullable<Parameters<typeof startGateway>[0
     case "refused":
       return `refused a request: ${e.error} (${e.status}) ${e.message}`;
     case "settled":
-      return `settled ${e.settled} receipts (${e.skipped} skipped) in ${e.tx}`;
+      return `settled ${e.settled} receipts (${e.skipped} skipped, ${e.deferred} kept to retry) in ${e.tx}`;
     case "settle-failed":
-      return `settlement of ${e.receipts} receipts failed: ${e.error} ${e.message}; retrying later`;
+      return `settlement of ${e.receipts} receipts failed: ${e.error} ${e.message}; retrying from ${new Date(e.retryAt).toISOString()}`;
+    case "journal-torn":
+      return `warning: the receipt journal's last line was cut short by a crash (${e.bytes} bytes${e.key === undefined ? "" : `, receipt ${e.key}`}, never acknowledged); set aside in ${e.savedTo}`;
     case "recovered":
       return `gateway journal: ${e.pending} receipts pending, ${e.settledOnChain} found settled on-chain`;
     default:

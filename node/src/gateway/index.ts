@@ -42,10 +42,10 @@ import {
   refuse,
 } from "./errors.js";
 import { readJson, sendJson } from "./http.js";
-import { ReceiptJournal, receiptKey, type HeldReceipt } from "./journal.js";
+import { ReceiptJournal, receiptKey, TEMPORARY_SKIPS, type HeldReceipt } from "./journal.js";
 
 export * from "./errors.js";
-export { receiptKey, type HeldReceipt } from "./journal.js";
+export { receiptKey, TEMPORARY_SKIPS, type HeldReceipt, type TornTail } from "./journal.js";
 
 /* TYPES */
 
@@ -118,10 +118,12 @@ export const DEFAULT_GATEWAY_MAX_CONCURRENT = 4;
 export type GatewayEvent =
   | { type: "listening"; url: string }
   | { type: "recovered"; pending: number; settledOnChain: number }
+  /** The journal's last line was cut short by a crash (never acknowledged): set aside in `savedTo`. */
+  | { type: "journal-torn"; bytes: number; savedTo: string; key?: string | undefined }
   | { type: "served"; payer: Address; nonce: bigint; tokens: number; units: bigint; amount: bigint }
   | { type: "refused"; error: string; status: number; message: string }
-  | { type: "settled"; tx: Hex; settled: number; skipped: number; amount: bigint }
-  | { type: "settle-failed"; receipts: number; error: string; message: string };
+  | { type: "settled"; tx: Hex; settled: number; skipped: number; deferred: number; amount: bigint }
+  | { type: "settle-failed"; receipts: number; error: string; message: string; retryAt: number };
 
 /** What one `settleNow` (or automatic settlement) did. */
 export interface SettlementResult {
@@ -129,18 +131,27 @@ export interface SettlementResult {
   transactions: Hex[];
   /** Receipts now settled: by `tx`, or (tx null) found already used on-chain after a lost answer or a restart. */
   settled: { payer: Address; nonce: bigint; amount: bigint; tx: Hex | null }[];
-  /** Receipts a lenient batch skipped, with the contract's reason; they are never sent again. */
+  /** Receipts a lenient batch skipped for a reason that cannot pass; they are never sent again. */
   skipped: { payer: Address; nonce: bigint; reason: SkipReason | "Unknown"; tx: Hex }[];
-  /** Batches whose transaction failed (not sent, or reverted): their receipts stay pending and are retried whole. */
-  failed: { receipts: number; error: string; message: string }[];
+  /**
+   * Receipts a lenient batch skipped for a reason that can pass (`TEMPORARY_SKIPS`: no holders
+   * yet, ...): they stay pending and are sent again from `retryAt` (ms since the epoch) on.
+   */
+  deferred: { payer: Address; nonce: bigint; reason: SkipReason | "Unknown"; tx: Hex; retryAt: number }[];
+  /**
+   * Batches whose transaction failed (not sent, or reverted): their receipts stay pending and are
+   * retried whole, by automatic settlement from `retryAt` on.
+   */
+  failed: { receipts: number; error: string; message: string; retryAt: number }[];
 }
 
 export interface Gateway {
   /** `http://host:port` the gateway answers on. */
   url: string;
   /**
-   * Settles every receipt pending when called, in batches of `batchSize`, one transaction at a
-   * time (after any settlement already running). A failing batch stops the run; it is retried later.
+   * Settles every receipt pending when called, deferred ones included, in batches of `batchSize`,
+   * one transaction at a time (after any settlement already running). A failing batch stops the
+   * run; it is retried later. (Automatic settlement sends only receipts whose backoff has passed.)
    */
   settleNow(): Promise<SettlementResult>;
   /** Receipts served and not yet settled or skipped, oldest first. */
@@ -195,6 +206,7 @@ function requestSchema(maxPromptChars: number) {
 const GENERATE_ERROR_NAME = /^[A-Z][A-Za-z0-9]{0,63}$/;
 /** Highest body a request may send: the prompt (4 bytes a character at most) and the receipt. */
 const bodyLimit = (maxPromptChars: number) => maxPromptChars * 4 + 16 * 1024;
+const DAY_MS = 86_400_000;
 /** Parallel on-chain reads when recovering a journal. */
 const READ_CONCURRENCY = 32;
 
@@ -213,8 +225,9 @@ const READ_CONCURRENCY = 32;
  * of `GatewayErrorStatus`.
  *
  * Settlement is lenient: a batch with a bad receipt settles the rest, and each skipped receipt is
- * recorded with its `ReceiptSkipped` reason and never retried; a batch whose transaction fails is
- * retried later whole. A receipt is charged for its full `units` (= the `maxTokens` asked), since
+ * recorded with its `ReceiptSkipped` reason. One skipped for a reason that can pass (the model has
+ * no holders yet, ...) is kept and sent again with backoff until it expires; the others are never
+ * retried. A batch whose transaction fails (RPC trouble) is retried whole, with backoff. A receipt is charged for its full `units` (= the `maxTokens` asked), since
  * a receipt settles whole.
  *
  * @example
@@ -262,6 +275,8 @@ class GatewayServer implements Gateway {
   /** Generate requests admitted and not yet answered (at most `maxConcurrent`). */
   #admitted = 0;
   #autoBusy = false;
+  /** Receipts of a batch whose transaction failed: failures in a row and when to try again (not journaled). */
+  readonly #failures = new Map<string, { count: number; retryAt: number }>();
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
 
@@ -284,6 +299,8 @@ class GatewayServer implements Gateway {
 
   /** Pending receipts whose nonce is used on-chain were settled (before a crash): mark them so. */
   async recover(): Promise<void> {
+    const torn = this.#journal.torn;
+    if (torn !== undefined) this.#emit({ type: "journal-torn", ...torn });
     const pending = this.#journal.pending();
     let settledOnChain = 0;
     for (let i = 0; i < pending.length; i += READ_CONCURRENCY) {
@@ -329,9 +346,31 @@ class GatewayServer implements Gateway {
     if (this.#closed) {
       return Promise.reject(new GatewayClosedError("settle"));
     }
-    const run = this.#settling.then(() => this.#settle());
+    return this.#settleQueued(false);
+  }
+
+  #settleQueued(dueOnly: boolean): Promise<SettlementResult> {
+    const run = this.#settling.then(() => this.#settle(dueOnly));
     this.#settling = run.catch(() => undefined);
     return run;
+  }
+
+  /** Receipts automatic settlement may send now: not deferred, nor held back after a failed batch, past now. */
+  #due(): HeldReceipt[] {
+    const now = Date.now();
+    return this.#journal.due(now).filter((r) => (this.#failures.get(r.key)?.retryAt ?? 0) <= now);
+  }
+
+  /**
+   * When to send a receipt again after its `attempt`-th failure or deferral in a row: the settle
+   * interval doubled each time (at most a day), but early enough to land before its deadline.
+   */
+  #retryAt(r: HeldReceipt, attempt: number): number {
+    const base = this.#opts.settleIntervalMs;
+    const delay = Math.min(base * 2 ** Math.min(attempt - 1, 30), Math.max(base, DAY_MS));
+    const now = Date.now();
+    const lastChance = Number(r.receipt.deadline) * 1000 - base;
+    return Math.max(now + Math.min(base, delay), Math.min(now + delay, lastChance));
   }
 
   async close(): Promise<void> {
@@ -652,28 +691,29 @@ class GatewayServer implements Gateway {
   /** Starts a settlement in the background, unless one started this way is still running. */
   #autoSettle(full: boolean): void {
     if (this.#closed || this.#autoBusy) return;
-    const pending = this.#journal.pending().length;
-    if (pending === 0 || (full && pending < this.#opts.batchSize)) return;
+    const due = this.#due().length;
+    if (due === 0 || (full && due < this.#opts.batchSize)) return;
     this.#autoBusy = true;
-    this.settleNow()
+    this.#settleQueued(true)
       .catch((error) =>
         this.#emit({
           type: "settle-failed",
-          receipts: pending,
+          receipts: due,
           error: error instanceof Error ? error.name : "Error",
           message: error instanceof Error ? error.message.split("\n")[0]! : String(error),
+          retryAt: Date.now() + this.#opts.settleIntervalMs,
         }),
       )
       .finally(() => {
         this.#autoBusy = false;
-        if (this.#journal.pending().length >= this.#opts.batchSize) this.#autoSettle(true);
+        if (this.#due().length >= this.#opts.batchSize) this.#autoSettle(true);
       });
   }
 
-  async #settle(): Promise<SettlementResult> {
-    const result: SettlementResult = { transactions: [], settled: [], skipped: [], failed: [] };
+  async #settle(dueOnly: boolean): Promise<SettlementResult> {
+    const result: SettlementResult = { transactions: [], settled: [], skipped: [], deferred: [], failed: [] };
     const { client, account, deployment } = this.#opts.chain;
-    const keys = new Set(this.#journal.pending().map((r) => r.key));
+    const keys = new Set((dueOnly ? this.#due() : this.#journal.pending()).map((r) => r.key));
     for (;;) {
       const batch: HeldReceipt[] = [];
       for (const r of this.#journal.pending()) {
@@ -703,6 +743,14 @@ class GatewayServer implements Gateway {
           strict: false,
         });
       } catch (error) {
+        // RPC trouble or a reverted batch: each receipt of it backs off (in memory; a restart retries at once).
+        let retryAt = Number.MAX_SAFE_INTEGER;
+        for (const r of batch) {
+          const count = (this.#failures.get(r.key)?.count ?? 0) + 1;
+          const at = this.#retryAt(r, count);
+          this.#failures.set(r.key, { count, retryAt: at });
+          retryAt = Math.min(retryAt, at);
+        }
         const failure = {
           receipts: batch.length,
           error: error instanceof Error ? error.name : "Error",
@@ -710,13 +758,16 @@ class GatewayServer implements Gateway {
             error instanceof Error
               ? ((error as { shortMessage?: string }).shortMessage ?? error.message)
               : String(error),
+          retryAt,
         };
         result.failed.push(failure);
         this.#emit({ type: "settle-failed", ...failure });
         return result;
       }
       result.transactions.push(sent.hash);
+      const deferredBefore = result.deferred.length;
       const byKey = new Map(batch.map((r) => [r.key, r]));
+      for (const r of batch) this.#failures.delete(r.key);
       for (const s of sent.settled) {
         const key = receiptKey(s.payer, s.nonce);
         if (!byKey.delete(key)) continue;
@@ -726,17 +777,26 @@ class GatewayServer implements Gateway {
       }
       for (const s of sent.skipped) {
         const key = receiptKey(s.payer, s.nonce);
-        if (!byKey.delete(key)) continue;
-        await this.#journal.skipped(key, sent.hash, s.reason);
+        const r = byKey.get(key);
+        if (r === undefined || !byKey.delete(key)) continue;
         this.#attempted.delete(key);
+        if (TEMPORARY_SKIPS.has(s.reason)) {
+          const retryAt = this.#retryAt(r, r.deferrals + 1);
+          await this.#journal.deferred(key, sent.hash, s.reason, retryAt);
+          result.deferred.push({ payer: s.payer, nonce: s.nonce, reason: s.reason, tx: sent.hash, retryAt });
+          continue;
+        }
+        await this.#journal.skipped(key, sent.hash, s.reason);
         result.skipped.push({ payer: s.payer, nonce: s.nonce, reason: s.reason, tx: sent.hash });
       }
+      const deferredNow = result.deferred.length - deferredBefore;
       // Neither settled nor skipped (should not happen): they stay attempted and pending.
       this.#emit({
         type: "settled",
         tx: sent.hash,
         settled: sent.settled.length,
-        skipped: sent.skipped.length,
+        skipped: sent.skipped.length - deferredNow,
+        deferred: deferredNow,
         amount: sent.total,
       });
     }

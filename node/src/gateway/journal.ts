@@ -1,8 +1,8 @@
-import { mkdir, open, readFile, truncate, type FileHandle } from "node:fs/promises";
+import { appendFile, mkdir, open, readFile, truncate, writeFile, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 
 import type { Address, Hex } from "viem";
-import { skipReasons, type SignedUsageReceipt, type UsageReceipt } from "shard-protocol/sdk";
+import { skipReasons, type SignedUsageReceipt, type SkipReason, type UsageReceipt } from "shard-protocol/sdk";
 import { z } from "zod";
 
 import { ReceiptJournalError } from "./errors.js";
@@ -12,8 +12,16 @@ import { ReceiptJournalError } from "./errors.js";
  * `<dataDir>/receipts.jsonl`, each line written and fsync'd before the action it records is
  * acknowledged. A receipt moves from `accepted` (service delivered, not yet settled) to `settled`
  * (its nonce is used on-chain, by the transaction `tx` when known) or `skipped` (a lenient batch
- * skipped it, with the contract's reason; never retried). A line cut short by a crash is dropped
- * on open (it was never acknowledged).
+ * skipped it for a reason that cannot pass: expired, nonce used, bad signature, ...; never
+ * retried). A receipt skipped for a reason that can pass (`TEMPORARY_SKIPS`: the model has no
+ * holders yet, its distribution reverted, the payer's escrow ran short) is `deferred`: it stays
+ * pending and is sent again from `retryAt` on, until the contract reports it expired.
+ * A `skipped` line with a temporary reason, written by an older gateway, is read as deferred.
+ *
+ * A line cut short by a crash (the file's last bytes, with no newline) was never acknowledged:
+ * on open it is moved to `receipts.jsonl.torn-<time>` and reported, never silently cut away.
+ * A line that is complete but unreadable anywhere in the file stops the open with
+ * `ReceiptJournalError`: acknowledged receipts are never rewritten away.
  */
 
 const zUintString = z.string().regex(/^\d{1,78}$/);
@@ -50,8 +58,23 @@ const zSkipped = z.object({
   reason: z.enum([...skipReasons, "Unknown"]),
   at: z.number(),
 });
-const zLine = z.discriminatedUnion("t", [zAccepted, zSettled, zSkipped]);
+const zDeferred = z.object({
+  t: z.literal("deferred"),
+  key: z.string(),
+  tx: zHex,
+  reason: z.enum([...skipReasons, "Unknown"]),
+  retryAt: z.number(),
+  at: z.number(),
+});
+const zLine = z.discriminatedUnion("t", [zAccepted, zSettled, zSkipped, zDeferred]);
 type Line = z.infer<typeof zLine>;
+
+/** Skip reasons that can pass: the receipt is kept and sent again (with backoff) until it expires. */
+export const TEMPORARY_SKIPS: ReadonlySet<string> = new Set<SkipReason>([
+  "NoHolders",
+  "DistributeFailed",
+  "InsufficientEscrow",
+]);
 
 /** The journal's key of a receipt: payer (lower case) and nonce; unique on-chain. */
 export const receiptKey = (payer: Address, nonce: bigint) => `${payer.toLowerCase()}:${nonce}`;
@@ -68,6 +91,22 @@ export interface HeldReceipt extends SignedUsageReceipt {
   /** The settling (or skipping) transaction; null where the nonce was found used on-chain. */
   tx?: Hex | null | undefined;
   skipReason?: string | undefined;
+  /** Times a batch deferred it (a temporary skip reason). */
+  deferrals: number;
+  /** Not sent by automatic settlement before this time (ms since the epoch; 0: at once). */
+  retryAt: number;
+  /** Why it was last deferred. */
+  deferReason?: string | undefined;
+}
+
+/** What `open` found at the end of the journal: a line cut short by a crash, kept aside. */
+export interface TornTail {
+  /** Bytes of the cut line. */
+  bytes: number;
+  /** Where they were saved. */
+  savedTo: string;
+  /** The payer:nonce key the fragment names, where it got that far (it was never acknowledged). */
+  key?: string | undefined;
 }
 
 export class ReceiptJournal {
@@ -82,24 +121,69 @@ export class ReceiptJournal {
     this.#file = file;
   }
 
-  /** Opens (or creates) `<dir>/receipts.jsonl` and replays it. */
+  /** What `open` found cut short at the end of the file and set aside (undefined: nothing). */
+  torn: TornTail | undefined;
+
+  /**
+   * Opens (or creates) `<dir>/receipts.jsonl` and replays it. Every complete line is kept; a cut
+   * last line is set aside (see the class comment and `torn`); an unreadable complete line throws
+   * `ReceiptJournalError` and leaves the file as it was.
+   */
   static async open(dir: string): Promise<ReceiptJournal> {
     const path = join(dir, "receipts.jsonl");
-    let text = "";
+    let bytes: Buffer;
     try {
       await mkdir(dir, { recursive: true });
-      text = await readFile(path, "utf8").catch((e: NodeJS.ErrnoException) => {
-        if (e.code === "ENOENT") return "";
+      bytes = await readFile(path).catch((e: NodeJS.ErrnoException) => {
+        if (e.code === "ENOENT") return Buffer.alloc(0);
         throw e;
       });
-      // A line without its newline was cut short by a crash before it was acknowledged: drop it.
-      const end = text.lastIndexOf("\n") + 1;
-      if (end < text.length) {
-        await truncate(path, Buffer.byteLength(text.slice(0, end)));
-        text = text.slice(0, end);
-      }
     } catch (cause) {
       throw new ReceiptJournalError(path, "Cannot read the receipt journal.", {
+        cause,
+        details: cause instanceof Error ? cause.message : undefined,
+      });
+    }
+    // Complete lines end with a newline; whatever follows the last one is a line cut short.
+    const end = bytes.lastIndexOf(0x0a) + 1;
+    const lines: Line[] = [];
+    let offset = 0;
+    for (const [i, raw] of bytes.subarray(0, end).toString("utf8").split("\n").slice(0, -1).entries()) {
+      const line = parseLine(raw);
+      if (line === undefined) {
+        throw new ReceiptJournalError(path, `Line ${i + 1} of the receipt journal is corrupt.`, {
+          details: `at byte ${offset}: the file was edited or damaged; it was left as it is. Restore it from a backup (its receipts are revenue), or move the damaged line out by hand`,
+        });
+      }
+      lines.push(line);
+      offset += Buffer.byteLength(raw) + 1;
+    }
+    let torn: TornTail | undefined;
+    const tail = bytes.subarray(end);
+    try {
+      if (tail.length > 0) {
+        const whole = parseLine(tail.toString("utf8"));
+        if (whole !== undefined) {
+          // Written whole, only its newline is missing: keep it.
+          await appendFile(path, "\n");
+          lines.push(whole);
+        } else {
+          // Never acknowledged (a line is acknowledged after its newline is synced), but kept aside.
+          const savedTo = `${path}.torn-${Date.now()}`;
+          await writeFile(savedTo, tail, { flush: true });
+          await truncate(path, end);
+          const text = tail.toString("utf8");
+          const payer = /"payer":"(0x[0-9a-fA-F]{40})"/.exec(text)?.[1];
+          const nonce = /"nonce":"(\d{1,78})"/.exec(text)?.[1];
+          torn = {
+            bytes: tail.length,
+            savedTo,
+            key: payer !== undefined && nonce !== undefined ? receiptKey(payer as Address, BigInt(nonce)) : undefined,
+          };
+        }
+      }
+    } catch (cause) {
+      throw new ReceiptJournalError(path, "Cannot set aside the receipt journal's cut last line.", {
         cause,
         details: cause instanceof Error ? cause.message : undefined,
       });
@@ -112,20 +196,8 @@ export class ReceiptJournal {
       throw new ReceiptJournalError(path, "Cannot open the receipt journal for writing.", { cause });
     }
     const journal = new ReceiptJournal(path, file);
-    const lines = text.split("\n").slice(0, -1);
-    for (const [i, raw] of lines.entries()) {
-      let line: Line;
-      try {
-        line = zLine.parse(JSON.parse(raw));
-      } catch (cause) {
-        await file.close();
-        throw new ReceiptJournalError(path, `Line ${i + 1} of the receipt journal is corrupt.`, {
-          cause,
-          details: "the file was edited or damaged; restore it from a backup (its receipts are revenue)",
-        });
-      }
-      journal.#apply(line);
-    }
+    journal.torn = torn;
+    for (const line of lines) journal.#apply(line);
     return journal;
   }
 
@@ -141,6 +213,11 @@ export class ReceiptJournal {
   /** Receipts not yet settled or skipped, oldest first. */
   pending(): HeldReceipt[] {
     return [...this.#held.values()].filter((r) => r.state === "pending");
+  }
+
+  /** Pending receipts automatic settlement may send at `now` (not deferred past it), oldest first. */
+  due(now: number): HeldReceipt[] {
+    return this.pending().filter((r) => r.retryAt <= now);
   }
 
   /** Every receipt held, oldest first. */
@@ -178,6 +255,14 @@ export class ReceiptJournal {
   /** Records a receipt as skipped by a lenient batch: it is never sent again. */
   async skipped(key: string, tx: Hex, reason: (typeof skipReasons)[number] | "Unknown"): Promise<void> {
     await this.#append({ t: "skipped", key, tx, reason, at: Date.now() });
+  }
+
+  /**
+   * Records a receipt as skipped for a reason that can pass (`TEMPORARY_SKIPS`): it stays pending,
+   * and automatic settlement sends it again from `retryAt` on.
+   */
+  async deferred(key: string, tx: Hex, reason: SkipReason | "Unknown", retryAt: number): Promise<void> {
+    await this.#append({ t: "deferred", key, tx, reason, retryAt, at: Date.now() });
   }
 
   async close(): Promise<void> {
@@ -225,14 +310,32 @@ export class ReceiptJournal {
         amount: receipt.units * receipt.pricePerUnit,
         acceptedAt: line.at,
         state: "pending",
+        deferrals: 0,
+        retryAt: 0,
       });
       return;
     }
     const held = this.#held.get(line.key);
     if (held === undefined) return;
+    if (line.t === "deferred" || (line.t === "skipped" && TEMPORARY_SKIPS.has(line.reason))) {
+      held.deferrals++;
+      held.retryAt = line.t === "deferred" ? line.retryAt : 0;
+      held.deferReason = line.reason;
+      held.tx = line.tx as Hex;
+      return;
+    }
     held.state = line.t;
     held.tx = line.tx as Hex | null;
     if (line.t === "skipped") held.skipReason = line.reason;
+  }
+}
+
+/** A complete line of the journal, or undefined where it is not one. */
+function parseLine(raw: string): Line | undefined {
+  try {
+    return zLine.parse(JSON.parse(raw));
+  } catch {
+    return undefined;
   }
 }
 
