@@ -6,6 +6,8 @@ import { describe, it } from "node:test";
 import { createWalletClient, custom, publicActions } from "viem";
 
 import { ReceiptJournalError, type GatewayEvent } from "../../node/src/gateway/index.js";
+import { defaultSpec } from "../../node/src/ml/spec.js";
+import { encodePrompt } from "../../node/src/serve/index.js";
 import { connection, networkHelpers } from "../helpers/fixture.js";
 import { clientFor, sdkFixture } from "../sdk/helpers.js";
 import {
@@ -218,5 +220,42 @@ describe("gateway: no receipt lost", () => {
         /left as it is/.test(e.message),
     );
     assert.equal(await readFile(path, "utf8"), damaged);
+  });
+});
+
+describe("gateway: prompts it cannot serve", () => {
+  it("refuses a prompt with characters outside the vocabulary (400) before any chain read", async () => {
+    const f = await networkHelpers.loadFixture(fixture);
+    const spec = defaultSpec();
+    let reads = 0;
+    const wallet = f.wallets[7]!;
+    const client = createWalletClient({
+      account: wallet.account,
+      chain: wallet.chain,
+      transport: custom({
+        async request(args: { method: string; params?: unknown }) {
+          reads++;
+          return connection.provider.request(args as never);
+        },
+      }),
+    }).extend(publicActions);
+    const { gateway } = await gatewayOf(f, {
+      chain: { client: client as never, account: wallet.account, deployment: f.deployment },
+      checkPrompt: (prompt) => void encodePrompt(spec, prompt),
+    });
+    try {
+      const signed = await sign(f, f.dapp);
+      reads = 0;
+      const refused = await post(gateway, signed, { prompt: "Call me Ishmael ☃ {}" });
+      assert.equal(refused.status, 400);
+      assert.equal(refused.body.error, "InvalidPrompt");
+      assert.match(String(refused.body.message), /3 characters the model does not know/);
+      assert.equal(reads, 0);
+      // The same receipt is still good for a prompt the model reads (nothing was reserved).
+      assert.equal((await post(gateway, signed)).status, 200);
+      assert.ok(reads > 0);
+    } finally {
+      await gateway.close();
+    }
   });
 });

@@ -18,6 +18,7 @@ import {
   TicketVerifier,
   createInferenceServer,
   createTicketIssuer,
+  encodePrompt,
   loadServeWeights,
 } from "../serve/index.js";
 import { configOf, openSigner, parseAmount, parseOptions, readModel, tokenInfo, zAmountText } from "./common.js";
@@ -202,6 +203,8 @@ async function serveWith(
         batchSize: o.settleBatch,
         settleIntervalMs: Math.round(o.settleInterval * 1000),
         generate: (request) => first.generate(request),
+        // A prompt the model cannot read is refused (400) before any chain read.
+        checkPrompt: (prompt) => void encodePrompt(spec, prompt),
         // No more at once than the pipeline takes from shard 0: above that, 503 with Retry-After.
         maxConcurrent: first.capacity,
         onEvent: (e) => (out.json ? out.log(toJson({ event: `gateway.${e.type}`, ...e })) : out.log(gatewayLine(e))),

@@ -25,6 +25,7 @@ export class GatewayRequestError extends NodeError {
  * | error | status | meaning |
  * |---|---|---|
  * | InvalidRequest | 400 | the body is not JSON or a field is missing, malformed or out of bounds |
+ * | InvalidPrompt | 400 | the prompt is empty or holds characters outside the model's vocabulary (checked before any chain read) |
  * | BodyTooLarge | 413 | the body is over the gateway's limit |
  * | NotFound / MethodNotAllowed | 404 / 405 | no such route / method |
  * | MaxTokensExceeded | 400 | `maxTokens` is over the quote's `maxTokensPerRequest` |
@@ -44,6 +45,7 @@ export class GatewayRequestError extends NodeError {
  */
 export const GatewayErrorStatus = {
   InvalidRequest: 400,
+  InvalidPrompt: 400,
   BodyTooLarge: 413,
   NotFound: 404,
   MethodNotAllowed: 405,

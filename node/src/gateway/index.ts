@@ -100,6 +100,12 @@ export interface GatewayOptions {
    * can still settle (default: 2 × the settle interval + 5 minutes).
    */
   settleMarginSec?: number | undefined;
+  /**
+   * Checks a prompt before anything else (no chain read, no reservation): throws where the model
+   * cannot read it (for example serve's `encodePrompt`, refusing characters outside the vocabulary);
+   * the request is then refused 400 `InvalidPrompt` with the error's message.
+   */
+  checkPrompt?: ((prompt: string) => void) | undefined;
   /** The longest prompt accepted, in characters (default 16,384). */
   maxPromptChars?: number | undefined;
   /**
@@ -472,6 +478,15 @@ class GatewayServer implements Gateway {
       });
     }
     const request = parsed.data;
+    try {
+      this.#opts.checkPrompt?.(request.prompt);
+    } catch (error) {
+      const e = error as { shortMessage?: unknown; message?: unknown; details?: unknown } | undefined;
+      const message = typeof e?.shortMessage === "string" ? e.shortMessage : String(e?.message ?? error);
+      throw refuse("InvalidPrompt", message, {
+        details: `${typeof e?.details === "string" ? `${e.details}; ` : ""}nothing was charged`,
+      });
+    }
     const signed: SignedUsageReceipt = { receipt: request.receipt, signature: request.signature };
     const key = await this.#checkOffChain(request.maxTokens, signed);
     const { receipt } = signed;
