@@ -5,7 +5,8 @@ import { NodeError, type NodeErrorParameters } from "./errors.js";
 
 /**
  * Exit codes of `shard-node`: 0 done; 1 fatal (bad input, a contract said no: retrying the same
- * thing will not help); 2 the command line itself is wrong; 75 (EX_TEMPFAIL) retryable (an RPC or
+ * thing will not help); 2 the command line itself is wrong (an unknown flag, a missing argument,
+ * a flag's value that is invalid: `--rounds abc` as much as `--price -1`); 75 (EX_TEMPFAIL) retryable (an RPC or
  * IPFS endpoint unreachable, a timeout): a supervisor may simply run it again later.
  */
 export const ExitCode = { Ok: 0, Fatal: 1, Usage: 2, Retryable: 75 } as const;
@@ -29,6 +30,8 @@ export class UsageError extends NodeError {
 /** The exit code an error calls for. */
 export function exitCodeOf(error: unknown): ExitCode {
   if (error instanceof UsageError) return ExitCode.Usage;
+  // A configuration made invalid by a flag's value is a wrong command line.
+  if (error instanceof ConfigError && error.issues.some((i) => i.source.kind === "flag")) return ExitCode.Usage;
   if (error instanceof NodeError) return error.retryable ? ExitCode.Retryable : ExitCode.Fatal;
   if (error instanceof ShardBaseError) {
     return error.walk((e) => e instanceof RpcUnavailableError) !== undefined ? ExitCode.Retryable : ExitCode.Fatal;

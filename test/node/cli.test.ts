@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, stat, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
@@ -34,9 +34,12 @@ interface Run {
  * Runs the built CLI (`bin/shard-node.js`, Node 22 like this process) in `cwd` with only `env`
  * (and PATH) in its environment; stdin is not a terminal.
  */
-function cli(args: string[], options: { cwd: string; env?: Record<string, string> }): Promise<Run> {
+function cli(
+  args: string[],
+  options: { cwd: string; env?: Record<string, string>; node?: string; bin?: string },
+): Promise<Run> {
   const started = Date.now();
-  const child = spawn(process.execPath, [BIN, ...args], {
+  const child = spawn(options.node ?? process.execPath, [options.bin ?? BIN, ...args], {
     cwd: options.cwd,
     env: { PATH: process.env.PATH ?? "", ...options.env },
     stdio: ["pipe", "pipe", "pipe"],
@@ -398,7 +401,7 @@ describe("shard-node CLI against a JSON-RPC server", () => {
       );
     });
 
-    it("usage errors exit 2; config errors exit 1 naming the field and its source", async () => {
+    it("usage errors and invalid flag values exit 2; config file errors exit 1, naming the field and its source", async () => {
       const dir = await folder();
       const amount = await cli(["stake", "abc", "--json"], { cwd: dir, env: keyEnv() });
       assert.equal(amount.code, 2);
@@ -420,8 +423,12 @@ describe("shard-node CLI against a JSON-RPC server", () => {
       assert.equal(unknown.code, 2);
       assert.match(unknown.stderr, /^error: unknown option '--amonut'/);
 
+      // A flag's invalid value is a wrong command line (2), whichever check finds it.
+      const rounds = await cli(["train", "--rounds", "abc"], { cwd: dir, env: keyEnv() });
+      assert.equal(rounds.code, 2, rounds.stderr);
+      assert.match(rounds.stderr, /- rounds \(flag --rounds\): must be a positive integer/);
       const config = await cli(["status", "--chain-id", "abc", "--shard", "x"], { cwd: dir, env: keyEnv() });
-      assert.equal(config.code, 1);
+      assert.equal(config.code, 2);
       assert.equal(
         config.stderr,
         [
@@ -639,4 +646,49 @@ describe("onShutdown", () => {
     assert.equal(code, 130);
     assert.equal(p.output().stdout, "ready\ncleanup\n");
   });
+});
+
+/** A `node` on PATH older than 22 (outside node_modules), such as the machine's Node 20, if any. */
+function olderNode(): string | undefined {
+  for (const dir of (process.env.PATH ?? "").split(path.delimiter)) {
+    const candidate = path.join(dir, "node");
+    if (dir.includes("node_modules") || !existsSync(candidate)) continue;
+    const version = spawnSync(candidate, ["--version"], { encoding: "utf8" }).stdout?.trim() ?? "";
+    const major = Number(/^v(\d+)\./.exec(version)?.[1]);
+    if (major > 0 && major < 22) return candidate;
+  }
+  return undefined;
+}
+
+describe("shard-node on an older Node", () => {
+  const node = olderNode();
+  it(
+    "runs itself on its bundled Node 22 from any folder, passing arguments, output and exit code",
+    { skip: node === undefined && "no Node < 22 on PATH" },
+    async () => {
+      const dir = await mkdtemp(path.join(tmpdir(), "cli-node20-"));
+      const version = await cli(["--version"], { cwd: dir, node });
+      ok(version);
+      assert.match(version.stdout, /^\d+\.\d+\.\d+\n$/);
+      const bad = await cli(["serve", "--price", "-1"], { cwd: dir, node });
+      assert.equal(bad.code, 2, bad.stderr);
+      assert.match(bad.stderr, /--price: must be an amount in whole tokens/);
+      assert.doesNotMatch(bad.stderr, /TypeError|undici/);
+    },
+  );
+
+  it(
+    "without the bundled Node 22, says what to do and exits 1",
+    { skip: node === undefined && "no Node < 22 on PATH" },
+    async () => {
+      const dir = await mkdtemp(path.join(tmpdir(), "cli-alone-"));
+      const bin = path.join(dir, "bin", "shard-node.js");
+      await mkdir(path.dirname(bin));
+      await writeFile(bin, await readFile(BIN));
+      const run = await cli(["--version"], { cwd: dir, node, bin });
+      assert.equal(run.code, 1);
+      assert.match(run.stderr, /^error: shard-node needs Node\.js 22 or later; this is Node\.js 2\d\./);
+      assert.match(run.stderr, /reinstall shard-node with npm/);
+    },
+  );
 });

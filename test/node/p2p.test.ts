@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
+import { once } from "node:events";
 import { mkdtemp, stat, writeFile } from "node:fs/promises";
+import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, it, type TestContext } from "node:test";
@@ -12,6 +14,7 @@ import {
   InvalidFrameError,
   LinkClosedError,
   LinkTimeoutError,
+  ListenAddressError,
   MalformedFrameError,
   OversizedFrameError,
   PeerAbortedError,
@@ -405,6 +408,23 @@ describe("pipeline link dial", () => {
     await assert.rejects(
       dialLink(a!, { multiaddr: address, hello: hello(0) }),
       (e) => e instanceof PeerGoneError && e.retryable,
+    );
+  });
+});
+
+describe("host listen", () => {
+  it("names a busy listen address and what to do, instead of libp2p's internal text", async (t) => {
+    const busy = net.createServer().listen(0, "127.0.0.1");
+    await once(busy, "listening");
+    t.after(() => busy.close());
+    const address = `/ip4/127.0.0.1/tcp/${(busy.address() as net.AddressInfo).port}`;
+    await assert.rejects(
+      createHost({ listen: [address] }),
+      (e) =>
+        e instanceof ListenAddressError &&
+        e.code === "EADDRINUSE" &&
+        e.shortMessage === `Cannot listen on ${address}: the port is already in use by another process.` &&
+        /--listen/.test(e.details ?? ""),
     );
   });
 });

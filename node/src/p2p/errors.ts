@@ -136,3 +136,42 @@ export class AuthorityUnavailableError extends NodeError {
     super("Cannot read the chain to authenticate the peer.", { details, cause, retryable: true });
   }
 }
+
+/**
+ * The node could not listen on a configured address: the port is taken by another process, the
+ * address is not this machine's, or the port needs privileges. Names the address and what to do.
+ */
+export class ListenAddressError extends NodeError {
+  override name = "ListenAddressError";
+  readonly address: string;
+  readonly code: string | undefined;
+  constructor(address: string, code: string | undefined, cause?: unknown) {
+    const why =
+      code === "EADDRINUSE"
+        ? "the port is already in use by another process"
+        : code === "EADDRNOTAVAIL"
+          ? "the address is not one of this machine's"
+          : code === "EACCES"
+            ? "permission denied (ports below 1024 need privileges)"
+            : "the address could not be listened on";
+    super(`Cannot listen on ${address}: ${why}.`, {
+      details:
+        "choose another address with --listen (or `listen` in the config; port 0 picks a free one), or stop the process that holds it",
+      cause,
+    });
+    this.address = address;
+    this.code = code;
+  }
+}
+
+/**
+ * The `ListenAddressError` inside libp2p's `UnsupportedListenAddressesError` (whose text lists
+ * each failed address with the socket's error), or undefined where `error` is something else.
+ */
+export function listenAddressError(error: unknown): ListenAddressError | undefined {
+  const e = error as { name?: unknown; message?: unknown } | undefined;
+  if (e?.name !== "UnsupportedListenAddressesError" || typeof e.message !== "string") return undefined;
+  const failed = /^\s*(\/\S+): Error: listen (E[A-Z]+)/m.exec(e.message);
+  if (failed === null) return new ListenAddressError("a configured address", undefined, error);
+  return new ListenAddressError(failed[1]!, failed[2], error);
+}

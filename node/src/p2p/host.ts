@@ -8,7 +8,7 @@ import { identify } from "@libp2p/identify";
 import { tcp } from "@libp2p/tcp";
 import { createLibp2p } from "libp2p";
 
-import { PeerKeyError } from "./errors.js";
+import { listenAddressError, PeerKeyError } from "./errors.js";
 import { servePipelineLinks } from "./link.js";
 
 /** The libp2p node inside a `ShardHost`, for the link layer (and tests). */
@@ -70,6 +70,9 @@ export async function createHost(parameters: CreateHostParameters): Promise<Shar
     connectionMonitor: { enabled: false },
     connectionManager: { maxConnections: parameters.maxConnections ?? DEFAULT_MAX_CONNECTIONS },
     services: { identify: identify() },
+  }).catch((error: unknown) => {
+    // A busy port: say which address and what to do, not libp2p's internal text.
+    throw listenAddressError(error) ?? error;
   });
   const links = await servePipelineLinks(libp2p, { handshakeTimeoutMs: parameters.handshakeTimeoutMs });
   return {
