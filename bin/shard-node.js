@@ -19,7 +19,11 @@ const major = Number(process.versions.node.split(".")[0]);
 function bundledNode() {
   try {
     const require = createRequire(import.meta.url);
-    const bin = join(dirname(require.resolve("node/package.json")), "bin", process.platform === "win32" ? "node.exe" : "node");
+    const bin = join(
+      dirname(require.resolve("node/package.json")),
+      "bin",
+      process.platform === "win32" ? "node.exe" : "node",
+    );
     return existsSync(bin) ? bin : undefined;
   } catch {
     return undefined;
