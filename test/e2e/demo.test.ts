@@ -72,7 +72,7 @@ describe("npm run demo, end to end at a small size", () => {
   const rounds = 2;
 
   it("trains in separate processes, mints exactly the verified work, transfers, and pays out every payment exactly", async () => {
-    assert.ok(existsSync(path.join(ROOT, "dist/node/cli.js")), "build the CLI first: npm run build:node");
+    assert.ok(existsSync(path.join(ROOT, "node/dist/cli.js")), "build the CLI first: npm run build");
     const pids: number[] = [];
     const lines: string[] = [];
     const r = await runDemo({

@@ -18,7 +18,7 @@ import { canonicalSpecBytes, defaultSpec, specDigest } from "../../node/src/ml/s
 import { DEFAULT_ROUND_PARAMS, deployProtocol } from "../../scripts/lib/protocol.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
-const BIN = path.join(ROOT, "bin", "shard-node.js");
+const BIN = path.join(ROOT, "node", "bin", "shard-node.js");
 const PASSWORD = "correct horse battery staple";
 const DAY = 86_400;
 
@@ -31,7 +31,7 @@ interface Run {
 }
 
 /**
- * Runs the built CLI (`bin/shard-node.js`, Node 22 like this process) in `cwd` with only `env`
+ * Runs the built CLI (`node/bin/shard-node.js`, Node 22 like this process) in `cwd` with only `env`
  * (and PATH) in its environment; stdin is not a terminal.
  */
 function cli(
@@ -85,7 +85,7 @@ describe("shard-node CLI against a JSON-RPC server", () => {
   let deployment: ReturnType<typeof defineDeployment>;
 
   before(async () => {
-    assert.ok(existsSync(path.join(ROOT, "dist/node/cli.js")), "build the CLI first: npm run build:node");
+    assert.ok(existsSync(path.join(ROOT, "node/dist/cli.js")), "build the CLI first: npm run build");
     server = await network.createServer("default", "127.0.0.1", 0);
     const { port } = await server.listen();
     rpcUrl = `http://127.0.0.1:${port}`;
@@ -598,7 +598,7 @@ describe("shard-node CLI against a JSON-RPC server", () => {
 });
 
 describe("onShutdown", () => {
-  const exitUrl = pathToFileURL(path.join(ROOT, "dist/node/exit.js")).href;
+  const exitUrl = pathToFileURL(path.join(ROOT, "node/dist/exit.js")).href;
   /** A process that works in steps until a signal, then finishes its step (taking `finishMs`). */
   const script = (finishMs: number) => `
     const { onShutdown, isShuttingDown } = await import(${JSON.stringify(exitUrl)});

@@ -22,7 +22,7 @@ import { privateKeyOf } from "../sdk/helpers.js";
 import { bits, tinySpec } from "./helpers.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
-const BIN = path.join(ROOT, "bin", "shard-node.js");
+const BIN = path.join(ROOT, "node", "bin", "shard-node.js");
 
 /** A running `shard-node train --json`: its JSON events (stderr) as they come, and its exit. */
 class Node {
@@ -88,7 +88,7 @@ describe("shard-node train: one OS process per shard", () => {
   let modelId = 0n;
 
   before(async () => {
-    assert.ok(existsSync(path.join(ROOT, "dist/node/cli.js")), "build the CLI first: npm run build:node");
+    assert.ok(existsSync(path.join(ROOT, "node/dist/cli.js")), "build the CLI first: npm run build");
     await initBackend("wasm");
     server = await network.createServer("default", "127.0.0.1", 0);
     const { port } = await server.listen();

@@ -4,7 +4,7 @@ import { fileURLToPath } from "node:url";
 
 /** The repository root and the `shard-node` entry point the demo spawns. */
 export const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
-export const SHARD_NODE_BIN = path.join(ROOT, "bin", "shard-node.js");
+export const SHARD_NODE_BIN = path.join(ROOT, "node", "bin", "shard-node.js");
 
 /** One JSON event a `shard-node … --json` process wrote on stderr. */
 export type NodeEvent = Record<string, any>;

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// The `shard-node` command. The TypeScript sources in node/src are compiled to dist/node by
-// `npm run build:node` (run on install by `prepare`).
+// The `shard-node` command. The TypeScript sources in node/src are compiled to node/dist by
+// `tsc -b` (run on install by `prepare`).
 //
 // shard-node needs Node.js 22 or later (libp2p's HTTP stack and Helia use its APIs). Started by
 // an older Node, it runs itself again on the Node 22 of its `node` dependency (an npm package that
@@ -31,7 +31,7 @@ function bundledNode() {
 }
 
 if (major >= REQUIRED_MAJOR) {
-  await import("../dist/node/cli.js");
+  await import("../dist/cli.js");
 } else {
   const node = process.env.SHARD_NODE_REEXEC === "1" ? undefined : bundledNode();
   if (node === undefined) {
