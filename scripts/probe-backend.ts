@@ -9,7 +9,7 @@
  *   PROBE_OUT=w.json npx tsx scripts/probe-backend.ts wasm 20 (also writes the final weights)
  *
  * Used to try the GPU paths (`webgpu` needs `npm install webgpu @tensorflow/tfjs-backend-webgpu`)
- * on a machine that has a GPU; see README "Backends".
+ * on a machine that has a GPU; see docs/node.md "Backends".
  */
 import { readFile, writeFile } from "node:fs/promises";
 

@@ -601,7 +601,7 @@ describe("attack 5: challengers join a dispute; a cheater's decoy recovers at mo
     assert.equal((await stakeOf(f, m, 1, Trainer)).active, P.minTrainerStake - P.slashAmount);
   });
 
-  it("alone, the decoy recovers the challengers' share: the cheater's net loss is slashAmount × (1 − share), as the README computes", async () => {
+  it("alone, the decoy recovers the challengers' share: the cheater's net loss is slashAmount × (1 − share), as docs/protocol.md computes", async () => {
     const { f, m, cp, id } = await cheat();
     const cheaterBefore = (await f.stk.read.balanceOf([a(f, 2)])) + (await stakeOf(f, m, 1, Trainer)).active;
     await f.ledger.write.challenge([id, digest("decoy")], as(f, 2));
@@ -613,9 +613,9 @@ describe("attack 5: challengers join a dispute; a cheater's decoy recovers at mo
     const net = (P.slashAmount * (BPS - BigInt(P.challengerShareBps))) / BPS;
     assert.equal(cheaterBefore - cheaterAfter, net);
 
-    // The README's table: with sampling p and n verifiers a cheat is caught with q = 1 − (1 − p)^n,
+    // The incentives table of docs/protocol.md: with sampling p and n verifiers a cheat is caught with q = 1 − (1 − p)^n,
     // and loses in expectation while one commit is worth less than net · q / (1 − q).
-    const readme = await readFile(new URL("../../README.md", import.meta.url), "utf8");
+    const readme = await readFile(new URL("../../docs/protocol.md", import.meta.url), "utf8");
     const netStk = Number(net) / 1e18;
     assert.match(readme, new RegExp(`net slash[^\\n]*${netStk} STK`));
     for (const n of [1, 2, 4, 10]) {

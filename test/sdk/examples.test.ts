@@ -9,10 +9,10 @@ import { exampleChain } from "./example-chain.js";
 import { privateKeyOf } from "./helpers.js";
 
 /**
- * Runs the README's example against a real JSON-RPC server (Hardhat's node, over HTTP on
+ * Runs sdk/README.md's dApp example against a real JSON-RPC server (Hardhat's node, over HTTP on
  * loopback) with the protocol deployed and a model whose holders came from a genesis allocation.
  */
-describe("README example (sdk/examples/dapp.ts)", () => {
+describe("sdk/README.md's dApp example (sdk/examples/dapp.ts)", () => {
   let server: Awaited<ReturnType<typeof network.createServer>>;
   let rpcUrl: string;
 

@@ -43,7 +43,7 @@ import {Vm} from "../utils/Vm.sol";
 /// what the invariants compare the contracts against.
 /// @dev The handler decides which checkpoints are bad: only actors `HONEST` and above ever sign
 /// one. Verifiers vote the truth on good checkpoints (the protocol's honest-majority assumption,
-/// README threat model) and either way on bad ones, so an honest owner is never slashed and voters
+/// docs/threat-model.md) and either way on bad ones, so an honest owner is never slashed and voters
 /// still end up on a losing side. Assertions inside a handler would be lost (reverted calls are
 /// discarded), so a handler that sees something wrong increments `violations` and records why; an
 /// invariant checks it.
