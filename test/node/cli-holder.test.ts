@@ -251,6 +251,13 @@ describe("shard-node for a shard-token holder", () => {
       "error: Invalid address 0x1234.\n  - --address: must be a 20-byte hex address (0x followed by 40 hex digits)\n",
     );
 
+    const keyless = await cli(["holdings"], { cwd });
+    assert.equal(keyless.code, 1);
+    assert.match(
+      keyless.stderr,
+      /^error: No signing key\.\n {2}set SHARD_NODE_PRIVATE_KEY.*; or look up any account with --address <address>\n$/,
+    );
+
     const unknown = await cli(["holdings", "--model", "99"], { cwd, env });
     assert.equal(unknown.code, 1);
     assert.equal(unknown.stderr.split("\n")[0], "error: Model 99 is not registered on chain 31337.");

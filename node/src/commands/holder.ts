@@ -2,9 +2,11 @@ import { isAddress, getAddress, zeroAddress, type Address } from "viem";
 import type { PrivateKeyAccount } from "viem/accounts";
 
 import { connect, type Connection } from "../chain.js";
+import { KeyError } from "../config/errors.js";
 import { loadAccount, loadAddress } from "../config/keys.js";
 import { configFlagsFrom, loadHolderConfig } from "../config/load.js";
 import type { GlobalOptions, HolderConfig } from "../config/schema.js";
+import { NodeError } from "../errors.js";
 import { UsageError } from "../exit.js";
 import { table, type Output } from "../output.js";
 import { formatAmount, modelNotFound, tokenInfo, type TokenInfo } from "./common.js";
@@ -25,7 +27,16 @@ export async function openHolderReader(
   address?: Address,
 ): Promise<{ config: HolderConfig; address: Address; connection: Connection<undefined> }> {
   const config = await holderConfigOf(options);
-  const account = address ?? (await loadAddress({ keystore: config.keystore }));
+  let account = address;
+  try {
+    account ??= await loadAddress({ keystore: config.keystore });
+  } catch (error) {
+    if (!(error instanceof KeyError) || error.shortMessage !== "No signing key.") throw error;
+    throw new KeyError(error.shortMessage, {
+      cause: error,
+      details: `${error.details}; or look up any account with --address <address>`,
+    });
+  }
   return { config, address: account, connection: await connect(config) };
 }
 
@@ -110,7 +121,9 @@ export async function readHoldings(
       throw modelId === undefined ? error : modelNotFound(error, connection, modelId);
     });
   const addresses = [...new Set(held.flatMap((m) => m.currencies))];
-  const infos = new Map(await Promise.all(addresses.map(async (a) => [a, await tokenInfo(publicClient, a)] as const)));
+  const infos = new Map(
+    await Promise.all(addresses.map(async (a) => [a, await currencyInfo(publicClient, a)] as const)),
+  );
   const money = (currency: Address, amount: bigint): Money => {
     const token = infos.get(currency)!;
     return { token, amount, formatted: formatAmount(amount, token) };
@@ -141,6 +154,19 @@ export async function readHoldings(
     models,
     claimable: [...totals].map(([currency, amount]) => money(currency, amount)),
   };
+}
+
+/**
+ * A currency's symbol and decimals (`tokenInfo`); one that does not report its decimals is shown
+ * in raw units (decimals 0) under its short address rather than failing the whole listing.
+ */
+async function currencyInfo(client: Connection["publicClient"], address: Address): Promise<TokenInfo> {
+  try {
+    return await tokenInfo(client, address);
+  } catch (error) {
+    if (!(error instanceof NodeError)) throw error; // RPC trouble: retryable, not the token's fault
+    return { address: getAddress(address), symbol: `${address.slice(0, 8)}… (raw units)`, decimals: 0 };
+  }
 }
 
 /** `1 token`, `3 tokens`. */
