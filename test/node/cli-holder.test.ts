@@ -8,7 +8,18 @@ import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 
 import { network } from "hardhat";
-import { getAddress, keccak256, parseEther, publicActions, toHex, zeroHash, type Address } from "viem";
+import {
+  createWalletClient,
+  getAddress,
+  http,
+  keccak256,
+  parseEther,
+  publicActions,
+  toHex,
+  zeroHash,
+  type Address,
+} from "viem";
+import { hardhat } from "viem/chains";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { defineDeployment, shardActions, toTokenId } from "shard-protocol/sdk";
 
@@ -430,5 +441,25 @@ describe("shard-node for a shard-token holder", () => {
     assert.match(human.stdout, /^stake {6}none — 100 STK needed to commit/m);
     const s = jsonOf(await cli(["status", ...flags, "--json"], { cwd, env }));
     assert.equal(s.lineage.tail[0].loss, null);
+  });
+
+  it("status without a shard shows stake only where the holder has some", async () => {
+    const wallet = createWalletClient({ account: privateKeyToAccount(key), chain: hardhat, transport: http(rpcUrl) })
+      .extend(publicActions)
+      .extend(shardActions(deployment));
+    await stakeToken.write.mint([holder, parseEther("100")]);
+    await wallet.stake({ modelId: 1n, role: "verifier", amount: parseEther("100") });
+    const run = await cli(["status"], { cwd, env });
+    ok(run);
+    assert.match(run.stdout, /^stake \(model 1\) {2}100 STK active, 0 STK unbonding as verifier$/m);
+    const s = jsonOf(await cli(["status", "--json"], { cwd, env }));
+    assert.deepEqual(s.stakes, [
+      {
+        modelId: "1",
+        token: { address: getAddress(stakeToken.address), symbol: "STK", decimals: 18 },
+        trainer: { active: "0", unbonding: "0" },
+        verifier: { active: parseEther("100").toString(), unbonding: "0" },
+      },
+    ]);
   });
 });
