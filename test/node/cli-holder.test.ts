@@ -1,11 +1,9 @@
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
 
 import { network } from "hardhat";
 import {
@@ -24,48 +22,14 @@ import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { defineDeployment, shardActions, toTokenId } from "shard-protocol/sdk";
 
 import { DEFAULT_ROUND_PARAMS, deployProtocol } from "../../scripts/lib/protocol.js";
+import { cli, jsonOf, ok, ROOT } from "./cli-run.js";
 
 /**
  * `shard-node` for a shard-token holder, against a real Hardhat chain: `holdings`, `transfer`,
  * and `status` / `claim` without a shard.
  */
 
-const ROOT = fileURLToPath(new URL("../../", import.meta.url));
-const BIN = path.join(ROOT, "bin", "shard-node.js");
 const DAY = 86_400;
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs the built CLI in `cwd` with only `env` (and PATH) in its environment. */
-function cli(args: string[], options: { cwd: string; env?: Record<string, string> }): Promise<Run> {
-  const child = spawn(process.execPath, [BIN, ...args], {
-    cwd: options.cwd,
-    env: { PATH: process.env.PATH ?? "", ...options.env },
-    stdio: ["pipe", "pipe", "pipe"],
-  });
-  child.stdin.end();
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-  return new Promise((resolve, reject) => {
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
-/** The one JSON object a `--json` run printed on stdout (and nothing else). */
-function jsonOf(run: Run): Record<string, any> {
-  const lines = run.stdout.split("\n").filter((l) => l !== "");
-  assert.equal(lines.length, 1, `one line of JSON on stdout, got:\n${run.stdout}\nstderr:\n${run.stderr}`);
-  return JSON.parse(lines[0]!) as Record<string, any>;
-}
-
-const ok = (run: Run) => assert.equal(run.code, 0, `exit ${run.code}\nstdout:\n${run.stdout}\nstderr:\n${run.stderr}`);
 
 describe("shard-node for a shard-token holder", () => {
   let server: Awaited<ReturnType<typeof network.createServer>>;
