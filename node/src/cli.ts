@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import { Command, CommanderError, Option } from "commander";
 
 import type { ClaimOptions } from "./commands/claim.js";
+import type { HoldingsOptions } from "./commands/holdings.js";
 import type { InitOptions } from "./commands/init.js";
 import type { StakeOptions } from "./commands/stake.js";
 import type { StatusOptions } from "./commands/status.js";
@@ -10,6 +11,7 @@ import type { UnstakeOptions } from "./commands/unstake.js";
 import type { VerifyOptions } from "./commands/verify.js";
 import type { ServeOptions } from "./commands/serve.js";
 import type { TrainOptions } from "./commands/train.js";
+import type { TransferOptions } from "./commands/transfer.js";
 import type { ConfigPath } from "./config/load.js";
 import { BACKEND_CHOICES } from "./config/schema.js";
 import { ExitCode, reportError, UsageError } from "./exit.js";
@@ -132,12 +134,15 @@ function registerUnstake(program: Command) {
 function registerStatus(program: Command) {
   program
     .command("status")
-    .summary("account, model, stake, lineage, claimable revenue and local state")
+    .summary("account, model, stake, lineage, claimable revenue and local state (or, without a shard, holdings)")
     .description(
-      "Shows the account and chain, the model (shards, latest round), the trainer stake against the minimum, whether the key may sign commits, the shard's latest checkpoints, claimable revenue, and the training journal in <dataDir>/<model>-<shard>-<lane>/journal.json if there is one. Needs no password when the keystore names its address.",
+      "With a shard configured (--shard, SHARD_NODE_SHARD or the config), a contributor's view: the account and chain, the model (shards, latest round), the trainer stake against the minimum, whether the key may sign commits, the shard's latest checkpoints (train loss, or n/a where the shard declares none), claimable revenue, and a summary of the training journal in <dataDir>/<model>-<shard>-<lane>/journal.json if there is one. Without a shard, a holder's view: the shard tokens and claimable revenue in the configured model, or in every model (as `holdings`), and stake only where there is some. Needs no password when the keystore names its address.",
     )
     .option("--lineage <n>", "how many of the shard's latest checkpoints to show", "5")
-    .addHelpText("after", examples(["shard-node status", "shard-node status --json | jq .stake"]))
+    .addHelpText(
+      "after",
+      examples(["shard-node status --shard 0", "shard-node status --json | jq .stake", "shard-node status --model 1"]),
+    )
     .action(async (_options, cmd: Command) =>
       run(cmd, async (o, out) => (await import("./commands/status.js")).status(o as StatusOptions, out)),
     );
@@ -147,10 +152,57 @@ function registerClaim(program: Command) {
   program
     .command("claim")
     .summary("claim the revenue due to your shard tokens")
-    .description("Claims all revenue due to the account's shard tokens of the model, one transaction per currency.")
-    .addHelpText("after", examples(["shard-node claim", "shard-node claim --json"]))
+    .description(
+      "Claims all revenue due to the account's shard tokens of the configured model, one transaction per currency. A holder with no model configured (and no shard) claims in every model it is owed revenue in.",
+    )
+    .addHelpText("after", examples(["shard-node claim", "shard-node claim --model 1 --json"]))
     .action(async (_options, cmd: Command) =>
       run(cmd, async (o, out) => (await import("./commands/claim.js")).claim(o as ClaimOptions, out)),
+    );
+}
+
+function registerHoldings(program: Command) {
+  program
+    .command("holdings")
+    .summary("shard tokens, share of supply and claimable revenue of an account")
+    .description(
+      "Lists the shard tokens an account holds per model and shard, its share of each shard's supply, and the revenue it can claim per currency (in the currency's units). The account is the configured key's, or --address (any address; no key needed). Covers the configured model (--model), or every registered model when none is configured.",
+    )
+    .option("--address <address>", "look up this address instead of the key's")
+    .addHelpText(
+      "after",
+      examples([
+        "shard-node holdings",
+        "shard-node holdings --address 0x70997970C51812dc3A010C7d01b50e0d17dc79C8 --json",
+        "shard-node holdings --model 1",
+      ]),
+    )
+    .action(async (_options, cmd: Command) =>
+      run(cmd, async (o, out) => (await import("./commands/holdings.js")).holdings(o as HoldingsOptions, out)),
+    );
+}
+
+function registerTransfer(program: Command) {
+  program
+    .command("transfer")
+    .summary("send shard tokens of one model and shard to another address")
+    .description(
+      "Transfers <amount> shard tokens (whole tokens; `all` for the whole balance) of the shard named by --model and --shard, both required on the command line, to <to> (safeTransferFrom). The balance is checked first; nothing is sent if it is short. Revenue earned before the transfer stays claimable by the sender.",
+    )
+    .argument("<to>", "the receiving address")
+    .argument("<amount>", "shard tokens to send, e.g. 500, or all")
+    .addHelpText(
+      "after",
+      examples([
+        "shard-node transfer 0x70997970C51812dc3A010C7d01b50e0d17dc79C8 500 --model 1 --shard 0",
+        "shard-node transfer 0x70997970C51812dc3A010C7d01b50e0d17dc79C8 all --model 1 --shard 1 --json",
+      ]),
+    )
+    .action(async (to: string, amount: string, _options, cmd: Command) =>
+      run(cmd, async (o, out) => (await import("./commands/transfer.js")).transfer(o as TransferOptions, out), {
+        to,
+        amount,
+      }),
     );
 }
 
@@ -285,6 +337,8 @@ export const commands: ((program: Command) => void)[] = [
   registerServe,
   registerStatus,
   registerClaim,
+  registerHoldings,
+  registerTransfer,
 ];
 
 function version(): string {
@@ -306,7 +360,10 @@ export function buildProgram(): Command {
     .option("--rpc-url <url>", "JSON-RPC endpoint, http(s) or ws(s) (env SHARD_NODE_RPC_URL)")
     .option("--chain-id <id>", "expected chain id (env SHARD_NODE_CHAIN_ID)")
     .option("--model <id>", "model id (env SHARD_NODE_MODEL_ID)")
-    .option("--shard <index>", "shard this node trains (env SHARD_NODE_SHARD)")
+    .option(
+      "--shard <index>",
+      "shard this node trains; status and claim without one show a holder's view (env SHARD_NODE_SHARD)",
+    )
     .option("--data-dir <path>", "keys, checkpoints, journal (default ./.shard-node; env SHARD_NODE_DATA_DIR)")
     .option("--keystore <path>", "encrypted keystore with the signing key (env SHARD_NODE_KEYSTORE)")
     .addHelpText(

@@ -1,9 +1,11 @@
 import { getBalances } from "../actions/ownership/getBalances.js";
+import { getHoldings } from "../actions/ownership/getHoldings.js";
 import { getRevenueShare } from "../actions/ownership/getRevenueShare.js";
+import { transferShards } from "../actions/ownership/transferShards.js";
 import type { Deployment } from "../deployment.js";
 import type { AnyClient } from "../utils/client.js";
 import { bindActions } from "./bind.js";
 
-/** Ownership reads: `client.extend(ownershipActions(deployment))`. */
+/** Ownership: balances, holdings, revenue share, transfers: `client.extend(ownershipActions(deployment))`. */
 export const ownershipActions = (deployment: Deployment) => (client: AnyClient) =>
-  bindActions(client, deployment, { getBalances, getRevenueShare });
+  bindActions(client, deployment, { getBalances, getHoldings, getRevenueShare, transferShards });

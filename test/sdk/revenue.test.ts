@@ -99,6 +99,43 @@ for (const path of PATHS) {
       assert.equal(due.byCurrency[getAddress(f.usdc.address)], 500_000n);
     });
 
+    it("getHoldings per shard with claimable; transferShards moves tokens, the accrued revenue stays", async () => {
+      const f = await networkHelpers.loadFixture(mintedFixture);
+      await (await clientFor(f, path, 6)).pay({ modelId: 1n, currency: f.usdc.address, amount: 4_000_000n });
+      const holder = await clientFor(f, path, 1);
+      const { id } = await holder.transferShards({ modelId: 1n, shard: 0, to: addr(f, 3), amount: 1000n });
+      assert.equal(id, tokenId(1n, 0));
+      const usdc = getAddress(f.usdc.address);
+      const view = (holdings: Awaited<ReturnType<typeof holder.getHoldings>>) =>
+        holdings.map((m) => [
+          m.modelId,
+          m.shards.map((s) => [
+            s.shard,
+            s.balance,
+            s.supply,
+            s.percentage,
+            Object.fromEntries(s.claimable.map((c) => [c.currency, c.amount]))[usdc],
+          ]),
+          m.claimable[usdc],
+        ]);
+      // Wallet 1 earned all of shard 0's 3 USDC before it sent a third of its tokens.
+      assert.deepEqual(view(await holder.getHoldings({ account: addr(f, 1) })), [
+        [1n, [[0, 2000n, 3000n, 66.666666666666, 3_000_000n]], 3_000_000n],
+      ]);
+      assert.deepEqual(view(await holder.getHoldings({ account: addr(f, 3), modelIds: [1n] })), [
+        [1n, [[0, 1000n, 3000n, 33.333333333333, 0n]], 0n],
+      ]);
+      assert.deepEqual(await holder.getHoldings({ account: addr(f, 7) }), []);
+      await assert.rejects(
+        holder.transferShards({ modelId: 1n, shard: 0, to: addr(f, 3), amount: 2001n }),
+        (e: unknown) => e instanceof ContractRevertError && e.errorName === "ERC1155InsufficientBalance",
+      );
+      await assert.rejects(
+        holder.transferShards({ modelId: 1n, shard: 0, to: addr(f, 3), amount: 0n }),
+        (e: unknown) => e instanceof InvalidParameterError && e.issues[0]?.path === "amount",
+      );
+    });
+
     it("escrow, signed receipts, batch settlement: lenient skips the bad, strict reverts", async () => {
       const f = await networkHelpers.loadFixture(mintedFixture);
       const dapp = await clientFor(f, path, 6);

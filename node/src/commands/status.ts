@@ -6,7 +6,7 @@ import type { CommitStatusName } from "shard-protocol/sdk";
 import { z } from "zod";
 
 import { globalOptionsSchema } from "../config/schema.js";
-import { toJson, table, type Output } from "../output.js";
+import { table, type Output } from "../output.js";
 import {
   formatAmount,
   isNodeAuthorized,
@@ -16,6 +16,8 @@ import {
   tokenInfo,
   type TokenInfo,
 } from "./common.js";
+import { holderConfigOf } from "./holder.js";
+import { holderStatus, type HolderStatusResult } from "./status-holder.js";
 
 export const statusOptionsSchema = globalOptionsSchema.extend({
   /** How many of the shard's latest checkpoints to show. */
@@ -30,6 +32,7 @@ export const statusOptionsSchema = globalOptionsSchema.extend({
 export type StatusOptions = z.input<typeof statusOptionsSchema>;
 
 export interface StatusResult {
+  view: "contributor";
   account: Address;
   chainId: number;
   rpcUrl: string;
@@ -63,7 +66,8 @@ export interface StatusResult {
       commitId: Hex;
       owner: Address;
       status: CommitStatusName;
-      loss: number;
+      /** The declared training loss; null where the checkpoint declares none (not the last shard). */
+      loss: number | null;
       minted: bigint | null;
       checkpointURI: string;
     }[];
@@ -79,15 +83,17 @@ export interface StatusResult {
 }
 
 /**
- * The node at a glance: account and chain, the model, the account's stake against the minimum,
- * whether its key may sign commits, the shard's latest checkpoints, claimable revenue, and the
- * local training journal.
+ * The node at a glance. With a shard configured (a contributor): account and chain, the model,
+ * the account's stake against the minimum, whether its key may sign commits, the shard's latest
+ * checkpoints, claimable revenue, and the local training journal. Without one (a holder): the
+ * account's shard tokens and claimable revenue (`status-holder.ts`).
  *
  * @example
  * const result = await status({ json: true }, out)
  */
-export async function status(options: StatusOptions, out: Output): Promise<StatusResult> {
+export async function status(options: StatusOptions, out: Output): Promise<StatusResult | HolderStatusResult> {
   const { lineage: tailLength, ...globals } = parseOptions("status", statusOptionsSchema, options);
+  if ((await holderConfigOf(globals)).shard === undefined) return holderStatus(globals, out);
   const { config, address, connection } = await openReader(globals);
   try {
     const { publicClient } = connection;
@@ -118,6 +124,7 @@ export async function status(options: StatusOptions, out: Output): Promise<Statu
     const perCommit = model.params.slashAmount;
     const trainer = stakes.trainer;
     const result: StatusResult = {
+      view: "contributor",
       account: address,
       chainId: connection.chainId,
       rpcUrl: connection.rpcUrl,
@@ -203,13 +210,9 @@ function printStatus(s: StatusResult, out: Output) {
     ["shard", `${s.shard}, lane ${s.lane}`],
     [
       "stake",
-      `${formatAmount(s.stake.active, token)} active` +
-        (s.stake.locked > 0n ? ` (${formatAmount(s.stake.locked, token)} locked by pending commits)` : "") +
-        `, ${formatAmount(s.stake.unbonding, token)} unbonding` +
-        (s.stake.unbonding > 0n
-          ? ` (withdrawable ${new Date(Number(s.stake.unbondingReadyAt) * 1000).toISOString()})`
-          : "") +
-        ` — minimum ${formatAmount(s.stake.minimum, token)}, ${formatAmount(s.stake.perCommit, token)} locked per commit: ${s.stake.sufficient ? "enough" : "NOT enough to commit"}`,
+      s.stake.active + s.stake.unbonding === 0n
+        ? `none — ${formatAmount(s.stake.minimum, token)} needed to commit (\`shard-node stake <amount>\`)`
+        : stakeLine(s, token),
     ],
     ["wallet", formatAmount(s.balance, token)],
     [
@@ -235,7 +238,7 @@ function printStatus(s: StatusResult, out: Output) {
         ? "no training journal yet"
         : "error" in s.local
           ? `${s.local.path}: ${s.local.error}`
-          : `${s.local.path} (below)`,
+          : `${s.local.path}: ${describeJournal(s.local.journal)}`,
     ],
   ];
   const lines = table(rows);
@@ -244,10 +247,39 @@ function printStatus(s: StatusResult, out: Output) {
   for (const n of s.lineage.tail) {
     const minted = n.minted === null ? "" : ` minted ${n.minted}`;
     out.print(
-      `  round ${n.round} lane ${n.lane}  ${n.status.padEnd(9)} loss ${n.loss.toFixed(4)}${minted}  ${n.commitId.slice(0, 10)}… by ${n.owner}`,
+      `  round ${n.round} lane ${n.lane}  ${n.status.padEnd(9)} train loss ${n.loss === null ? "n/a" : n.loss.toFixed(4)}${minted}  ${n.commitId.slice(0, 10)}… by ${n.owner}`,
     );
   }
   for (const line of lines.slice(lineageAt + 1)) out.print(line);
-  if (s.local !== null && "journal" in s.local) out.print(toJson(s.local.journal, 2));
   for (const w of s.warnings) out.print(`warning: ${w}`);
+}
+
+/** The trainer stake: active (and locked), unbonding (and when), against the minimum and per-commit lock. */
+function stakeLine(s: StatusResult, token: TokenInfo): string {
+  return (
+    `${formatAmount(s.stake.active, token)} active` +
+    (s.stake.locked > 0n ? ` (${formatAmount(s.stake.locked, token)} locked by pending commits)` : "") +
+    `, ${formatAmount(s.stake.unbonding, token)} unbonding` +
+    (s.stake.unbonding > 0n
+      ? ` (withdrawable ${new Date(Number(s.stake.unbondingReadyAt) * 1000).toISOString()})`
+      : "") +
+    ` — minimum ${formatAmount(s.stake.minimum, token)}, ${formatAmount(s.stake.perCommit, token)} locked per commit: ${s.stake.sufficient ? "enough" : "NOT enough to commit"}`
+  );
+}
+
+/**
+ * One line for a journal summary (`summarizeJournal`): rounds journaled, the latest one's phase,
+ * its training loss and held-out loss ("n/a" where this shard measures none: only the last shard
+ * computes them).
+ */
+function describeJournal(journal: unknown): string {
+  const j = journal as { rounds?: unknown; latest?: Record<string, unknown> | null } | null;
+  if (j === null || typeof j !== "object" || typeof j.rounds !== "number") return "not a training journal";
+  const count = `${j.rounds} round${j.rounds === 1 ? "" : "s"} journaled`;
+  const latest = j.latest;
+  if (latest === null || latest === undefined) return count;
+  const micros = typeof latest.lossMicros === "string" ? Number(latest.lossMicros) : 0;
+  const train = micros > 0 ? (micros / 1e6).toFixed(4) : "n/a";
+  const heldOut = typeof latest.evalLoss === "number" ? latest.evalLoss.toFixed(4) : "n/a";
+  return `${count}; latest round ${String(latest.round)} ${String(latest.phase)}, train loss ${train}, held-out loss ${heldOut}`;
 }

@@ -4,7 +4,7 @@ import path from "node:path";
 import type { z } from "zod";
 
 import { type ConfigIssue, type ConfigSource, ConfigError } from "./errors.js";
-import { type NodeConfig, nodeConfigSchema } from "./schema.js";
+import { type HolderConfig, type NodeConfig, holderConfigSchema, nodeConfigSchema } from "./schema.js";
 
 /** The config file read from the working directory when `--config` is not given. */
 export const DEFAULT_CONFIG_FILE = "shard-node.config.json";
@@ -94,6 +94,24 @@ export function configFlagsFrom(options: Record<string, unknown>): ConfigFlags {
  * console.log(config.rpcUrl, config.modelId, config.shard)
  */
 export async function loadConfig(options: LoadConfigOptions = {}): Promise<NodeConfig> {
+  return load(options, nodeConfigSchema);
+}
+
+/**
+ * `loadConfig` for the commands of a shard-token holder (`holdings`, `transfer`, `status` and
+ * `claim` without a shard): the same sources and checks, but `shard` and `modelId` may be absent.
+ */
+export async function loadHolderConfig(options: LoadConfigOptions = {}): Promise<HolderConfig> {
+  return load(options, holderConfigSchema);
+}
+
+/** The config schemas `load` validates against. */
+type ConfigSchema = typeof nodeConfigSchema | typeof holderConfigSchema;
+
+async function load<schema extends ConfigSchema>(
+  options: LoadConfigOptions,
+  schema: schema,
+): Promise<z.output<schema>> {
   const cwd = path.resolve(options.cwd ?? process.cwd());
   const env = options.env ?? process.env;
   const file = await readConfigFile(options.file, cwd);
@@ -112,7 +130,7 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<NodeC
   for (const [key, value] of flagValues(options.flags ?? {})) {
     set(entries, key, { value, source: { kind: "flag", name: CONFIG_FIELDS[key].flag }, base: cwd });
   }
-  return validateEntries(entries, file === undefined ? cwd : path.dirname(file.path));
+  return validateEntries(entries, file === undefined ? cwd : path.dirname(file.path), schema);
 }
 
 /** The JSON values of the given flags. */
@@ -243,7 +261,11 @@ function fromText(kind: FieldKind, text: string): unknown {
   }
 }
 
-function validateEntries(entries: Map<string, Entry>, defaultBase: string): NodeConfig {
+function validateEntries<schema extends ConfigSchema = typeof nodeConfigSchema>(
+  entries: Map<string, Entry>,
+  defaultBase: string,
+  schema: schema = nodeConfigSchema as schema,
+): z.output<schema> {
   const input: Record<string, unknown> = {};
   for (const [key, { value }] of entries) {
     if (key === "") continue;
@@ -255,12 +277,12 @@ function validateEntries(entries: Map<string, Entry>, defaultBase: string): Node
       object[inner] = value;
     }
   }
-  const result = nodeConfigSchema.safeParse(input);
+  const result = schema.safeParse(input);
   if (!result.success) {
     const issues = result.error.issues.flatMap((issue) => toConfigIssues(issue, entries, input));
     throw new ConfigError(`Invalid configuration: ${issues.length} problem${issues.length === 1 ? "" : "s"}.`, issues);
   }
-  const config = result.data;
+  const config = result.data as z.output<schema>;
   const baseOf = (key: ConfigPath) => entries.get(key)?.base ?? defaultBase;
   config.dataDir = path.resolve(baseOf("dataDir"), config.dataDir);
   if (config.deployment !== undefined) config.deployment = path.resolve(baseOf("deployment"), config.deployment);

@@ -110,6 +110,19 @@ export const nodeConfigSchema = z.strictObject({
   confirmations: zPositiveInt.default(1),
 });
 
+/**
+ * The configuration of the commands a shard-token holder runs (`holdings`, `transfer`, and
+ * `status` / `claim` without a shard): the same fields, but no shard, and the model optional
+ * (without one they cover every model).
+ */
+export const holderConfigSchema = nodeConfigSchema.extend({
+  modelId: zModelId.optional(),
+  shard: zUint32.optional(),
+});
+
+/** The validated holder configuration (`modelId` and `shard` may be absent). */
+export type HolderConfig = z.output<typeof holderConfigSchema>;
+
 /** What a config file may contain (every field, before defaults). */
 export type NodeConfigInput = z.input<typeof nodeConfigSchema>;
 

@@ -47,8 +47,11 @@ export interface LineageNode {
   transcriptDigest: Hex;
   workUnits: bigint;
   lossMicros: bigint;
-  /** `lossMicros / 1e6`. */
-  loss: number;
+  /**
+   * The declared training loss, `lossMicros / 1e6`; null where the checkpoint declares none
+   * (`lossMicros` 0: only the pipeline's last shard computes the loss, the others commit 0).
+   */
+  loss: number | null;
   /** Shard tokens minted when it was finalized, else null. */
   minted: bigint | null;
   /**
@@ -186,7 +189,7 @@ export async function getLineage(client: AnyClient, parameters: GetLineageParame
       transcriptDigest: cp.transcriptDigest,
       workUnits: cp.workUnits,
       lossMicros: cp.lossMicros,
-      loss: Number(cp.lossMicros) / 1e6,
+      loss: cp.lossMicros === 0n ? null : Number(cp.lossMicros) / 1e6,
       minted: minted.get(commitId) ?? null,
       rejectReason: reasons.get(commitId) ?? null,
       challenges: challenges.get(commitId) ?? [],
