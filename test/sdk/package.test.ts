@@ -6,7 +6,7 @@ import { promisify } from "node:util";
 const run = promisify(execFile);
 
 describe("SDK package", () => {
-  it("imports from plain JavaScript through the package exports (built by `npm run build:sdk`)", async () => {
+  it("imports from plain JavaScript through the package exports (the workspace package, built by tsc -b)", async () => {
     const script = `
       const sdk = await import("shard-protocol/sdk");
       const ethers = await import("shard-protocol/sdk/ethers");
