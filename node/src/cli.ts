@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 
 import { Command, CommanderError, Option } from "commander";
 
+import { registrantCommands } from "./cli-registrant.js";
 import type { ClaimOptions } from "./commands/claim.js";
 import type { InitOptions } from "./commands/init.js";
 import type { StakeOptions } from "./commands/stake.js";
@@ -285,6 +286,7 @@ export const commands: ((program: Command) => void)[] = [
   registerServe,
   registerStatus,
   registerClaim,
+  ...registrantCommands({ run, examples, addConfigOptions }),
 ];
 
 function version(): string {

@@ -4,7 +4,7 @@ import path from "node:path";
 import type { z } from "zod";
 
 import { type ConfigIssue, type ConfigSource, ConfigError } from "./errors.js";
-import { type NodeConfig, nodeConfigSchema } from "./schema.js";
+import { type ChainConfig, type NodeConfig, chainConfigSchema, nodeConfigSchema } from "./schema.js";
 
 /** The config file read from the working directory when `--config` is not given. */
 export const DEFAULT_CONFIG_FILE = "shard-node.config.json";
@@ -94,6 +94,21 @@ export function configFlagsFrom(options: Record<string, unknown>): ConfigFlags {
  * console.log(config.rpcUrl, config.modelId, config.shard)
  */
 export async function loadConfig(options: LoadConfigOptions = {}): Promise<NodeConfig> {
+  return loadWith(nodeConfigSchema, options);
+}
+
+/**
+ * `loadConfig` for the commands that do not train a shard (`model`, `spec`, `faucet`): the same
+ * sources and checks, but `modelId` and `shard` may be missing.
+ */
+export async function loadChainConfig(options: LoadConfigOptions = {}): Promise<ChainConfig> {
+  return loadWith(chainConfigSchema, options);
+}
+
+async function loadWith<config extends ChainConfig>(
+  schema: z.ZodType<config>,
+  options: LoadConfigOptions,
+): Promise<config> {
   const cwd = path.resolve(options.cwd ?? process.cwd());
   const env = options.env ?? process.env;
   const file = await readConfigFile(options.file, cwd);
@@ -112,7 +127,7 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<NodeC
   for (const [key, value] of flagValues(options.flags ?? {})) {
     set(entries, key, { value, source: { kind: "flag", name: CONFIG_FIELDS[key].flag }, base: cwd });
   }
-  return validateEntries(entries, file === undefined ? cwd : path.dirname(file.path));
+  return validateEntries(entries, file === undefined ? cwd : path.dirname(file.path), schema);
 }
 
 /** The JSON values of the given flags. */
@@ -243,7 +258,11 @@ function fromText(kind: FieldKind, text: string): unknown {
   }
 }
 
-function validateEntries(entries: Map<string, Entry>, defaultBase: string): NodeConfig {
+function validateEntries<config extends ChainConfig = NodeConfig>(
+  entries: Map<string, Entry>,
+  defaultBase: string,
+  schema: z.ZodType<config> = nodeConfigSchema as unknown as z.ZodType<config>,
+): config {
   const input: Record<string, unknown> = {};
   for (const [key, { value }] of entries) {
     if (key === "") continue;
@@ -255,7 +274,7 @@ function validateEntries(entries: Map<string, Entry>, defaultBase: string): Node
       object[inner] = value;
     }
   }
-  const result = nodeConfigSchema.safeParse(input);
+  const result = schema.safeParse(input);
   if (!result.success) {
     const issues = result.error.issues.flatMap((issue) => toConfigIssues(issue, entries, input));
     throw new ConfigError(`Invalid configuration: ${issues.length} problem${issues.length === 1 ? "" : "s"}.`, issues);

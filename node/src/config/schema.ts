@@ -110,6 +110,15 @@ export const nodeConfigSchema = z.strictObject({
   confirmations: zPositiveInt.default(1),
 });
 
+/**
+ * The config of commands that are not about one trainer's shard (`model`, `spec`, `faucet`): the
+ * same fields, with `modelId` and `shard` optional (those commands take the model id as an argument).
+ */
+export const chainConfigSchema = nodeConfigSchema.extend({ modelId: zModelId.optional(), shard: zUint32.optional() });
+
+/** The validated config of `chainConfigSchema`. */
+export type ChainConfig = z.output<typeof chainConfigSchema>;
+
 /** What a config file may contain (every field, before defaults). */
 export type NodeConfigInput = z.input<typeof nodeConfigSchema>;
 
