@@ -22,6 +22,7 @@ import {
   zAddressText,
   zModelIdText,
 } from "./registrant.js";
+import { NodeError } from "../errors.js";
 import { UsageError } from "../exit.js";
 
 /** `model register`, `model params`, `model genesis`: what a model's registrant does on-chain. */
@@ -292,6 +293,11 @@ export const genesisOptionsSchema = chainOptions
 
 export type GenesisOptions = z.input<typeof genesisOptionsSchema>;
 
+/** The model's genesis is already closed: nothing more to allocate, nothing to close. */
+export class GenesisClosedError extends NodeError {
+  override name = "GenesisClosedError";
+}
+
 export interface GenesisResult {
   chainId: number;
   modelId: bigint;
@@ -317,12 +323,9 @@ export async function modelGenesis(options: GenesisOptions, out: Output): Promis
     const model = await readModel(connection, o.modelId);
     assertRegistrant(model, account.address, "allocate or close its genesis");
     if (model.genesisClosed) {
-      throw new UsageError(`Model ${o.modelId} has already closed its genesis.`, [
-        {
-          path: o.close ? "--close" : "--allocate",
-          message: "genesis is closed: round 1 is open, nothing to allocate",
-        },
-      ]);
+      throw new GenesisClosedError(`Model ${o.modelId} has already closed its genesis.`, {
+        details: "genesis closes once: round 1 is open and no more genesis tokens can be allocated",
+      });
     }
     let allocation: GenesisResult["allocation"] = null;
     const allocations = o.allocate ?? [];

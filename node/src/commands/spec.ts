@@ -91,12 +91,14 @@ export async function specGet(options: SpecGetOptions, out: Output): Promise<Spe
       out.log(`fetching ${model.specURI} (${store.kind}${online ? `, ${peers.length} peer(s)` : ""})…`);
       bytes = await store.get(cid, { maxBytes: MAX_SPEC_BYTES, signal: AbortSignal.timeout(o.timeout * 1000) });
     } catch (error) {
-      if (error instanceof NodeError && error.retryable) throw error;
+      const remote = online || config.ipfs.kuboUrl !== undefined;
       throw new ModelSpecError(`The model spec ${model.specURI} is not available.`, {
         cause: error,
+        // Peers or a daemon may have it later; an embedded node without peers never will.
+        retryable: remote && error instanceof NodeError && error.retryable,
         details:
           `${error instanceof NodeError ? error.shortMessage : String(error)} ` +
-          (online || config.ipfs.kuboUrl !== undefined
+          (remote
             ? "No peer had it in time: ask the registrant or a trainer of the model for a peer that has it."
             : "The embedded IPFS node has no peers: give one that has the spec with --ipfs-peer <multiaddr> (a trainer's or the registrant's node), or a Kubo daemon with --kubo-url."),
       });
