@@ -1,4 +1,13 @@
-import { encodeFunctionData, erc20Abi, parseAbi, parseEther, parseUnits, type Address, type Hash } from "viem";
+import {
+  encodeFunctionData,
+  erc20Abi,
+  formatEther,
+  parseAbi,
+  parseEther,
+  parseUnits,
+  type Address,
+  type Hash,
+} from "viem";
 import { getAddresses, sendTransaction } from "viem/actions";
 import { z } from "zod";
 
@@ -103,7 +112,7 @@ export async function faucet(options: FaucetOptions, out: Output): Promise<Fauce
     const ethAmount = parseEther(o.eth);
     const ethHash = ethAmount === 0n ? null : await send(publicClient, { from, to, value: ethAmount });
     const ethBalance = await publicClient.getBalance({ address: to });
-    if (ethHash !== null) out.print(`sent ${o.eth} ETH to ${to} (balance ${Number(ethBalance) / 1e18} ETH)`);
+    if (ethHash !== null) out.print(`sent ${o.eth} ETH to ${to} (balance ${formatEther(ethBalance)} ETH)`);
     return {
       chainId: connection.chainId,
       to,
