@@ -320,7 +320,11 @@ describe("shard-node model, spec and faucet against a local chain and embedded I
     await usage(["model", "params", "1", "--set", "minTrainerStake=lots"], "--set minTrainerStake", /whole tSTAKE/);
     await usage(["model", "params", "1"], "model params", /--params <file> or --set/);
     await usage(["model", "genesis", "1", "--allocate", `${registrant}=5`], "--shard", /required with --allocate/);
-    await usage(["model", "genesis", "1", "--allocate", "nobody=5"], "--allocate.0", /<address>=<whole shard tokens>/);
+    await usage(
+      ["model", "genesis", "1", "--allocate", "nobody=5"],
+      "--allocate",
+      /"nobody=5" is not <address>=<whole shard tokens>/,
+    );
     await usage(["spec", "get", "0"], "<modelId>", /model id/);
     await usage(["faucet", "--to", "0xnope"], "--to", /address/);
     // An invalid spec document is a ModelSpecError (exit 1) naming the field, before anything is sent.

@@ -261,23 +261,23 @@ export async function modelParams(options: ParamsOptions, out: Output): Promise<
 
 /* GENESIS */
 
-/** `<address>=<amount>`: shard tokens to allocate. */
-const zAllocation = z
-  .string()
-  .trim()
-  .regex(/^0x[0-9a-fA-F]{40}=[0-9]+(\.[0-9]{1,18})?$/, "must be <address>=<whole shard tokens>, e.g. 0xAb…=1000")
-  .transform((v) => {
-    const [to, amount] = v.split("=") as [Address, string];
-    return { to, amount: parseUnits(amount, SHARD_TOKEN_DECIMALS) };
-  });
+/** `<address>=<amount>`: shard tokens to allocate, in whole tokens. */
+const ALLOCATION = /^0x[0-9a-fA-F]{40}=[0-9]+(\.[0-9]{1,18})?$/;
 
 export const genesisOptionsSchema = chainOptions
   .extend({
     modelId: zModelIdText,
-    allocate: z.array(zAllocation).optional(),
+    allocate: z.array(z.string().trim()).optional(),
     close: z.boolean().default(false),
   })
   .superRefine((o, ctx) => {
+    for (const entry of o.allocate ?? [])
+      if (!ALLOCATION.test(entry))
+        ctx.addIssue({
+          code: "custom",
+          path: ["allocate"],
+          message: `"${entry}" is not <address>=<whole shard tokens>, e.g. 0xAb…=1000`,
+        });
     const allocating = (o.allocate ?? []).length > 0;
     if (allocating && o.shard === undefined)
       ctx.addIssue({ code: "custom", path: ["shard"], message: "is required with --allocate: the shard to mint" });
@@ -328,7 +328,10 @@ export async function modelGenesis(options: GenesisOptions, out: Output): Promis
       });
     }
     let allocation: GenesisResult["allocation"] = null;
-    const allocations = o.allocate ?? [];
+    const allocations = (o.allocate ?? []).map((entry) => {
+      const [to, amount] = entry.split("=") as [Address, string];
+      return { to, amount: parseUnits(amount, SHARD_TOKEN_DECIMALS) };
+    });
     if (allocations.length > 0) {
       const shard = Number(o.shard);
       if (shard >= model.shardCount) {
