@@ -239,6 +239,13 @@ describe("shard-node model, spec and faucet against a local chain and embedded I
     assert.match(human.stdout, /^ {2}challengeWindow +2 h$/m);
     assert.match(human.stdout, /^ {2}1 {2}weight \d+, supply 1000 shard tokens, 0 checkpoints$/m);
 
+    // `model show --json`'s params are the --params form: change one and schedule them.
+    await writeFile(path.join(cwd, "params.json"), JSON.stringify({ ...shown.params, disputeWindow: 5400 }));
+    ok(await cli(["model", "params", `${modelId}`, "--params", "params.json"], { cwd, env }));
+    model = await getModel(client, { deployment, modelId });
+    assert.equal(model.params.disputeWindow, 5400);
+    assert.equal(model.params.minTrainerStake, parseEther("250"));
+
     // spec get from the same data directory (the registrant's embedded node holds it).
     const got = await cli(["spec", "get", `${modelId}`, "--out", "got.json", "--json"], { cwd, env: noKey });
     ok(got);
@@ -297,9 +304,9 @@ describe("shard-node model, spec and faucet against a local chain and embedded I
   it("bad input: the specific error and exit code 2", async () => {
     const usage = async (args: string[], path: string, message: RegExp) => {
       const error = failed(await cli([...args, "--json"], { cwd, env }), 2, "UsageError");
-      const issue = (error.issues as { path: string; message: string }[] | undefined)?.find((i) => i.path === path);
-      assert.ok(issue ?? path === "", `an issue for ${path} in ${JSON.stringify(error)}`);
-      assert.match(issue?.message ?? error.message, message);
+      const issue = (error.issues as { path: string; message: string }[]).find((i) => i.path === path);
+      assert.ok(issue, `an issue for ${path} in ${JSON.stringify(error)}`);
+      assert.match(issue.message, message);
     };
     // register needs --spec (commander's own check).
     const noSpec = failed(await cli(["model", "register", "--json"], { cwd, env }), 2, "UsageError");
@@ -325,6 +332,8 @@ describe("shard-node model, spec and faucet against a local chain and embedded I
       "--allocate",
       /"nobody=5" is not <address>=<whole shard tokens>/,
     );
+    await writeFile(path.join(cwd, "not-json.json"), "{ challengeWindow: 60 ");
+    await usage(["model", "params", "1", "--params", "not-json.json"], "--params", /JSON/);
     await usage(["spec", "get", "0"], "<modelId>", /model id/);
     await usage(["faucet", "--to", "0xnope"], "--to", /address/);
     // An invalid spec document is a ModelSpecError (exit 1) naming the field, before anything is sent.
