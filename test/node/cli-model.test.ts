@@ -8,9 +8,26 @@ import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 
 import { network } from "hardhat";
-import { erc20Abi, getAddress, keccak256, parseEther, parseUnits, type Address } from "viem";
+import {
+  erc20Abi,
+  getAddress,
+  keccak256,
+  parseEther,
+  parseUnits,
+  publicActions,
+  toHex,
+  zeroHash,
+  type Address,
+} from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
-import { DEFAULT_ROUND_PARAMS, defineDeployment, getModel, shardTokenAbi, toTokenId } from "shard-protocol/sdk";
+import {
+  DEFAULT_ROUND_PARAMS,
+  defineDeployment,
+  getModel,
+  shardActions,
+  shardTokenAbi,
+  toTokenId,
+} from "shard-protocol/sdk";
 
 import { openContentStore } from "../../node/src/ipfs/index.js";
 import { canonicalJson, canonicalSpecBytes, specDigest } from "../../node/src/ml/spec.js";
@@ -20,6 +37,7 @@ import { tinySpec } from "./helpers.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const BIN = path.join(ROOT, "bin", "shard-node.js");
+const LABEL = (s: string) => keccak256(toHex(s));
 
 interface Run {
   code: number | null;
@@ -108,6 +126,45 @@ describe("shard-node model, spec and faucet against a local chain and embedded I
     connection.viem
       .getPublicClient()
       .then((c) => c.readContract({ address: token, abi: erc20Abi, functionName: "balanceOf", args: [holder] }));
+
+  let trainerAddress: Address;
+  /** Hardhat account 2 stakes, seals and reveals a round-1 checkpoint of `shard` (lane 0). */
+  async function commitRound1(modelId: bigint, shard: number) {
+    const wallets = await connection.viem.getWalletClients();
+    const trainer = wallets[2]!.extend(publicActions).extend(shardActions(deployment));
+    trainerAddress = getAddress(trainer.account.address);
+    const stakeToken = await connection.viem.getContractAt("TestERC20", testTokens.stake);
+    await stakeToken.write.mint([trainerAddress, parseEther("250")]);
+    await trainer.stake({ modelId, role: "trainer", amount: parseEther("250") });
+    const consent = await trainer.signNodeConsent({ owner: trainerAddress });
+    await trainer.authorizeNode({
+      nodeKey: trainerAddress,
+      consent: { deadline: consent.deadline, signature: consent.signature },
+    });
+    const checkpoint = {
+      modelId,
+      shard,
+      round: 1n,
+      lane: 0,
+      owner: trainerAddress,
+      parentRoot: zeroHash,
+      root: LABEL("root"),
+      transcriptDigest: LABEL("transcript"),
+      sentActivations: LABEL("act"),
+      receivedActivations: zeroHash,
+      sentGradients: zeroHash,
+      receivedGradients: LABEL("grad"),
+      workUnits: 1000n,
+      lossMicros: 2_500_000n,
+      checkpointURI: "ipfs://bafyckpt",
+      transcriptURI: "ipfs://bafytranscript",
+    };
+    const signed = await trainer.signSealedCommit({ checkpoint });
+    const { commitBlock, commitTime, commitId } = await trainer.submitCommit(signed);
+    await connection.networkHelpers.mine();
+    await trainer.reveal({ checkpoint, salt: signed.salt, commitBlock, commitTime });
+    return commitId;
+  }
 
   it("--help lists model, spec and faucet, each with examples", async () => {
     const help = await cli(["--help"], { cwd });
@@ -211,6 +268,9 @@ describe("shard-node model, spec and faucet against a local chain and embedded I
     const again = await cli(["model", "genesis", `${modelId}`, "--close", "--json"], { cwd, env });
     assert.match(failed(again, 1, "GenesisClosedError").message, /already closed its genesis/);
 
+    // A trainer commits a round-1 checkpoint of shard 0: the head of its lineage.
+    const commitId = await commitRound1(modelId, 0);
+
     // show: the record, as JSON and for people; needs no key.
     const noKey = { SHARD_NODE_RPC_URL: rpcUrl, SHARD_NODE_CHAIN_ID: "31337" };
     const shown = jsonOf(await cli(["model", "show", `${modelId}`, "--json"], { cwd, env: noKey }));
@@ -227,10 +287,24 @@ describe("shard-node model, spec and faucet against a local chain and embedded I
         s.head,
       ]),
       [
-        [0, "0", 0, null],
+        [
+          0,
+          "0",
+          1,
+          {
+            round: "1",
+            lane: 0,
+            root: LABEL("root"),
+            status: "pending",
+            owner: trainerAddress,
+            checkpointURI: "ipfs://bafyckpt",
+          },
+        ],
         [1, parseEther("1000").toString(), 0, null],
       ],
     );
+    assert.equal(shown.shards[0].finalized, null);
+    assert.ok(commitId);
     const human = await cli(["model", "show", `${modelId}`], { cwd, env: noKey });
     ok(human);
     assert.match(human.stdout, new RegExp(`^spec +${registered.specURI}$`, "m"));
@@ -238,6 +312,10 @@ describe("shard-node model, spec and faucet against a local chain and embedded I
     assert.match(human.stdout, /^ {2}minTrainerStake +250 tSTAKE$/m);
     assert.match(human.stdout, /^ {2}challengeWindow +2 h$/m);
     assert.match(human.stdout, /^ {2}1 {2}weight \d+, supply 1000 shard tokens, 0 checkpoints$/m);
+    assert.match(
+      human.stdout,
+      /^ {5}head round 1 lane 0 pending 0x[0-9a-f]{8}… by 0x[0-9a-fA-F]{40}; finalized none$/m,
+    );
 
     // `model show --json`'s params are the --params form: change one and schedule them.
     await writeFile(path.join(cwd, "params.json"), JSON.stringify({ ...shown.params, disputeWindow: 5400 }));
