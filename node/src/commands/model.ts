@@ -6,11 +6,13 @@ import { z } from "zod";
 
 import { waitForConfirmations } from "../chain.js";
 import { globalOptionsSchema } from "../config/schema.js";
+import { NodeError } from "../errors.js";
+import { UsageError } from "../exit.js";
 import { ipfsUri, openContentStore } from "../ipfs/index.js";
 import { type ModelSpec, canonicalSpecBytes, specDigest, zModelSpec } from "../ml/spec.js";
 import type { Output } from "../output.js";
-import { ModelSpecError } from "./network.js";
 import { formatAmount, parseOptions, readModel, tokenInfo } from "./common.js";
+import { ModelSpecError } from "./network.js";
 import {
   SHARD_TOKEN_DECIMALS,
   asUsageError,
@@ -22,8 +24,6 @@ import {
   zAddressText,
   zModelIdText,
 } from "./registrant.js";
-import { NodeError } from "../errors.js";
-import { UsageError } from "../exit.js";
 
 /** `model register`, `model params`, `model genesis`: what a model's registrant does on-chain. */
 
