@@ -7,13 +7,14 @@
  *
  * Environment: FORCE_DEPLOY=1 deploys again even if the recorded deployment still has code;
  * ESCROW_WITHDRAWAL_DELAY (seconds, default 86400); DEPLOY_TEST_TOKENS=1 also deploys two
- * mintable test ERC-20s (always on for chain 31337).
+ * mintable test ERC-20s (always on for chain 31337). On chain 31337 the first 10 accounts each get
+ * 10,000 of both test tokens; `shard-node faucet` funds any other address there.
  */
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import path from "node:path";
 
 import { network } from "hardhat";
-import type { Address } from "viem";
+import { parseUnits, type Address } from "viem";
 
 import { DEFAULT_ESCROW_WITHDRAWAL_DELAY, deployProtocol, type ProtocolAddresses } from "./lib/protocol.js";
 
@@ -27,6 +28,9 @@ export interface DeploymentFile {
   contracts: ProtocolAddresses;
   testTokens?: { stake: Address; usd: Address };
 }
+
+/** Accounts of the local node that get test tokens on chain 31337. */
+const FUNDED_ACCOUNTS = 10;
 
 const DEPLOYMENTS_DIR = path.resolve(import.meta.dirname, "..", "deployments");
 
@@ -70,6 +74,15 @@ if (chainId === 31337 || process.env.DEPLOY_TEST_TOKENS === "1") {
   const stake = await viem.deployContract("TestERC20", ["Test Stake", "tSTAKE", 18]);
   const usd = await viem.deployContract("TestERC20", ["Test USD", "tUSD", 6]);
   deployment.testTokens = { stake: stake.address, usd: usd.address };
+  if (chainId === 31337) {
+    // The local node's funded accounts get test tokens too, so any of them can stake and pay.
+    const accounts = (await viem.getWalletClients()).slice(0, FUNDED_ACCOUNTS).map((w) => w.account.address);
+    for (const account of accounts) {
+      await stake.write.mint([account, parseUnits("10000", 18)]);
+      await usd.write.mint([account, parseUnits("10000", 6)]);
+    }
+    console.log(`Minted 10,000 tSTAKE and 10,000 tUSD to each of the first ${accounts.length} accounts.`);
+  }
 }
 
 await mkdir(DEPLOYMENTS_DIR, { recursive: true });

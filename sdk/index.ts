@@ -48,6 +48,7 @@ export * from "./actions/models/closeGenesis.js";
 export * from "./actions/models/getModel.js";
 export * from "./actions/models/getParamsVersion.js";
 export * from "./actions/models/registerModel.js";
+export * from "./actions/models/scheduleParams.js";
 export * from "./actions/ownership/cursor.js";
 export * from "./actions/ownership/errors.js";
 export * from "./actions/ownership/getBalances.js";

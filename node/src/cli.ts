@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 
 import { Command, CommanderError, Option } from "commander";
 
+import { registrantCommands } from "./cli-registrant.js";
 import type { ClaimOptions } from "./commands/claim.js";
 import type { HoldingsOptions } from "./commands/holdings.js";
 import type { InitOptions } from "./commands/init.js";
@@ -339,6 +340,7 @@ export const commands: ((program: Command) => void)[] = [
   registerClaim,
   registerHoldings,
   registerTransfer,
+  ...registrantCommands({ run, examples, addConfigOptions }),
 ];
 
 function version(): string {

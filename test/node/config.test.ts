@@ -5,7 +5,7 @@ import path from "node:path";
 import { describe, it } from "node:test";
 
 import { ConfigError, describeSource, type ConfigIssue } from "../../node/src/config/errors.js";
-import { configFileFromFlags, loadConfig, loadHolderConfig, parseConfigFile } from "../../node/src/config/load.js";
+import { configFileFromFlags, loadConfig, loadChainConfig, parseConfigFile } from "../../node/src/config/load.js";
 
 /** A temporary folder holding `shard-node.config.json` with `content` (an object or raw text). */
 async function withConfig(content: unknown) {
@@ -196,11 +196,11 @@ describe("config file from flags (init)", () => {
 describe("holder config", () => {
   it("needs neither shard nor model, and checks everything else as the node config does", async () => {
     const dir = await withConfig({ rpcUrl: "http://127.0.0.1:8545", chainId: 31337, dataDir: "d" });
-    const config = await loadHolderConfig({ cwd: dir, env: {} });
+    const config = await loadChainConfig({ cwd: dir, env: {} });
     assert.equal(config.shard, undefined);
     assert.equal(config.modelId, undefined);
     assert.equal(config.dataDir, path.join(dir, "d"));
-    const flagged = await loadHolderConfig({ cwd: dir, env: {}, flags: { modelId: "2", shard: "1" } });
+    const flagged = await loadChainConfig({ cwd: dir, env: {}, flags: { modelId: "2", shard: "1" } });
     assert.deepEqual([flagged.modelId, flagged.shard], [2n, 1]);
     // The node config still requires them; both reject typos and bad values alike.
     assert.deepEqual(summary((await configError(loadConfig({ cwd: dir, env: {} }))).issues), [
@@ -208,10 +208,10 @@ describe("holder config", () => {
       'shard | not set: set "shard" in the config file, SHARD_NODE_SHARD in the environment, or --shard | is required',
     ]);
     const typo = await withConfig({ rpcUrl: "http://127.0.0.1:8545", chainId: 31337, shrad: 1 });
-    assert.deepEqual(summary((await configError(loadHolderConfig({ cwd: typo, env: {} }))).issues), [
+    assert.deepEqual(summary((await configError(loadChainConfig({ cwd: typo, env: {} }))).issues), [
       'shrad | file ./shard-node.config.json | unknown key (did you mean "shard"?)',
     ]);
-    const bad = await configError(loadHolderConfig({ cwd: dir, env: {}, flags: { shard: "x" } }));
+    const bad = await configError(loadChainConfig({ cwd: dir, env: {}, flags: { shard: "x" } }));
     assert.deepEqual(summary(bad.issues), ["shard | flag --shard | must be an integer from 0 to 4294967295"]);
   });
 });

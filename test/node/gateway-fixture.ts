@@ -13,7 +13,7 @@ import {
   type Generate,
 } from "../../node/src/gateway/index.js";
 import type { SignedUsageReceipt } from "../../sdk/index.js";
-import { networkHelpers, tokenId } from "../helpers/fixture.js";
+import { tokenId } from "../helpers/fixture.js";
 import { clientFor, sdkFixture, type SdkClient, type SdkFixture } from "../sdk/helpers.js";
 
 /**

@@ -145,7 +145,18 @@ for (const path of PATHS) {
         (e: unknown) => e instanceof ContractRevertError && e.errorName === "GenesisClosed",
       );
       // A new schedule changes the version of the rounds it applies to.
-      await f.registry.write.scheduleParams([1n, { ...DEFAULT_ROUND_PARAMS, challengeBond: parseEther("20") }]);
+      const changed = { ...DEFAULT_ROUND_PARAMS, challengeBond: parseEther("20") };
+      await assert.rejects(
+        other.scheduleParams({ modelId: 1n, params: changed }),
+        (e: unknown) => e instanceof ContractRevertError && e.errorName === "NotRegistrant",
+      );
+      await assert.rejects(
+        registrant.scheduleParams({ modelId: 1n, params: { ...changed, quorumBps: 10 } }),
+        (e: unknown) => e instanceof InvalidParameterError && /quorumBps/.test(JSON.stringify(e.issues)),
+      );
+      const { fromRound } = await registrant.scheduleParams({ modelId: 1n, params: changed });
+      assert.equal(fromRound, 1n);
+      assert.equal((await other.getModel({ modelId: 1n })).params.challengeBond, parseEther("20"));
       assert.notEqual(await other.getParamsVersion({ modelId: 1n, round: 1n }), version);
       await assert.rejects(other.getParamsVersion({ modelId: 9n, round: 1n }), (e: unknown) => {
         assert.ok(e instanceof ContractRevertError);

@@ -4,8 +4,8 @@ import type { PrivateKeyAccount } from "viem/accounts";
 import { connect, type Connection } from "../chain.js";
 import { KeyError } from "../config/errors.js";
 import { loadAccount, loadAddress } from "../config/keys.js";
-import { configFlagsFrom, loadHolderConfig } from "../config/load.js";
-import type { GlobalOptions, HolderConfig } from "../config/schema.js";
+import { configFlagsFrom, loadChainConfig } from "../config/load.js";
+import type { GlobalOptions, ChainConfig } from "../config/schema.js";
 import { NodeError } from "../errors.js";
 import { UsageError } from "../exit.js";
 import { table, type Output } from "../output.js";
@@ -18,14 +18,14 @@ import { formatAmount, modelNotFound, tokenInfo, type TokenInfo } from "./common
  */
 
 /** The holder config from file, environment and flags: `shard` and `modelId` may be absent. */
-export const holderConfigOf = (options: GlobalOptions & Record<string, unknown>): Promise<HolderConfig> =>
-  loadHolderConfig({ file: options.config, flags: configFlagsFrom(options) });
+export const holderConfigOf = (options: GlobalOptions & Record<string, unknown>): Promise<ChainConfig> =>
+  loadChainConfig({ file: options.config, flags: configFlagsFrom(options) });
 
 /** Config, an address to read (given, or the key's; no password where the keystore names it), a public client. */
 export async function openHolderReader(
   options: GlobalOptions,
   address?: Address,
-): Promise<{ config: HolderConfig; address: Address; connection: Connection<undefined> }> {
+): Promise<{ config: ChainConfig; address: Address; connection: Connection<undefined> }> {
   const config = await holderConfigOf(options);
   let account = address;
   try {
@@ -42,7 +42,7 @@ export async function openHolderReader(
 
 /** Config, the signing account and clients, for a holder's transactions. */
 export async function openHolderSigner(options: GlobalOptions): Promise<{
-  config: HolderConfig;
+  config: ChainConfig;
   account: PrivateKeyAccount;
   connection: Connection<PrivateKeyAccount>;
 }> {

@@ -109,8 +109,20 @@ export async function fetchSpec(
   }
   if (!bytes)
     throw new ModelSpecError(`The model spec ${uri} is not available.`, {
-      details: `${why} Pass a copy with --spec <file>; it is checked against the on-chain digest.`,
+      details: `${why} Pass a copy with --spec <file> (\`shard-node spec get\` fetches one); it is checked against the on-chain digest.`,
     });
+  const spec = checkSpecBytes(bytes, digest);
+  if (file) await store.add(canonicalSpecBytes(spec)); // keep (and serve) the registered document
+  return spec;
+}
+
+/**
+ * The spec document in `bytes`, if it is a valid spec whose digest is `digest`: the keccak256 of
+ * its canonical form (what `model register` registers) or of these very bytes.
+ *
+ * @throws ModelSpecError when it is not a spec, or another one.
+ */
+export function checkSpecBytes(bytes: Uint8Array, digest: `0x${string}`): ModelSpec {
   let spec: ModelSpec;
   try {
     spec = zModelSpec.parse(JSON.parse(new TextDecoder().decode(bytes)));
@@ -124,6 +136,5 @@ export async function fetchSpec(
     throw new ModelSpecError("The model spec does not match the digest the model was registered with.", {
       details: `on-chain ${digest}, this document ${specDigest(spec)}`,
     });
-  if (file) await store.add(canonicalSpecBytes(spec)); // keep (and serve) the registered document
   return spec;
 }

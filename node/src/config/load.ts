@@ -4,7 +4,7 @@ import path from "node:path";
 import type { z } from "zod";
 
 import { type ConfigIssue, type ConfigSource, ConfigError } from "./errors.js";
-import { type HolderConfig, type NodeConfig, holderConfigSchema, nodeConfigSchema } from "./schema.js";
+import { type ChainConfig, type NodeConfig, chainConfigSchema, nodeConfigSchema } from "./schema.js";
 
 /** The config file read from the working directory when `--config` is not given. */
 export const DEFAULT_CONFIG_FILE = "shard-node.config.json";
@@ -94,24 +94,21 @@ export function configFlagsFrom(options: Record<string, unknown>): ConfigFlags {
  * console.log(config.rpcUrl, config.modelId, config.shard)
  */
 export async function loadConfig(options: LoadConfigOptions = {}): Promise<NodeConfig> {
-  return load(options, nodeConfigSchema);
+  return loadWith(nodeConfigSchema, options);
 }
 
 /**
- * `loadConfig` for the commands of a shard-token holder (`holdings`, `transfer`, `status` and
- * `claim` without a shard): the same sources and checks, but `shard` and `modelId` may be absent.
+ * `loadConfig` for the commands that do not train a shard (`model`, `spec`, `faucet`; a holder's `holdings`, `transfer`, and `status` / `claim` without a shard): the same
+ * sources and checks, but `modelId` and `shard` may be missing.
  */
-export async function loadHolderConfig(options: LoadConfigOptions = {}): Promise<HolderConfig> {
-  return load(options, holderConfigSchema);
+export async function loadChainConfig(options: LoadConfigOptions = {}): Promise<ChainConfig> {
+  return loadWith(chainConfigSchema, options);
 }
 
-/** The config schemas `load` validates against. */
-type ConfigSchema = typeof nodeConfigSchema | typeof holderConfigSchema;
-
-async function load<schema extends ConfigSchema>(
+async function loadWith<config extends ChainConfig>(
+  schema: z.ZodType<config>,
   options: LoadConfigOptions,
-  schema: schema,
-): Promise<z.output<schema>> {
+): Promise<config> {
   const cwd = path.resolve(options.cwd ?? process.cwd());
   const env = options.env ?? process.env;
   const file = await readConfigFile(options.file, cwd);
@@ -261,11 +258,11 @@ function fromText(kind: FieldKind, text: string): unknown {
   }
 }
 
-function validateEntries<schema extends ConfigSchema = typeof nodeConfigSchema>(
+function validateEntries<config extends ChainConfig = NodeConfig>(
   entries: Map<string, Entry>,
   defaultBase: string,
-  schema: schema = nodeConfigSchema as schema,
-): z.output<schema> {
+  schema: z.ZodType<config> = nodeConfigSchema as unknown as z.ZodType<config>,
+): config {
   const input: Record<string, unknown> = {};
   for (const [key, { value }] of entries) {
     if (key === "") continue;
@@ -282,7 +279,7 @@ function validateEntries<schema extends ConfigSchema = typeof nodeConfigSchema>(
     const issues = result.error.issues.flatMap((issue) => toConfigIssues(issue, entries, input));
     throw new ConfigError(`Invalid configuration: ${issues.length} problem${issues.length === 1 ? "" : "s"}.`, issues);
   }
-  const config = result.data as z.output<schema>;
+  const config = result.data;
   const baseOf = (key: ConfigPath) => entries.get(key)?.base ?? defaultBase;
   config.dataDir = path.resolve(baseOf("dataDir"), config.dataDir);
   if (config.deployment !== undefined) config.deployment = path.resolve(baseOf("deployment"), config.deployment);

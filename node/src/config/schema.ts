@@ -111,17 +111,13 @@ export const nodeConfigSchema = z.strictObject({
 });
 
 /**
- * The configuration of the commands a shard-token holder runs (`holdings`, `transfer`, and
- * `status` / `claim` without a shard): the same fields, but no shard, and the model optional
- * (without one they cover every model).
+ * The config of commands that are not about one trainer's shard (`model`, `spec`, `faucet`; a holder's `holdings`, `transfer`, and `status` / `claim` without a shard): the
+ * same fields, with `modelId` and `shard` optional (those commands take the model id as an argument).
  */
-export const holderConfigSchema = nodeConfigSchema.extend({
-  modelId: zModelId.optional(),
-  shard: zUint32.optional(),
-});
+export const chainConfigSchema = nodeConfigSchema.extend({ modelId: zModelId.optional(), shard: zUint32.optional() });
 
-/** The validated holder configuration (`modelId` and `shard` may be absent). */
-export type HolderConfig = z.output<typeof holderConfigSchema>;
+/** The validated config of `chainConfigSchema`. */
+export type ChainConfig = z.output<typeof chainConfigSchema>;
 
 /** What a config file may contain (every field, before defaults). */
 export type NodeConfigInput = z.input<typeof nodeConfigSchema>;
