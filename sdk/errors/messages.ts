@@ -1,8 +1,11 @@
 /**
  * One sentence per custom error of the protocol contracts (and the OpenZeppelin errors they can
  * raise), for people: what went wrong in the protocol's terms, with the figures from the error.
- * Keyed by error name; `a` holds the error's named arguments.
+ * Keyed by error name; `a` holds the error's named arguments. `satisfies` makes a contract error
+ * without a message (or a message for an error no contract has) a compile error.
  */
+import type { ProtocolErrorName } from "../abis/index.js";
+
 type Args = Record<string, unknown>;
 
 const ROLES = ["trainer", "verifier"];
@@ -10,7 +13,7 @@ const STATUSES = ["none", "sealed", "pending", "finalized", "rejected"];
 const at = (seconds: unknown) => new Date(Number(seconds) * 1000).toISOString();
 const role = (r: unknown) => ROLES[Number(r)] ?? `role ${String(r)}`;
 
-export const contractErrorMessages: Record<string, (a: Args) => string> = {
+const messages = {
   // ModelRegistry
   CurrencyAlreadyAccepted: (a) => `Model ${a.modelId} already accepts currency ${a.currency}.`,
   GenesisAlreadyClosed: (a) => `The registrant of model ${a.modelId} already closed its genesis allocation.`,
@@ -138,4 +141,6 @@ export const contractErrorMessages: Record<string, (a: Args) => string> = {
   ERC20InvalidReceiver: (a) => `${a.receiver} cannot receive the token.`,
   ERC20InvalidApprover: (a) => `${a.approver} cannot approve.`,
   ERC20InvalidSpender: (a) => `${a.spender} cannot be approved.`,
-};
+} satisfies Record<ProtocolErrorName, (a: Args) => string>;
+
+export const contractErrorMessages: Readonly<Record<string, (a: Args) => string>> = messages;
