@@ -267,7 +267,11 @@ describe("docs/walkthrough.md with a global shard-node, one folder per participa
         });
       assert.deepEqual([await balance(aliceAddress, 0), await balance(bobAddress, 1)], minted);
 
-      // Contributor A gives a quarter of its shard-0 tokens to the holder.
+      // Contributor A sees its tokens, and gives a quarter of them to the holder.
+      const aliceHoldings = await shardNode(alice, ["holdings"]);
+      ok(aliceHoldings);
+      const all = `${minted[0]} of ${minted[0]} tokens \\(100%\\) {2}claimable nothing`;
+      assert.match(aliceHoldings.stdout, new RegExp(`^ {2}shard 0 +${all}$`, "m"));
       const holder = await folder("holder");
       const holderAddress = addressOf(ACCOUNT.holder);
       const gift = minted[0]! / 4n;
@@ -298,6 +302,8 @@ describe("docs/walkthrough.md with a global shard-node, one folder per participa
 
       // The holder: a config with the chain only; holdings, then claim.
       ok(await shardNode(holder, ["init", "--rpc-url", rpcUrl, "--chain-id", "31337", "--deployment", deploymentFile]));
+      const holderConfig = JSON.parse(await readFile(path.join(holder.cwd, "shard-node.config.json"), "utf8"));
+      assert.deepEqual(Object.keys(holderConfig), ["rpcUrl", "chainId", "deployment"]); // the chain only
       const holdings = await shardNode(holder, ["holdings"]);
       ok(holdings);
       assert.match(holdings.stdout, /^ {2}shard 0 .* \(25%\) {2}claimable [0-9.]+ tUSD$/m);
