@@ -12,7 +12,7 @@ import { mnemonicToAccount } from "viem/accounts";
 import { DEFAULT_ROUND_PARAMS, contributionLedgerAbi, shardTokenAbi, toTokenId } from "shard-protocol/sdk";
 
 import { stageLayout } from "../../node/src/ml/model.js";
-import { zModelSpec } from "../../node/src/ml/spec.js";
+import { defaultSpec, zModelSpec } from "../../node/src/ml/spec.js";
 import { deployProtocol } from "../../scripts/lib/protocol.js";
 import { cli, jsonOf, ok, ROOT, type Run } from "../node/cli-run.js";
 
@@ -111,6 +111,12 @@ describe("docs/walkthrough.md with a global shard-node, one folder per participa
   after(async () => {
     await Promise.all(running.map((p) => p.stop()));
     await close?.();
+  });
+
+  it("docs/examples/model.json is the default spec with 4 steps per round", async () => {
+    const example = JSON.parse(await readFile(path.join(ROOT, "docs", "examples", "model.json"), "utf8"));
+    const base = defaultSpec({ name: "moby-char-gpt-local" });
+    assert.deepEqual(zModelSpec.parse(example), { ...base, training: { ...base.training, stepsPerRound: 4 } });
   });
 
   it(
