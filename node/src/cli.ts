@@ -83,7 +83,7 @@ function registerInit(program: Command) {
     .command("init")
     .summary("write a validated config file (and optionally a new encrypted key)")
     .description(
-      "Writes shard-node.config.json (or --config <path>) from the flags, checked as a complete configuration. With --new-key, also creates a signing key, encrypted with SHARD_NODE_KEYSTORE_PASSWORD (or a prompted password) in <dataDir>/keystore/<address>.json, readable by you only; only its address is printed.",
+      "Writes shard-node.config.json (or --config <path>) from the flags, checked as a complete configuration: a node's with --shard (model and shard required), otherwise a registrant's or holder's (chain only; model optional). With --new-key, also creates a signing key, encrypted with SHARD_NODE_KEYSTORE_PASSWORD (or a prompted password) in <dataDir>/keystore/<address>.json, readable by you only; only its address is printed.",
     )
     .option("--force", "replace an existing config file")
     .option("--new-key", "create a new key in an encrypted keystore");
@@ -92,6 +92,7 @@ function registerInit(program: Command) {
       "after",
       examples([
         "shard-node init --rpc-url http://127.0.0.1:8545 --chain-id 31337 --model 1 --shard 0 --new-key",
+        "shard-node init --rpc-url http://127.0.0.1:8545 --chain-id 31337",
         "shard-node init --config node-b.json --rpc-url wss://rpc.example --chain-id 8453 --model 3 --shard 1 --keystore ~/key.json",
       ]),
     )

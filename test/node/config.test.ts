@@ -6,6 +6,7 @@ import { describe, it } from "node:test";
 
 import { ConfigError, describeSource, type ConfigIssue } from "../../node/src/config/errors.js";
 import { configFileFromFlags, loadConfig, loadChainConfig, parseConfigFile } from "../../node/src/config/load.js";
+import { chainConfigSchema } from "../../node/src/config/schema.js";
 
 /** A temporary folder holding `shard-node.config.json` with `content` (an object or raw text). */
 async function withConfig(content: unknown) {
@@ -189,6 +190,21 @@ describe("config file from flags (init)", () => {
             "chainId | flag --chain-id | must be a positive integer",
             'shard | not set: set "shard" in the config file, SHARD_NODE_SHARD in the environment, or --shard | is required',
           ].join("\n"),
+    );
+  });
+
+  it("with the chain-level schema (init without --shard): the chain only, everything else still checked", async () => {
+    const cwd = await mkdtemp(path.join(tmpdir(), "shard-node-init-"));
+    const flags = { rpcUrl: "http://127.0.0.1:8545", chainId: "31337" };
+    const json = configFileFromFlags(flags, { cwd, dir: cwd, schema: chainConfigSchema });
+    assert.deepEqual(json, { rpcUrl: "http://127.0.0.1:8545", chainId: 31337 });
+    assert.equal(parseConfigFile(json, "c.json", cwd, chainConfigSchema).modelId, undefined);
+    assert.throws(() => parseConfigFile(json, "c.json", cwd), ConfigError); // a node's config needs model and shard
+    assert.throws(
+      () => configFileFromFlags({ ...flags, chainId: "abc" }, { cwd, dir: cwd, schema: chainConfigSchema }),
+      (e: unknown) =>
+        e instanceof ConfigError &&
+        summary(e.issues).join("\n") === "chainId | flag --chain-id | must be a positive integer",
     );
   });
 });

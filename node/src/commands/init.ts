@@ -7,7 +7,7 @@ import { z } from "zod";
 import { ConfigError } from "../config/errors.js";
 import { accountOf, encryptKeystore, generateKey, readPassword, writeKeystore } from "../config/keys.js";
 import { configFileFromFlags, configFlagsFrom, DEFAULT_CONFIG_FILE, parseConfigFile } from "../config/load.js";
-import { configOptionsSchema, globalOptionsSchema } from "../config/schema.js";
+import { chainConfigSchema, configOptionsSchema, globalOptionsSchema, nodeConfigSchema } from "../config/schema.js";
 import type { Output } from "../output.js";
 import { parseOptions } from "./common.js";
 
@@ -48,12 +48,15 @@ export async function init(options: InitOptions, out: Output): Promise<InitResul
   if (!force && (await exists(file))) {
     throw new ConfigError(`${display} already exists.`, [], { details: "pass --force to replace it" });
   }
-  const json = configFileFromFlags(configFlagsFrom(rest), { cwd, dir });
+  // With --shard: a node's config (model and shard required); without: a chain-level one, for a
+  // registrant or a holder (`model`, `spec`, `faucet`, `holdings`, `transfer`, `claim`).
+  const schema = rest.shard === undefined ? chainConfigSchema : nodeConfigSchema;
+  const json = configFileFromFlags(configFlagsFrom(rest), { cwd, dir, schema });
 
   let address: Address | null = null;
   let keystore: string | null = null;
   if (newKey) {
-    const config = parseConfigFile(json, display, dir);
+    const config = parseConfigFile(json, display, dir, schema);
     const key = generateKey();
     address = accountOf(key).address;
     keystore = config.keystore ?? path.join(config.dataDir, "keystore", `${address}.json`);
@@ -62,7 +65,7 @@ export async function init(options: InitOptions, out: Output): Promise<InitResul
     out.log("encrypting the new key…");
     await writeKeystore(keystore, await encryptKeystore(key, password));
   }
-  parseConfigFile(json, display, dir); // what is written loads
+  parseConfigFile(json, display, dir, schema); // what is written loads
   await mkdir(dir, { recursive: true });
   await writeFile(file, `${JSON.stringify(json, null, 2)}\n`, { flag: force ? "w" : "wx" });
 

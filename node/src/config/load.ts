@@ -147,14 +147,14 @@ function flagValues(flags: ConfigFlags): [ConfigPath, unknown][] {
  */
 export function configFileFromFlags(
   flags: ConfigFlags,
-  options: { cwd: string; dir: string },
+  options: { cwd: string; dir: string; schema?: ConfigSchema },
 ): Record<string, unknown> {
   const entries = new Map<string, Entry>();
   const values = flagValues(flags);
   for (const [key, value] of values) {
     set(entries, key, { value, source: { kind: "flag", name: CONFIG_FIELDS[key].flag }, base: options.cwd });
   }
-  validateEntries(entries, options.dir);
+  validateEntries<ChainConfig>(entries, options.dir, (options.schema ?? nodeConfigSchema) as z.ZodType<ChainConfig>);
   const json: Record<string, unknown> = {};
   for (const [key, value] of values) {
     const spec: FieldSpec = CONFIG_FIELDS[key];
@@ -173,13 +173,21 @@ export function configFileFromFlags(
  * Validates a config file's content on its own (what `init` writes): the same checks as
  * `loadConfig`, with `display` naming the file in errors.
  */
-export function parseConfigFile(json: unknown, display: string, base: string): NodeConfig {
+export function parseConfigFile(
+  json: unknown,
+  display: string,
+  base: string,
+  schema: ConfigSchema = nodeConfigSchema,
+): ChainConfig {
   const entries = new Map<string, Entry>();
   for (const [key, value] of flattenFile(json)) {
     set(entries, key, { value, source: { kind: "file", path: display }, base });
   }
-  return validateEntries(entries, base);
+  return validateEntries<ChainConfig>(entries, base, schema as z.ZodType<ChainConfig>);
 }
+
+/** The schemas a config file is checked against: a node's (model and shard required) or the chain-level one. */
+export type ConfigSchema = typeof nodeConfigSchema | typeof chainConfigSchema;
 
 async function readConfigFile(
   given: string | undefined,
