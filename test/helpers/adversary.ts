@@ -2,7 +2,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-import { keccak256, toHex } from "viem";
+import { type Hex, keccak256, toHex } from "viem";
 
 import { HeliaStore } from "../../node/src/ipfs/helia.js";
 import type { ContentStore, GetContentOptions } from "../../node/src/ipfs/store.js";
