@@ -1,9 +1,11 @@
 import type { Hex } from "viem";
+import { z } from "zod";
 
 import { DEFAULTS } from "../config/defaults.js";
 import type { ModelSpec } from "../ml/spec.js";
 import type { StageState } from "../ml/stage.js";
 import type { ShardHost } from "../p2p/host.js";
+import { MAX_TEMPERATURE } from "./protocol.js";
 import type { TicketIssuer, TicketVerifier } from "./ticket.js";
 
 /* What an inference server takes and gives: its parameters, bounds, requests and results (server.ts). */
@@ -88,6 +90,18 @@ export interface GenerateRequest {
   receiptDigest?: Hex | undefined;
   signal?: AbortSignal | undefined;
 }
+
+/** `GenerateRequest` as `generate` checks it. */
+export const zGenerateRequest = z.object({
+  prompt: z.string(),
+  maxTokens: z.int().min(1),
+  temperature: z.number().min(0).max(MAX_TEMPERATURE).optional(),
+  seed: z.int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+  receiptDigest: z
+    .string()
+    .regex(/^0x[0-9a-fA-F]{64}$/, "must be 0x and 32 bytes of hex")
+    .optional(),
+});
 
 export interface GenerateResult {
   /** The generated characters (the prompt not included). */

@@ -24,6 +24,7 @@ import {
   type GenerateResult,
   type InferenceServer,
   type InferenceServerStats,
+  zGenerateRequest,
 } from "./api.js";
 import {
   InferenceBusyError,
@@ -36,7 +37,6 @@ import { type NextHop, forward } from "./forward.js";
 import { encodePrompt } from "./prompt.js";
 import {
   MAX_ERROR_MESSAGE_LENGTH,
-  MAX_TEMPERATURE,
   type InferReply,
   type InferRequest,
   type ReplyErrorCode,
@@ -56,17 +56,6 @@ import { MessageReadError, type Stream, encodeMessage, readMessage, writeMessage
  * starts a `Server`, which admits and bounds inbound requests (shards after 0), drives the
  * pipeline for `generate` (shard 0) and hands each boundary tensor to the next shard (forward.ts).
  */
-
-const zGenerate = z.object({
-  prompt: z.string(),
-  maxTokens: z.int().min(1),
-  temperature: z.number().min(0).max(MAX_TEMPERATURE).optional(),
-  seed: z.int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
-  receiptDigest: z
-    .string()
-    .regex(/^0x[0-9a-fA-F]{64}$/, "must be 0x and 32 bytes of hex")
-    .optional(),
-});
 
 const positiveInt = (name: string, value: number) => {
   if (!Number.isInteger(value) || value < 1) throw new RangeError(`${name} must be a positive integer, not ${value}`);
@@ -202,7 +191,7 @@ class Server implements InferenceServer {
   async generate(request: GenerateRequest): Promise<GenerateResult> {
     if (this.shard !== 0) throw new NodeError(`Only shard 0 takes prompts; this is shard ${this.shard}.`);
     if (this.stopped) throw new NodeError("The inference server is stopped.");
-    const parsed = zGenerate.safeParse(request);
+    const parsed = zGenerateRequest.safeParse(request);
     if (!parsed.success)
       throw new InvalidGenerateParameterError("Invalid generation parameters.", {
         details: z.prettifyError(parsed.error),
