@@ -17,8 +17,8 @@ import {
   timeoutOf,
 } from "./link-protocol.js";
 import { PipelineLink } from "./pipeline-link.js";
-
-export type Waiter = {
+/** An `acceptLink` call waiting for its dialer. */
+type Waiter = {
   hello: HelloHeader;
   maxTensorBytes: number;
   bufferBytes: number | undefined;
@@ -30,7 +30,8 @@ export type Waiter = {
   settled: boolean;
 };
 
-export type Parked = { channel: FrameChannel; hello: HelloHeader; remotePeer: string; timer: NodeJS.Timeout };
+/** A dialer whose hello was read, waiting for a matching `acceptLink`. */
+type Parked = { channel: FrameChannel; hello: HelloHeader; remotePeer: string; timer: NodeJS.Timeout };
 
 /**
  * Registers the pipeline protocol on a libp2p node (called by `createHost`): inbound streams wait
