@@ -4,6 +4,7 @@ import type { FaucetOptions } from "./commands/faucet.js";
 import type { GenesisOptions, ParamsOptions, RegisterOptions } from "./commands/model.js";
 import type { ShowOptions } from "./commands/model-show.js";
 import type { SpecGetOptions } from "./commands/spec.js";
+import { DEFAULTS, flagDefault } from "./config/defaults.js";
 import type { ConfigPath } from "./config/load.js";
 import type { Output } from "./output.js";
 
@@ -42,13 +43,16 @@ function registerModelGroup(program: Command, kit: CliKit) {
           .command("register")
           .summary("add a model spec to IPFS and register the model")
           .description(
-            "Validates the model spec file, adds its canonical bytes to IPFS (the embedded node in <data-dir>/ipfs, or Kubo with --kubo-url) and registers ipfs://<cid> with their keccak256 digest; the sender becomes the registrant. Prints the model id, CID and digest. Shard weights default to each shard's parameter count, parameters to the SDK's DEFAULT_ROUND_PARAMS, the unbonding delay to 7 days (or the minimum the windows need). On a local chain the staking token and currency default to the deployment's test tokens. The embedded node serves the spec only while a node of this data directory runs (train, verify, serve with --spec); with Kubo, the daemon publishes it.",
+            `Validates the model spec file, adds its canonical bytes to IPFS (the embedded node in <data-dir>/ipfs, or Kubo with --kubo-url) and registers ipfs://<cid> with their keccak256 digest; the sender becomes the registrant. Prints the model id, CID and digest. Shard weights default to each shard's parameter count, parameters to the SDK's DEFAULT_ROUND_PARAMS, the unbonding delay to ${DEFAULTS.model.unbondingDelay / 86_400} days (or the minimum the windows need). On a local chain the staking token and currency default to the deployment's test tokens. The embedded node serves the spec only while a node of this data directory runs (train, verify, serve with --spec); with Kubo, the daemon publishes it.`,
           )
           .requiredOption("--spec <file>", "the model spec JSON")
           .option("--staking-token <address>", "ERC-20 that trainers and verifiers stake (local chain: the test token)")
           .option("--currency <address...>", "ERC-20 currencies revenue is paid in (local chain: the test USD token)")
           .option("--weights <n...>", "revenue weight of each shard (default: its parameter count)")
-          .option("--unbonding-delay <seconds>", "how long an unstake waits (default 7 days)"),
+          .option(
+            "--unbonding-delay <seconds>",
+            `how long an unstake waits (default ${DEFAULTS.model.unbondingDelay / 86_400} days)`,
+          ),
       ),
       ["deployment", "confirmations", "ipfs.kuboUrl"],
     )
@@ -150,7 +154,7 @@ function registerSpecGroup(program: Command, kit: CliKit) {
         )
         .argument("[modelId]", "the model (default: --model / the config's modelId)")
         .option("--out <file>", "where to write it (default model-<id>.spec.json)")
-        .option("--timeout <seconds>", "how long to wait for the spec from peers", "60"),
+        .option("--timeout <seconds>", "how long to wait for the spec from peers", flagDefault(DEFAULTS.spec.timeout)),
       ["deployment", "ipfs.kuboUrl", "ipfs.peers", "listen"],
     )
     .addHelpText(
@@ -177,8 +181,8 @@ function registerFaucet(program: Command, kit: CliKit) {
           "On a local chain (31337: `npx hardhat node` or anvil, deployed with `npm run deploy`), mints --amount of each of the deployment's test tokens (staking token tSTAKE and currency tUSD) and sends --eth ETH to --to (default: the configured key's address), from the local node's first unlocked account. Refused on any other chain.",
         )
         .option("--to <address>", "recipient (default: the configured key's address)")
-        .option("--amount <n>", "whole tokens of each test token", "1000")
-        .option("--eth <n>", "ETH for gas (0: none)", "10"),
+        .option("--amount <n>", "whole tokens of each test token", DEFAULTS.faucet.amount)
+        .option("--eth <n>", "ETH for gas (0: none)", DEFAULTS.faucet.eth),
       ["deployment"],
     )
     .addHelpText("after", kit.examples(["shard-node faucet", "shard-node faucet --to 0x7099…79C8 --amount 500 --json"]))

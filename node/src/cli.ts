@@ -13,6 +13,7 @@ import type { VerifyOptions } from "./commands/verify.js";
 import type { ServeOptions } from "./commands/serve.js";
 import type { TrainOptions } from "./commands/train.js";
 import type { TransferOptions } from "./commands/transfer.js";
+import { DEFAULTS, flagDefault } from "./config/defaults.js";
 import type { ConfigPath } from "./config/load.js";
 import { BACKEND_CHOICES } from "./config/schema.js";
 import { ExitCode, reportError, UsageError } from "./exit.js";
@@ -55,16 +56,18 @@ const examples = (lines: string[]) => `\nExamples:\n${lines.map((l) => `  $ ${l}
  */
 const CONFIG_OPTIONS: Partial<Record<ConfigPath, () => Option>> = {
   deployment: () => new Option("--deployment <path>", "deployment JSON (default: deployments/<chainId>.json)"),
-  lane: () => new Option("--lane <n>", "replica lane of the shard (default 0)"),
-  backend: () => new Option("--backend <name>", "training backend (default auto)").choices(BACKEND_CHOICES),
-  listen: () => new Option("--listen <multiaddr...>", "libp2p listen addresses (default /ip4/0.0.0.0/tcp/0)"),
+  lane: () => new Option("--lane <n>", `replica lane of the shard (default ${DEFAULTS.lane})`),
+  backend: () =>
+    new Option("--backend <name>", `training backend (default ${DEFAULTS.backend})`).choices(BACKEND_CHOICES),
+  listen: () => new Option("--listen <multiaddr...>", `libp2p listen addresses (default ${DEFAULTS.listen.join(" ")})`),
   "peers.prev": () => new Option("--peer-prev <multiaddr>", "the previous stage's node"),
   "peers.next": () => new Option("--peer-next <multiaddr>", "the next stage's node"),
   "ipfs.kuboUrl": () => new Option("--kubo-url <url>", "Kubo RPC API (default: an embedded IPFS node)"),
   "ipfs.peers": () =>
     new Option("--ipfs-peer <multiaddr...>", "peers the embedded IPFS node fetches content from (bitswap)"),
   rounds: () => new Option("--rounds <n>", "stop once round <n> is decided (rounds before a restart count)"),
-  confirmations: () => new Option("--confirmations <n>", "blocks to wait after each transaction (default 1)"),
+  confirmations: () =>
+    new Option("--confirmations <n>", `blocks to wait after each transaction (default ${DEFAULTS.confirmations})`),
 };
 
 /** Adds the flags of these config fields to `command` (their values override file and environment). */
@@ -76,7 +79,7 @@ export function addConfigOptions(command: Command, fields: (keyof typeof CONFIG_
 const roleOption = () =>
   new Option("--role <role>", "trainer (commits checkpoints) or verifier stake")
     .choices(["trainer", "verifier"])
-    .default("trainer");
+    .default(DEFAULTS.role);
 
 function registerInit(program: Command) {
   const command = program
@@ -140,7 +143,7 @@ function registerStatus(program: Command) {
     .description(
       "With a shard configured (--shard, SHARD_NODE_SHARD or the config), a contributor's view: the account and chain, the model (shards, latest round), the trainer stake against the minimum, whether the key may sign commits, the shard's latest checkpoints (train loss, or n/a where the shard declares none), claimable revenue, and a summary of the training journal in <dataDir>/<model>-<shard>-<lane>/journal.json if there is one. Without a shard, a holder's view: the shard tokens and claimable revenue in the configured model, or in every model (as `holdings`), and stake only where there is some. Needs no password when the keystore names its address.",
     )
-    .option("--lineage <n>", "how many of the shard's latest checkpoints to show", "5")
+    .option("--lineage <n>", "how many of the shard's latest checkpoints to show", flagDefault(DEFAULTS.status.lineage))
     .addHelpText(
       "after",
       examples(["shard-node status --shard 0", "shard-node status --json | jq .stake", "shard-node status --model 1"]),
@@ -220,8 +223,16 @@ function registerTrain(program: Command) {
         "--spec <file>",
         "a local copy of the model spec, if IPFS does not have it (checked against the on-chain digest)",
       )
-      .option("--peer-timeout <seconds>", "wait this long for a neighbour's tensor before giving the round up", "60")
-      .option("--reconnect <seconds>", "keep reconnecting to the neighbours this long before exiting (code 75)", "300")
+      .option(
+        "--peer-timeout <seconds>",
+        "wait this long for a neighbour's tensor before giving the round up",
+        flagDefault(DEFAULTS.train.peerTimeout),
+      )
+      .option(
+        "--reconnect <seconds>",
+        "keep reconnecting to the neighbours this long before exiting (code 75)",
+        flagDefault(DEFAULTS.train.reconnect),
+      )
       .addHelpText(
         "after",
         examples([
@@ -265,15 +276,27 @@ function registerServe(program: Command) {
         "serve this safetensors checkpoint; its root must be a checkpoint of this shard on-chain",
       )
       .option("--unverified", "with --checkpoint: serve it even if it is not on-chain (local experiments)")
-      .option("--hop-timeout <seconds>", "time each hop of the pipeline gets to answer", "30")
-      .option("--max-tokens <n>", "most characters one request may generate", "1024")
+      .option(
+        "--hop-timeout <seconds>",
+        "time each hop of the pipeline gets to answer",
+        flagDefault(DEFAULTS.serve.hopTimeout),
+      )
+      .option("--max-tokens <n>", "most characters one request may generate", flagDefault(DEFAULTS.serve.maxTokens))
       .option("--no-gateway", "shard 0: do not start the paying gateway")
-      .option("--gateway-host <host>", "the gateway's HTTP address", "127.0.0.1")
-      .option("--gateway-port <port>", "the gateway's HTTP port (0: any free port)", "8080")
+      .option("--gateway-host <host>", "the gateway's HTTP address", DEFAULTS.serve.gatewayHost)
+      .option(
+        "--gateway-port <port>",
+        "the gateway's HTTP port (0: any free port)",
+        flagDefault(DEFAULTS.serve.gatewayPort),
+      )
       .option("--currency <address>", "shard 0: the ERC-20 usage receipts are drawn in")
       .option("--price <amount>", "shard 0: price per generated character, in whole tokens of --currency")
-      .option("--settle-batch <n>", "receipts per settlement transaction", "50")
-      .option("--settle-interval <seconds>", "settle pending receipts at least this often", "60")
+      .option("--settle-batch <n>", "receipts per settlement transaction", flagDefault(DEFAULTS.serve.settleBatch))
+      .option(
+        "--settle-interval <seconds>",
+        "settle pending receipts at least this often",
+        flagDefault(DEFAULTS.serve.settleInterval),
+      )
       .addHelpText(
         "after",
         examples([
@@ -301,14 +324,18 @@ function registerVerify(program: Command) {
         "--spec <file>",
         "a local copy of the model spec, if IPFS does not have it (checked against the on-chain digest)",
       )
-      .option("--sample <fraction>", "fraction of reveals to replay, 0 to 1 (disputes are always replayed)", "0.25")
+      .option(
+        "--sample <fraction>",
+        "fraction of reveals to replay, 0 to 1 (disputes are always replayed)",
+        flagDefault(DEFAULTS.verify.sample),
+      )
       .option("--once", "one pass, then exit")
       .option("--until-round <n>", "stop once every commit of lane 0 up to round <n> is finalized or rejected")
-      .option("--poll <seconds>", "pause between passes", "15")
+      .option("--poll <seconds>", "pause between passes", flagDefault(DEFAULTS.verify.poll))
       .option(
         "--fetch-timeout <seconds>",
         "wait this long for a checkpoint or transcript before judging it withheld",
-        "60",
+        flagDefault(DEFAULTS.verify.fetchTimeout),
       )
       .addHelpText(
         "after",
@@ -358,7 +385,7 @@ export function buildProgram(): Command {
   const program = new Command("shard-node")
     .description("Train a shard of a model, commit checkpoints on-chain, and claim the revenue your shard earns.")
     .version(version())
-    .option("--config <path>", "config file (default: ./shard-node.config.json if present)")
+    .option("--config <path>", `config file (default: ./${DEFAULTS.configFile} if present)`)
     .option("--json", "machine-readable output: one JSON object on stdout")
     .option("--rpc-url <url>", "JSON-RPC endpoint, http(s) or ws(s) (env SHARD_NODE_RPC_URL)")
     .option("--chain-id <id>", "expected chain id (env SHARD_NODE_CHAIN_ID)")
@@ -367,7 +394,7 @@ export function buildProgram(): Command {
       "--shard <index>",
       "shard this node trains; status and claim without one show a holder's view (env SHARD_NODE_SHARD)",
     )
-    .option("--data-dir <path>", "keys, checkpoints, journal (default ./.shard-node; env SHARD_NODE_DATA_DIR)")
+    .option("--data-dir <path>", `keys, checkpoints, journal (default ${DEFAULTS.dataDir}; env SHARD_NODE_DATA_DIR)`)
     .option("--keystore <path>", "encrypted keystore with the signing key (env SHARD_NODE_KEYSTORE)")
     .addHelpText(
       "after",

@@ -1,18 +1,17 @@
-/** Parameters every node error accepts. */
-export interface NodeErrorParameters {
-  /** More for the reader: the underlying reason, what was asked, what to do. */
-  details?: string | undefined;
-  /** The original error, kept for debugging. */
-  cause?: unknown;
+import { type BaseErrorParameters, ShardBaseError } from "shard-protocol/sdk";
+
+/** Parameters every node error accepts: the SDK's, plus whether trying again may succeed. */
+export interface NodeErrorParameters extends Pick<BaseErrorParameters, "details" | "cause"> {
   /** Whether trying the same thing again later may succeed (a daemon down, a timeout). Default false. */
   retryable?: boolean | undefined;
 }
 
 /**
- * The root of every error the training node throws. `shortMessage` is one sentence a person
- * understands; `details` says more; `cause` keeps the original error. `retryable` tells the caller
- * (and the CLI's exit code) whether the failure is transient or fatal. Errors are matched by class
- * (`instanceof`) or by `name`; each subclass sets its own `name`.
+ * The root of every error the training node throws, itself a `ShardBaseError`, so one tree holds
+ * the SDK's errors and the node's: `shortMessage` is one sentence a person understands; `details`
+ * says more; `cause` keeps the original error. `retryable` tells the caller (and the CLI's exit
+ * code) whether the failure is transient or fatal. Errors are matched by class (`instanceof`);
+ * each subclass sets its own `name` for the printed message.
  *
  * @example
  * export class CheckpointMissingError extends NodeError {
@@ -22,17 +21,12 @@ export interface NodeErrorParameters {
  *   }
  * }
  */
-export class NodeError extends Error {
+export class NodeError extends ShardBaseError {
   override name = "NodeError";
-  readonly shortMessage: string;
-  readonly details: string | undefined;
   readonly retryable: boolean;
 
   constructor(shortMessage: string, parameters: NodeErrorParameters = {}) {
-    const message = parameters.details ? `${shortMessage}\n\nDetails: ${parameters.details}` : shortMessage;
-    super(message, parameters.cause === undefined ? undefined : { cause: parameters.cause });
-    this.shortMessage = shortMessage;
-    this.details = parameters.details;
+    super(shortMessage, { details: parameters.details, cause: parameters.cause });
     this.retryable = parameters.retryable ?? false;
   }
 }

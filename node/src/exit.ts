@@ -56,6 +56,17 @@ export interface ErrorReport {
 export function errorReport(error: unknown): ErrorReport {
   const exitCode = exitCodeOf(error);
   const retryable = exitCode === ExitCode.Retryable;
+  // A NodeError is a ShardBaseError too: its own fields first.
+  if (error instanceof NodeError) {
+    return {
+      name: error.name,
+      message: error.shortMessage,
+      details: error.details,
+      exitCode,
+      retryable,
+      issues: error instanceof ConfigError || error instanceof UsageError ? error.issues : undefined,
+    };
+  }
   if (error instanceof ShardBaseError) {
     const extra = [...(error.metaMessages ?? []), ...(error.details === undefined ? [] : [error.details])];
     return {
@@ -66,16 +77,6 @@ export function errorReport(error: unknown): ErrorReport {
       retryable,
       issues: error instanceof InvalidParameterError ? error.issues : undefined,
       errorName: error instanceof ContractRevertError ? error.errorName : undefined,
-    };
-  }
-  if (error instanceof NodeError) {
-    return {
-      name: error.name,
-      message: error.shortMessage,
-      details: error.details,
-      exitCode,
-      retryable,
-      issues: error instanceof ConfigError || error instanceof UsageError ? error.issues : undefined,
     };
   }
   const message = error instanceof Error ? error.message : String(error);

@@ -12,7 +12,7 @@ import { type BackendInfo, initBackend } from "../../node/src/ml/backend.js";
 import { stageLayout } from "../../node/src/ml/model.js";
 import { type ModelSpec, canonicalSpecBytes, specDigest, zModelSpec } from "../../node/src/ml/spec.js";
 import { createHost, type ShardHost } from "../../node/src/p2p/host.js";
-import type { Adversary } from "../../node/src/swarm/adversary.js";
+import { type Adversary, adversaryTamper } from "./adversary.js";
 import { type SwarmEvent, type SwarmRunResult, runSwarmNode } from "../../node/src/swarm/node.js";
 import { sdkFixture, privateKeyOf, type SdkFixture } from "../sdk/helpers.js";
 import { tinySpec } from "../node/helpers.js";
@@ -209,7 +209,7 @@ export class Lab {
             rounds: opts.rounds,
             peerTimeoutMs: 20_000,
             appealWaitMs: opts.appealWaitMs ?? 10_000,
-            adversary,
+            tamper: adversary && adversaryTamper(adversary, shard),
             onEvent: (e) => events[shard]!.push(e),
           });
         }),

@@ -5,6 +5,7 @@ import {
   authorizeNode,
   contributionLedgerAbi,
   getModel,
+  RpcUnavailableError,
   signNodeConsent,
   toShardError,
 } from "shard-protocol/sdk";
@@ -62,7 +63,7 @@ export async function tokenInfo(client: ShardPublicClient, address: Address): Pr
   ]);
   if (decimals.status === "rejected") {
     const error = toShardError(decimals.reason, "decimals");
-    if (error.name === "RpcUnavailableError") throw error;
+    if (error instanceof RpcUnavailableError) throw error;
     throw new NodeError(`The token ${address} does not report its decimals.`, { cause: error });
   }
   return {

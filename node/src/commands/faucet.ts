@@ -13,6 +13,7 @@ import { z } from "zod";
 
 import { connect, type ShardPublicClient } from "../chain.js";
 import { loadAddress } from "../config/keys.js";
+import { DEFAULTS } from "../config/defaults.js";
 import { globalOptionsSchema } from "../config/schema.js";
 import { NodeError } from "../errors.js";
 import type { Output } from "../output.js";
@@ -34,13 +35,13 @@ export const faucetOptionsSchema = globalOptionsSchema.extend({
   /** Recipient (default: the configured key's address). */
   to: zAddressText.optional(),
   /** Whole tokens of each test token. */
-  amount: zAmountText.default("1000"),
+  amount: zAmountText.default(DEFAULTS.faucet.amount),
   /** Whole ETH for gas (0: none). */
   eth: z
     .string()
     .trim()
     .regex(/^[0-9]+(\.[0-9]+)?$/, "must be an amount of ETH, such as 10 or 0.5")
-    .default("10"),
+    .default(DEFAULTS.faucet.eth),
   deployment: z.string().optional(),
 });
 

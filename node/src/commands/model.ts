@@ -5,6 +5,7 @@ import { DEFAULT_ROUND_PARAMS, minUnbondingDelay, type RoundParams } from "shard
 import { z } from "zod";
 
 import { waitForConfirmations } from "../chain.js";
+import { DEFAULTS } from "../config/defaults.js";
 import { globalOptionsSchema } from "../config/schema.js";
 import { NodeError } from "../errors.js";
 import { UsageError } from "../exit.js";
@@ -26,8 +27,6 @@ import {
 } from "./registrant.js";
 
 /** `model register`, `model params`, `model genesis`: what a model's registrant does on-chain. */
-
-const DAY = 86_400;
 
 /** Options every `model` subcommand may take besides the global ones. */
 const chainOptions = globalOptionsSchema.extend({
@@ -118,7 +117,7 @@ export async function registerModelCommand(options: RegisterOptions, out: Output
     }
     const token = await tokenInfo(publicClient, stakingToken);
     const params = await roundParamsFrom(DEFAULT_ROUND_PARAMS, { file: o.params, set: o.set }, token);
-    const unbondingDelay = o.unbondingDelay ?? Math.max(7 * DAY, minUnbondingDelay(params));
+    const unbondingDelay = o.unbondingDelay ?? Math.max(DEFAULTS.model.unbondingDelay, minUnbondingDelay(params));
 
     const bytes = canonicalSpecBytes(spec);
     const digest = specDigest(spec);

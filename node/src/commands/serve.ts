@@ -5,6 +5,7 @@ import { getAddress, isAddress, type Hex } from "viem";
 import { z } from "zod";
 
 import { connect, type Connection } from "../chain.js";
+import { DEFAULTS } from "../config/defaults.js";
 import { configOptionsSchema, globalOptionsSchema, type NodeConfig } from "../config/schema.js";
 import { NodeError } from "../errors.js";
 import { UsageError, onShutdown } from "../exit.js";
@@ -34,13 +35,13 @@ export const serveOptionsSchema = globalOptionsSchema
     /** With --checkpoint: serve it even if its root is not a checkpoint of this shard on-chain. */
     unverified: z.boolean().default(false),
     /** Seconds each hop of the pipeline gets (dial, send, compute, answer). */
-    hopTimeout: z.coerce.number().positive().max(3600).default(30),
+    hopTimeout: z.coerce.number().positive().max(3600).default(DEFAULTS.serve.hopTimeout),
     /** Most characters one request may generate. */
-    maxTokens: z.coerce.number().int().positive().max(100_000).default(1024),
+    maxTokens: z.coerce.number().int().positive().max(100_000).default(DEFAULTS.serve.maxTokens),
     /** Shard 0: start the paying HTTP gateway (`--no-gateway`: no gateway). */
     gateway: z.boolean().default(true),
-    gatewayHost: z.string().min(1).default("127.0.0.1"),
-    gatewayPort: z.coerce.number().int().min(0).max(65_535).default(8080),
+    gatewayHost: z.string().min(1).default(DEFAULTS.serve.gatewayHost),
+    gatewayPort: z.coerce.number().int().min(0).max(65_535).default(DEFAULTS.serve.gatewayPort),
     /** The ERC-20 receipts are drawn in. */
     currency: z
       .string()
@@ -49,9 +50,9 @@ export const serveOptionsSchema = globalOptionsSchema
     /** Price per generated character, in whole tokens of the currency. */
     price: zAmountText.optional(),
     /** Receipts per settlement transaction. */
-    settleBatch: z.coerce.number().int().min(1).max(500).default(50),
+    settleBatch: z.coerce.number().int().min(1).max(500).default(DEFAULTS.serve.settleBatch),
     /** Seconds between settlements of whatever receipts are pending. */
-    settleInterval: z.coerce.number().positive().max(86_400).default(60),
+    settleInterval: z.coerce.number().positive().max(86_400).default(DEFAULTS.serve.settleInterval),
   })
   .refine((o) => !o.unverified || o.checkpoint !== undefined, {
     message: "needs --checkpoint <file>",

@@ -5,6 +5,7 @@ import { keccak256, type Hex } from "viem";
 import { z } from "zod";
 
 import { connect } from "../chain.js";
+import { DEFAULTS } from "../config/defaults.js";
 import { globalOptionsSchema } from "../config/schema.js";
 import { NodeError } from "../errors.js";
 import { UsageError } from "../exit.js";
@@ -27,7 +28,7 @@ export const specGetOptionsSchema = globalOptionsSchema.extend({
     .number({ error: "must be a number of seconds" })
     .positive("must be a positive number of seconds")
     .max(3_600)
-    .default(60),
+    .default(DEFAULTS.spec.timeout),
   deployment: z.string().optional(),
   kuboUrl: z.string().optional(),
   ipfsPeer: z.array(z.string()).optional(),

@@ -5,6 +5,7 @@ import { erc20Abi, type Address, type Hex } from "viem";
 import type { CommitStatusName } from "shard-protocol/sdk";
 import { z } from "zod";
 
+import { DEFAULTS } from "../config/defaults.js";
 import { globalOptionsSchema } from "../config/schema.js";
 import { table, type Output } from "../output.js";
 import {
@@ -26,7 +27,7 @@ export const statusOptionsSchema = globalOptionsSchema.extend({
     .int("must be an integer")
     .min(0, "must be 0 or more")
     .max(1000, "must be at most 1000")
-    .default(5),
+    .default(DEFAULTS.status.lineage),
 });
 
 export type StatusOptions = z.input<typeof statusOptionsSchema>;

@@ -1,6 +1,7 @@
 import { getStake } from "shard-protocol/sdk";
 import { z } from "zod";
 
+import { DEFAULTS } from "../config/defaults.js";
 import { configOptionsSchema, globalOptionsSchema } from "../config/schema.js";
 import { NodeError } from "../errors.js";
 import { isShuttingDown, onShutdown } from "../exit.js";
@@ -23,9 +24,9 @@ export const trainOptionsSchema = globalOptionsSchema.extend(configOptionsSchema
   /** A local copy of the model spec, used when IPFS does not have it; checked against the on-chain digest. */
   spec: z.string().min(1).optional(),
   /** Seconds to wait for a neighbour's tensor before giving the round up. */
-  peerTimeout: z.coerce.number().positive().max(3600).default(60),
+  peerTimeout: z.coerce.number().positive().max(3600).default(DEFAULTS.train.peerTimeout),
   /** Seconds to keep reconnecting to the neighbours before exiting (retryable). */
-  reconnect: z.coerce.number().positive().max(86_400).default(300),
+  reconnect: z.coerce.number().positive().max(86_400).default(DEFAULTS.train.reconnect),
 });
 
 export type TrainOptions = z.input<typeof trainOptionsSchema>;

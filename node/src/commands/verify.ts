@@ -1,6 +1,7 @@
-import { getStake } from "shard-protocol/sdk";
+import { getStake, RpcUnavailableError } from "shard-protocol/sdk";
 import { z } from "zod";
 
+import { DEFAULTS } from "../config/defaults.js";
 import { configOptionsSchema, globalOptionsSchema } from "../config/schema.js";
 import { NodeError } from "../errors.js";
 import { isShuttingDown, onShutdown } from "../exit.js";
@@ -20,7 +21,7 @@ import { InsufficientStakeError } from "./train.js";
  * slash, which the protocol sets well above one commit's reward. Where a model requires
  * attestations (`minAttestations`), raise it so that enough verifiers attest every commit.
  */
-export const DEFAULT_SAMPLE_RATE = 0.25;
+export const DEFAULT_SAMPLE_RATE = DEFAULTS.verify.sample;
 
 export const verifyOptionsSchema = globalOptionsSchema.extend(configOptionsSchema.shape).extend({
   /** A local copy of the model spec, used when IPFS does not have it; checked against the on-chain digest. */
@@ -32,12 +33,12 @@ export const verifyOptionsSchema = globalOptionsSchema.extend(configOptionsSchem
   /** Stop once every commit of lane 0 up to this round is finalized or rejected. */
   untilRound: z.coerce.number().int().min(1).max(1_000_000_000).optional(),
   /** Seconds between passes. */
-  poll: z.coerce.number().positive().max(3600).default(15),
+  poll: z.coerce.number().positive().max(3600).default(DEFAULTS.verify.poll),
   /**
    * Seconds to wait for a checkpoint or transcript in one try. A round not fetched in time is
    * tried again with backoff until its commits' deadlines are near (`verify/retry.ts`).
    */
-  fetchTimeout: z.coerce.number().positive().max(3600).default(60),
+  fetchTimeout: z.coerce.number().positive().max(3600).default(DEFAULTS.verify.fetchTimeout),
 });
 
 export type VerifyOptions = z.input<typeof verifyOptionsSchema>;
@@ -189,7 +190,7 @@ export async function verify(options: VerifyOptions, out: Output): Promise<Verif
   }
 }
 
-const isRpcDown = (err: unknown) => err instanceof Error && err.name === "RpcUnavailableError";
+const isRpcDown = (err: unknown) => err instanceof RpcUnavailableError;
 
 /** Progress lines (JSON lines on stderr with --json). */
 function renderer(out: Output): (e: VerifierEvent) => void {

@@ -3,11 +3,12 @@ import path from "node:path";
 
 import type { z } from "zod";
 
+import { DEFAULTS } from "./defaults.js";
 import { type ConfigIssue, type ConfigSource, ConfigError } from "./errors.js";
 import { type ChainConfig, type NodeConfig, chainConfigSchema, nodeConfigSchema } from "./schema.js";
 
 /** The config file read from the working directory when `--config` is not given. */
-export const DEFAULT_CONFIG_FILE = "shard-node.config.json";
+export const DEFAULT_CONFIG_FILE = DEFAULTS.configFile;
 
 /** How a field is written as text (environment, flags) and turned into its JSON value. */
 type FieldKind = "string" | "int" | "list" | "path";

@@ -1,5 +1,6 @@
 import { multiaddr } from "@multiformats/multiaddr";
 import { z } from "zod";
+import { DEFAULTS } from "./defaults.js";
 
 /**
  * The node's configuration: what a `shard-node.config.json` holds, and what environment variables
@@ -63,8 +64,8 @@ const zMultiaddr = z.string({ error: "must be a multiaddr string" }).superRefine
 /** A file or folder path; relative paths are resolved by `load.ts` (against the config file's folder). */
 const zPath = z.string({ error: "must be a path string" }).min(1, "must not be empty");
 
-export const DEFAULT_DATA_DIR = "./.shard-node";
-export const DEFAULT_LISTEN = ["/ip4/0.0.0.0/tcp/0"];
+export const DEFAULT_DATA_DIR = DEFAULTS.dataDir;
+export const DEFAULT_LISTEN = [...DEFAULTS.listen];
 
 export const nodeConfigSchema = z.strictObject({
   /** JSON-RPC endpoint: http(s) or ws(s). */
@@ -77,10 +78,10 @@ export const nodeConfigSchema = z.strictObject({
   /** The shard (pipeline stage) this node trains. */
   shard: zUint32,
   /** Replica lane of the shard (default 0). */
-  lane: zUint32.default(0),
+  lane: zUint32.default(DEFAULTS.lane),
   /** Keys, checkpoints and the training journal live here. */
   dataDir: zPath.default(DEFAULT_DATA_DIR),
-  backend: z.enum(BACKEND_CHOICES, { error: `must be one of ${BACKEND_CHOICES.join(", ")}` }).default("auto"),
+  backend: z.enum(BACKEND_CHOICES, { error: `must be one of ${BACKEND_CHOICES.join(", ")}` }).default(DEFAULTS.backend),
   /** libp2p listen addresses. */
   listen: z
     .array(zMultiaddr, { error: "must be a list of multiaddrs" })
@@ -107,7 +108,7 @@ export const nodeConfigSchema = z.strictObject({
   /** Stop once round N of the lane is decided, counting rounds decided before a restart (default: run until stopped). */
   rounds: zPositiveInt.optional(),
   /** Blocks to wait after a transaction is mined (default 1: mined). */
-  confirmations: zPositiveInt.default(1),
+  confirmations: zPositiveInt.default(DEFAULTS.confirmations),
 });
 
 /**

@@ -9,10 +9,10 @@ import { tcp } from "@libp2p/tcp";
 import { createLibp2p } from "libp2p";
 
 import { listenAddressError, PeerKeyError } from "./errors.js";
-import { servePipelineLinks } from "./link.js";
+import { type LinkAcceptor, servePipelineLinks } from "./acceptor.js";
+import type { Libp2pNode } from "./libp2p.js";
 
-/** The libp2p node inside a `ShardHost`, for the link layer (and tests). */
-export type Libp2pNode = Awaited<ReturnType<typeof createLibp2p>>;
+export type { Libp2pNode } from "./libp2p.js";
 
 export type CreateHostParameters = {
   /** Multiaddrs to listen on, e.g. `/ip4/127.0.0.1/tcp/0` (port 0: any free port). */
@@ -44,6 +44,8 @@ export interface ShardHost {
   /** Closes every connection and listener. Safe to call twice. */
   stop(): Promise<void>;
   readonly libp2p: Libp2pNode;
+  /** @internal The host's inbound pipeline streams, waiting for `acceptLink` (see acceptor.ts). */
+  readonly links: LinkAcceptor;
 }
 
 /**
@@ -83,6 +85,7 @@ export async function createHost(parameters: CreateHostParameters): Promise<Shar
       await libp2p.stop();
     },
     libp2p,
+    links,
   };
 }
 

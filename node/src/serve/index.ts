@@ -31,9 +31,9 @@ export {
   type InferenceServer,
   type InferenceServerStats,
   MAX_PROMPT_CHARACTERS,
-  createInferenceServer,
-  encodePrompt,
-} from "./server.js";
+} from "./api.js";
+export { encodePrompt } from "./prompt.js";
+export { createInferenceServer } from "./server.js";
 export { InferenceStage } from "./stage.js";
 export {
   DEFAULT_MAX_TICKETS,

@@ -8,173 +8,54 @@ import { NodeError } from "../errors.js";
 import { decodeTokens } from "../ml/data.js";
 import { boundaryCodec } from "../ml/pipeline.js";
 import { type ModelSpec, specDigest } from "../ml/spec.js";
-import type { StageState } from "../ml/stage.js";
-import { decodeTensor, encodeTensor } from "../p2p/codec.js";
+import { decodeTensor } from "../p2p/codec.js";
 import { AuthorityUnavailableError } from "../p2p/errors.js";
 import type { ShardHost } from "../p2p/host.js";
 import {
+  type CreateInferenceServerParameters,
+  DEFAULT_HOP_TIMEOUT_MS,
+  DEFAULT_MAX_CONCURRENT,
+  DEFAULT_MAX_GENERATE_TOKENS,
+  DEFAULT_MAX_PENDING,
+  DEFAULT_MAX_PENDING_PER_PEER,
+  DEFAULT_MAX_PER_PEER,
+  DEFAULT_READ_TIMEOUT_MS,
+  type GenerateRequest,
+  type GenerateResult,
+  type InferenceServer,
+  type InferenceServerStats,
+  zGenerateRequest,
+} from "./api.js";
+import {
   InferenceBusyError,
   InferenceRemoteError,
-  InferenceRequestError,
   InvalidGenerateParameterError,
-  PromptError,
   ShardUnavailableError,
   TicketError,
 } from "./errors.js";
+import { type NextHop, forward } from "./forward.js";
+import { encodePrompt } from "./prompt.js";
 import {
-  INFER_PROTOCOL,
-  INFER_PROTOCOL_VERSION,
   MAX_ERROR_MESSAGE_LENGTH,
-  MAX_TEMPERATURE,
-  REPLY_LIMITS,
   type InferReply,
   type InferRequest,
   type ReplyErrorCode,
-  type Sampling,
+  INFER_PROTOCOL,
   inferenceShape,
   pickToken,
   promptSeed,
   requestLimits,
   validateRequest,
-  zInferReply,
 } from "./protocol.js";
 import { InferenceStage } from "./stage.js";
 import type { TicketGrant, TicketIssuer, TicketVerifier } from "./ticket.js";
 import { MessageReadError, type Stream, encodeMessage, readMessage, writeMessage } from "./wire.js";
 
-/** Default time each hop of the pipeline gets, in ms. */
-export const DEFAULT_HOP_TIMEOUT_MS = 30_000;
-/** Default bound on requests a shard works on at once (its slots); more are answered `busy`. */
-export const DEFAULT_MAX_CONCURRENT = 8;
-/**
- * Default bound on the slots one remote peer may hold at once: half of the default slots, so that
- * one peer (one gateway) never holds them all. It is also how many generations shard 0 runs at
- * once, and so what its gateway admits.
+/*
+ * The inference server of one shard: `createInferenceServer` checks its parameters (api.ts) and
+ * starts a `Server`, which admits and bounds inbound requests (shards after 0), drives the
+ * pipeline for `generate` (shard 0) and hands each boundary tensor to the next shard (forward.ts).
  */
-export const DEFAULT_MAX_PER_PEER = 4;
-/** Default time a request stream has to deliver its whole request, before it takes a slot. */
-export const DEFAULT_READ_TIMEOUT_MS = 5_000;
-/** Default bound on request streams being read and checked at once, from one peer. */
-export const DEFAULT_MAX_PENDING_PER_PEER = 8;
-/** Default bound on request streams being read and checked at once, from every peer together. */
-export const DEFAULT_MAX_PENDING = 64;
-/** Default bound on `maxTokens`. */
-export const DEFAULT_MAX_GENERATE_TOKENS = 1024;
-/** Longest prompt accepted, in characters. */
-export const MAX_PROMPT_CHARACTERS = 65_536;
-
-export interface CreateInferenceServerParameters {
-  /** The shard's libp2p host; the inference protocol is registered on it (shards after 0). */
-  host: ShardHost;
-  spec: ModelSpec;
-  shard: number;
-  /** The shard's checkpoint state (only `params` is used), or `weights`. */
-  state?: StageState | undefined;
-  /** The shard's tensors by name, when no `state` is given. */
-  weights?: Record<string, Float32Array> | undefined;
-  /** Multiaddr of shard + 1 (every shard but the last), ideally ending in `/p2p/<peerId>`. */
-  next?: string | undefined;
-  /**
-   * Time each hop gets to dial, take the request, compute and answer, in ms (default 30 s). A shard
-   * waits `hops × timeoutMs` for the answer from downstream, so the shard nearest a failure
-   * times out first and the error names the shard that failed.
-   */
-  timeoutMs?: number | undefined;
-  /**
-   * Shards after 0: checks every request's ticket (`ticket.ts`) before it takes a slot or anything
-   * is computed. Required unless `open`.
-   */
-  verifier?: TicketVerifier | undefined;
-  /** Shards after 0: serve requests without a ticket (tests, a private network). Default false. */
-  open?: boolean | undefined;
-  /** Shard 0: signs the ticket each generation carries down the pipeline (its node key). */
-  issuer?: TicketIssuer | undefined;
-  /** Requests worked on at once (slots); more are answered `busy` (default 8). */
-  maxConcurrent?: number | undefined;
-  /**
-   * Slots one remote peer may hold at once (default 4, at most `maxConcurrent`). On shard 0: the
-   * generations run at once (more throw `InferenceBusyError`); every downstream shard must allow
-   * shard 0's peer (and each shard its predecessor) at least this many.
-   */
-  maxPerPeer?: number | undefined;
-  /** Time a request stream has to deliver its whole request, in ms (default 5 s); a slower one is dropped without taking a slot. */
-  readTimeoutMs?: number | undefined;
-  /** Request streams being read and checked at once from one peer (default 8); more are reset. */
-  maxPendingPerPeer?: number | undefined;
-  /** Request streams being read and checked at once from every peer (default 64); more are reset. */
-  maxPending?: number | undefined;
-  /** Bound on `generate`'s `maxTokens` (default 1024). */
-  maxGenerateTokens?: number | undefined;
-}
-
-export interface GenerateRequest {
-  /** Text in the model's vocabulary (at least one character). */
-  prompt: string;
-  /** Characters to generate (1 to `maxGenerateTokens`). */
-  maxTokens: number;
-  /** Absent or 0: greedy. Otherwise softmax sampling at this temperature (at most 100). */
-  temperature?: number | undefined;
-  /** Sampling seed (a non-negative safe integer); default: derived from the prompt, so the same request gives the same text. */
-  seed?: number | undefined;
-  /**
-   * The EIP-712 digest of the usage receipt that pays for this generation, written into its ticket
-   * (absent: the zero digest, the operator's own unpaid use).
-   */
-  receiptDigest?: Hex | undefined;
-  signal?: AbortSignal | undefined;
-}
-
-export interface GenerateResult {
-  /** The generated characters (the prompt not included). */
-  text: string;
-  /** How many characters were generated. */
-  tokens: number;
-  seconds: number;
-}
-
-export interface InferenceServerStats {
-  /** Requests answered with a token. */
-  served: number;
-  /** Requests refused as malformed, for another shard or spec, or over a bound (slots, streams being read). */
-  rejected: number;
-  /** Requests refused for their ticket (none, forged, unauthorized, expired, used up): nothing was computed for them. */
-  unauthorized: number;
-  /** Requests that failed downstream or internally. */
-  failed: number;
-  /** Passes of this shard's stage (one per hop served, one per character generated on shard 0). */
-  computed: number;
-}
-
-export interface InferenceServer {
-  readonly shard: number;
-  readonly stats: InferenceServerStats;
-  /** Generations shard 0 runs at once (`maxPerPeer`): what a gateway in front of it should admit. */
-  readonly capacity: number;
-  /**
-   * Shard 0 only: generates `maxTokens` characters after `prompt`, one pass through the pipeline
-   * per character. All or nothing: a failure rejects without partial text.
-   *
-   * @throws PromptError (a character outside the vocabulary, an empty or too long prompt),
-   *   InvalidGenerateParameterError, ShardUnavailableError (naming the shard), InferenceRemoteError
-   */
-  generate(request: GenerateRequest): Promise<GenerateResult>;
-  /**
-   * Unregisters the protocol, lets the requests in flight finish (a generation stops before its
-   * next character and rejects), and frees the weights; the host stays up. Safe to call twice.
-   */
-  stop(): Promise<void>;
-}
-
-const zGenerate = z.object({
-  prompt: z.string(),
-  maxTokens: z.int().min(1),
-  temperature: z.number().min(0).max(MAX_TEMPERATURE).optional(),
-  seed: z.int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
-  receiptDigest: z
-    .string()
-    .regex(/^0x[0-9a-fA-F]{64}$/, "must be 0x and 32 bytes of hex")
-    .optional(),
-});
 
 const positiveInt = (name: string, value: number) => {
   if (!Number.isInteger(value) || value < 1) throw new RangeError(`${name} must be a positive integer, not ${value}`);
@@ -298,6 +179,11 @@ class Server implements InferenceServer {
     return this.limits.maxPerPeer;
   }
 
+  private nextHop(): NextHop {
+    const { host, spec, shard, digest, timeoutMs } = this;
+    return { host, spec, shard, digest, next: this.next!, timeoutMs };
+  }
+
   private get isLast(): boolean {
     return this.shard === this.spec.shards.length - 1;
   }
@@ -305,7 +191,7 @@ class Server implements InferenceServer {
   async generate(request: GenerateRequest): Promise<GenerateResult> {
     if (this.shard !== 0) throw new NodeError(`Only shard 0 takes prompts; this is shard ${this.shard}.`);
     if (this.stopped) throw new NodeError("The inference server is stopped.");
-    const parsed = zGenerate.safeParse(request);
+    const parsed = zGenerateRequest.safeParse(request);
     if (!parsed.success)
       throw new InvalidGenerateParameterError("Invalid generation parameters.", {
         details: z.prettifyError(parsed.error),
@@ -354,7 +240,7 @@ class Server implements InferenceServer {
       const out = await this.stage.run(window);
       const token = this.isLast
         ? pickToken(out, sampling)
-        : await this.forward(`${id}.${k}`, window, sampling, out, ticket);
+        : await forward(this.nextHop(), `${id}.${k}`, window, sampling, out, ticket);
       generated.push(token);
       tokens.push(token);
     }
@@ -363,89 +249,6 @@ class Server implements InferenceServer {
       tokens: generated.length,
       seconds: (performance.now() - started) / 1000,
     };
-  }
-
-  /**
-   * Sends this shard's boundary tensor to shard + 1 and waits for the token. Failures name the
-   * shard at fault: `ShardUnavailableError` for one that cannot be reached, times out or breaks
-   * the protocol, `InferenceRemoteError` for one that refused.
-   */
-  private async forward(
-    requestId: string,
-    window: number[],
-    sampling: Sampling | undefined,
-    activation: Float32Array,
-    ticket: unknown,
-  ): Promise<number> {
-    const target = this.shard + 1;
-    const hops = this.spec.shards.length - 1 - this.shard;
-    const codec = boundaryCodec(this.spec);
-    const shape = inferenceShape(this.spec);
-    const header: InferRequest = {
-      kind: "infer",
-      protocol: INFER_PROTOCOL_VERSION,
-      requestId,
-      specDigest: this.digest,
-      shard: target,
-      tokens: window,
-      ...(sampling ? { sampling } : {}),
-      activation: { dtype: codec, shape },
-      ...(ticket !== undefined ? { ticket } : {}),
-    };
-    const message = encodeMessage(header, encodeTensor(codec, shape, activation));
-    let stream: Stream;
-    try {
-      stream = await this.host.libp2p.dialProtocol(parseMultiaddr(this.next!), INFER_PROTOCOL, {
-        signal: AbortSignal.timeout(this.timeoutMs),
-      });
-    } catch (error) {
-      const name = (error as Error).name;
-      const why =
-        name === "TimeoutError" || name === "AbortError"
-          ? `no connection to ${this.next} within ${this.timeoutMs} ms`
-          : name === "UnsupportedProtocolError"
-            ? `the peer at ${this.next} does not serve inference`
-            : `dialing ${this.next} failed: ${(error as Error).message}`;
-      throw new ShardUnavailableError(target, why, error);
-    }
-    // Start reading before sending, so that a quick answer is not missed.
-    const reply = readMessage(stream, REPLY_LIMITS, hops * this.timeoutMs);
-    reply.catch(() => {});
-    try {
-      await writeMessage(stream, message, this.timeoutMs);
-    } catch (error) {
-      throw new ShardUnavailableError(target, `sending the request failed: ${(error as Error).message}`, error);
-    }
-    let answer: InferReply;
-    try {
-      const { header: json } = await reply;
-      const parsed = zInferReply.safeParse(json);
-      if (!parsed.success)
-        throw new InferenceRequestError("malformed reply", { details: z.prettifyError(parsed.error) });
-      answer = parsed.data;
-    } catch (error) {
-      stream.abort(error as Error);
-      const why =
-        error instanceof MessageReadError
-          ? error.reason === "timeout"
-            ? `no answer within ${hops * this.timeoutMs} ms`
-            : error.reason === "closed"
-              ? "it closed the stream without answering"
-              : `it sent an invalid reply: ${error.message}`
-          : `it sent an invalid reply: ${(error as NodeError).details ?? (error as Error).message}`;
-      throw new ShardUnavailableError(target, why, error);
-    }
-    if (answer.kind === "error") {
-      // Only shards downstream can be blamed by a downstream shard.
-      const shard = answer.shard >= target ? answer.shard : target;
-      if (answer.code === "unavailable") throw new ShardUnavailableError(shard, answer.message);
-      throw new InferenceRemoteError(shard, answer.code, answer.message);
-    }
-    if (answer.requestId !== requestId)
-      throw new ShardUnavailableError(target, `it answered request ${answer.requestId}, not ${requestId}`);
-    if (answer.token >= this.vocab.length)
-      throw new ShardUnavailableError(target, `it answered token ${answer.token}, outside the vocabulary`);
-    return answer.token;
   }
 
   /**
@@ -507,7 +310,7 @@ class Server implements InferenceServer {
       const out = await this.stage.run(request.tokens, activation);
       const token = this.isLast
         ? pickToken(out, request.sampling)
-        : await this.forward(requestId, request.tokens, request.sampling, out, request.ticket);
+        : await forward(this.nextHop(), requestId, request.tokens, request.sampling, out, request.ticket);
       reply = { kind: "token", requestId, token };
       this.stats.served++;
     } catch (error) {
@@ -600,30 +403,4 @@ class Server implements InferenceServer {
       await new Promise((resolve) => setTimeout(resolve, 20));
     this.stage.dispose();
   }
-}
-
-/**
- * The token ids of a prompt. Unlike training's `encodeText`, a character outside the vocabulary
- * is an error (`PromptError` listing them), not token 0.
- */
-export function encodePrompt(spec: ModelSpec, prompt: string): number[] {
-  const chars = [...prompt];
-  if (chars.length === 0) throw new PromptError("The prompt is empty: give at least one character.");
-  if (chars.length > MAX_PROMPT_CHARACTERS)
-    throw new PromptError(`The prompt has ${chars.length} characters; at most ${MAX_PROMPT_CHARACTERS} are accepted.`);
-  const index = new Map<string, number>();
-  [...spec.architecture.vocab].forEach((c, i) => index.set(c, i));
-  const unknown = [...new Set(chars.filter((c) => !index.has(c)))];
-  if (unknown.length > 0)
-    throw new PromptError(
-      `The prompt has ${unknown.length} character${unknown.length === 1 ? "" : "s"} the model does not know.`,
-      {
-        details: `unknown: ${unknown
-          .slice(0, 20)
-          .map((c) => JSON.stringify(c))
-          .join(", ")}${unknown.length > 20 ? ", …" : ""}`,
-        unknown,
-      },
-    );
-  return chars.map((c) => index.get(c)!);
 }

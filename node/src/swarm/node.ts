@@ -3,7 +3,7 @@ import { join } from "node:path";
 
 import type { Account, Hex } from "viem";
 import { zeroHash } from "viem";
-import type { AnyClient, Deployment, VerdictName } from "shard-protocol/sdk";
+import { type AnyClient, ContractRevertError, type Deployment, type VerdictName } from "shard-protocol/sdk";
 
 import { NodeError } from "../errors.js";
 import type { ContentStore } from "../ipfs/store.js";
@@ -13,15 +13,25 @@ import { boundaryCodec, boundaryShape } from "../ml/pipeline.js";
 import type { ModelSpec } from "../ml/spec.js";
 import { StageTrainer } from "../ml/stage.js";
 import { payloadBytes } from "../p2p/codec.js";
+import {
+  HandshakeError,
+  LinkClosedError,
+  LinkTimeoutError,
+  MalformedFrameError,
+  OversizedFrameError,
+  PeerAbortedError,
+  PeerGoneError,
+  UnexpectedTensorError,
+} from "../p2p/errors.js";
 import { type PeerAuthority, chainAuthority } from "../p2p/auth.js";
 import { type LinkAuth, type LinkHello, type PipelineLink, acceptLink, dialLink, pinnedPeerId } from "../p2p/link.js";
 import type { ShardHost } from "../p2p/host.js";
-import { type Adversary, WithholdingStore, cheatsIn } from "./adversary.js";
 import { appealIfMismatched, claimAppeal } from "./appeal.js";
 import { decodeCheckpoint } from "./checkpoint.js";
 import { commitRound } from "./commit.js";
 import { Journal, type RoundRecord } from "./journal.js";
 import { type Neighbours, type RoundOutcome, RoundStoppedError, runSwarmRound } from "./round.js";
+import type { RoundTamper } from "./tamper.js";
 
 /**
  * A swarm node's life: finish any decided round not yet on-chain, load the newest decided
@@ -104,16 +114,16 @@ export interface SwarmNodeOptions {
   signal?: AbortSignal | undefined;
   /**
    * Appeal a mismatched pipeline link by challenging this node's own commit (see `appeal.ts`).
-   * Default: true for an honest node, false for an adversary.
+   * Default: true, false for a node given a `tamper` hook.
    */
   appeal?: boolean | undefined;
   /** Before returning, how long to wait for the neighbours' reveals to settle the links (default 15 s). */
   appealWaitMs?: number | undefined;
   /**
-   * Test and benchmark device only, never set by the CLI: make this node cheat in what it commits
-   * (see `adversary.ts`).
+   * Tests and benchmarks only, never set by the CLI: change what this node commits, to show a lie
+   * being caught (see `tamper.ts`).
    */
-  adversary?: Adversary | undefined;
+  tamper?: RoundTamper | undefined;
 }
 
 export interface SwarmRunResult {
@@ -172,14 +182,11 @@ export async function runSwarmNode(opts: SwarmNodeOptions): Promise<SwarmRunResu
   const linkAuth = swarmLinkAuth(opts);
 
   // Rounds decided before a crash are carried on-chain first, oldest first.
-  const withheld = new WithholdingStore(opts.store);
   const commitAll = async () => {
     for (const rec of journal.unfinished) {
       const t0 = performance.now();
-      const ctx =
-        cheatsIn(opts.adversary, rec.round) && opts.adversary.kind === "withhold"
-          ? { ...commitCtx, store: withheld }
-          : commitCtx;
+      const store = opts.tamper?.store?.(rec.round, opts.store) ?? opts.store;
+      const ctx = store === opts.store ? commitCtx : { ...commitCtx, store };
       const done = await commitRound(ctx, rec.round, (phase, r) => emit({ type: "commit", round: r.round, phase }));
       emit({
         type: "commit",
@@ -193,7 +200,7 @@ export async function runSwarmNode(opts: SwarmNodeOptions): Promise<SwarmRunResu
   await commitAll();
 
   // Revealed rounds whose links are not settled yet; true once none is left.
-  const appeal = opts.appeal ?? opts.adversary === undefined;
+  const appeal = opts.appeal ?? opts.tamper === undefined;
   const shardCount = opts.spec.shards.length;
   const settleLinks = async (): Promise<boolean> => {
     if (!appeal || shardCount < 2) return true;
@@ -220,7 +227,7 @@ export async function runSwarmNode(opts: SwarmNodeOptions): Promise<SwarmRunResu
       } catch (err) {
         // An appeal that fails must not stop training. The ledger's refusal (window closed, no
         // bond) is final; anything else (RPC down) is retried at the next settlement.
-        const refused = (err as Error).name === "ContractRevertError";
+        const refused = err instanceof ContractRevertError;
         if (refused) await journal.advance(rec.round, "revealed", { link: "mismatched" });
         else settled = false;
         emit({ type: "link", round: rec.round, state: "mismatched", appealed: false, error: (err as Error).message });
@@ -247,7 +254,7 @@ export async function runSwarmNode(opts: SwarmNodeOptions): Promise<SwarmRunResu
       } catch (err) {
         // The ledger's refusal (nothing to claim: someone claimed it for the owner) is final;
         // anything else (RPC down) is retried at the next settlement.
-        if ((err as Error).name !== "ContractRevertError") continue;
+        if (!(err instanceof ContractRevertError)) continue;
         await journal.advance(rec.round, "revealed", { appeal: { ...rec.appeal, claimed: true } });
         emit({ type: "appealClaimed", round: rec.round, commitId: rec.commitId, error: (err as Error).message });
       }
@@ -338,15 +345,15 @@ export async function runSwarmNode(opts: SwarmNodeOptions): Promise<SwarmRunResu
           parentRoot,
           neighbours: links,
           shouldStop: stopping,
-          adversary: opts.adversary,
+          tamper: opts.tamper,
           onStep: (s) => emit({ type: "step", ...s, steps: opts.spec.training.stepsPerRound }),
         });
         trained++;
         parentRoot = outcome.record.root;
         emit({ type: "round", round, outcome });
         commits = commits.then(commitAndSettle).catch((e) => void (commitError = e));
-        if (cheatsIn(opts.adversary, round) && opts.adversary.kind === "perturb-weights") {
-          // Train on from the nudged weights it committed, as a real cheater would have to.
+        if (outcome.stateTampered) {
+          // Train on from the weights it committed, as a real cheater would have to.
           trainer.dispose();
           ({ trainer, parentRoot } = await loadTrainer(opts, journal));
         }
@@ -383,17 +390,19 @@ export async function runSwarmNode(opts: SwarmNodeOptions): Promise<SwarmRunResu
   return { journal, roundsTrained: trained, head, stopped: stopping() };
 }
 
+const LINK_FAILURES = [
+  PeerGoneError,
+  PeerAbortedError,
+  LinkTimeoutError,
+  LinkClosedError,
+  MalformedFrameError,
+  OversizedFrameError,
+  UnexpectedTensorError,
+  HandshakeError,
+];
+
 function isLinkFailure(err: NodeError): boolean {
-  return [
-    "PeerGoneError",
-    "PeerAbortedError",
-    "LinkTimeoutError",
-    "LinkClosedError",
-    "MalformedFrameError",
-    "OversizedFrameError",
-    "UnexpectedTensorError",
-    "HandshakeError",
-  ].includes(err.name);
+  return LINK_FAILURES.some((failure) => err instanceof failure);
 }
 
 /** Opens the links of this shard for `round`: accepts shard − 1, dials shard + 1 (retrying while it is not up). */

@@ -18,9 +18,9 @@ import {
 } from "../ml/pipeline.js";
 import { canonicalJson, type ModelSpec } from "../ml/spec.js";
 import type { StageTrainer } from "../ml/stage.js";
-import { type Adversary, cheatsIn, forgeDigests, inflateWork, perturbState } from "./adversary.js";
 import { encodeCheckpoint } from "./checkpoint.js";
 import type { Journal, RoundRecord } from "./journal.js";
+import type { RoundTamper } from "./tamper.js";
 
 /**
  * One round of one shard inside the swarm: the round's training steps over the links to the
@@ -79,8 +79,8 @@ export interface RoundContext {
   onStep?: (s: { round: number; step: number; loss: number | undefined; samplesPerSecond: number }) => void;
   /** Checked between steps: when set, the round is given up (the caller aborts the links). */
   shouldStop?: () => boolean;
-  /** Test and benchmark device only: lie in what this round commits (see `adversary.ts`). */
-  adversary?: Adversary | undefined;
+  /** Tests and benchmarks only: change what this round commits (see `tamper.ts`). */
+  tamper?: RoundTamper | undefined;
 }
 
 export class RoundStoppedError extends Error {
@@ -97,6 +97,8 @@ export interface RoundOutcome {
   checkpointSeconds: number;
   /** Seconds of the training time spent hashing the tensors sent and received. */
   digestSeconds: number;
+  /** Whether a `tamper.state` hook replaced the trained state (the trainer must reload it). */
+  stateTampered: boolean;
 }
 
 /** Runs, prepares and decides one round. Throws on any neighbour failure before the decision. */
@@ -123,9 +125,8 @@ export async function runSwarmRound(ctx: RoundContext): Promise<RoundOutcome> {
   const t1 = performance.now();
 
   // Prepare: the checkpoint and transcript, on disk before anyone is told.
-  const cheat = cheatsIn(ctx.adversary, round) ? ctx.adversary : undefined;
-  let state = await trainer.state();
-  if (cheat?.kind === "perturb-weights") state = perturbState(state, cheat.delta);
+  const trained = await trainer.state();
+  const state = ctx.tamper?.state?.(round, trained) ?? trained;
   const meta = {
     modelId: ctx.modelId,
     shard: ctx.shard,
@@ -137,15 +138,15 @@ export async function runSwarmRound(ctx: RoundContext): Promise<RoundOutcome> {
   const { bytes, root } = encodeCheckpoint(trainer.layout, state, meta);
   const checkpointFile = `round-${round}.safetensors`;
   const transcriptFile = `round-${round}.transcript.json`;
-  let workUnits = BigInt(spec.training.stepsPerRound * samples) * BigInt(trainer.layout.parameterCount);
-  if (cheat?.kind === "inflate-work") workUnits = inflateWork(workUnits, cheat.factor);
+  const honestWork = BigInt(spec.training.stepsPerRound * samples) * BigInt(trainer.layout.parameterCount);
+  const workUnits = ctx.tamper?.workUnits?.(round, honestWork) ?? honestWork;
   const real = {
     sentActivations: digests.sentActivations,
     receivedActivations: digests.receivedActivations,
     sentGradients: digests.sentGradients,
     receivedGradients: digests.receivedGradients,
   };
-  const committed = cheat?.kind === "forge-digest" ? forgeDigests(real, ctx.shard) : real;
+  const committed = ctx.tamper?.digests?.(round, real) ?? real;
   const losses = steps.map((s) => s.loss).filter((l): l is number => l !== null);
   const meanLoss = losses.length ? losses.reduce((a, b) => a + b, 0) / losses.length : undefined;
   const transcript = {
@@ -206,5 +207,6 @@ export async function runSwarmRound(ctx: RoundContext): Promise<RoundOutcome> {
     trainSeconds: (t1 - t0) / 1000,
     checkpointSeconds: (t2 - t1) / 1000,
     digestSeconds: digests.hashSeconds,
+    stateTampered: state !== trained,
   };
 }

@@ -4,15 +4,16 @@ import { join } from "node:path";
 
 import { type Hex, keccak256, toHex } from "viem";
 
-import { HeliaStore } from "../ipfs/helia.js";
-import type { ContentStore, GetContentOptions } from "../ipfs/store.js";
-import type { StageState } from "../ml/stage.js";
+import { HeliaStore } from "../../node/src/ipfs/helia.js";
+import type { ContentStore, GetContentOptions } from "../../node/src/ipfs/store.js";
+import type { StageState } from "../../node/src/ml/stage.js";
+import type { PipelineDigests, RoundTamper } from "../../node/src/swarm/tamper.js";
 
 /**
- * Cheating trainers, for tests and benchmarks of the protocol's verification only: a node given
- * an `Adversary` (`SwarmNodeOptions.adversary`) trains in the swarm like any other, and then lies
- * in what it commits for the rounds it cheats in. Nothing in the CLI reaches this module; it
- * exists so that the verifier can be shown to catch each lie and the ledger to slash it.
+ * Cheating trainers, for tests of the protocol's verification: a node given an `Adversary` (turned
+ * into the production hook `SwarmNodeOptions.tamper` by `adversaryTamper`) trains in the swarm
+ * like any other, and then lies in what it commits for the rounds it cheats in, so that the
+ * verifier can be shown to catch each lie and the ledger to slash it.
  *
  *   perturb-weights  trains honestly, then nudges its weights before the checkpoint is written
  *                    and committed (and trains on from the nudged weights, so its later rounds
@@ -56,19 +57,12 @@ export function inflateWork(workUnits: bigint, factor = 4): bigint {
   return workUnits * BigInt(factor);
 }
 
-export interface PipelineDigestFields {
-  sentActivations: Hex;
-  receivedActivations: Hex;
-  sentGradients: Hex;
-  receivedGradients: Hex;
-}
-
 /**
  * `forge-digest`: the digests with the one of its first boundary replaced (what shard 0 says it
  * sent forward, what any later shard says it received), so that the link with that neighbour
  * mismatches on-chain.
  */
-export function forgeDigests(d: PipelineDigestFields, shard: number): PipelineDigestFields {
+export function forgeDigests(d: PipelineDigests, shard: number): PipelineDigests {
   const forged = (real: Hex) => keccak256(toHex(`forged:${real}`));
   return shard === 0
     ? { ...d, sentActivations: forged(d.sentActivations) }
@@ -105,4 +99,27 @@ export class WithholdingStore implements ContentStore {
   }
 
   async close(): Promise<void> {}
+}
+
+/**
+ * The hook that makes shard `shard`'s node play `adversary`: each member lies in the rounds it
+ * cheats in and passes the honest value through in the others.
+ *
+ * @example
+ * await runSwarmNode({ ...opts, tamper: adversaryTamper({ kind: "inflate-work", factor: 4 }, 1) })
+ */
+export function adversaryTamper(adversary: Adversary, shard: number): RoundTamper {
+  const cheats = (round: number) => cheatsIn(adversary, round);
+  switch (adversary.kind) {
+    case "perturb-weights":
+      return { state: (round, state) => (cheats(round) ? perturbState(state, adversary.delta) : state) };
+    case "inflate-work":
+      return { workUnits: (round, w) => (cheats(round) ? inflateWork(w, adversary.factor) : w) };
+    case "forge-digest":
+      return { digests: (round, d) => (cheats(round) ? forgeDigests(d, shard) : d) };
+    case "withhold": {
+      let withheld: WithholdingStore | undefined;
+      return { store: (round, store) => (cheats(round) ? (withheld ??= new WithholdingStore(store)) : store) };
+    }
+  }
 }
