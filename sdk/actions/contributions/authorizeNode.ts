@@ -61,7 +61,7 @@ export async function authorizeNode(
     authorized: parameters.authorized,
     consent: parameters.consent,
   });
-  const [deadline, signature] =
+  const [deadline, signature]: [bigint, Hex] =
     authorized && consent !== undefined ? [consent.deadline, consent.signature] : [0n, "0x"];
   const { hash, receipt } = await write(
     client,

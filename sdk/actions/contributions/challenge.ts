@@ -56,7 +56,7 @@ export async function challenge(client: AnyClient, parameters: ChallengeParamete
   );
   const { ledger, registry } = deployment.contracts;
   if (parameters.approve !== false) {
-    const state = await readOne<{ modelId: bigint; round: bigint }>(client, deployment, action, {
+    const state = await readOne(client, deployment, action, {
       address: ledger,
       abi: contributionLedgerAbi,
       functionName: "commitState",

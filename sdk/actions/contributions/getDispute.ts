@@ -88,7 +88,7 @@ export async function getDispute(client: AnyClient, parameters: GetDisputeParame
   const index =
     input.index ??
     (
-      await readOne<{ disputes: number }>(client, deployment, action, {
+      await readOne(client, deployment, action, {
         address: ledger,
         abi: contributionLedgerAbi,
         functionName: "commitState",

@@ -56,15 +56,7 @@ export async function getModel(client: AnyClient, parameters: GetModelParameters
     round: parameters.round,
   });
   const registry = deployment.contracts.registry;
-  const info = await readOne<{
-    registrant: Address;
-    stakingToken: Address;
-    unbondingDelay: number;
-    shardCount: number;
-    latestRound: bigint;
-    specDigest: Hex;
-    genesisClosed: boolean;
-  }>(client, deployment, action, {
+  const info = await readOne(client, deployment, action, {
     address: registry,
     abi: modelRegistryAbi,
     functionName: "modelInfo",

@@ -35,7 +35,7 @@ export async function getParamsVersion(
     modelId: parameters.modelId,
     round: parameters.round,
   });
-  const version = await readOne<number | bigint>(client, deployment, action, {
+  const version = await readOne(client, deployment, action, {
     address: deployment.contracts.registry,
     abi: modelRegistryAbi,
     functionName: "paramsVersionAt",

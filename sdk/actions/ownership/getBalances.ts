@@ -51,7 +51,7 @@ export async function getBalances(
   const { registry, token } = deployment.contracts;
   let modelIds = input.modelIds;
   if (modelIds === undefined) {
-    const count = await readOne<bigint>(client, deployment, action, {
+    const count = await readOne(client, deployment, action, {
       address: registry,
       abi: modelRegistryAbi,
       functionName: "modelCount",

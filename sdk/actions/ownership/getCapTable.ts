@@ -119,7 +119,7 @@ export async function getCapTable(
     ({ cursor, reorged } = await syncCapTable(client, syncParameters));
   }
 
-  const weights = await readOne<readonly bigint[]>(client, deployment, action, {
+  const weights = await readOne(client, deployment, action, {
     address: deployment.contracts.registry,
     abi: modelRegistryAbi,
     functionName: "shardWeights",

@@ -36,16 +36,11 @@ export async function getEscrow(client: AnyClient, parameters: GetEscrowParamete
     z.object({ payer: zAddress, payee: zAddress, currency: zAddress }),
     { payer: parameters.payer, payee: parameters.payee, currency: parameters.currency },
   );
-  const escrow = await readOne<{ balance: bigint; withdrawing: bigint; unlockAt: bigint | number }>(
-    client,
-    parameters.deployment,
-    action,
-    {
-      address: parameters.deployment.contracts.settlement,
-      abi: inferenceSettlementAbi,
-      functionName: "escrowOf",
-      args: [payer, payee, currency],
-    },
-  );
+  const escrow = await readOne(client, parameters.deployment, action, {
+    address: parameters.deployment.contracts.settlement,
+    abi: inferenceSettlementAbi,
+    functionName: "escrowOf",
+    args: [payer, payee, currency],
+  });
   return { balance: escrow.balance, withdrawing: escrow.withdrawing, unlockAt: BigInt(escrow.unlockAt) };
 }

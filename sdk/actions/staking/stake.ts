@@ -41,7 +41,7 @@ export async function stake(client: AnyClient, parameters: StakeParameters): Pro
     parameters,
   );
   if (parameters.approve !== false) {
-    const info = await readOne<{ stakingToken: `0x${string}` }>(client, deployment, action, {
+    const info = await readOne(client, deployment, action, {
       address: deployment.contracts.registry,
       abi: modelRegistryAbi,
       functionName: "modelInfo",
