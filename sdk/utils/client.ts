@@ -27,8 +27,14 @@ import {
 
 import type { Deployment } from "../deployment.js";
 import { ShardBaseError } from "../errors/base.js";
-import { CallFailedError, toShardError } from "../errors/contract.js";
-import { AccountRequiredError, ChainMismatchError } from "../errors/validation.js";
+import {
+  CallFailedError,
+  type ContractRevertError,
+  type RpcUnavailableError,
+  type SignerRejectedError,
+  toShardError,
+} from "../errors/contract.js";
+import { AccountRequiredError, ChainMismatchError, type InvalidParameterError } from "../errors/validation.js";
 
 /** Any viem client: public, wallet, or test client, with or without an account. */
 export type AnyClient = Client<Transport, Chain | undefined, Account | undefined>;
@@ -48,6 +54,16 @@ export interface WriteResult {
   hash: Hex;
   receipt: TransactionReceipt;
 }
+
+/**
+ * What a read action can throw: its parameters are invalid (nothing is sent), the client is on
+ * another chain, the contract reverted (decoded), the RPC failed, or the call failed otherwise.
+ */
+export type ReadErrorType =
+  InvalidParameterError | ChainMismatchError | ContractRevertError | RpcUnavailableError | CallFailedError;
+
+/** What a write action can throw: what a read can, and no account, a refused signature, a revert once mined. */
+export type WriteErrorType = ReadErrorType | AccountRequiredError | SignerRejectedError | TransactionRevertedError;
 
 /** The Multicall3 address most chains host. */
 export const MULTICALL3_ADDRESS = "0xcA11bde05977b3631167028862bE2a173976CA11" as const;

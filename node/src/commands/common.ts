@@ -3,8 +3,8 @@ import type { PrivateKeyAccount } from "viem/accounts";
 import {
   ContractRevertError,
   authorizeNode,
-  contributionLedgerAbi,
   getModel,
+  isNodeAuthorized as isNodeAuthorizedOnChain,
   signNodeConsent,
   toShardError,
 } from "shard-protocol/sdk";
@@ -122,16 +122,7 @@ export async function readModel(
 
 /** Whether `owner` authorized `nodeKey` to sign commits for it. */
 export async function isNodeAuthorized(client: ShardPublicClient, owner: Address, nodeKey: Address): Promise<boolean> {
-  try {
-    return await client.readContract({
-      address: client.deployment.contracts.ledger,
-      abi: contributionLedgerAbi,
-      functionName: "isAuthorized",
-      args: [owner, nodeKey],
-    });
-  } catch (error) {
-    throw toShardError(error, "isAuthorized");
-  }
+  return isNodeAuthorizedOnChain(client, { deployment: client.deployment, owner, nodeKey });
 }
 
 /**

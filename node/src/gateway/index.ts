@@ -18,9 +18,10 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 
 import { getAddress, hashTypedData, isAddress, verifyTypedData, type Account, type Address, type Hex } from "viem";
-import { getBlock, readContract } from "viem/actions";
+import { getBlock } from "viem/actions";
 import {
-  inferenceSettlementAbi,
+  getEscrow,
+  isReceiptNonceUsed,
   settleReceipts,
   settlementDomain,
   usageReceiptTypes,
@@ -596,17 +597,12 @@ class GatewayServer implements Gateway {
 
     let block: { timestamp: bigint };
     let used: boolean;
-    let escrow: { balance: bigint; withdrawing: bigint; unlockAt: bigint | number };
+    let escrow: { balance: bigint; withdrawing: bigint; unlockAt: bigint };
     try {
       [block, used, escrow] = await Promise.all([
         getBlock(client),
         this.#nonceUsed(receipt.payer, receipt.nonce),
-        readContract(client, {
-          address: deployment.contracts.settlement,
-          abi: inferenceSettlementAbi,
-          functionName: "escrowOf",
-          args: [receipt.payer, this.#payee, this.#currency],
-        }),
+        getEscrow(client, { deployment, payer: receipt.payer, payee: this.#payee, currency: this.#currency }),
       ]);
     } catch (error) {
       throw refuse("ChainUnavailable", "The gateway could not read the chain.", { cause: error, retryable: true });
@@ -693,12 +689,7 @@ class GatewayServer implements Gateway {
   /** Nonces are per (payer, payee): this gateway is the payee of every receipt it holds. */
   async #nonceUsed(payer: Address, nonce: bigint): Promise<boolean> {
     const { client, deployment } = this.#opts.chain;
-    return readContract(client, {
-      address: deployment.contracts.settlement,
-      abi: inferenceSettlementAbi,
-      functionName: "nonceUsed",
-      args: [payer, this.#payee, nonce],
-    });
+    return isReceiptNonceUsed(client, { deployment, payer, payee: this.#payee, nonce });
   }
 
   /* SETTLEMENT */

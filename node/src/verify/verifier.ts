@@ -1,8 +1,8 @@
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
 
-import { type Account, type Hex, concat, getAbiItem, keccak256, parseEventLogs, zeroHash } from "viem";
-import { getBlock, getBlockNumber, getLogs, readContract } from "viem/actions";
+import { type Account, type Hex, concat, keccak256, zeroHash } from "viem";
+import { getBlock } from "viem/actions";
 import {
   type AnyClient,
   type Deployment,
@@ -11,11 +11,12 @@ import {
   attest,
   challenge,
   claimDispute,
-  contributionLedgerAbi,
   finalize,
   getCommit,
   getDispute,
-  modelRegistryAbi,
+  getRevealedCheckpoints,
+  getRoundParams,
+  isNodeAuthorized,
   rejectOrphan,
   releaseVote,
   resolve,
@@ -172,8 +173,6 @@ const LOG_RANGE = 10_000n;
 /** Decoded checkpoints kept between rounds (the next round's parents). */
 const CACHE_ENTRIES = 16;
 
-const revealedEvent = getAbiItem({ abi: contributionLedgerAbi, name: "CheckpointRevealed" });
-
 /**
  * Whether this verifier checks `commitId`: `keccak256(verifier ‖ commitId ‖ revealBlockHash)`,
  * read as a number in [0, 2^256), is below `rate × 2^256`. The reveal's block hash did not exist
@@ -250,27 +249,17 @@ export async function verifyOnce(cfg: VerifierConfig): Promise<VerifierPass> {
   };
 
   // 1. New reveals of the model.
-  const latest = await getBlockNumber(client, { cacheTime: 0 });
   const from = (state.scannedTo ?? deployment.blockNumber - 1n) + 1n;
-  for (let start = from; start <= latest; start += LOG_RANGE) {
-    const end = start + LOG_RANGE - 1n < latest ? start + LOG_RANGE - 1n : latest;
-    const logs = await getLogs(client, {
-      address: deployment.contracts.ledger,
-      event: revealedEvent,
-      args: { modelId: cfg.modelId },
-      fromBlock: start,
-      toBlock: end,
-    });
-    for (const log of parseEventLogs({ abi: contributionLedgerAbi, logs, eventName: "CheckpointRevealed" })) {
-      if (state.reveals.has(log.args.commitId)) continue;
-      state.addReveal({
-        commitId: log.args.commitId,
-        checkpoint: log.args.checkpoint,
-        revealBlock: log.blockNumber,
-        revealBlockHash: log.blockHash,
-      });
-      pass.newReveals++;
-    }
+  const { toBlock: latest, reveals } = await getRevealedCheckpoints(client, {
+    deployment,
+    modelId: cfg.modelId,
+    fromBlock: from,
+    blockRange: LOG_RANGE,
+  });
+  for (const revealed of reveals) {
+    if (state.reveals.has(revealed.commitId)) continue;
+    state.addReveal(revealed);
+    pass.newReveals++;
   }
   if (latest >= from) {
     state.scannedTo = latest;
@@ -298,12 +287,7 @@ export async function verifyOnce(cfg: VerifierConfig): Promise<VerifierPass> {
   const paramsAt = async (round: bigint): Promise<RoundParams> => {
     let p = paramsCache.get(round);
     if (!p) {
-      const r = (await readContract(client, {
-        address: deployment.contracts.registry,
-        abi: modelRegistryAbi,
-        functionName: "paramsAt",
-        args: [cfg.modelId, round],
-      })) as { challengeWindow: number | bigint; disputeWindow: number | bigint; minAttestations: number | bigint };
+      const r = await getRoundParams(client, { deployment, modelId: cfg.modelId, round });
       p = {
         challengeWindow: Number(r.challengeWindow),
         disputeWindow: Number(r.disputeWindow),
@@ -354,12 +338,7 @@ export async function verifyOnce(cfg: VerifierConfig): Promise<VerifierPass> {
     if (own === undefined) {
       own =
         owner === me.toLowerCase() ||
-        (await readContract(client, {
-          address: deployment.contracts.ledger,
-          abi: contributionLedgerAbi,
-          functionName: "isAuthorized",
-          args: [c.checkpoint.owner, me],
-        }));
+        (await isNodeAuthorized(client, { deployment, owner: c.checkpoint.owner, nodeKey: me }));
       owners.set(owner, own);
     }
     return own;

@@ -7,6 +7,7 @@ import { type CommitStatusName, commitStatusNames } from "../../constants.js";
 import type { ShardBaseError } from "../../errors/base.js";
 import { toShardError } from "../../errors/contract.js";
 import { type AnyClient, type DeploymentParameter, assertChain, readMany } from "../../utils/client.js";
+import { blockRanges } from "../../utils/logs.js";
 import { validate, zModelId, zShard, zSmallUint, zUint } from "../../utils/schemas.js";
 
 export type GetLineageParameters = DeploymentParameter & {
@@ -114,8 +115,7 @@ export async function getLineage(client: AnyClient, parameters: GetLineageParame
     const latest = await getBlockNumber(client, { cacheTime: 0 });
     const chunks = [];
     // One range at a time (its four queries in parallel), so a long history does not flood the RPC.
-    for (let from = fromBlock ?? deployment.blockNumber; from <= latest; from += blockRange) {
-      const to = from + blockRange - 1n < latest ? from + blockRange - 1n : latest;
+    for (const [from, to] of blockRanges(fromBlock ?? deployment.blockNumber, latest, blockRange)) {
       chunks.push(
         await Promise.all([
           getLogs(client, { address, event: revealedEvent, args: { modelId }, fromBlock: from, toBlock: to }),
