@@ -20,16 +20,20 @@ import type { AddressInfo } from "node:net";
 import { getAddress, hashTypedData, isAddress, verifyTypedData, type Account, type Address, type Hex } from "viem";
 import { getBlock } from "viem/actions";
 import {
+  GATEWAY_ROUTES,
   getEscrow,
   isReceiptNonceUsed,
   settleReceipts,
   settlementDomain,
   usageReceiptTypes,
-  zUsageReceipt,
   type AnyClient,
   type Deployment,
+  type GatewayRefusal,
+  type GenerateAnswer,
+  type InferenceQuote,
   type SignedUsageReceipt,
   type SkipReason,
+  zGenerateRequest,
 } from "shard-protocol/sdk";
 import { z } from "zod";
 
@@ -193,22 +197,6 @@ const zOptions = z.object({
   maxConcurrent: z.number().int().min(1).max(4096).optional(),
   retryAfterSec: z.number().int().min(1).max(3600).optional(),
 });
-
-const zSignature = z
-  .string()
-  .regex(/^0x([0-9a-fA-F]{2}){1,1024}$/, "must be hex bytes")
-  .transform((v) => v as Hex);
-
-function requestSchema(maxPromptChars: number) {
-  return z.object({
-    prompt: z.string().max(maxPromptChars, `at most ${maxPromptChars} characters`),
-    maxTokens: z.number().int().positive(),
-    temperature: z.number().min(0).max(100).optional(),
-    seed: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
-    receipt: zUsageReceipt,
-    signature: zSignature,
-  });
-}
 
 const GENERATE_ERROR_NAME = /^[A-Z][A-Za-z0-9]{0,63}$/;
 /** Highest body a request may send: the prompt (4 bytes a character at most) and the receipt. */
@@ -401,11 +389,11 @@ class GatewayServer implements Gateway {
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     try {
       const path = new URL(req.url ?? "/", "http://gateway").pathname;
-      if (path === "/v1/quote") {
-        if (req.method !== "GET") throw refuse("MethodNotAllowed", "Use GET for /v1/quote.");
+      if (path === GATEWAY_ROUTES.quote) {
+        if (req.method !== "GET") throw refuse("MethodNotAllowed", `Use GET for ${GATEWAY_ROUTES.quote}.`);
         sendJson(res, 200, this.#quote());
-      } else if (path === "/v1/generate") {
-        if (req.method !== "POST") throw refuse("MethodNotAllowed", "Use POST for /v1/generate.");
+      } else if (path === GATEWAY_ROUTES.generate) {
+        if (req.method !== "POST") throw refuse("MethodNotAllowed", `Use POST for ${GATEWAY_ROUTES.generate}.`);
         const body = await readJson(req, bodyLimit(this.#maxPromptChars));
         sendJson(res, 200, await this.#generate(body, () => res.destroyed || req.socket.destroyed));
       } else {
@@ -426,17 +414,18 @@ class GatewayServer implements Gateway {
       if (e.error === "BodyTooLarge") res.setHeader("connection", "close");
       if (e.status === 503 && !res.headersSent) res.setHeader("retry-after", String(this.#opts.retryAfterSec ?? 1));
       if (!res.headersSent) {
-        sendJson(res, e.status, {
+        const refusal: GatewayRefusal = {
           error: e.error,
           message: e.shortMessage,
           ...(e.details ? { details: e.details } : {}),
           ...(e.retryable ? { retryable: true } : {}),
-        });
+        };
+        sendJson(res, e.status, refusal);
       }
     }
   }
 
-  #quote() {
+  #quote(): InferenceQuote {
     const { deployment } = this.#opts.chain;
     return {
       chainId: deployment.chainId,
@@ -471,8 +460,8 @@ class GatewayServer implements Gateway {
   }
 
   /** Serves one paid request; `gone()` says whether the dApp hung up (then nothing is charged). */
-  async #serve(body: unknown, gone: () => boolean) {
-    const parsed = requestSchema(this.#maxPromptChars).safeParse(body);
+  async #serve(body: unknown, gone: () => boolean): Promise<GenerateAnswer> {
+    const parsed = zGenerateRequest(this.#maxPromptChars).safeParse(body);
     if (!parsed.success) {
       throw refuse("InvalidRequest", "The request is not valid.", {
         details: parsed.error.issues.map((i) => `${i.path.map(String).join(".") || "(body)"}: ${i.message}`).join("; "),
