@@ -62,6 +62,9 @@ export interface WriteResult {
 export type ReadErrorType =
   InvalidParameterError | ChainMismatchError | ContractRevertError | RpcUnavailableError | CallFailedError;
 
+/** What an action that signs typed data can throw: what a read can, and no account or a refused signature. */
+export type SignErrorType = ReadErrorType | AccountRequiredError | SignerRejectedError;
+
 /** What a write action can throw: what a read can, and no account, a refused signature, a revert once mined. */
 export type WriteErrorType = ReadErrorType | AccountRequiredError | SignerRejectedError | TransactionRevertedError;
 

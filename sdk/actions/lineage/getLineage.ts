@@ -4,9 +4,14 @@ import { z } from "zod";
 
 import { contributionLedgerAbi } from "../../abis/index.js";
 import { type CommitStatusName, commitStatusNames } from "../../constants.js";
-import type { ShardBaseError } from "../../errors/base.js";
 import { toShardError } from "../../errors/contract.js";
-import { type AnyClient, type DeploymentParameter, assertChain, readMany } from "../../utils/client.js";
+import {
+  type AnyClient,
+  type DeploymentParameter,
+  assertChain,
+  readMany,
+  type ReadErrorType,
+} from "../../utils/client.js";
 import { blockRanges } from "../../utils/logs.js";
 import { validate, zModelId, zShard, zSmallUint, zUint } from "../../utils/schemas.js";
 
@@ -66,7 +71,7 @@ export interface LineageNode {
 }
 
 export type GetLineageReturnType = LineageNode[];
-export type GetLineageErrorType = ShardBaseError;
+export type GetLineageErrorType = ReadErrorType;
 
 const schema = z.object({
   modelId: zModelId,

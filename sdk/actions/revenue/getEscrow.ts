@@ -2,8 +2,7 @@ import type { Address } from "viem";
 import { z } from "zod";
 
 import { inferenceSettlementAbi } from "../../abis/index.js";
-import type { ShardBaseError } from "../../errors/base.js";
-import { type AnyClient, type DeploymentParameter, readOne } from "../../utils/client.js";
+import { type AnyClient, type DeploymentParameter, readOne, type ReadErrorType } from "../../utils/client.js";
 import { validate, zAddress } from "../../utils/schemas.js";
 
 export type GetEscrowParameters = DeploymentParameter & {
@@ -21,7 +20,7 @@ export interface GetEscrowReturnType {
   /** When `withdrawing` can be paid out (unix seconds). */
   unlockAt: bigint;
 }
-export type GetEscrowErrorType = ShardBaseError;
+export type GetEscrowErrorType = ReadErrorType;
 
 /**
  * A payer's escrow with one payee in one currency.
