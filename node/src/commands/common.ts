@@ -1,9 +1,10 @@
-import { erc20Abi, formatUnits, getAddress, parseUnits, type Address, type Hash } from "viem";
+import { formatUnits, getAddress, parseUnits, type Address, type Hash } from "viem";
 import type { PrivateKeyAccount } from "viem/accounts";
 import {
   ContractRevertError,
   authorizeNode,
   getModel,
+  getTokenMetadata,
   isNodeAuthorized as isNodeAuthorizedOnChain,
   signNodeConsent,
   toShardError,
@@ -56,19 +57,18 @@ export interface TokenInfo {
 
 /** Reads a token's decimals (required) and symbol (optional: the short address stands in). */
 export async function tokenInfo(client: ShardPublicClient, address: Address): Promise<TokenInfo> {
-  const [decimals, symbol] = await Promise.allSettled([
-    client.readContract({ address, abi: erc20Abi, functionName: "decimals" }),
-    client.readContract({ address, abi: erc20Abi, functionName: "symbol" }),
-  ]);
-  if (decimals.status === "rejected") {
-    const error = toShardError(decimals.reason, "decimals");
+  let metadata: Awaited<ReturnType<typeof getTokenMetadata>>;
+  try {
+    metadata = await getTokenMetadata(client, { deployment: client.deployment, token: address });
+  } catch (cause) {
+    const error = toShardError(cause, "decimals");
     if (error.name === "RpcUnavailableError") throw error;
     throw new NodeError(`The token ${address} does not report its decimals.`, { cause: error });
   }
   return {
     address: getAddress(address),
-    decimals: decimals.value,
-    symbol: symbol.status === "fulfilled" ? symbol.value : `${address.slice(0, 8)}…`,
+    decimals: metadata.decimals,
+    symbol: metadata.symbol ?? `${address.slice(0, 8)}…`,
   };
 }
 
