@@ -13,7 +13,14 @@ export * from "./errors/validation.js";
 export { toTokenId, fromTokenId } from "./utils/ids.js";
 export type { RoundParams, RoundParamsInput } from "./utils/params.js";
 export { PARAMS_BOUNDS, minUnbondingDelay } from "./utils/params.js";
-export { MULTICALL3_ADDRESS, TransactionRevertedError, type AnyClient, type WriteResult } from "./utils/client.js";
+export {
+  MULTICALL3_ADDRESS,
+  TransactionRevertedError,
+  type AnyClient,
+  type ReadErrorType,
+  type WriteErrorType,
+  type WriteResult,
+} from "./utils/client.js";
 
 export { shardActions, type ShardActions } from "./decorators/shard.js";
 export { contributionActions, type ContributionActions } from "./decorators/contributions.js";
@@ -22,6 +29,7 @@ export { capTableActions } from "./decorators/ownership-events.js";
 export { ownershipActions } from "./decorators/ownership.js";
 export { revenueActions } from "./decorators/revenue.js";
 export { stakingActions } from "./decorators/staking.js";
+export { tokenActions } from "./decorators/tokens.js";
 
 export * from "./actions/contributions/allocateGenesis.js";
 export * from "./actions/contributions/attest.js";
@@ -33,7 +41,11 @@ export * from "./actions/contributions/computeCheckpointHash.js";
 export * from "./actions/contributions/expireSeal.js";
 export * from "./actions/contributions/finalize.js";
 export * from "./actions/contributions/getCommit.js";
+export * from "./actions/contributions/getCommitSeal.js";
 export * from "./actions/contributions/getDispute.js";
+export * from "./actions/contributions/getPipelineLink.js";
+export * from "./actions/contributions/getRevealedCheckpoints.js";
+export * from "./actions/contributions/isNodeAuthorized.js";
 export * from "./actions/contributions/rejectOrphan.js";
 export * from "./actions/contributions/releaseVote.js";
 export * from "./actions/contributions/resolve.js";
@@ -47,6 +59,7 @@ export * from "./actions/lineage/getLineage.js";
 export * from "./actions/models/closeGenesis.js";
 export * from "./actions/models/getModel.js";
 export * from "./actions/models/getParamsVersion.js";
+export * from "./actions/models/getRoundParams.js";
 export * from "./actions/models/registerModel.js";
 export * from "./actions/models/scheduleParams.js";
 export * from "./actions/ownership/cursor.js";
@@ -56,11 +69,13 @@ export * from "./actions/ownership/getCapTable.js";
 export * from "./actions/ownership/getHoldings.js";
 export * from "./actions/ownership/syncCapTable.js";
 export * from "./actions/ownership/getRevenueShare.js";
+export * from "./actions/ownership/getShardSupply.js";
 export * from "./actions/ownership/transferShards.js";
 export * from "./actions/revenue/claim.js";
 export * from "./actions/revenue/depositEscrow.js";
 export * from "./actions/revenue/getClaimable.js";
 export * from "./actions/revenue/getEscrow.js";
+export * from "./actions/revenue/isReceiptNonceUsed.js";
 export * from "./actions/revenue/pay.js";
 export * from "./actions/revenue/receipt.js";
 export * from "./actions/revenue/requestEscrowWithdrawal.js";
@@ -71,3 +86,5 @@ export * from "./actions/staking/getStake.js";
 export * from "./actions/staking/requestUnstake.js";
 export * from "./actions/staking/stake.js";
 export * from "./actions/staking/withdrawStake.js";
+export * from "./actions/tokens/getTokenBalance.js";
+export * from "./actions/tokens/getTokenMetadata.js";

@@ -7,7 +7,11 @@ import { computeCheckpointHash } from "../actions/contributions/computeCheckpoin
 import { expireSeal } from "../actions/contributions/expireSeal.js";
 import { finalize } from "../actions/contributions/finalize.js";
 import { getCommit } from "../actions/contributions/getCommit.js";
+import { getCommitSeal } from "../actions/contributions/getCommitSeal.js";
 import { getDispute } from "../actions/contributions/getDispute.js";
+import { getPipelineLink } from "../actions/contributions/getPipelineLink.js";
+import { getRevealedCheckpoints } from "../actions/contributions/getRevealedCheckpoints.js";
+import { isNodeAuthorized } from "../actions/contributions/isNodeAuthorized.js";
 import { rejectOrphan } from "../actions/contributions/rejectOrphan.js";
 import { releaseVote } from "../actions/contributions/releaseVote.js";
 import { resolve } from "../actions/contributions/resolve.js";
@@ -25,7 +29,7 @@ import { bindActions } from "./bind.js";
  * Contributions and lineage: `client.extend(contributionActions(deployment))`. Node keys and
  * their consent, sealed commits and reveals, verification (attest, challenge, vote, resolve),
  * dispute payouts (claimDispute, releaseVote), finalization, orphans, expired seals, genesis
- * allocations, and reads of commits, disputes and lineages. `computeCheckpointHash`
+ * allocations, and reads of commits, seals, reveals, pipeline links, node authorizations, disputes and lineages. `computeCheckpointHash`
  * is pure and needs no client; it is included for convenience.
  *
  * @example
@@ -51,6 +55,10 @@ export const contributionActions = (deployment: Deployment) => (client: AnyClien
     allocateGenesis,
     getCommit,
     getDispute,
+    getCommitSeal,
+    getRevealedCheckpoints,
+    getPipelineLink,
+    isNodeAuthorized,
     getLineage,
   }),
   computeCheckpointHash,

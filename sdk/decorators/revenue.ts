@@ -3,6 +3,7 @@ import { claim } from "../actions/revenue/claim.js";
 import { depositEscrow } from "../actions/revenue/depositEscrow.js";
 import { getClaimable } from "../actions/revenue/getClaimable.js";
 import { getEscrow } from "../actions/revenue/getEscrow.js";
+import { isReceiptNonceUsed } from "../actions/revenue/isReceiptNonceUsed.js";
 import { pay } from "../actions/revenue/pay.js";
 import { requestEscrowWithdrawal } from "../actions/revenue/requestEscrowWithdrawal.js";
 import { settleReceipts } from "../actions/revenue/settleReceipts.js";
@@ -20,6 +21,7 @@ export const revenueActions = (deployment: Deployment) => (client: AnyClient) =>
     requestEscrowWithdrawal,
     withdrawEscrow,
     getEscrow,
+    isReceiptNonceUsed,
     signUsageReceipt,
     settleReceipts,
     requestInference,

@@ -6,6 +6,7 @@ import { capTableActions } from "./ownership-events.js";
 import { ownershipActions } from "./ownership.js";
 import { revenueActions } from "./revenue.js";
 import { stakingActions } from "./staking.js";
+import { tokenActions } from "./tokens.js";
 
 /**
  * Every protocol action, bound to one deployment: `client.extend(shardActions(deployment))`.
@@ -24,6 +25,7 @@ export const shardActions = (deployment: Deployment) => (client: AnyClient) => (
   ...contributionActions(deployment)(client),
   ...stakingActions(deployment)(client),
   ...revenueActions(deployment)(client),
+  ...tokenActions(deployment)(client),
 });
 
 export type ShardActions = ReturnType<ReturnType<typeof shardActions>>;

@@ -16,7 +16,7 @@ export async function ensureAllowance(
   const owner = parameters.account ?? client.account;
   const ownerAddress = typeof owner === "string" ? owner : owner?.address;
   if (ownerAddress === undefined) return undefined; // `write` below reports the missing account
-  const allowance = await readOne<bigint>(client, deployment, action, {
+  const allowance = await readOne(client, deployment, action, {
     address: parameters.token,
     abi: erc20Abi,
     functionName: "allowance",

@@ -7,7 +7,10 @@ import {
   type Address,
   type Chain,
   type Client,
+  type ContractFunctionArgs,
+  type ContractFunctionName,
   type ContractFunctionParameters,
+  type ContractFunctionReturnType,
   type Hex,
   type TransactionReceipt,
   type Transport,
@@ -24,8 +27,14 @@ import {
 
 import type { Deployment } from "../deployment.js";
 import { ShardBaseError } from "../errors/base.js";
-import { CallFailedError, toShardError } from "../errors/contract.js";
-import { AccountRequiredError, ChainMismatchError } from "../errors/validation.js";
+import {
+  CallFailedError,
+  type ContractRevertError,
+  type RpcUnavailableError,
+  type SignerRejectedError,
+  toShardError,
+} from "../errors/contract.js";
+import { AccountRequiredError, ChainMismatchError, type InvalidParameterError } from "../errors/validation.js";
 
 /** Any viem client: public, wallet, or test client, with or without an account. */
 export type AnyClient = Client<Transport, Chain | undefined, Account | undefined>;
@@ -45,6 +54,19 @@ export interface WriteResult {
   hash: Hex;
   receipt: TransactionReceipt;
 }
+
+/**
+ * What a read action can throw: its parameters are invalid (nothing is sent), the client is on
+ * another chain, the contract reverted (decoded), the RPC failed, or the call failed otherwise.
+ */
+export type ReadErrorType =
+  InvalidParameterError | ChainMismatchError | ContractRevertError | RpcUnavailableError | CallFailedError;
+
+/** What an action that signs typed data can throw: what a read can, and no account or a refused signature. */
+export type SignErrorType = ReadErrorType | AccountRequiredError | SignerRejectedError;
+
+/** What a write action can throw: what a read can, and no account, a refused signature, a revert once mined. */
+export type WriteErrorType = ReadErrorType | AccountRequiredError | SignerRejectedError | TransactionRevertedError;
 
 /** The Multicall3 address most chains host. */
 export const MULTICALL3_ADDRESS = "0xcA11bde05977b3631167028862bE2a173976CA11" as const;
@@ -117,16 +139,35 @@ export async function readMany<const calls extends readonly ContractFunctionPara
 /** Plain `eth_call`s in flight at once where the chain has no Multicall3. */
 const PLAIN_READ_CONCURRENCY = 32;
 
-/** One contract read, with chain check and decoded errors. */
-export async function readOne<T>(
+/** The view and pure functions of an ABI: what `readOne` may call. */
+export type ReadMutability = "pure" | "view";
+/** The state-changing functions of an ABI: what `write` may call. */
+export type WriteMutability = "nonpayable" | "payable";
+
+/**
+ * One contract read, with chain check and decoded errors. Typed like viem's `readContract`: the
+ * function name must be one of `abi`'s view functions, `args` must match its inputs, and the
+ * result is its decoded output.
+ */
+export async function readOne<
+  const abi extends Abi,
+  functionName extends ContractFunctionName<abi, ReadMutability>,
+  const args extends ContractFunctionArgs<abi, ReadMutability, functionName>,
+>(
   client: AnyClient,
   deployment: Deployment,
   action: string,
-  call: ContractFunctionParameters,
-): Promise<T> {
+  call: ContractFunctionParameters<abi, ReadMutability, functionName, args>,
+): Promise<ContractFunctionReturnType<abi, ReadMutability, functionName, args>> {
   try {
     await assertChain(client, deployment, action);
-    return (await readContract(client, call as never)) as T;
+    // viem's own overloads cannot be re-entered with our generics; the parameter type above is the check.
+    return (await readContract(client, call as never)) as ContractFunctionReturnType<
+      abi,
+      ReadMutability,
+      functionName,
+      args
+    >;
   } catch (error) {
     throw toShardError(error, action);
   }
@@ -146,23 +187,28 @@ export class TransactionRevertedError extends ShardBaseError {
 
 /**
  * Simulates a contract write (so a revert surfaces as a decoded error before anything is sent),
- * sends it, and waits for the receipt.
+ * sends it, and waits for the receipt. Typed like viem's `writeContract`: the function name
+ * must be one of `abi`'s state-changing functions and `args` must match its inputs.
  */
-export async function write(
+export async function write<
+  const abi extends Abi,
+  functionName extends ContractFunctionName<abi, WriteMutability>,
+  const args extends ContractFunctionArgs<abi, WriteMutability, functionName>,
+>(
   client: AnyClient,
   deployment: Deployment,
   action: string,
-  call: { address: Address; abi: Abi; functionName: string; args?: readonly unknown[] },
+  call: ContractFunctionParameters<abi, WriteMutability, functionName, args> & { address: Address },
   account: Account | Address | undefined,
-): Promise<WriteResult & { result: unknown }> {
+): Promise<WriteResult & { result: ContractFunctionReturnType<abi, WriteMutability, functionName, args> }> {
   const from = account ?? client.account;
   if (from === undefined) throw new AccountRequiredError(action);
   let hash: Hex;
-  let result: unknown;
+  let result: ContractFunctionReturnType<abi, WriteMutability, functionName, args>;
   try {
     await assertChain(client, deployment, action);
     const simulation = await simulateContract(client, { ...call, account: from } as never);
-    result = (simulation as { result: unknown }).result;
+    result = (simulation as { result: ContractFunctionReturnType<abi, WriteMutability, functionName, args> }).result;
     hash = await writeContract(client, {
       ...(simulation as { request: object }).request,
       account: from,

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, it } from "node:test";
 
-import { createPublicClient, custom, getAddress, http } from "viem";
+import { createPublicClient, custom, getAddress, http, zeroHash } from "viem";
 
 import { shardActions } from "../../sdk/decorators/shard.js";
 import { defineDeployment } from "../../sdk/deployment.js";
@@ -12,7 +12,8 @@ import { loadDeployment, loadDeploymentFor } from "../../sdk/deployment-file.js"
 import { RpcUnavailableError } from "../../sdk/errors/contract.js";
 import { ChainMismatchError, DeploymentNotFoundError, InvalidParameterError } from "../../sdk/errors/validation.js";
 import { fromTokenId, toTokenId } from "../../sdk/utils/ids.js";
-import { MULTICALL3_ADDRESS } from "../../sdk/utils/client.js";
+import { contributionLedgerAbi, modelRegistryAbi } from "../../sdk/abis/index.js";
+import { MULTICALL3_ADDRESS, readOne, write } from "../../sdk/utils/client.js";
 import { connection, networkHelpers, viem } from "../helpers/fixture.js";
 import { sdkFixture } from "./helpers.js";
 
@@ -54,6 +55,61 @@ describe("batched reads", () => {
     assert.ok(batchedTargets.includes(MULTICALL3_ADDRESS));
     assert.ok(batchedTargets.length < plainTargets.length, `${batchedTargets.length} < ${plainTargets.length}`);
     assert.deepEqual(withMulticall, withoutMulticall);
+  });
+});
+
+describe("typed contract calls", () => {
+  it("readOne infers the result from the ABI, and a wrong name or wrong arguments do not compile", async () => {
+    const f = await networkHelpers.loadFixture(sdkFixture);
+    const { deployment } = f;
+    const registry = deployment.contracts.registry;
+    // The result type comes from the ABI: `shardCount` is a number without any cast.
+    const info = await readOne(f.publicClient, deployment, "test", {
+      address: registry,
+      abi: modelRegistryAbi,
+      functionName: "modelInfo",
+      args: [f.modelId],
+    });
+    const shardCount: number = info.shardCount;
+    assert.equal(shardCount, (await f.registry.read.modelInfo([f.modelId])).shardCount);
+    assert.ok(shardCount > 0);
+
+    // Never called: these lines exist for the type checker (`npm run typecheck` covers test/), which
+    // fails if any `@ts-expect-error` below has no error to expect.
+    const neverCalled = () => {
+      const ledger = deployment.contracts.ledger;
+      void readOne(f.publicClient, deployment, "test", {
+        address: registry,
+        abi: modelRegistryAbi,
+        // @ts-expect-error: a misspelled function name is not one of the ABI's view functions
+        functionName: "modelInfos",
+        args: [0n],
+      });
+      void readOne(f.publicClient, deployment, "test", {
+        address: registry,
+        abi: modelRegistryAbi,
+        functionName: "modelInfo",
+        // @ts-expect-error: modelInfo takes a uint256, not a string
+        args: ["0"],
+      });
+      const view = {
+        address: ledger,
+        abi: contributionLedgerAbi,
+        functionName: "commitState",
+        args: [zeroHash],
+      } as const;
+      // @ts-expect-error: a view function is not a write
+      void write(f.publicClient, deployment, "test", view, undefined);
+      const twoArgs = {
+        address: ledger,
+        abi: contributionLedgerAbi,
+        functionName: "attest",
+        args: [zeroHash, zeroHash],
+      } as const;
+      // @ts-expect-error: attest takes one bytes32, not two
+      void write(f.publicClient, deployment, "test", twoArgs, undefined);
+    };
+    void neverCalled;
   });
 });
 

@@ -233,6 +233,37 @@ for (const path of PATHS) {
       assert.deepEqual(await client.getLineage({ modelId: 1n, shard: 0, fromBlock: latest + 1n }), []);
     });
 
+    it("getRevealedCheckpoints lists a model's reveals in chain order, however chunked, and follows the chain", async () => {
+      const { f, client } = await setup(path);
+      const whole = await client.getRevealedCheckpoints({ modelId: 1n });
+      const model1 = [...f.revealedBlock.keys()].filter((id) => id !== f.ids.other);
+      assert.deepEqual(
+        whole.reveals.map((r) => r.commitId),
+        model1,
+        "model 1's reveals, in order, and not model 2's",
+      );
+      for (const r of whole.reveals) {
+        assert.equal(r.revealBlock, f.revealedBlock.get(r.commitId));
+        assert.equal(r.revealBlockHash, (await f.publicClient.getBlock({ blockNumber: r.revealBlock })).hash);
+      }
+      assert.equal(whole.toBlock, await f.publicClient.getBlockNumber());
+      assert.deepEqual(await client.getRevealedCheckpoints({ modelId: 1n, blockRange: 1n }), whole);
+      assert.deepEqual(await client.getRevealedCheckpoints({ modelId: 1n, blockRange: 3n }), whole);
+
+      // Resuming after a block: only the later reveals.
+      const cut = f.revealedBlock.get(f.ids.r2s0!)!;
+      const head = await client.getRevealedCheckpoints({ modelId: 1n, toBlock: cut - 1n });
+      const rest = await client.getRevealedCheckpoints({ modelId: 1n, fromBlock: head.toBlock + 1n });
+      assert.equal(head.toBlock, cut - 1n);
+      assert.deepEqual([...head.reveals, ...rest.reveals], whole.reveals);
+      assert.ok(rest.reveals.length > 0 && head.reveals.length > 0);
+      await assert.rejects(client.getRevealedCheckpoints({ modelId: 0n, blockRange: 0n }), (e: unknown) => {
+        assert.ok(e instanceof InvalidParameterError);
+        assert.deepEqual(e.issues.map((i) => i.path).sort(), ["blockRange", "modelId"]);
+        return true;
+      });
+    });
+
     it("validates its inputs", async () => {
       const { client } = await setup(path);
       await assert.rejects(client.getLineage({ modelId: 0n, shard: -1, blockRange: 0n }), (e: unknown) => {

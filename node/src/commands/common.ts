@@ -1,10 +1,11 @@
-import { erc20Abi, formatUnits, getAddress, parseUnits, type Address, type Hash } from "viem";
+import { formatUnits, getAddress, parseUnits, type Address, type Hash } from "viem";
 import type { PrivateKeyAccount } from "viem/accounts";
 import {
   ContractRevertError,
   authorizeNode,
-  contributionLedgerAbi,
   getModel,
+  getTokenMetadata,
+  isNodeAuthorized as isNodeAuthorizedOnChain,
   RpcUnavailableError,
   signNodeConsent,
   toShardError,
@@ -57,19 +58,18 @@ export interface TokenInfo {
 
 /** Reads a token's decimals (required) and symbol (optional: the short address stands in). */
 export async function tokenInfo(client: ShardPublicClient, address: Address): Promise<TokenInfo> {
-  const [decimals, symbol] = await Promise.allSettled([
-    client.readContract({ address, abi: erc20Abi, functionName: "decimals" }),
-    client.readContract({ address, abi: erc20Abi, functionName: "symbol" }),
-  ]);
-  if (decimals.status === "rejected") {
-    const error = toShardError(decimals.reason, "decimals");
+  let metadata: Awaited<ReturnType<typeof getTokenMetadata>>;
+  try {
+    metadata = await getTokenMetadata(client, { deployment: client.deployment, token: address });
+  } catch (cause) {
+    const error = toShardError(cause, "decimals");
     if (error instanceof RpcUnavailableError) throw error;
     throw new NodeError(`The token ${address} does not report its decimals.`, { cause: error });
   }
   return {
     address: getAddress(address),
-    decimals: decimals.value,
-    symbol: symbol.status === "fulfilled" ? symbol.value : `${address.slice(0, 8)}…`,
+    decimals: metadata.decimals,
+    symbol: metadata.symbol ?? `${address.slice(0, 8)}…`,
   };
 }
 
@@ -123,16 +123,7 @@ export async function readModel(
 
 /** Whether `owner` authorized `nodeKey` to sign commits for it. */
 export async function isNodeAuthorized(client: ShardPublicClient, owner: Address, nodeKey: Address): Promise<boolean> {
-  try {
-    return await client.readContract({
-      address: client.deployment.contracts.ledger,
-      abi: contributionLedgerAbi,
-      functionName: "isAuthorized",
-      args: [owner, nodeKey],
-    });
-  } catch (error) {
-    throw toShardError(error, "isAuthorized");
-  }
+  return isNodeAuthorizedOnChain(client, { deployment: client.deployment, owner, nodeKey });
 }
 
 /**

@@ -1,13 +1,4 @@
-import {
-  encodeFunctionData,
-  erc20Abi,
-  formatEther,
-  parseAbi,
-  parseEther,
-  parseUnits,
-  type Address,
-  type Hash,
-} from "viem";
+import { encodeFunctionData, formatEther, parseAbi, parseEther, parseUnits, type Address, type Hash } from "viem";
 import { getAddresses, sendTransaction } from "viem/actions";
 import { z } from "zod";
 
@@ -101,12 +92,7 @@ export async function faucet(options: FaucetOptions, out: Output): Promise<Fauce
         to: address,
         data: encodeFunctionData({ abi: testTokenAbi, functionName: "mint", args: [to, amount] }),
       });
-      const balance = await publicClient.readContract({
-        address,
-        abi: erc20Abi,
-        functionName: "balanceOf",
-        args: [to],
-      });
+      const balance = await publicClient.getTokenBalance({ token: address, account: to });
       out.print(`minted ${formatAmount(amount, token)} to ${to} (balance ${formatAmount(balance, token)})`);
       tokens.push({ token, amount, balance, hash });
     }

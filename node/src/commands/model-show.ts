@@ -1,5 +1,5 @@
 import type { Address, Hex } from "viem";
-import { shardTokenAbi, toShardError, type CommitStatusName, type RoundParams } from "shard-protocol/sdk";
+import type { CommitStatusName, RoundParams } from "shard-protocol/sdk";
 import { z } from "zod";
 
 import { connect } from "../chain.js";
@@ -70,25 +70,12 @@ export async function modelShow(options: ShowOptions, out: Output): Promise<Show
   const config = await chainConfigOf(globals);
   const connection = await connect(config);
   try {
-    const { publicClient, deployment } = connection;
+    const { publicClient } = connection;
     const model = await readModel(connection, modelId);
     const [stakingToken, currencies, supplies, lineages] = await Promise.all([
       tokenInfo(publicClient, model.stakingToken),
       Promise.all(model.currencies.map((c) => tokenInfo(publicClient, c))),
-      Promise.all(
-        model.tokenIds.map((id) =>
-          publicClient
-            .readContract({
-              address: deployment.contracts.token,
-              abi: shardTokenAbi,
-              functionName: "totalSupply",
-              args: [id],
-            })
-            .catch((error: unknown) => {
-              throw toShardError(error, "totalSupply");
-            }),
-        ),
-      ),
+      Promise.all(model.tokenIds.map((id) => publicClient.getShardSupply({ tokenId: id }))),
       Promise.all(model.tokenIds.map((_, shard) => publicClient.getLineage({ modelId, shard }))),
     ]);
     const headOf = (nodes: (typeof lineages)[number]): LineageHead | null => {

@@ -1,4 +1,4 @@
-import { erc20Abi, type Address, type Hash } from "viem";
+import type { Address, Hash } from "viem";
 import { z } from "zod";
 
 import { waitForConfirmations } from "../chain.js";
@@ -68,12 +68,7 @@ export async function stake(options: StakeOptions, out: Output): Promise<StakeRe
     const model = await readModel(connection, modelId);
     const token = await tokenInfo(publicClient, model.stakingToken);
     const amount = parseAmount(text, token);
-    const balance = await publicClient.readContract({
-      address: token.address,
-      abi: erc20Abi,
-      functionName: "balanceOf",
-      args: [account.address],
-    });
+    const balance = await publicClient.getTokenBalance({ token: token.address, account: account.address });
     if (balance < amount) {
       throw new InsufficientBalanceError(
         `${account.address} holds ${formatAmount(balance, token)}; staking ${formatAmount(amount, token)} needs more.`,

@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 
-import { erc20Abi, type Address, type Hex } from "viem";
+import type { Address, Hex } from "viem";
 import type { CommitStatusName } from "shard-protocol/sdk";
 import { z } from "zod";
 
@@ -108,12 +108,7 @@ export async function status(options: StatusOptions, out: Output): Promise<Statu
     }
     const [token, balance, stakes, authorized, lineage, due, local] = await Promise.all([
       tokenInfo(publicClient, model.stakingToken),
-      publicClient.readContract({
-        address: model.stakingToken,
-        abi: erc20Abi,
-        functionName: "balanceOf",
-        args: [address],
-      }),
+      publicClient.getTokenBalance({ token: model.stakingToken, account: address }),
       publicClient.getStake({ modelId, account: address }),
       isNodeAuthorized(publicClient, address, address),
       shard < model.shardCount ? publicClient.getLineage({ modelId, shard }) : Promise.resolve([]),

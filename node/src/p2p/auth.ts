@@ -1,6 +1,12 @@
 import { type Address, type Hex, getAddress, isAddress, recoverMessageAddress } from "viem";
-import { readContract } from "viem/actions";
-import { type AnyClient, type Deployment, contributionLedgerAbi, getStake, modelRegistryAbi } from "shard-protocol/sdk";
+import {
+  type AnyClient,
+  type Deployment,
+  getModel,
+  getRoundParams,
+  getStake,
+  isNodeAuthorized,
+} from "shard-protocol/sdk";
 
 import { AuthorityUnavailableError, UnauthorizedPeerError } from "./errors.js";
 
@@ -164,41 +170,22 @@ export function chainAuthority(parameters: ChainAuthorityParameters): ChainAutho
   const nextRound = () =>
     cached("round", () =>
       read("the model", async () => {
-        const info = (await readContract(client, {
-          address: deployment.contracts.registry,
-          abi: modelRegistryAbi,
-          functionName: "modelInfo",
-          args: [modelId],
-        })) as { latestRound: bigint };
-        return BigInt(info.latestRound) + 1n;
+        const info = await getModel(client, { deployment, modelId });
+        return info.latestRound + 1n;
       }),
     );
 
   const minStake = (round: bigint) =>
     cached(`params:${round}`, () =>
       read(`the parameters of round ${round}`, async () => {
-        const params = (await readContract(client, {
-          address: deployment.contracts.registry,
-          abi: modelRegistryAbi,
-          functionName: "paramsAt",
-          args: [modelId, round],
-        })) as { minTrainerStake: bigint };
+        const params = await getRoundParams(client, { deployment, modelId, round });
         return params.minTrainerStake;
       }),
     );
 
   const authorized = (owner: Address, nodeKey: Address) =>
     cached(`auth:${owner}:${nodeKey}`, () =>
-      read("the ledger's authorization", async () =>
-        Boolean(
-          await readContract(client, {
-            address: deployment.contracts.ledger,
-            abi: contributionLedgerAbi,
-            functionName: "isAuthorized",
-            args: [owner, nodeKey],
-          }),
-        ),
-      ),
+      read("the ledger's authorization", () => isNodeAuthorized(client, { deployment, owner, nodeKey })),
     );
 
   const stake = (owner: Address) =>

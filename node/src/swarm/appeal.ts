@@ -1,13 +1,5 @@
 import { type Hex, keccak256, toHex } from "viem";
-import { readContract } from "viem/actions";
-import {
-  type VerdictName,
-  challenge,
-  claimDispute,
-  contributionLedgerAbi,
-  getCommit,
-  getDispute,
-} from "shard-protocol/sdk";
+import { type VerdictName, challenge, claimDispute, getCommit, getDispute, getPipelineLink } from "shard-protocol/sdk";
 
 import type { CommitContext } from "./commit.js";
 import type { RoundRecord } from "./journal.js";
@@ -42,12 +34,13 @@ export async function linkState(ctx: CommitContext, round: number, shardCount: n
   let state: LinkState = "matched";
   for (const boundary of boundariesOf(ctx.shard, shardCount)) {
     const value = BigInt(
-      (await readContract(ctx.client, {
-        address: ctx.deployment.contracts.ledger,
-        abi: contributionLedgerAbi,
-        functionName: "pipelineLink",
-        args: [ctx.modelId, BigInt(round), ctx.lane, boundary],
-      })) as Hex,
+      await getPipelineLink(ctx.client, {
+        deployment: ctx.deployment,
+        modelId: ctx.modelId,
+        round: BigInt(round),
+        lane: ctx.lane,
+        boundary,
+      }),
     );
     if (value === LINK_MISMATCHED) return "mismatched";
     if (value !== LINK_MATCHED) state = "waiting";

@@ -1,15 +1,15 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 
-import { type Account, type Hex, parseEventLogs } from "viem";
-import { getBlock, getBlockNumber, getChainId, getLogs } from "viem/actions";
+import type { Account, Hex } from "viem";
+import { getBlockNumber, getChainId } from "viem/actions";
 import {
   type AnyClient,
   type Checkpoint,
   type Deployment,
   ContractRevertError,
-  contributionLedgerAbi,
   getCommit,
+  getCommitSeal,
   reveal,
   signSealedCommit,
   submitCommit,
@@ -63,16 +63,9 @@ export function checkpointOf(ctx: CommitContext, rec: RoundRecord): Checkpoint {
 
 /** Finds the block and time of an on-chain seal from its `CheckpointSealed` event. */
 async function findSeal(ctx: CommitContext, commitId: Hex): Promise<{ commitBlock: bigint; commitTime: bigint }> {
-  const logs = await getLogs(ctx.client, {
-    address: ctx.deployment.contracts.ledger,
-    event: contributionLedgerAbi.find((x) => x.type === "event" && x.name === "CheckpointSealed") as never,
-    args: { commitId } as never,
-    fromBlock: ctx.deployment.blockNumber,
-  });
-  const log = parseEventLogs({ abi: contributionLedgerAbi, logs, eventName: "CheckpointSealed" }).at(-1);
-  if (!log) throw new Error(`commit ${commitId} is sealed on-chain but its CheckpointSealed event was not found`);
-  const block = await getBlock(ctx.client, { blockNumber: log.blockNumber });
-  return { commitBlock: log.blockNumber, commitTime: block.timestamp };
+  const seal = await getCommitSeal(ctx.client, { deployment: ctx.deployment, commitId });
+  if (!seal) throw new Error(`commit ${commitId} is sealed on-chain but its CheckpointSealed event was not found`);
+  return { commitBlock: seal.blockNumber, commitTime: seal.timestamp };
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -1,42 +1,30 @@
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
 
-import { type Account, type Hex, concat, getAbiItem, keccak256, parseEventLogs, zeroHash } from "viem";
-import { getBlock, getBlockNumber, getLogs, readContract } from "viem/actions";
+import { type Hex, keccak256 } from "viem";
+import { getBlock } from "viem/actions";
 import {
-  type AnyClient,
-  type Deployment,
-  type VerdictName,
   ContractRevertError,
   attest,
   challenge,
-  claimDispute,
-  contributionLedgerAbi,
-  finalize,
   getCommit,
-  getDispute,
-  modelRegistryAbi,
-  rejectOrphan,
-  releaseVote,
-  resolve,
+  getRevealedCheckpoints,
+  getRoundParams,
+  isNodeAuthorized,
   vote,
 } from "shard-protocol/sdk";
 
-import type { ContentStore } from "../ipfs/store.js";
-import type { BackendInfo } from "../ml/backend.js";
-import type { ModelSpec } from "../ml/spec.js";
-import type { StageState } from "../ml/stage.js";
 import type { Verdict } from "./check.js";
-import { type RevealedCommit, examineRound } from "./examine.js";
-import {
-  type FetchDeadline,
-  type RetryPolicy,
-  DEFAULT_RETRY_POLICY,
-  fetchDeadline,
-  fetchPhase,
-  retryDelayMs,
-} from "./retry.js";
-import { type Unfetched, VerifierState } from "./state.js";
+import { concludePending } from "./conclude.js";
+import type { RevealedCommit } from "./examine.js";
+import { type OnChain, type PassContext, type RoundParams, byRound, key } from "./pass.js";
+import { replayPending } from "./schedule.js";
+import { type FetchDeadline, DEFAULT_RETRY_POLICY, fetchDeadline } from "./retry.js";
+import { VerifierState } from "./state.js";
+import type { CommitStatusName, RunVerifierOptions, VerifierAction, VerifierConfig, VerifierPass } from "./types.js";
+
+export { isSampled } from "./schedule.js";
+export type * from "./types.js";
 
 /**
  * The verifier's loop. A pass scans the model's new reveals, samples which to check (a seed the
@@ -54,154 +42,14 @@ import { type Unfetched, VerifierState } from "./state.js";
  * voted invalid in a dispute someone else opened, as `withheld`: content a trainer keeps out of
  * reach for the whole window cannot be checked, and is treated as not delivered. The round is
  * still tried later, and is checked once its content arrives.
+ *
+ * This file holds the pass's frame (steps 1, 2, 4 and 5: scan, the chain's view, votes, attestations
+ * and challenges) and the loop; `schedule.ts` is step 3, `conclude.ts` steps 6 and 7, `pass.ts`
+ * what the steps share, `types.ts` the configuration, events and results.
  */
-
-export interface VerifierConfig {
-  modelId: bigint;
-  spec: ModelSpec;
-  specDigest: Hex;
-  /** A wallet client with public actions, the verifier's (staked) account, the deployment. */
-  chain: { client: AnyClient; account: Account; deployment: Deployment };
-  store: ContentStore;
-  /** The replay's backend (`initBackend`). */
-  backend: BackendInfo;
-  /** Fraction of reveals to check, in [0, 1]. Disputes opened by others are always checked. */
-  sampleRate: number;
-  /** Bound on each content fetch; content not fetched in time is tried again (`retry`). */
-  fetchTimeoutMs: number;
-  /** Backoff between tries of a round whose content did not arrive (default `DEFAULT_RETRY_POLICY`). */
-  retry?: RetryPolicy | undefined;
-  /** Where the verifier keeps its state and findings (`<dataDir>/verify/<model>-<address>/`). */
-  dataDir: string;
-  onEvent?: ((e: VerifierEvent) => void) | undefined;
-  /** Checked between actions: an aborted pass stops early (what it did is saved). */
-  signal?: AbortSignal | undefined;
-}
-
-export type VerifierAction =
-  "attest" | "challenge" | "vote" | "resolve" | "claimDispute" | "releaseVote" | "finalize" | "rejectOrphan";
-
-export type VerifierEvent =
-  | { type: "scanned"; fromBlock: bigint; toBlock: bigint; reveals: number }
-  | { type: "sampled"; commitId: Hex; lane: number; round: number; shard: number; sampled: boolean }
-  | {
-      type: "replayed";
-      lane: number;
-      round: number;
-      why: "sampled" | "dispute";
-      seconds: number;
-      fetchSeconds: number;
-    }
-  | { type: "unverifiable"; lane: number; round: number; reason: string; detail: string }
-  /** A try to fetch a round's content failed: tried again in `retryInSeconds` (wall clock). */
-  | { type: "fetchRetry"; lane: number; round: number; attempt: number; retryInSeconds: number; detail: string }
-  /** A commit's content (or parent) was still not fetched near or after its deadline (once per deadline). */
-  | ({ type: "notFetched" } & NotFetched)
-  | { type: "verdict"; verdict: Verdict }
-  | { type: "attested"; commitId: Hex; hash: Hex }
-  | { type: "challenged"; commitId: Hex; hash: Hex; evidence: Hex; finding: string; bond: bigint }
-  | { type: "voted"; commitId: Hex; hash: Hex; invalid: boolean; weight: bigint }
-  | { type: "resolved"; commitId: Hex; hash: Hex; verdict: VerdictName; slashed: bigint }
-  /** This verifier pulled its part of a resolved dispute it opened: bond back, and its share of a slash. */
-  | { type: "claimed"; commitId: Hex; index: number; hash: Hex; amount: bigint }
-  /** This verifier released the stake its vote locked (`slashed`: lost on the losing side). */
-  | { type: "released"; commitId: Hex; index: number; hash: Hex; slashed: bigint }
-  | { type: "finalized"; commitId: Hex; hash: Hex; minted: bigint }
-  | { type: "orphanRejected"; commitId: Hex; hash: Hex }
-  /** The ledger refused an action (its custom error): not retried for terminal refusals. */
-  | { type: "refused"; action: VerifierAction; commitId: Hex; error: string };
-
-export type CommitStatusName = "pending" | "finalized" | "rejected";
-
-/** One commit of the model as this pass left it. */
-export interface CommitSummary {
-  commitId: Hex;
-  shard: number;
-  lane: number;
-  round: number;
-  status: CommitStatusName;
-  /** This verifier's verdict, if it checked the commit. */
-  verdict?: Verdict | undefined;
-  /** Its content (or parent) was still not fetched near its deadline, and nothing checked it since. */
-  notFetched?: Unfetched | undefined;
-}
-
-/** A commit reported as not fetched near (`final`) or after (`closed`) its deadline. */
-export interface NotFetched {
-  commitId: Hex;
-  lane: number;
-  round: number;
-  shard: number;
-  reason: Unfetched["reason"];
-  detail: string;
-  /** Failed tries of its round so far. */
-  attempts: number;
-  /** The deadline (chain time, s): the challenge window's end, or the end of a dispute by someone else. */
-  deadline: number;
-  kind: Unfetched["kind"];
-  /** What this verifier does about it: challenge or vote invalid (`withheld`), or nothing. */
-  action: "challenge" | "vote" | "none";
-}
-
-/** What one pass did. */
-export interface VerifierPass {
-  /** Last block scanned. */
-  scannedTo: bigint;
-  /** New reveals seen this pass. */
-  newReveals: number;
-  replayed: { lane: number; round: number; why: "sampled" | "dispute"; seconds: number }[];
-  verdicts: Verdict[];
-  attested: Hex[];
-  challenged: Hex[];
-  voted: { commitId: Hex; invalid: boolean }[];
-  resolved: { commitId: Hex; verdict: VerdictName; slashed: bigint }[];
-  /** Payouts of resolved disputes this verifier opened (claimDispute). */
-  claimed: { commitId: Hex; index: number; amount: bigint }[];
-  /** Votes of resolved disputes released (releaseVote). */
-  released: { commitId: Hex; index: number; slashed: bigint }[];
-  finalized: { commitId: Hex; minted: bigint }[];
-  orphansRejected: Hex[];
-  /** Commits reported as not fetched in this pass (see `NotFetched`). */
-  notFetched: NotFetched[];
-  /** Every commit of the model known so far, by round, lane, shard. */
-  commits: CommitSummary[];
-}
 
 /** Blocks per `eth_getLogs` request. */
 const LOG_RANGE = 10_000n;
-/** Decoded checkpoints kept between rounds (the next round's parents). */
-const CACHE_ENTRIES = 16;
-
-const revealedEvent = getAbiItem({ abi: contributionLedgerAbi, name: "CheckpointRevealed" });
-
-/**
- * Whether this verifier checks `commitId`: `keccak256(verifier ‖ commitId ‖ revealBlockHash)`,
- * read as a number in [0, 2^256), is below `rate × 2^256`. The reveal's block hash did not exist
- * when the trainer sealed, so a trainer cannot steer which verifiers will look.
- */
-export function isSampled(verifier: Hex, commitId: Hex, revealBlockHash: Hex, rate: number): boolean {
-  if (!(rate >= 0 && rate <= 1)) throw new RangeError(`sample rate ${rate} is not in [0, 1]`);
-  if (rate === 1) return true;
-  if (rate === 0) return false;
-  const seed = BigInt(keccak256(concat([verifier, commitId, revealBlockHash])));
-  const scale = 1_000_000_000n;
-  return seed * scale < BigInt(Math.floor(rate * Number(scale))) * 2n ** 256n;
-}
-
-interface RoundParams {
-  challengeWindow: number;
-  disputeWindow: number;
-  minAttestations: number;
-}
-
-type OnChain = Awaited<ReturnType<typeof getCommit>>;
-
-const key = (c: RevealedCommit) => `${c.checkpoint.lane}:${c.checkpoint.round}`;
-const byRound = (a: RevealedCommit, b: RevealedCommit) =>
-  a.checkpoint.round !== b.checkpoint.round
-    ? Number(a.checkpoint.round - b.checkpoint.round)
-    : a.checkpoint.lane - b.checkpoint.lane || a.checkpoint.shard - b.checkpoint.shard;
-
 /** Ledger refusals that mean "not now" (the action may succeed in a later pass). */
 const NOT_YET = new Set([
   "ChallengeWindowOpen",
@@ -250,27 +98,17 @@ export async function verifyOnce(cfg: VerifierConfig): Promise<VerifierPass> {
   };
 
   // 1. New reveals of the model.
-  const latest = await getBlockNumber(client, { cacheTime: 0 });
   const from = (state.scannedTo ?? deployment.blockNumber - 1n) + 1n;
-  for (let start = from; start <= latest; start += LOG_RANGE) {
-    const end = start + LOG_RANGE - 1n < latest ? start + LOG_RANGE - 1n : latest;
-    const logs = await getLogs(client, {
-      address: deployment.contracts.ledger,
-      event: revealedEvent,
-      args: { modelId: cfg.modelId },
-      fromBlock: start,
-      toBlock: end,
-    });
-    for (const log of parseEventLogs({ abi: contributionLedgerAbi, logs, eventName: "CheckpointRevealed" })) {
-      if (state.reveals.has(log.args.commitId)) continue;
-      state.addReveal({
-        commitId: log.args.commitId,
-        checkpoint: log.args.checkpoint,
-        revealBlock: log.blockNumber,
-        revealBlockHash: log.blockHash,
-      });
-      pass.newReveals++;
-    }
+  const { toBlock: latest, reveals } = await getRevealedCheckpoints(client, {
+    deployment,
+    modelId: cfg.modelId,
+    fromBlock: from,
+    blockRange: LOG_RANGE,
+  });
+  for (const revealed of reveals) {
+    if (state.reveals.has(revealed.commitId)) continue;
+    state.addReveal(revealed);
+    pass.newReveals++;
   }
   if (latest >= from) {
     state.scannedTo = latest;
@@ -298,12 +136,7 @@ export async function verifyOnce(cfg: VerifierConfig): Promise<VerifierPass> {
   const paramsAt = async (round: bigint): Promise<RoundParams> => {
     let p = paramsCache.get(round);
     if (!p) {
-      const r = (await readContract(client, {
-        address: deployment.contracts.registry,
-        abi: modelRegistryAbi,
-        functionName: "paramsAt",
-        args: [cfg.modelId, round],
-      })) as { challengeWindow: number | bigint; disputeWindow: number | bigint; minAttestations: number | bigint };
+      const r = await getRoundParams(client, { deployment, modelId: cfg.modelId, round });
       p = {
         challengeWindow: Number(r.challengeWindow),
         disputeWindow: Number(r.disputeWindow),
@@ -354,12 +187,7 @@ export async function verifyOnce(cfg: VerifierConfig): Promise<VerifierPass> {
     if (own === undefined) {
       own =
         owner === me.toLowerCase() ||
-        (await readContract(client, {
-          address: deployment.contracts.ledger,
-          abi: contributionLedgerAbi,
-          functionName: "isAuthorized",
-          args: [c.checkpoint.owner, me],
-        }));
+        (await isNodeAuthorized(client, { deployment, owner: c.checkpoint.owner, nodeKey: me }));
       owners.set(owner, own);
     }
     return own;
@@ -391,130 +219,30 @@ export async function verifyOnce(cfg: VerifierConfig): Promise<VerifierPass> {
       crossBackend: false,
     };
   };
-  const policy = cfg.retry ?? DEFAULT_RETRY_POLICY;
-  const nowSeconds = Number(now);
-
-  // 3. Replays: sampled reveals, and every commit in a dispute someone else opened. A round whose
-  // content did not arrive waits for its backoff, unless a commit's deadline came near since.
-  const cache = new Map<Hex, StageState>();
-  const examined = new Set<string>();
-  const examine = async (c: RevealedCommit, why: "sampled" | "dispute") => {
-    const k = key(c);
-    if (examined.has(k) || stopped()) return;
-    const round = Number(c.checkpoint.round);
-    const lane = c.checkpoint.lane;
-    const commits = [...state.reveals.values()].filter((x) => key(x) === k);
-    const judge = commits.filter((x) => !state.verdict(x.commitId) && statusOf(x.commitId) === "pending");
-    const deadlines = new Map<Hex, FetchDeadline>();
-    for (const x of judge) deadlines.set(x.commitId, await deadlineOf(x));
-    const retry = state.retry(k);
-    if (retry && Date.now() < retry.nextAt) {
-      // Not due; but a deadline that came near (or passed) since the last report is tried at once.
-      const unreported = judge.some((x) => {
-        const d = deadlines.get(x.commitId)!;
-        const u = state.unfetched(x.commitId);
-        return fetchPhase(nowSeconds, d) !== "retry" && !(u && u.kind === d.kind && u.deadline === d.at);
-      });
-      if (!unreported) return;
-    }
-    examined.add(k);
-    const ex = await examineRound({
-      spec: cfg.spec,
-      modelId: cfg.modelId,
-      specDigest: cfg.specDigest,
-      backend: cfg.backend,
-      store: cfg.store,
-      fetchTimeoutMs: cfg.fetchTimeoutMs,
-      lane,
-      round,
-      commits,
-      judge: new Set(judge.map((x) => x.commitId)),
-      byRoot: (root) => state.byRoot(root),
-      cache,
-    });
-    if (ex.kind === "unverifiable") {
-      emit({ type: "unverifiable", lane, round, reason: ex.reason, detail: ex.detail });
-      return;
-    }
-    if (ex.kind === "checked") {
-      emit({ type: "replayed", lane, round, why, seconds: ex.replay.seconds, fetchSeconds: ex.fetchSeconds });
-      pass.replayed.push({ lane, round, why, seconds: ex.replay.seconds });
-      for (const v of ex.verdicts) {
-        state.setVerdict(v);
-        state.clearUnfetched(v.commitId);
-        pass.verdicts.push(v);
-        emit({ type: "verdict", verdict: v });
-      }
-      while (cache.size > CACHE_ENTRIES) cache.delete(cache.keys().next().value!);
-    }
-    const missing: { commitId: Hex; reason: Unfetched["reason"]; detail: string }[] =
-      ex.kind === "checked" || ex.what === "content"
-        ? ex.missing
-        : judge.map((x) => ({ commitId: x.commitId, reason: "parent-unfetched", detail: ex.detail }));
-    if (missing.length === 0) state.clearRetry(k);
-    else {
-      const attempts = (retry?.attempts ?? 0) + 1;
-      const delay = retryDelayMs(attempts, policy);
-      const detail = ex.kind === "checked" ? missing.map((m) => m.detail).join("; ") : ex.detail;
-      state.setRetry(k, { attempts, firstAt: retry?.firstAt ?? Date.now(), nextAt: Date.now() + delay, detail });
-      emit({ type: "fetchRetry", lane, round, attempt: attempts, retryInSeconds: delay / 1000, detail });
-      for (const m of missing) {
-        const d = deadlines.get(m.commitId)!;
-        const phase = fetchPhase(nowSeconds, d);
-        const u = state.unfetched(m.commitId);
-        if (phase === "retry" || (u && u.kind === d.kind && u.deadline === d.at)) continue;
-        const x = commits.find((y) => y.commitId === m.commitId)!;
-        const reason = m.reason;
-        state.setUnfetched(m.commitId, {
-          reason,
-          detail: m.detail,
-          attempts,
-          kind: d.kind,
-          deadline: d.at,
-          at: nowSeconds,
-        });
-        const report: NotFetched = {
-          commitId: m.commitId,
-          lane,
-          round,
-          shard: x.checkpoint.shard,
-          reason,
-          detail: m.detail,
-          attempts,
-          deadline: d.at,
-          kind: d.kind,
-          action:
-            phase === "closed" || reason === "parent-unfetched"
-              ? "none"
-              : d.kind === "challenge"
-                ? "challenge"
-                : "vote",
-        };
-        pass.notFetched.push(report);
-        emit({ type: "notFetched", ...report });
-      }
-    }
-    await state.save();
+  const p: PassContext = {
+    cfg,
+    client,
+    account,
+    deployment,
+    me,
+    state,
+    pass,
+    emit,
+    stopped,
+    now,
+    nowSeconds: Number(now),
+    policy: cfg.retry ?? DEFAULT_RETRY_POLICY,
+    onChain,
+    statusOf,
+    pending,
+    paramsAt,
+    act,
+    disputedByOthers,
+    deadlineOf,
   };
-  for (const c of pending()) {
-    if (state.verdict(c.commitId)) continue;
-    let sampled = state.sampled(c.commitId);
-    if (sampled === undefined) {
-      sampled = isSampled(me, c.commitId, c.revealBlockHash, cfg.sampleRate);
-      state.setSampled(c.commitId, sampled);
-      emit({
-        type: "sampled",
-        commitId: c.commitId,
-        lane: c.checkpoint.lane,
-        round: Number(c.checkpoint.round),
-        shard: c.checkpoint.shard,
-        sampled,
-      });
-    }
-    if (sampled) await examine(c, "sampled");
-    else if (disputedByOthers(c)) await examine(c, "dispute");
-  }
-  await state.save();
+
+  // 3. Replays: sampled reveals, and every commit in a dispute someone else opened (`schedule.ts`).
+  await replayPending(p);
 
   // 4. Votes on disputes opened by others, by this verifier's replay (or content still not
   // fetched near the dispute's end: invalid, withheld).
@@ -583,100 +311,8 @@ export async function verifyOnce(cfg: VerifierConfig): Promise<VerifierPass> {
     }
   }
 
-  // 6. Resolve disputes whose window ended (anyone may).
-  for (const c of pending()) {
-    const d = onChain.get(c.commitId)!.dispute;
-    if (!d?.open || BigInt(d.endsAt) > now) continue;
-    const info = onChain.get(c.commitId)!;
-    const r = await act("resolve", c.commitId, `resolve:${c.commitId}:${info.disputes}`, () =>
-      resolve(client, { deployment, account, checkpoint: c.checkpoint }),
-    );
-    if (r) {
-      pass.resolved.push({ commitId: c.commitId, verdict: r.verdict, slashed: r.slashed });
-      emit({ type: "resolved", commitId: c.commitId, hash: r.hash, verdict: r.verdict, slashed: r.slashed });
-      if (r.verdict === "invalid") state.setTerminal(c.commitId, "rejected");
-      // Inconclusive (below quorum, or a tie): bonds returned, the commit neither rejected nor upheld.
-      else onChain.set(c.commitId, { ...info, upheld: r.verdict === "valid", dispute: { ...d, open: false } });
-    }
-  }
-
-  // 6b. Nothing is paid at resolve: from every resolved dispute this verifier opened it pulls its
-  // bond (Invalid, Inconclusive) and its share of the slash (Invalid); every vote it cast is
-  // released (its locked stake freed, less the loser's cut on the losing side of a verdict).
-  for (const k of state.doneKeys()) {
-    if (stopped()) break;
-    const m = /^(challenge|vote):(0x[0-9a-fA-F]{64}):(\d+)$/.exec(k);
-    if (!m || state.did(k)!.startsWith("refused:")) continue;
-    const commitId = m[2] as Hex;
-    // A challenge opens dispute n + 1 (never while one is open); a vote is cast in the open dispute n.
-    const index = m[1] === "challenge" ? Number(m[3]) + 1 : Number(m[3]);
-    const doneKey = `${m[1] === "challenge" ? "claim" : "release"}:${commitId}:${index}`;
-    if (state.did(doneKey)) continue;
-    const d = await getDispute(client, { deployment, commitId, index });
-    if (d.verdict === "none") continue;
-    if (m[1] === "challenge") {
-      if (d.verdict === "valid") {
-        // Upheld: the bonds went to the commit's owner; nothing to claim.
-        state.record(doneKey, "forfeited");
-        await state.save();
-        continue;
-      }
-      const r = await act("claimDispute", commitId, doneKey, () =>
-        claimDispute(client, { deployment, account, commitId, index }),
-      );
-      if (r) {
-        pass.claimed.push({ commitId, index, amount: r.amount });
-        emit({ type: "claimed", commitId, index, hash: r.hash, amount: r.amount });
-      }
-    } else {
-      const r = await act("releaseVote", commitId, doneKey, () =>
-        releaseVote(client, { deployment, account, commitId, index }),
-      );
-      if (r) {
-        pass.released.push({ commitId, index, slashed: r.slashed });
-        emit({ type: "released", commitId, index, hash: r.hash, slashed: r.slashed });
-      }
-    }
-  }
-
-  // 7. Orphans and finalization, parents first (pending() is in round order).
-  for (const c of pending()) {
-    if (stopped()) break;
-    const parentId = c.checkpoint.parentRoot === zeroHash ? undefined : state.byRoot(c.checkpoint.parentRoot)?.commitId;
-    const parentStatus = parentId ? statusOf(parentId) : undefined;
-    const info = onChain.get(c.commitId)!;
-    if (parentStatus === "rejected") {
-      const r = await act("rejectOrphan", c.commitId, `reject:${c.commitId}`, () =>
-        rejectOrphan(client, { deployment, account, checkpoint: c.checkpoint }),
-      );
-      if (r) {
-        state.setTerminal(c.commitId, "rejected");
-        pass.orphansRejected.push(c.commitId);
-        emit({ type: "orphanRejected", commitId: c.commitId, hash: r.hash });
-      }
-      continue;
-    }
-    if (parentId !== undefined && parentStatus !== "finalized") continue;
-    if (c.checkpoint.parentRoot !== zeroHash && parentId === undefined) continue;
-    if (info.dispute?.open) continue;
-    const params = await paramsAt(c.checkpoint.round);
-    if (now < BigInt(info.revealedAt + params.challengeWindow)) continue;
-    if (info.attestations + (pass.attested.includes(c.commitId) ? 1 : 0) < params.minAttestations) continue;
-    // Not what this verifier found invalid, or could not fetch near its deadline, unless a dispute upheld it.
-    const v = state.verdict(c.commitId);
-    if (v && !v.valid && !info.upheld) continue;
-    const u = state.unfetched(c.commitId);
-    if (!v && u && u.reason !== "parent-unfetched" && !info.upheld) continue;
-    // "Not yet" refusals (a pipeline link unmatched) are retried in later passes: a per-pass key.
-    const r = await act("finalize", c.commitId, `finalize:${c.commitId}`, () =>
-      finalize(client, { deployment, account, checkpoint: c.checkpoint }),
-    );
-    if (r) {
-      state.setTerminal(c.commitId, "finalized");
-      pass.finalized.push({ commitId: c.commitId, minted: r.minted });
-      emit({ type: "finalized", commitId: c.commitId, hash: r.hash, minted: r.minted });
-    }
-  }
+  // 6, 7. Resolutions, payouts, orphans and finalization (`conclude.ts`).
+  await concludePending(p);
   await state.save();
 
   pass.commits = [...state.reveals.values()].sort(byRound).map((c) => ({
@@ -689,17 +325,6 @@ export async function verifyOnce(cfg: VerifierConfig): Promise<VerifierPass> {
     notFetched: state.verdict(c.commitId) ? undefined : state.unfetched(c.commitId),
   }));
   return pass;
-}
-
-export interface RunVerifierOptions {
-  /** Pause between passes. */
-  pollMs: number;
-  /** Stops the loop (between passes, and between the actions of a pass). */
-  signal?: AbortSignal | undefined;
-  /** Stop after the pass for which this returns true. */
-  until?: ((pass: VerifierPass) => boolean) | undefined;
-  /** A pass that failed (RPC or store down): reported, and retried after `pollMs`. Default: rethrow. */
-  onPassError?: ((err: unknown) => void) | undefined;
 }
 
 /**

@@ -2,13 +2,13 @@ import type { Address } from "viem";
 import { z } from "zod";
 
 import { contributionLedgerAbi } from "../../abis/index.js";
-import type { ShardBaseError } from "../../errors/base.js";
 import {
   type AccountParameter,
   type AnyClient,
   type DeploymentParameter,
   type WriteResult,
   write,
+  type WriteErrorType,
 } from "../../utils/client.js";
 import { validate, zAddress, zModelId, zPositiveAmount, zShard } from "../../utils/schemas.js";
 
@@ -21,7 +21,7 @@ export type AllocateGenesisParameters = DeploymentParameter &
   };
 
 export type AllocateGenesisReturnType = WriteResult;
-export type AllocateGenesisErrorType = ShardBaseError;
+export type AllocateGenesisErrorType = WriteErrorType;
 
 const schema = z.object({
   modelId: zModelId,

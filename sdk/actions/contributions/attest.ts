@@ -2,13 +2,13 @@ import type { Hex } from "viem";
 import { z } from "zod";
 
 import { contributionLedgerAbi } from "../../abis/index.js";
-import type { ShardBaseError } from "../../errors/base.js";
 import {
   type AccountParameter,
   type AnyClient,
   type DeploymentParameter,
   type WriteResult,
   write,
+  type WriteErrorType,
 } from "../../utils/client.js";
 import { validate, zBytes32 } from "../../utils/schemas.js";
 
@@ -19,7 +19,7 @@ export type AttestParameters = DeploymentParameter &
   };
 
 export type AttestReturnType = WriteResult;
-export type AttestErrorType = ShardBaseError;
+export type AttestErrorType = WriteErrorType;
 
 /**
  * A staked verifier attests a pending commit (`InsufficientVerifierStake` without the round's

@@ -2,13 +2,13 @@ import type { Address, Hex } from "viem";
 import { z } from "zod";
 
 import { contributionLedgerAbi } from "../../abis/index.js";
-import type { ShardBaseError } from "../../errors/base.js";
 import {
   type AccountParameter,
   type AnyClient,
   type DeploymentParameter,
   type WriteResult,
   write,
+  type WriteErrorType,
 } from "../../utils/client.js";
 import { validate, zAddress, zHex, zUint } from "../../utils/schemas.js";
 
@@ -26,7 +26,7 @@ export type AuthorizeNodeParameters = DeploymentParameter &
   };
 
 export type AuthorizeNodeReturnType = WriteResult;
-export type AuthorizeNodeErrorType = ShardBaseError;
+export type AuthorizeNodeErrorType = WriteErrorType;
 
 const schema = z
   .object({
@@ -61,7 +61,7 @@ export async function authorizeNode(
     authorized: parameters.authorized,
     consent: parameters.consent,
   });
-  const [deadline, signature] =
+  const [deadline, signature]: [bigint, Hex] =
     authorized && consent !== undefined ? [consent.deadline, consent.signature] : [0n, "0x"];
   const { hash, receipt } = await write(
     client,

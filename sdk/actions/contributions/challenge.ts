@@ -2,7 +2,6 @@ import { zeroHash, type Address, type Hex } from "viem";
 import { z } from "zod";
 
 import { contributionLedgerAbi, modelRegistryAbi } from "../../abis/index.js";
-import type { ShardBaseError } from "../../errors/base.js";
 import { ensureAllowance } from "../../utils/allowance.js";
 import {
   type AccountParameter,
@@ -13,6 +12,7 @@ import {
   readOne,
   eventOf,
   write,
+  type WriteErrorType,
 } from "../../utils/client.js";
 import { validate, zBytes32 } from "../../utils/schemas.js";
 
@@ -32,7 +32,7 @@ export type ChallengeReturnType = WriteResult & {
   /** Unix time the dispute closes for votes; `resolve` after it. */
   endsAt: number;
 };
-export type ChallengeErrorType = ShardBaseError;
+export type ChallengeErrorType = WriteErrorType;
 
 /**
  * Challenges a pending commit, posting the bond of the commit's round in the model's staking
@@ -56,7 +56,7 @@ export async function challenge(client: AnyClient, parameters: ChallengeParamete
   );
   const { ledger, registry } = deployment.contracts;
   if (parameters.approve !== false) {
-    const state = await readOne<{ modelId: bigint; round: bigint }>(client, deployment, action, {
+    const state = await readOne(client, deployment, action, {
       address: ledger,
       abi: contributionLedgerAbi,
       functionName: "commitState",

@@ -2,7 +2,6 @@ import type { Account, Address, Hex } from "viem";
 import { z } from "zod";
 
 import { contributionLedgerAbi } from "../../abis/index.js";
-import type { ShardBaseError } from "../../errors/base.js";
 import { AccountRequiredError } from "../../errors/validation.js";
 import {
   type AccountParameter,
@@ -11,6 +10,7 @@ import {
   type WriteResult,
   eventOf,
   write,
+  type WriteErrorType,
 } from "../../utils/client.js";
 import { validate, zAddress, zBytes32, zSmallUint } from "../../utils/schemas.js";
 
@@ -28,7 +28,7 @@ export type ClaimDisputeReturnType = WriteResult & {
   /** Staking tokens paid to `recipient`. */
   amount: bigint;
 };
-export type ClaimDisputeErrorType = ShardBaseError;
+export type ClaimDisputeErrorType = WriteErrorType;
 
 /**
  * Pays an account its part of a resolved dispute, in the model's staking token: a challenger its

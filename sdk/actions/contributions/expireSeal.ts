@@ -2,13 +2,13 @@ import type { Hex } from "viem";
 import { z } from "zod";
 
 import { contributionLedgerAbi } from "../../abis/index.js";
-import type { ShardBaseError } from "../../errors/base.js";
 import {
   type AccountParameter,
   type AnyClient,
   type DeploymentParameter,
   type WriteResult,
   write,
+  type WriteErrorType,
 } from "../../utils/client.js";
 import { validate, zUint } from "../../utils/schemas.js";
 import { computeCommitId, type SealedCommitInput, zSealedCommit } from "./checkpoint.js";
@@ -27,7 +27,7 @@ export type ExpireSealParameters = DeploymentParameter &
   };
 
 export type ExpireSealReturnType = WriteResult & { commitId: Hex };
-export type ExpireSealErrorType = ShardBaseError;
+export type ExpireSealErrorType = WriteErrorType;
 
 const schema = z.object({
   commit: zSealedCommit,

@@ -2,7 +2,6 @@ import { parseEventLogs, type Hex } from "viem";
 import { z } from "zod";
 
 import { contributionLedgerAbi } from "../../abis/index.js";
-import type { ShardBaseError } from "../../errors/base.js";
 import {
   type AccountParameter,
   type AnyClient,
@@ -10,6 +9,7 @@ import {
   type WriteResult,
   eventOf,
   write,
+  type WriteErrorType,
 } from "../../utils/client.js";
 import { validate } from "../../utils/schemas.js";
 import { type CheckpointInput, zCheckpoint } from "./checkpoint.js";
@@ -32,7 +32,7 @@ export type FinalizeReturnType = WriteResult & {
    */
   deferred: boolean;
 };
-export type FinalizeErrorType = ShardBaseError;
+export type FinalizeErrorType = WriteErrorType;
 
 /**
  * Finalizes a pending commit after its challenge window, releases the owner's locked stake and

@@ -3,8 +3,7 @@ import { z } from "zod";
 
 import { contributionLedgerAbi } from "../../abis/index.js";
 import { type CommitStatusName, commitStatusNames, verdictNames } from "../../constants.js";
-import type { ShardBaseError } from "../../errors/base.js";
-import { type AnyClient, type DeploymentParameter, readMany } from "../../utils/client.js";
+import { type AnyClient, type DeploymentParameter, readMany, type ReadErrorType } from "../../utils/client.js";
 import { validate, zBytes32 } from "../../utils/schemas.js";
 import { computeCommitId, zCommitKey } from "./checkpoint.js";
 import type { Dispute } from "./getDispute.js";
@@ -43,7 +42,7 @@ export interface GetCommitReturnType {
   dispute: CommitDispute | null;
 }
 
-export type GetCommitErrorType = ShardBaseError;
+export type GetCommitErrorType = ReadErrorType;
 
 /**
  * What the ledger knows about a commit, by id or by (model, shard, round, lane): its status by

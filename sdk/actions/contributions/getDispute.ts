@@ -3,9 +3,8 @@ import { z } from "zod";
 
 import { contributionLedgerAbi } from "../../abis/index.js";
 import { type VerdictName, verdictNames } from "../../constants.js";
-import type { ShardBaseError } from "../../errors/base.js";
 import { ContractRevertError } from "../../errors/contract.js";
-import { type AnyClient, type DeploymentParameter, readMany, readOne } from "../../utils/client.js";
+import { type AnyClient, type DeploymentParameter, readMany, readOne, type ReadErrorType } from "../../utils/client.js";
 import { validate, zAddress, zBytes32, zSmallUint } from "../../utils/schemas.js";
 
 export type GetDisputeParameters = DeploymentParameter & {
@@ -52,7 +51,7 @@ export interface DisputePosition {
 }
 
 export type GetDisputeReturnType = Dispute & { position?: DisputePosition | undefined };
-export type GetDisputeErrorType = ShardBaseError;
+export type GetDisputeErrorType = ReadErrorType;
 
 type RawDispute = Omit<Dispute, "index" | "verdict" | "endsAt" | "openedBlock"> & {
   endsAt: number | bigint;
@@ -88,7 +87,7 @@ export async function getDispute(client: AnyClient, parameters: GetDisputeParame
   const index =
     input.index ??
     (
-      await readOne<{ disputes: number }>(client, deployment, action, {
+      await readOne(client, deployment, action, {
         address: ledger,
         abi: contributionLedgerAbi,
         functionName: "commitState",

@@ -2,13 +2,13 @@ import type { Hex } from "viem";
 import { z } from "zod";
 
 import { contributionLedgerAbi } from "../../abis/index.js";
-import type { ShardBaseError } from "../../errors/base.js";
 import {
   type AccountParameter,
   type AnyClient,
   type DeploymentParameter,
   type WriteResult,
   write,
+  type WriteErrorType,
 } from "../../utils/client.js";
 import { validate } from "../../utils/schemas.js";
 import { type CheckpointInput, computeCommitId, zCheckpoint } from "./checkpoint.js";
@@ -20,7 +20,7 @@ export type RejectOrphanParameters = DeploymentParameter &
   };
 
 export type RejectOrphanReturnType = WriteResult & { commitId: Hex };
-export type RejectOrphanErrorType = ShardBaseError;
+export type RejectOrphanErrorType = WriteErrorType;
 
 /**
  * Rejects a pending commit whose parent was rejected (`ParentNotRejected` otherwise), without a

@@ -2,7 +2,6 @@ import type { Account, Address, Hex } from "viem";
 import { z } from "zod";
 
 import { contributionLedgerAbi } from "../../abis/index.js";
-import type { ShardBaseError } from "../../errors/base.js";
 import { AccountRequiredError } from "../../errors/validation.js";
 import {
   type AccountParameter,
@@ -11,6 +10,7 @@ import {
   type WriteResult,
   eventOf,
   write,
+  type WriteErrorType,
 } from "../../utils/client.js";
 import { validate, zAddress, zBytes32, zSmallUint } from "../../utils/schemas.js";
 
@@ -30,7 +30,7 @@ export type ReleaseVoteReturnType = WriteResult & {
   /** Verifier stake burned: `voterSlashBps` of the weight on the losing side of a verdict, else 0. */
   slashed: bigint;
 };
-export type ReleaseVoteErrorType = ShardBaseError;
+export type ReleaseVoteErrorType = WriteErrorType;
 
 /**
  * Unlocks the verifier stake a vote locked, once its dispute is resolved. A voter on the losing

@@ -2,7 +2,6 @@ import { type Hex } from "viem";
 import { z } from "zod";
 
 import { contributionLedgerAbi } from "../../abis/index.js";
-import type { ShardBaseError } from "../../errors/base.js";
 import {
   type AccountParameter,
   type AnyClient,
@@ -10,6 +9,7 @@ import {
   type WriteResult,
   eventOf,
   write,
+  type WriteErrorType,
 } from "../../utils/client.js";
 import { type VerdictName, verdictNames } from "../../constants.js";
 import { validate } from "../../utils/schemas.js";
@@ -38,7 +38,7 @@ export type ResolveReturnType = WriteResult & {
   /** Trainer stake slashed (zero when the commit was upheld). */
   slashed: bigint;
 };
-export type ResolveErrorType = ShardBaseError;
+export type ResolveErrorType = WriteErrorType;
 
 /**
  * Closes the open dispute of a commit after its window (`DisputeWindowOpen`, `NoOpenDispute`).

@@ -2,13 +2,13 @@ import type { Hex } from "viem";
 import { z } from "zod";
 
 import { contributionLedgerAbi } from "../../abis/index.js";
-import type { ShardBaseError } from "../../errors/base.js";
 import {
   type AccountParameter,
   type AnyClient,
   type DeploymentParameter,
   type WriteResult,
   write,
+  type WriteErrorType,
 } from "../../utils/client.js";
 import { validate, zBytes32, zUint } from "../../utils/schemas.js";
 import { type CheckpointInput, computeCommitId, zCheckpoint } from "./checkpoint.js";
@@ -26,7 +26,7 @@ export type RevealParameters = DeploymentParameter &
   };
 
 export type RevealReturnType = WriteResult & { commitId: Hex };
-export type RevealErrorType = ShardBaseError;
+export type RevealErrorType = WriteErrorType;
 
 const schema = z.object({ checkpoint: zCheckpoint, salt: zBytes32, commitBlock: zUint(64), commitTime: zUint(64) });
 

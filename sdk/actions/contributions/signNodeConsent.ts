@@ -3,10 +3,15 @@ import { getBlock, signTypedData } from "viem/actions";
 import { z } from "zod";
 
 import { ledgerDomain, nodeConsentTypes } from "../../constants.js";
-import type { ShardBaseError } from "../../errors/base.js";
 import { toShardError } from "../../errors/contract.js";
 import { AccountRequiredError } from "../../errors/validation.js";
-import { type AccountParameter, type AnyClient, type DeploymentParameter, assertChain } from "../../utils/client.js";
+import {
+  type AccountParameter,
+  type AnyClient,
+  type DeploymentParameter,
+  assertChain,
+  type SignErrorType,
+} from "../../utils/client.js";
 import { validate, zAddress, zUint } from "../../utils/schemas.js";
 
 export type SignNodeConsentParameters = DeploymentParameter &
@@ -26,7 +31,7 @@ export interface SignNodeConsentReturnType {
   signature: Hex;
 }
 
-export type SignNodeConsentErrorType = ShardBaseError;
+export type SignNodeConsentErrorType = SignErrorType;
 
 /** Default validity of a consent, in seconds. */
 const DEFAULT_VALIDITY = 3600n;

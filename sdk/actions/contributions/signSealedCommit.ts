@@ -3,10 +3,15 @@ import { getBlock, signTypedData } from "viem/actions";
 import { z } from "zod";
 
 import { ledgerDomain, sealedCommitTypes, sealedHash } from "../../constants.js";
-import type { ShardBaseError } from "../../errors/base.js";
 import { toShardError } from "../../errors/contract.js";
 import { AccountRequiredError } from "../../errors/validation.js";
-import { type AccountParameter, type AnyClient, type DeploymentParameter, assertChain } from "../../utils/client.js";
+import {
+  type AccountParameter,
+  type AnyClient,
+  type DeploymentParameter,
+  assertChain,
+  type SignErrorType,
+} from "../../utils/client.js";
 import { validate, zBytes32, zSmallUint, zUint } from "../../utils/schemas.js";
 import { getParamsVersion } from "../models/getParamsVersion.js";
 import { type CheckpointInput, type SealedCommit, zCheckpoint } from "./checkpoint.js";
@@ -39,7 +44,7 @@ export interface SignSealedCommitReturnType {
   checkpointHash: Hex;
 }
 
-export type SignSealedCommitErrorType = ShardBaseError;
+export type SignSealedCommitErrorType = SignErrorType;
 
 /** Default validity of a signature, in seconds. */
 const DEFAULT_VALIDITY = 3600n;

@@ -3,7 +3,6 @@ import { getBlock } from "viem/actions";
 import { z } from "zod";
 
 import { contributionLedgerAbi } from "../../abis/index.js";
-import type { ShardBaseError } from "../../errors/base.js";
 import { toShardError } from "../../errors/contract.js";
 import {
   type AccountParameter,
@@ -12,6 +11,7 @@ import {
   type WriteResult,
   eventOf,
   write,
+  type WriteErrorType,
 } from "../../utils/client.js";
 import { validate, zHex } from "../../utils/schemas.js";
 import { type SealedCommitInput, zSealedCommit } from "./checkpoint.js";
@@ -32,7 +32,7 @@ export type SubmitCommitReturnType = WriteResult & {
   commitTime: bigint;
 };
 
-export type SubmitCommitErrorType = ShardBaseError;
+export type SubmitCommitErrorType = WriteErrorType;
 
 /**
  * Relays a signed sealed commit to the ledger; any account can send it. The owner's active

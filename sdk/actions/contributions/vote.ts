@@ -2,7 +2,6 @@ import { type Hex } from "viem";
 import { z } from "zod";
 
 import { contributionLedgerAbi } from "../../abis/index.js";
-import type { ShardBaseError } from "../../errors/base.js";
 import {
   type AccountParameter,
   type AnyClient,
@@ -10,6 +9,7 @@ import {
   type WriteResult,
   eventOf,
   write,
+  type WriteErrorType,
 } from "../../utils/client.js";
 import { validate, zBytes32 } from "../../utils/schemas.js";
 
@@ -28,7 +28,7 @@ export type VoteReturnType = WriteResult & {
    */
   weight: bigint;
 };
-export type VoteErrorType = ShardBaseError;
+export type VoteErrorType = WriteErrorType;
 
 /**
  * A staked verifier votes in the open dispute of a commit, weighted by its verifier stake at the

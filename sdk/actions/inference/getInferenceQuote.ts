@@ -1,9 +1,9 @@
-import type { Address } from "viem";
 import { z } from "zod";
 
-import type { ShardBaseError } from "../../errors/base.js";
-import { validate, zAddress, zModelId, zUint } from "../../utils/schemas.js";
+import type { InvalidParameterError } from "../../errors/validation.js";
+import { validate } from "../../utils/schemas.js";
 import { GatewayRefusedError, GatewayResponseError, GatewayUnavailableError } from "./errors.js";
+import { GATEWAY_ROUTES, type InferenceQuote, zGatewayRefusal, zInferenceQuote } from "./protocol.js";
 
 export interface GetInferenceQuoteParameters {
   /** The gateway's base URL, e.g. `http://127.0.0.1:8080`. */
@@ -12,38 +12,9 @@ export interface GetInferenceQuoteParameters {
   timeoutMs?: number | undefined;
 }
 
-/** A gateway's terms: what to sign a usage receipt for. */
-export interface InferenceQuote {
-  chainId: number;
-  /** The settlement contract the receipts are signed for (EIP-712 verifying contract). */
-  settlement: Address;
-  /**
-   * The gateway's settling address: receipts are signed payable to it, and the dApp's escrow
-   * must be with it (`depositEscrow({ payee })`).
-   */
-  payee: Address;
-  modelId: bigint;
-  currency: Address;
-  pricePerUnit: bigint;
-  maxTokensPerRequest: number;
-  /** What one unit is: `"generated character"`. */
-  unit: string;
-}
-
 export type GetInferenceQuoteReturnType = InferenceQuote;
 export type GetInferenceQuoteErrorType =
-  GatewayUnavailableError | GatewayRefusedError | GatewayResponseError | ShardBaseError;
-
-const zQuote = z.object({
-  chainId: z.number().int().positive(),
-  settlement: zAddress,
-  payee: zAddress,
-  modelId: zModelId,
-  currency: zAddress,
-  pricePerUnit: zUint(128),
-  maxTokensPerRequest: z.number().int().positive(),
-  unit: z.string().max(64),
-});
+  InvalidParameterError | GatewayUnavailableError | GatewayRefusedError | GatewayResponseError;
 
 /** Largest answer read from a gateway (its text is bounded by `maxTokens`; this is a safety net). */
 const MAX_ANSWER_BYTES = 8 * 1024 * 1024;
@@ -61,8 +32,8 @@ const MAX_ANSWER_BYTES = 8 * 1024 * 1024;
 export async function getInferenceQuote(parameters: GetInferenceQuoteParameters): Promise<GetInferenceQuoteReturnType> {
   const action = "getInferenceQuote";
   const { gatewayUrl, timeoutMs } = validate(action, zGatewayParameters, parameters);
-  const body = await callGateway(action, gatewayUrl, "/v1/quote", { method: "GET" }, timeoutMs ?? 10_000);
-  const parsed = zQuote.safeParse(body);
+  const body = await callGateway(action, gatewayUrl, GATEWAY_ROUTES.quote, { method: "GET" }, timeoutMs ?? 10_000);
+  const parsed = zInferenceQuote.safeParse(body);
   if (!parsed.success) throw new GatewayResponseError(action, `malformed quote (${parsed.error.issues[0]?.message})`);
   return parsed.data;
 }
@@ -117,12 +88,13 @@ export async function callGateway(
     throw new GatewayResponseError(action, "the answer is not JSON", error);
   }
   if (!response.ok) {
-    const e = (body ?? {}) as { error?: unknown; message?: unknown; details?: unknown; retryable?: unknown };
+    const refusal = zGatewayRefusal.safeParse(body);
+    const e = refusal.success ? refusal.data : {};
     throw new GatewayRefusedError(action, {
       status: response.status,
-      errorName: typeof e.error === "string" ? e.error.slice(0, 64) : `HTTP${response.status}`,
-      message: typeof e.message === "string" ? e.message.slice(0, 500) : undefined,
-      details: typeof e.details === "string" ? e.details.slice(0, 1000) : undefined,
+      errorName: e.error !== undefined ? e.error.slice(0, 64) : `HTTP${response.status}`,
+      message: e.message?.slice(0, 500),
+      details: e.details?.slice(0, 1000),
       retryable: e.retryable === true || response.status === 503,
     });
   }

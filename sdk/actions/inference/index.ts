@@ -5,6 +5,6 @@ export {
   type GetInferenceQuoteErrorType,
   type GetInferenceQuoteParameters,
   type GetInferenceQuoteReturnType,
-  type InferenceQuote,
 } from "./getInferenceQuote.js";
+export * from "./protocol.js";
 export * from "./requestInference.js";

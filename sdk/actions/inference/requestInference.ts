@@ -1,18 +1,25 @@
 import { bytesToBigInt, type Address, type Hex } from "viem";
 import { z } from "zod";
 
-import type { ShardBaseError } from "../../errors/base.js";
-import { type AccountParameter, type AnyClient, type DeploymentParameter, assertChain } from "../../utils/client.js";
+import type { InvalidParameterError } from "../../errors/validation.js";
+import {
+  type AccountParameter,
+  type AnyClient,
+  type DeploymentParameter,
+  type ReadErrorType,
+  assertChain,
+} from "../../utils/client.js";
 import { validate, zAddress, zModelId, zUint } from "../../utils/schemas.js";
 import type { UsageReceipt } from "../revenue/receipt.js";
-import { signUsageReceipt } from "../revenue/signUsageReceipt.js";
+import { signUsageReceipt, type SignUsageReceiptErrorType } from "../revenue/signUsageReceipt.js";
 import {
   GatewayMismatchError,
   GatewayResponseError,
   type GatewayRefusedError,
   type GatewayUnavailableError,
 } from "./errors.js";
-import { callGateway, getInferenceQuote, zGatewayParameters, type InferenceQuote } from "./getInferenceQuote.js";
+import { callGateway, getInferenceQuote, zGatewayParameters } from "./getInferenceQuote.js";
+import { GATEWAY_ROUTES, type GenerateRequest, type InferenceQuote, zGenerateAnswer } from "./protocol.js";
 
 export type RequestInferenceParameters = DeploymentParameter &
   AccountParameter & {
@@ -51,14 +58,13 @@ export interface RequestInferenceReturnType {
 }
 
 export type RequestInferenceErrorType =
-  GatewayMismatchError | GatewayRefusedError | GatewayUnavailableError | GatewayResponseError | ShardBaseError;
-
-const zAnswer = z.object({
-  text: z.string(),
-  tokens: z.number().int().min(0),
-  charged: z.object({ units: zUint(128), amount: zUint(256) }),
-  nonce: zUint(256),
-});
+  | InvalidParameterError
+  | ReadErrorType
+  | SignUsageReceiptErrorType
+  | GatewayMismatchError
+  | GatewayRefusedError
+  | GatewayUnavailableError
+  | GatewayResponseError;
 
 /**
  * Pays for one inference from the payer's escrow: asks the gateway for its quote, checks that the
@@ -126,25 +132,23 @@ export async function requestInference(
       deadline: input.deadline,
     },
   });
-  const body = JSON.stringify(
-    {
-      prompt: input.prompt,
-      maxTokens: input.maxTokens,
-      temperature: input.temperature,
-      seed: input.seed,
-      receipt,
-      signature,
-    },
-    (_, v) => (typeof v === "bigint" ? String(v) : v),
-  );
+  const request: GenerateRequest = {
+    prompt: input.prompt,
+    maxTokens: input.maxTokens,
+    temperature: input.temperature,
+    seed: input.seed,
+    receipt,
+    signature,
+  };
+  const body = JSON.stringify(request, (_, v) => (typeof v === "bigint" ? String(v) : v));
   const answer = await callGateway(
     action,
     input.gatewayUrl,
-    "/v1/generate",
+    GATEWAY_ROUTES.generate,
     { method: "POST", body },
     input.timeoutMs ?? 120_000,
   );
-  const parsed = zAnswer.safeParse(answer);
+  const parsed = zGenerateAnswer.safeParse(answer);
   if (!parsed.success) throw new GatewayResponseError(action, `malformed answer (${parsed.error.issues[0]?.message})`);
   const { text, tokens, charged, nonce } = parsed.data;
   if (nonce !== receipt.nonce)

@@ -4,9 +4,15 @@ import { z } from "zod";
 
 import { contributionLedgerAbi } from "../../abis/index.js";
 import { type CommitStatusName, commitStatusNames } from "../../constants.js";
-import type { ShardBaseError } from "../../errors/base.js";
 import { toShardError } from "../../errors/contract.js";
-import { type AnyClient, type DeploymentParameter, assertChain, readMany } from "../../utils/client.js";
+import {
+  type AnyClient,
+  type DeploymentParameter,
+  assertChain,
+  readMany,
+  type ReadErrorType,
+} from "../../utils/client.js";
+import { blockRanges } from "../../utils/logs.js";
 import { validate, zModelId, zShard, zSmallUint, zUint } from "../../utils/schemas.js";
 
 export type GetLineageParameters = DeploymentParameter & {
@@ -65,7 +71,7 @@ export interface LineageNode {
 }
 
 export type GetLineageReturnType = LineageNode[];
-export type GetLineageErrorType = ShardBaseError;
+export type GetLineageErrorType = ReadErrorType;
 
 const schema = z.object({
   modelId: zModelId,
@@ -114,8 +120,7 @@ export async function getLineage(client: AnyClient, parameters: GetLineageParame
     const latest = await getBlockNumber(client, { cacheTime: 0 });
     const chunks = [];
     // One range at a time (its four queries in parallel), so a long history does not flood the RPC.
-    for (let from = fromBlock ?? deployment.blockNumber; from <= latest; from += blockRange) {
-      const to = from + blockRange - 1n < latest ? from + blockRange - 1n : latest;
+    for (const [from, to] of blockRanges(fromBlock ?? deployment.blockNumber, latest, blockRange)) {
       chunks.push(
         await Promise.all([
           getLogs(client, { address, event: revealedEvent, args: { modelId }, fromBlock: from, toBlock: to }),

@@ -1,13 +1,13 @@
 import { z } from "zod";
 
 import { modelRegistryAbi } from "../../abis/index.js";
-import type { ShardBaseError } from "../../errors/base.js";
 import {
   type AccountParameter,
   type AnyClient,
   type DeploymentParameter,
   type WriteResult,
   write,
+  type WriteErrorType,
 } from "../../utils/client.js";
 import { validate, zModelId } from "../../utils/schemas.js";
 
@@ -17,7 +17,7 @@ export type CloseGenesisParameters = DeploymentParameter &
   };
 
 export type CloseGenesisReturnType = WriteResult;
-export type CloseGenesisErrorType = ShardBaseError;
+export type CloseGenesisErrorType = WriteErrorType;
 
 /**
  * The model's registrant closes its genesis allocation: no more `allocateGenesis`

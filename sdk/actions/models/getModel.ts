@@ -2,8 +2,7 @@ import type { Address, Hex } from "viem";
 import { z } from "zod";
 
 import { modelRegistryAbi } from "../../abis/index.js";
-import type { ShardBaseError } from "../../errors/base.js";
-import { type AnyClient, type DeploymentParameter, readMany, readOne } from "../../utils/client.js";
+import { type AnyClient, type DeploymentParameter, readMany, readOne, type ReadErrorType } from "../../utils/client.js";
 import { toTokenId } from "../../utils/ids.js";
 import type { RoundParams } from "../../utils/params.js";
 import { validate, zModelId, zRound } from "../../utils/schemas.js";
@@ -37,7 +36,7 @@ export interface GetModelReturnType {
   paramsVersion: number;
 }
 
-export type GetModelErrorType = ShardBaseError;
+export type GetModelErrorType = ReadErrorType;
 
 /**
  * Everything the registry knows about a model: spec, shards and weights, currencies, staking
@@ -56,15 +55,7 @@ export async function getModel(client: AnyClient, parameters: GetModelParameters
     round: parameters.round,
   });
   const registry = deployment.contracts.registry;
-  const info = await readOne<{
-    registrant: Address;
-    stakingToken: Address;
-    unbondingDelay: number;
-    shardCount: number;
-    latestRound: bigint;
-    specDigest: Hex;
-    genesisClosed: boolean;
-  }>(client, deployment, action, {
+  const info = await readOne(client, deployment, action, {
     address: registry,
     abi: modelRegistryAbi,
     functionName: "modelInfo",

@@ -1,8 +1,7 @@
 import { z } from "zod";
 
 import { modelRegistryAbi } from "../../abis/index.js";
-import type { ShardBaseError } from "../../errors/base.js";
-import { type AnyClient, type DeploymentParameter, readOne } from "../../utils/client.js";
+import { type AnyClient, type DeploymentParameter, readOne, type ReadErrorType } from "../../utils/client.js";
 import { validate, zModelId, zRound } from "../../utils/schemas.js";
 
 export type GetParamsVersionParameters = DeploymentParameter & {
@@ -13,7 +12,7 @@ export type GetParamsVersionParameters = DeploymentParameter & {
 
 /** The version of the parameters in force for the round (changes with every `scheduleParams`). */
 export type GetParamsVersionReturnType = number;
-export type GetParamsVersionErrorType = ShardBaseError;
+export type GetParamsVersionErrorType = ReadErrorType;
 
 /**
  * The registry's version of the round parameters in force for `round` of a model
@@ -35,7 +34,7 @@ export async function getParamsVersion(
     modelId: parameters.modelId,
     round: parameters.round,
   });
-  const version = await readOne<number | bigint>(client, deployment, action, {
+  const version = await readOne(client, deployment, action, {
     address: deployment.contracts.registry,
     abi: modelRegistryAbi,
     functionName: "paramsVersionAt",

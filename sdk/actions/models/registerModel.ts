@@ -2,7 +2,6 @@ import { type Address, type Hex } from "viem";
 import { z } from "zod";
 
 import { modelRegistryAbi } from "../../abis/index.js";
-import type { ShardBaseError } from "../../errors/base.js";
 import {
   type AccountParameter,
   type AnyClient,
@@ -10,6 +9,7 @@ import {
   type WriteResult,
   eventOf,
   write,
+  type WriteErrorType,
 } from "../../utils/client.js";
 import { minUnbondingDelay, zRoundParams, type RoundParamsInput } from "../../utils/params.js";
 import { validate, zAddress, zBytes32, zSmallUint, zUint } from "../../utils/schemas.js";
@@ -57,7 +57,7 @@ export type RegisterModelParameters = DeploymentParameter &
   };
 
 export type RegisterModelReturnType = WriteResult & { modelId: bigint };
-export type RegisterModelErrorType = ShardBaseError;
+export type RegisterModelErrorType = WriteErrorType;
 
 /**
  * Registers a model; the sender becomes its registrant. The parameters are checked against the

@@ -1,7 +1,6 @@
 import { z } from "zod";
 
 import { modelRegistryAbi } from "../../abis/index.js";
-import type { ShardBaseError } from "../../errors/base.js";
 import {
   type AccountParameter,
   type AnyClient,
@@ -9,6 +8,7 @@ import {
   type WriteResult,
   eventOf,
   write,
+  type WriteErrorType,
 } from "../../utils/client.js";
 import { zRoundParams, type RoundParamsInput } from "../../utils/params.js";
 import { validate, zModelId } from "../../utils/schemas.js";
@@ -24,7 +24,7 @@ export type ScheduleParamsReturnType = WriteResult & {
   /** The first round the new parameters apply to: the one after the latest round anyone committed to. */
   fromRound: bigint;
 };
-export type ScheduleParamsErrorType = ShardBaseError;
+export type ScheduleParamsErrorType = WriteErrorType;
 
 const schema = z.object({ modelId: zModelId, params: zRoundParams });
 

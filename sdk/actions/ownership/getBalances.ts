@@ -2,8 +2,7 @@ import type { Address } from "viem";
 import { z } from "zod";
 
 import { modelRegistryAbi, shardTokenAbi } from "../../abis/index.js";
-import type { ShardBaseError } from "../../errors/base.js";
-import { type AnyClient, type DeploymentParameter, readMany, readOne } from "../../utils/client.js";
+import { type AnyClient, type DeploymentParameter, readMany, readOne, type ReadErrorType } from "../../utils/client.js";
 import { toTokenId } from "../../utils/ids.js";
 import { validate, zAddress, zModelId } from "../../utils/schemas.js";
 
@@ -24,7 +23,7 @@ export interface ShardPosition {
 }
 
 export type GetBalancesReturnType = ShardPosition[];
-export type GetBalancesErrorType = ShardBaseError;
+export type GetBalancesErrorType = ReadErrorType;
 
 /** percent = 100 × part / whole, exact to 1e-12 before the float conversion. */
 export const percentOf = (part: bigint, whole: bigint) =>
@@ -51,7 +50,7 @@ export async function getBalances(
   const { registry, token } = deployment.contracts;
   let modelIds = input.modelIds;
   if (modelIds === undefined) {
-    const count = await readOne<bigint>(client, deployment, action, {
+    const count = await readOne(client, deployment, action, {
       address: registry,
       abi: modelRegistryAbi,
       functionName: "modelCount",

@@ -2,12 +2,11 @@ import { getAddress, type Address } from "viem";
 import { z } from "zod";
 
 import { modelRegistryAbi } from "../../abis/index.js";
-import type { ShardBaseError } from "../../errors/base.js";
-import { type AnyClient, type DeploymentParameter, readOne } from "../../utils/client.js";
+import { type AnyClient, type DeploymentParameter, readOne, type ReadErrorType } from "../../utils/client.js";
 import { toTokenId } from "../../utils/ids.js";
 import { validate, zModelId } from "../../utils/schemas.js";
 import { type Balances, type CapTableCursor, zCursor } from "./cursor.js";
-import { CursorMismatchError } from "./errors.js";
+import { type CapTableInconsistentError, CursorMismatchError } from "./errors.js";
 import { syncCapTable, type SyncCapTableParameters } from "./syncCapTable.js";
 
 const WAD = 10n ** 18n;
@@ -63,7 +62,7 @@ export interface GetCapTableReturnType {
   reorged: boolean;
 }
 
-export type GetCapTableErrorType = ShardBaseError;
+export type GetCapTableErrorType = ReadErrorType | CursorMismatchError | CapTableInconsistentError;
 
 const byBalanceDesc =
   <T extends { holder: Address }>(amount: (x: T) => bigint) =>
@@ -119,7 +118,7 @@ export async function getCapTable(
     ({ cursor, reorged } = await syncCapTable(client, syncParameters));
   }
 
-  const weights = await readOne<readonly bigint[]>(client, deployment, action, {
+  const weights = await readOne(client, deployment, action, {
     address: deployment.contracts.registry,
     abi: modelRegistryAbi,
     functionName: "shardWeights",

@@ -2,8 +2,7 @@ import type { Address } from "viem";
 import { z } from "zod";
 
 import { modelRegistryAbi, shardTokenAbi } from "../../abis/index.js";
-import type { ShardBaseError } from "../../errors/base.js";
-import { type AnyClient, type DeploymentParameter, readMany, readOne } from "../../utils/client.js";
+import { type AnyClient, type DeploymentParameter, readMany, readOne, type ReadErrorType } from "../../utils/client.js";
 import { toTokenId } from "../../utils/ids.js";
 import { validate, zAddress, zModelId } from "../../utils/schemas.js";
 import { percentOf } from "./getBalances.js";
@@ -41,7 +40,7 @@ export interface ModelHoldings {
 }
 
 export type GetHoldingsReturnType = ModelHoldings[];
-export type GetHoldingsErrorType = ShardBaseError;
+export type GetHoldingsErrorType = ReadErrorType;
 
 /**
  * What an account holds across models: per shard its balance, the token's supply, its share of
@@ -66,7 +65,7 @@ export async function getHoldings(
   const { registry, token } = deployment.contracts;
   let modelIds = input.modelIds;
   if (modelIds === undefined) {
-    const count = await readOne<bigint>(client, deployment, action, {
+    const count = await readOne(client, deployment, action, {
       address: registry,
       abi: modelRegistryAbi,
       functionName: "modelCount",

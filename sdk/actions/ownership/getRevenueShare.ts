@@ -2,8 +2,7 @@ import type { Address } from "viem";
 import { z } from "zod";
 
 import { modelRegistryAbi, shardTokenAbi } from "../../abis/index.js";
-import type { ShardBaseError } from "../../errors/base.js";
-import { type AnyClient, type DeploymentParameter, readMany } from "../../utils/client.js";
+import { type AnyClient, type DeploymentParameter, readMany, type ReadErrorType } from "../../utils/client.js";
 import { toTokenId } from "../../utils/ids.js";
 import { validate, zAddress, zModelId } from "../../utils/schemas.js";
 
@@ -17,7 +16,7 @@ export interface GetRevenueShareReturnType {
   /** Per shard: weight, balance, supply. */
   shards: { shard: number; id: bigint; weight: bigint; balance: bigint; supply: bigint }[];
 }
-export type GetRevenueShareErrorType = ShardBaseError;
+export type GetRevenueShareErrorType = ReadErrorType;
 
 /**
  * An address's share of a model's revenue: Σ over shards of weight × balance / supply, divided by

@@ -1,12 +1,11 @@
 import { getAddress, numberToHex, type Hex } from "viem";
 import { z } from "zod";
 
-import type { ShardBaseError } from "../../errors/base.js";
 import { toShardError } from "../../errors/contract.js";
-import { type AnyClient, type DeploymentParameter, assertChain } from "../../utils/client.js";
+import { type AnyClient, type DeploymentParameter, assertChain, type ReadErrorType } from "../../utils/client.js";
 import { validate } from "../../utils/schemas.js";
 import { type Balances, type CapTableCursor, cloneBalances, zCursor } from "./cursor.js";
-import { CursorMismatchError } from "./errors.js";
+import { type CapTableInconsistentError, CursorMismatchError } from "./errors.js";
 import { applyTransferLogs, type ChecksumCache, fetchTransferLogs } from "./transferLogs.js";
 
 /** Blocks behind the head that are left out unless `confirmations` says otherwise. */
@@ -56,7 +55,7 @@ export interface SyncCapTableReturnType {
   logs: number;
 }
 
-export type SyncCapTableErrorType = ShardBaseError;
+export type SyncCapTableErrorType = ReadErrorType | CursorMismatchError | CapTableInconsistentError;
 
 const parametersSchema = z.object({
   cursor: zCursor.optional(),

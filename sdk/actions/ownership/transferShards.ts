@@ -2,7 +2,6 @@ import type { Address, Hex } from "viem";
 import { z } from "zod";
 
 import { shardTokenAbi } from "../../abis/index.js";
-import type { ShardBaseError } from "../../errors/base.js";
 import { AccountRequiredError } from "../../errors/validation.js";
 import {
   type AccountParameter,
@@ -10,6 +9,7 @@ import {
   type DeploymentParameter,
   type WriteResult,
   write,
+  type WriteErrorType,
 } from "../../utils/client.js";
 import { toTokenId } from "../../utils/ids.js";
 import { validate, zAddress, zHex, zModelId, zPositiveAmount, zShard } from "../../utils/schemas.js";
@@ -27,7 +27,7 @@ export type TransferShardsParameters = DeploymentParameter &
   };
 
 export type TransferShardsReturnType = WriteResult & { id: bigint };
-export type TransferShardsErrorType = ShardBaseError;
+export type TransferShardsErrorType = WriteErrorType;
 
 /**
  * Moves `amount` of the sender's tokens of (model, shard) to `to` with `safeTransferFrom`. The

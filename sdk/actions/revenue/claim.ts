@@ -1,9 +1,14 @@
 import { parseEventLogs, type Address, type Hex } from "viem";
 
 import { shardTokenAbi } from "../../abis/index.js";
-import type { ShardBaseError } from "../../errors/base.js";
 import { AccountRequiredError } from "../../errors/validation.js";
-import { type AccountParameter, type AnyClient, type DeploymentParameter, write } from "../../utils/client.js";
+import {
+  type AccountParameter,
+  type AnyClient,
+  type DeploymentParameter,
+  write,
+  type WriteErrorType,
+} from "../../utils/client.js";
 import { getClaimable } from "./getClaimable.js";
 import { type ClaimTargetParameters, resolveClaimTargets } from "./resolveClaimTargets.js";
 
@@ -15,7 +20,7 @@ export interface ClaimReturnType {
   /** Claimed per currency (every requested currency is present, 0 where nothing was due). */
   byCurrency: Record<Address, bigint>;
 }
-export type ClaimErrorType = ShardBaseError;
+export type ClaimErrorType = WriteErrorType;
 
 /**
  * Claims the sender's revenue across many ids in one transaction per currency; currencies with

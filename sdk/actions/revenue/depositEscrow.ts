@@ -2,7 +2,6 @@ import type { Address } from "viem";
 import { z } from "zod";
 
 import { inferenceSettlementAbi } from "../../abis/index.js";
-import type { ShardBaseError } from "../../errors/base.js";
 import { ensureAllowance } from "../../utils/allowance.js";
 import {
   type AccountParameter,
@@ -10,6 +9,7 @@ import {
   type DeploymentParameter,
   type WriteResult,
   write,
+  type WriteErrorType,
 } from "../../utils/client.js";
 import { validate, zAddress, zPositiveAmount } from "../../utils/schemas.js";
 
@@ -24,7 +24,7 @@ export type DepositEscrowParameters = DeploymentParameter &
   };
 
 export type DepositEscrowReturnType = WriteResult;
-export type DepositEscrowErrorType = ShardBaseError;
+export type DepositEscrowErrorType = WriteErrorType;
 
 /**
  * Prepays credit into the sender's escrow with one payee (a gateway), from which usage receipts

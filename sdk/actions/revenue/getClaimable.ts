@@ -1,8 +1,7 @@
 import type { Address } from "viem";
 
 import { shardTokenAbi } from "../../abis/index.js";
-import type { ShardBaseError } from "../../errors/base.js";
-import { type AnyClient, type DeploymentParameter, readMany } from "../../utils/client.js";
+import { type AnyClient, type DeploymentParameter, readMany, type ReadErrorType } from "../../utils/client.js";
 import { validate, zAddress } from "../../utils/schemas.js";
 import { type ClaimTargetParameters, resolveClaimTargets } from "./resolveClaimTargets.js";
 
@@ -14,7 +13,7 @@ export interface GetClaimableReturnType {
   /** Non-zero claimable amounts per (id, currency). */
   byId: { id: bigint; currency: Address; amount: bigint }[];
 }
-export type GetClaimableErrorType = ShardBaseError;
+export type GetClaimableErrorType = ReadErrorType;
 
 /**
  * What `holder` can claim now, per currency, across all shards of a model (or explicit ids), in

@@ -2,8 +2,7 @@ import type { Address } from "viem";
 import { z } from "zod";
 
 import { inferenceSettlementAbi } from "../../abis/index.js";
-import type { ShardBaseError } from "../../errors/base.js";
-import { type AnyClient, type DeploymentParameter, readOne } from "../../utils/client.js";
+import { type AnyClient, type DeploymentParameter, readOne, type ReadErrorType } from "../../utils/client.js";
 import { validate, zAddress } from "../../utils/schemas.js";
 
 export type GetEscrowParameters = DeploymentParameter & {
@@ -21,7 +20,7 @@ export interface GetEscrowReturnType {
   /** When `withdrawing` can be paid out (unix seconds). */
   unlockAt: bigint;
 }
-export type GetEscrowErrorType = ShardBaseError;
+export type GetEscrowErrorType = ReadErrorType;
 
 /**
  * A payer's escrow with one payee in one currency.
@@ -36,16 +35,11 @@ export async function getEscrow(client: AnyClient, parameters: GetEscrowParamete
     z.object({ payer: zAddress, payee: zAddress, currency: zAddress }),
     { payer: parameters.payer, payee: parameters.payee, currency: parameters.currency },
   );
-  const escrow = await readOne<{ balance: bigint; withdrawing: bigint; unlockAt: bigint | number }>(
-    client,
-    parameters.deployment,
-    action,
-    {
-      address: parameters.deployment.contracts.settlement,
-      abi: inferenceSettlementAbi,
-      functionName: "escrowOf",
-      args: [payer, payee, currency],
-    },
-  );
+  const escrow = await readOne(client, parameters.deployment, action, {
+    address: parameters.deployment.contracts.settlement,
+    abi: inferenceSettlementAbi,
+    functionName: "escrowOf",
+    args: [payer, payee, currency],
+  });
   return { balance: escrow.balance, withdrawing: escrow.withdrawing, unlockAt: BigInt(escrow.unlockAt) };
 }

@@ -2,7 +2,6 @@ import type { Address } from "viem";
 import { z } from "zod";
 
 import { inferenceSettlementAbi } from "../../abis/index.js";
-import type { ShardBaseError } from "../../errors/base.js";
 import { ensureAllowance } from "../../utils/allowance.js";
 import {
   type AccountParameter,
@@ -10,6 +9,7 @@ import {
   type DeploymentParameter,
   type WriteResult,
   write,
+  type WriteErrorType,
 } from "../../utils/client.js";
 import { validate, zAddress, zModelId, zPositiveAmount } from "../../utils/schemas.js";
 
@@ -24,7 +24,7 @@ export type PayParameters = DeploymentParameter &
   };
 
 export type PayReturnType = WriteResult;
-export type PayErrorType = ShardBaseError;
+export type PayErrorType = WriteErrorType;
 
 /**
  * Pays a model directly: the amount is split across its shards by weight, then pro rata to each

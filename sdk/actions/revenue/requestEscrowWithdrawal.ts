@@ -2,7 +2,6 @@ import { type Address } from "viem";
 import { z } from "zod";
 
 import { inferenceSettlementAbi } from "../../abis/index.js";
-import type { ShardBaseError } from "../../errors/base.js";
 import {
   type AccountParameter,
   type AnyClient,
@@ -10,6 +9,7 @@ import {
   type WriteResult,
   eventOf,
   write,
+  type WriteErrorType,
 } from "../../utils/client.js";
 import { validate, zAddress, zPositiveAmount } from "../../utils/schemas.js";
 
@@ -23,7 +23,7 @@ export type RequestEscrowWithdrawalParameters = DeploymentParameter &
 
 /** `unlockAt`: when the requested amount can be withdrawn (unix seconds). */
 export type RequestEscrowWithdrawalReturnType = WriteResult & { unlockAt: bigint };
-export type RequestEscrowWithdrawalErrorType = ShardBaseError;
+export type RequestEscrowWithdrawalErrorType = WriteErrorType;
 
 /**
  * Starts the withdrawal delay for part of the sender's escrow with a payee. Receipts can still

@@ -2,13 +2,13 @@ import { parseEventLogs, type Address } from "viem";
 import { z } from "zod";
 
 import { inferenceSettlementAbi } from "../../abis/index.js";
-import type { ShardBaseError } from "../../errors/base.js";
 import {
   type AccountParameter,
   type AnyClient,
   type DeploymentParameter,
   type WriteResult,
   write,
+  type WriteErrorType,
 } from "../../utils/client.js";
 import { validate } from "../../utils/schemas.js";
 import { type SignedUsageReceipt, type SkipReason, skipReasons, zSignedUsageReceipt } from "./receipt.js";
@@ -31,7 +31,7 @@ export interface SettleReceiptsReturnType extends WriteResult {
   /** Sum of the settled amounts, over all currencies. */
   total: bigint;
 }
-export type SettleReceiptsErrorType = ShardBaseError;
+export type SettleReceiptsErrorType = WriteErrorType;
 
 /**
  * The payee (a gateway) settles signed usage receipts in one transaction: each draws on its

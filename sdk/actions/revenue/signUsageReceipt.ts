@@ -3,10 +3,15 @@ import { getBlock, signTypedData } from "viem/actions";
 import { z } from "zod";
 
 import { settlementDomain, usageReceiptTypes } from "../../constants.js";
-import type { ShardBaseError } from "../../errors/base.js";
 import { toShardError } from "../../errors/contract.js";
 import { AccountRequiredError } from "../../errors/validation.js";
-import { type AccountParameter, type AnyClient, type DeploymentParameter, assertChain } from "../../utils/client.js";
+import {
+  type AccountParameter,
+  type AnyClient,
+  type DeploymentParameter,
+  assertChain,
+  type SignErrorType,
+} from "../../utils/client.js";
 import { validate, zAddress, zModelId, zUint } from "../../utils/schemas.js";
 import type { SignedUsageReceipt } from "./receipt.js";
 
@@ -34,7 +39,7 @@ export type SignUsageReceiptParameters = DeploymentParameter &
   };
 
 export type SignUsageReceiptReturnType = SignedUsageReceipt;
-export type SignUsageReceiptErrorType = ShardBaseError;
+export type SignUsageReceiptErrorType = SignErrorType;
 
 /**
  * The payer (the client's account) signs an EIP-712 usage receipt for the settlement contract of

@@ -2,7 +2,6 @@ import { type Address } from "viem";
 import { z } from "zod";
 
 import { inferenceSettlementAbi } from "../../abis/index.js";
-import type { ShardBaseError } from "../../errors/base.js";
 import {
   type AccountParameter,
   type AnyClient,
@@ -10,6 +9,7 @@ import {
   type WriteResult,
   eventOf,
   write,
+  type WriteErrorType,
 } from "../../utils/client.js";
 import { validate, zAddress } from "../../utils/schemas.js";
 
@@ -21,7 +21,7 @@ export type WithdrawEscrowParameters = DeploymentParameter &
   };
 
 export type WithdrawEscrowReturnType = WriteResult & { amount: bigint };
-export type WithdrawEscrowErrorType = ShardBaseError;
+export type WithdrawEscrowErrorType = WriteErrorType;
 
 /**
  * Pays out the requested withdrawal of the sender's escrow with a payee (less what receipts drew

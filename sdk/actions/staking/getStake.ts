@@ -2,8 +2,7 @@ import type { Address } from "viem";
 import { z } from "zod";
 
 import { stakingAbi } from "../../abis/index.js";
-import type { ShardBaseError } from "../../errors/base.js";
-import { type AnyClient, type DeploymentParameter, readMany } from "../../utils/client.js";
+import { type AnyClient, type DeploymentParameter, readMany, type ReadErrorType } from "../../utils/client.js";
 import { validate, zAddress, zModelId } from "../../utils/schemas.js";
 
 export type GetStakeParameters = DeploymentParameter & {
@@ -27,7 +26,7 @@ export interface StakePosition {
 }
 
 export type GetStakeReturnType = { trainer: StakePosition; verifier: StakePosition };
-export type GetStakeErrorType = ShardBaseError;
+export type GetStakeErrorType = ReadErrorType;
 
 type RawStake = { active: bigint; unbonding: bigint; unbondingReadyAt: bigint | number; locked: bigint };
 

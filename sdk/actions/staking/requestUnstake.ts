@@ -1,7 +1,6 @@
 import { z } from "zod";
 
 import { stakingAbi } from "../../abis/index.js";
-import type { ShardBaseError } from "../../errors/base.js";
 import {
   type AccountParameter,
   type AnyClient,
@@ -9,6 +8,7 @@ import {
   type WriteResult,
   eventOf,
   write,
+  type WriteErrorType,
 } from "../../utils/client.js";
 import { validate, zModelId, zPositiveAmount, zRole } from "../../utils/schemas.js";
 
@@ -21,7 +21,7 @@ export type RequestUnstakeParameters = DeploymentParameter &
 
 /** `readyAt`: when the whole unbonding amount can be withdrawn (unix seconds). */
 export type RequestUnstakeReturnType = WriteResult & { readyAt: bigint };
-export type RequestUnstakeErrorType = ShardBaseError;
+export type RequestUnstakeErrorType = WriteErrorType;
 
 /**
  * Moves stake from active to unbonding; it can be withdrawn after the model's unbonding delay

@@ -1,7 +1,6 @@
 import { z } from "zod";
 
 import { modelRegistryAbi, stakingAbi } from "../../abis/index.js";
-import type { ShardBaseError } from "../../errors/base.js";
 import { ensureAllowance } from "../../utils/allowance.js";
 import {
   type AccountParameter,
@@ -10,6 +9,7 @@ import {
   type WriteResult,
   readOne,
   write,
+  type WriteErrorType,
 } from "../../utils/client.js";
 import { validate, zModelId, zPositiveAmount, zRole } from "../../utils/schemas.js";
 
@@ -24,7 +24,7 @@ export type StakeParameters = DeploymentParameter &
   };
 
 export type StakeReturnType = WriteResult;
-export type StakeErrorType = ShardBaseError;
+export type StakeErrorType = WriteErrorType;
 
 /**
  * Stakes the model's staking token in a role, approving the staking contract first if needed.
@@ -41,7 +41,7 @@ export async function stake(client: AnyClient, parameters: StakeParameters): Pro
     parameters,
   );
   if (parameters.approve !== false) {
-    const info = await readOne<{ stakingToken: `0x${string}` }>(client, deployment, action, {
+    const info = await readOne(client, deployment, action, {
       address: deployment.contracts.registry,
       abi: modelRegistryAbi,
       functionName: "modelInfo",

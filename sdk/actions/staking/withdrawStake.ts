@@ -1,7 +1,6 @@
 import { z } from "zod";
 
 import { stakingAbi } from "../../abis/index.js";
-import type { ShardBaseError } from "../../errors/base.js";
 import {
   type AccountParameter,
   type AnyClient,
@@ -9,6 +8,7 @@ import {
   type WriteResult,
   eventOf,
   write,
+  type WriteErrorType,
 } from "../../utils/client.js";
 import { validate, zModelId, zRole } from "../../utils/schemas.js";
 
@@ -19,7 +19,7 @@ export type WithdrawStakeParameters = DeploymentParameter &
   };
 
 export type WithdrawStakeReturnType = WriteResult & { amount: bigint };
-export type WithdrawStakeErrorType = ShardBaseError;
+export type WithdrawStakeErrorType = WriteErrorType;
 
 /**
  * Pays out the whole unbonding stake once its delay has passed (`StillUnbonding` before,
