@@ -13,6 +13,7 @@ import { clientFor, sdkFixture } from "../sdk/helpers.js";
 import {
   AMOUNT,
   addr,
+  chainNow,
   claimables,
   ESCROW,
   escrowOf,
@@ -254,6 +255,45 @@ describe("gateway: prompts it cannot serve", () => {
       // The same receipt is still good for a prompt the model reads (nothing was reserved).
       assert.equal((await post(gateway, signed)).status, 200);
       assert.ok(reads > 0);
+    } finally {
+      await gateway.close();
+    }
+  });
+});
+
+describe("gateway: signatures the contract refuses", () => {
+  it("refuses a receipt signed with v 0/1 or a high s (which recover the payer off-chain but not on-chain), or due too far ahead", async () => {
+    const f = await networkHelpers.loadFixture(fixture);
+    const { gateway } = await gatewayOf(f);
+    try {
+      const N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
+      const honest = await sign(f, f.dapp);
+      const bytes = honest.signature.slice(2);
+      const r = bytes.slice(0, 64);
+      const s = BigInt(`0x${bytes.slice(64, 128)}`);
+      const v = Number.parseInt(bytes.slice(128, 130), 16);
+      const lowV = `0x${r}${bytes.slice(64, 128)}${(v - 27).toString(16).padStart(2, "0")}` as const;
+      const highS = `0x${r}${(N - s).toString(16).padStart(64, "0")}${(v === 27 ? 28 : 27).toString(16)}` as const;
+      for (const signature of [lowV, highS]) {
+        // The attack: the settlement contract skips such a receipt as BadSignature, for good.
+        const onChain = await f.payee.settleReceipts({ receipts: [{ ...honest, signature }], strict: false });
+        assert.deepEqual(
+          onChain.skipped.map((k) => k.reason),
+          ["BadSignature"],
+        );
+        const refused = await post(gateway, { ...honest, signature });
+        assert.equal(refused.status, 401);
+        assert.equal(refused.body.error, "InvalidReceiptSignature");
+        assert.match(String(refused.body.message), /not in the form the settlement contract accepts/);
+      }
+      // A deadline far ahead would keep a receipt the contract skips retried for that long: refused.
+      const far = await sign(f, f.dapp, { deadline: (await chainNow(f)) + 31n * 86_400n });
+      const tooFar = await post(gateway, far);
+      assert.equal(tooFar.status, 400);
+      assert.equal(tooFar.body.error, "DeadlineTooFar");
+      // The canonical signature is served (and its nonce is still unused: the skips above left it so).
+      assert.equal((await post(gateway, honest)).status, 200);
+      assert.deepEqual((await gateway.settleNow()).settled.length, 1);
     } finally {
       await gateway.close();
     }

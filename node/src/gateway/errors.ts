@@ -34,6 +34,7 @@ export class GatewayRequestError extends NodeError {
  * | UnitsMismatch | 400 | the receipt's units differ from `maxTokens` |
  * | PriceTooLow | 402 | the receipt's price per unit is under the quote |
  * | ReceiptExpired | 400 | the deadline is past, or too near to settle the receipt in time |
+ * | DeadlineTooFar | 400 | the deadline is more than `maxDeadlineSec` (30 days) past the chain's time |
  * | InvalidReceiptSignature | 401 | the signature does not recover the receipt's payer |
  * | NonceAlreadyUsed | 409 | the payer's nonce is used on-chain or already held by this gateway |
  * | InsufficientEscrow | 402 | the payer's escrow with the gateway, less what its pending receipts draw, is short |
@@ -56,6 +57,7 @@ export const GatewayErrorStatus = {
   UnitsMismatch: 400,
   PriceTooLow: 402,
   ReceiptExpired: 400,
+  DeadlineTooFar: 400,
   InvalidReceiptSignature: 401,
   NonceAlreadyUsed: 409,
   InsufficientEscrow: 402,

@@ -306,7 +306,7 @@ class GatewayServer implements Gateway {
     }
     const request = parsed.data;
     try {
-      this.#opts.checkPrompt?.(request.prompt);
+      await this.#opts.checkPrompt?.(request.prompt);
     } catch (error) {
       const e = error as { shortMessage?: unknown; message?: unknown; details?: unknown } | undefined;
       const message = typeof e?.shortMessage === "string" ? e.shortMessage : String(e?.message ?? error);

@@ -113,6 +113,10 @@ export class ReceiptJournal {
   readonly path: string;
   readonly #held = new Map<string, HeldReceipt>();
   #file: FileHandle;
+  /** Bytes of complete, synced lines: a failed append is cut back to this. */
+  #size = 0;
+  /** Set when a failed append could not be cut back: no more appends until a restart. */
+  #broken: unknown;
   /** Appends run one at a time, in order. */
   #tail: Promise<unknown> = Promise.resolve();
 
@@ -197,6 +201,12 @@ export class ReceiptJournal {
     }
     const journal = new ReceiptJournal(path, file);
     journal.torn = torn;
+    try {
+      journal.#size = (await file.stat()).size;
+    } catch (cause) {
+      await file.close();
+      throw new ReceiptJournalError(path, "Cannot read the receipt journal's size.", { cause });
+    }
     for (const line of lines) journal.#apply(line);
     return journal;
   }
@@ -272,16 +282,27 @@ export class ReceiptJournal {
 
   #append(line: Line): Promise<void> {
     const run = this.#tail.then(async () => {
+      if (this.#broken !== undefined) {
+        throw new ReceiptJournalError(this.path, "The receipt journal is unusable after a failed write.", {
+          cause: this.#broken,
+          details: "restart the gateway: the journal is replayed and every acknowledged receipt kept",
+        });
+      }
+      const text = `${JSON.stringify(line)}\n`;
       try {
-        await this.#file.appendFile(`${JSON.stringify(line)}\n`);
+        await this.#file.appendFile(text);
         await this.#file.datasync();
       } catch (cause) {
+        // A line written in part (disk full) or not synced is cut back off, so that the next line
+        // does not glue onto it and the request answered "nothing charged" leaves no receipt behind.
+        await this.#file.truncate(this.#size).catch((error: unknown) => (this.#broken = error));
         throw new ReceiptJournalError(this.path, "Cannot write the receipt journal.", {
           cause,
           details: cause instanceof Error ? cause.message : undefined,
           retryable: true,
         });
       }
+      this.#size += Buffer.byteLength(text);
       this.#apply(line);
     });
     this.#tail = run.catch(() => undefined);

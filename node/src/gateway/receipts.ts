@@ -62,6 +62,12 @@ export class ReceiptChecks {
     if (receipt.pricePerUnit < o.pricePerUnit) {
       throw refuse("PriceTooLow", `The receipt pays ${receipt.pricePerUnit} per unit; the price is ${o.pricePerUnit}.`);
     }
+    const canonical = canonicalSignatureProblem(signature);
+    if (canonical !== undefined) {
+      throw refuse("InvalidReceiptSignature", `The signature is not in the form the settlement contract accepts.`, {
+        details: `${canonical}; sign the receipt with a standard EIP-712 signer (v 27 or 28, low s)`,
+      });
+    }
     if (!(await this.#verify(receipt, signature))) {
       throw refuse("InvalidReceiptSignature", `The signature does not recover the payer ${receipt.payer}.`);
     }
@@ -113,6 +119,12 @@ export class ReceiptChecks {
         { details: `the deadline must be at least ${this.#marginSec} s after the chain's time ${block.timestamp}` },
       );
     }
+    const maxDeadline = block.timestamp + BigInt(this.#o.maxDeadlineSec ?? DEFAULT_MAX_DEADLINE_SEC);
+    if (receipt.deadline > maxDeadline) {
+      throw refuse("DeadlineTooFar", `The receipt's deadline ${receipt.deadline} is too far ahead.`, {
+        details: `the deadline may be at most ${maxDeadline} (chain time ${block.timestamp} + ${this.#o.maxDeadlineSec ?? DEFAULT_MAX_DEADLINE_SEC} s)`,
+      });
+    }
     if (used) throw refuse("NonceAlreadyUsed", `The payer's nonce ${receipt.nonce} is already used on-chain.`);
     // An amount awaiting withdrawal still backs receipts, but only if it cannot leave before the
     // receipt's deadline.
@@ -142,4 +154,25 @@ export class ReceiptChecks {
     const { client, deployment } = this.#o.chain;
     return isReceiptNonceUsed(client, { deployment, payer, payee: this.#payee, nonce });
   }
+}
+
+/** Default `maxDeadlineSec`: 30 days. */
+export const DEFAULT_MAX_DEADLINE_SEC = 30 * 86_400;
+
+/** secp256k1's group order halved: OpenZeppelin's ECDSA (the contract's check) refuses a larger s. */
+const HALF_N = 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0n;
+
+/**
+ * Why the contract would refuse `signature` whatever it signs, or undefined: it must be 65 bytes
+ * (r, s, v) with v 27 or 28 and s in the lower half of the curve order. viem's `verifyTypedData`
+ * also accepts v 0/1 and high s; a receipt the gateway accepted with one of those would be
+ * skipped on-chain as `BadSignature`, leaving the payer served and its escrow untouched.
+ */
+export function canonicalSignatureProblem(signature: Hex): string | undefined {
+  if (signature.length !== 2 + 65 * 2) return `${(signature.length - 2) / 2} bytes, where 65 are expected`;
+  const s = BigInt(`0x${signature.slice(66, 130)}`);
+  const v = Number.parseInt(signature.slice(130, 132), 16);
+  if (v !== 27 && v !== 28) return `v is ${v}, where 27 or 28 is expected`;
+  if (s === 0n || s > HALF_N) return "s is not in the lower half of the curve order";
+  return undefined;
 }

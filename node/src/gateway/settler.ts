@@ -69,7 +69,8 @@ export class Settler {
     const base = this.#o.settleIntervalMs;
     const delay = Math.min(base * 2 ** Math.min(attempt - 1, 30), Math.max(base, DAY_MS));
     const now = Date.now();
-    const lastChance = Number(r.receipt.deadline) * 1000 - base;
+    // The last try goes out a minute (or an interval, if longer) before the deadline, to be mined in time.
+    const lastChance = Number(r.receipt.deadline) * 1000 - Math.max(base, 60_000);
     return Math.max(now + Math.min(base, delay), Math.min(now + delay, lastChance));
   }
 
@@ -79,19 +80,31 @@ export class Settler {
     const due = this.due().length;
     if (due === 0 || (full && due < this.#o.batchSize)) return;
     this.#autoBusy = true;
+    const keys = this.due();
+    let failed = false;
     this.queue(true)
-      .catch((error) =>
+      .catch((error) => {
+        // A run that broke off (the chain unreadable, the journal unwritable) backs off like a
+        // failed batch: its receipts wait before the next try, which never starts at once.
+        failed = true;
+        let retryAt = Number.MAX_SAFE_INTEGER;
+        for (const r of keys) {
+          const count = (this.#failures.get(r.key)?.count ?? 0) + 1;
+          const at = this.#retryAt(r, count);
+          this.#failures.set(r.key, { count, retryAt: at });
+          retryAt = Math.min(retryAt, at);
+        }
         this.#emit({
           type: "settle-failed",
           receipts: due,
           error: error instanceof Error ? error.name : "Error",
           message: error instanceof Error ? error.message.split("\n")[0]! : String(error),
-          retryAt: Date.now() + this.#o.settleIntervalMs,
-        }),
-      )
+          retryAt,
+        });
+      })
       .finally(() => {
         this.#autoBusy = false;
-        if (this.due().length >= this.#o.batchSize) this.autoSettle(true);
+        if (!failed && this.due().length >= this.#o.batchSize) this.autoSettle(true);
       });
   }
 

@@ -55,11 +55,16 @@ export interface GatewayOptions {
    */
   settleMarginSec?: number | undefined;
   /**
+   * A receipt's deadline may be at most this many seconds past the chain's time (default 30 days):
+   * a receipt the contract cannot settle yet is retried until its deadline, which bounds that.
+   */
+  maxDeadlineSec?: number | undefined;
+  /**
    * Checks a prompt before anything else (no chain read, no reservation): throws where the model
    * cannot read it (for example serve's `encodePrompt`, refusing characters outside the vocabulary);
    * the request is then refused 400 `InvalidPrompt` with the error's message.
    */
-  checkPrompt?: ((prompt: string) => void) | undefined;
+  checkPrompt?: ((prompt: string) => void | Promise<void>) | undefined;
   /** The longest prompt accepted, in characters (default 16,384). */
   maxPromptChars?: number | undefined;
   /**
@@ -141,6 +146,12 @@ export const zGatewayOptions = z.object({
   batchSize: z.number().int().min(1).max(500),
   settleIntervalMs: z.number().int().min(100),
   settleMarginSec: z.number().int().min(0).optional(),
+  maxDeadlineSec: z
+    .number()
+    .int()
+    .min(60)
+    .max(10 * 365 * 86_400)
+    .optional(),
   maxPromptChars: z.number().int().positive().max(1_000_000).optional(),
   maxConcurrent: z.number().int().min(1).max(4096).optional(),
   retryAfterSec: z.number().int().min(1).max(3600).optional(),

@@ -68,22 +68,29 @@ export async function settleReceipts(
     },
     parameters.account,
   );
-  const settled = parseEventLogs({ abi: inferenceSettlementAbi, eventName: "ReceiptSettled", logs: receipt.logs }).map(
-    ({ args }) => ({
-      payer: args.payer,
-      modelId: args.modelId,
-      currency: args.currency,
-      nonce: args.nonce,
-      units: args.units,
-      amount: args.amount,
-    }),
-  );
-  const skipped = parseEventLogs({ abi: inferenceSettlementAbi, eventName: "ReceiptSkipped", logs: receipt.logs }).map(
-    ({ args }) => ({
-      payer: args.payer,
-      nonce: args.nonce,
-      reason: (skipReasons[args.reason] ?? "Unknown") as SkipReason | "Unknown",
-    }),
-  );
+  // Only the settlement contract's own events: a token it calls could emit look-alikes.
+  const settlement = parameters.deployment.contracts.settlement.toLowerCase();
+  const fromSettlement = receipt.logs.filter((log) => log.address.toLowerCase() === settlement);
+  const settled = parseEventLogs({
+    abi: inferenceSettlementAbi,
+    eventName: "ReceiptSettled",
+    logs: fromSettlement,
+  }).map(({ args }) => ({
+    payer: args.payer,
+    modelId: args.modelId,
+    currency: args.currency,
+    nonce: args.nonce,
+    units: args.units,
+    amount: args.amount,
+  }));
+  const skipped = parseEventLogs({
+    abi: inferenceSettlementAbi,
+    eventName: "ReceiptSkipped",
+    logs: fromSettlement,
+  }).map(({ args }) => ({
+    payer: args.payer,
+    nonce: args.nonce,
+    reason: (skipReasons[args.reason] ?? "Unknown") as SkipReason | "Unknown",
+  }));
   return { hash, receipt, settled, skipped, total: settled.reduce((sum, s) => sum + s.amount, 0n) };
 }
