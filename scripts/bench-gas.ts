@@ -15,14 +15,8 @@
 import { network } from "hardhat";
 import { encodeFunctionData, getAddress, keccak256, parseEther, toHex, zeroHash, type Address, type Hex } from "viem";
 
-import {
-  ledgerDomain,
-  nodeConsentTypes,
-  sealedCommitTypes,
-  settlementDomain,
-  usageReceiptTypes,
-} from "./lib/eip712.js";
-import { DEFAULT_ROUND_PARAMS, deployProtocol, sealedHash } from "./lib/protocol.js";
+import { ledgerDomain, sealedCommitTypes, settlementDomain, usageReceiptTypes } from "./lib/eip712.js";
+import { DEFAULT_ROUND_PARAMS, authorizeOwnKey, deployProtocol, sealedHash } from "./lib/protocol.js";
 import { report } from "./lib/results.js";
 
 const HOLDER_COUNTS = [1, 100, 10_000];
@@ -101,20 +95,8 @@ await record("stake (trainer)", p.staking.write.stake([model, 0, parseEther("100
 await p.staking.write.stake([model, 0, parseEther("1000")], { account: trainerB.account });
 await p.staking.write.stake([model, 1, parseEther("1000")], { account: verifier.account });
 await p.staking.write.stake([model, 1, parseEther("1000")], { account: deployer.account });
-/** `authorizeNode` of a trainer's own key, with the key's EIP-712 consent. */
-async function authorizeOwnKey(wallet: typeof trainerA) {
-  const deadline = BigInt(await networkHelpers.time.latest()) + 3600n;
-  const signature = await wallet.signTypedData({
-    account: wallet.account,
-    domain: ledgerDomain(chainId, p.ledger.address),
-    types: nodeConsentTypes,
-    primaryType: "NodeConsent",
-    message: { owner: wallet.account.address, nodeKey: wallet.account.address, deadline },
-  });
-  return p.ledger.write.authorizeNode([wallet.account.address, true, deadline, signature], { account: wallet.account });
-}
-await record("authorizeNode (with the key's consent)", authorizeOwnKey(trainerA));
-await gasOf(authorizeOwnKey(trainerB));
+await record("authorizeNode (with the key's consent)", authorizeOwnKey(trainerA, p.ledger.address));
+await gasOf(authorizeOwnKey(trainerB, p.ledger.address));
 
 const d = (s: string) => keccak256(toHex(s));
 function checkpoint(owner: Address, shard: number, round: bigint, lane: number, parentRoot: Hex) {

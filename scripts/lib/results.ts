@@ -2,7 +2,7 @@
  * The benchmarks' one results writer: every scripts/bench-*.ts ends by handing its report here,
  * which prints it (lines of text and tables, in order) and writes its figures to
  * results/<name>.json, the file `npm run bench` reads back for its summary table
- * (scripts/lib/bench/areas.ts) and docs/benchmarks.md quotes.
+ * (scripts/lib/bench-areas.ts) and docs/benchmarks.md quotes.
  */
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
