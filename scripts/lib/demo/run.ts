@@ -29,9 +29,9 @@ import { runTraining } from "./training.js";
 import { runVerifier } from "./verification.js";
 
 /**
- * Runs the whole protocol end to end (see the file comment) and returns its figures. Every child
- * process is stopped and the chain closed however it ends; the work folder is removed unless
- * `keepWorkDir`.
+ * Runs the whole protocol end to end (scripts/demo.ts says what it shows) and returns its
+ * figures. Every child process is stopped and the chain closed however it ends; the work folder
+ * is removed unless `keepWorkDir`.
  *
  * @example
  * const result = await runDemo({ shards: 2, rounds: 1 })
