@@ -12,23 +12,29 @@
  * of BENCH_REPEAT (default 3) repetitions counts. Prints a table and writes
  * results/bench-checkpoint.json.
  *
- *   npm run bench:checkpoint
+ *   npm run bench -- checkpoint
  */
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
 
-import { keccakHex } from "../node/src/checkpoint/keccak.js";
-import { merkleRoot } from "../node/src/checkpoint/merkle.js";
-import { decodeSafetensors, encodeSafetensors, type Tensors } from "../node/src/checkpoint/safetensors.js";
-import { HeliaStore } from "../node/src/ipfs/helia.js";
-import { initBackend } from "../node/src/ml/backend.js";
-import { defaultSpec, specDigest } from "../node/src/ml/spec.js";
-import { StageTrainer } from "../node/src/ml/stage.js";
-import { encodeCheckpoint } from "../node/src/swarm/checkpoint.js";
+import {
+  decodeSafetensors,
+  defaultSpec,
+  encodeCheckpoint,
+  encodeSafetensors,
+  HeliaStore,
+  initBackend,
+  keccakHex,
+  merkleRoot,
+  specDigest,
+  StageTrainer,
+  type Tensors,
+} from "../node/src/index.js";
+import { report } from "./lib/results.js";
 
 const REPEAT = Number(process.env.BENCH_REPEAT ?? 3);
 if (!Number.isInteger(REPEAT) || REPEAT < 1) throw new Error(`BENCH_REPEAT must be a positive integer`);
@@ -38,7 +44,6 @@ const SYNTHETIC_LAYERS = 24;
 const SYNTHETIC_WIDTH = 1024;
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
-const repoRoot = path.resolve(import.meta.dirname, "..");
 const work = await mkdtemp(path.join(os.tmpdir(), "bench-checkpoint-"));
 
 /** Seconds of one call of `fn`: the fastest of REPEAT timings, each a loop of ≥ MIN_LOOP_SECONDS when fn is quick. */
@@ -203,56 +208,50 @@ try {
     ),
   ];
 
-  console.log(`\nCheckpoint hashing and storage (MB/s over the file's size; fastest of ${REPEAT})`);
-  console.table(
-    cases.map((c) => ({
-      file: c.name,
-      MB: Number((c.fileBytes / 1e6).toFixed(2)),
-      tensors: c.tensors,
-      "merkleRoot MB/s": Math.round(c.merkle.MBps),
-      "sha256sum MB/s": Math.round(c.sha256sum.MBps),
-      "merkle / sha256sum": c.ratios.merkleVsSha256sum.toFixed(2),
-      "IPFS add MB/s": Math.round(c.ipfsAdd.MBps),
-      "IPFS / sha256sum": c.ratios.ipfsAddVsSha256sum.toFixed(2),
-    })),
-  );
-  console.log("Context (same files, in this process)");
-  console.table(
-    cases.map((c) => ({
-      file: c.name,
-      "decode + merkleRoot MB/s": Math.round(c.decodeAndMerkle.MBps),
-      "keccak256 (hash-wasm) MB/s": Math.round(c.keccak.MBps),
-      "sha256 (node:crypto) MB/s": Math.round(c.sha256Node.MBps),
-      "write file MB/s": Math.round(c.write.MBps),
-      "sha256sum s": Number(c.sha256sum.seconds.toFixed(4)),
-      "IPFS add s": Number(c.ipfsAdd.seconds.toFixed(3)),
-    })),
-  );
-
   const cpus = os.cpus();
-  const out = path.join(repoRoot, "results", "bench-checkpoint.json");
-  await mkdir(path.dirname(out), { recursive: true });
-  await writeFile(
-    out,
-    `${JSON.stringify(
+  await report(
+    "bench-checkpoint",
+    [
       {
-        date: new Date().toISOString(),
-        machine: {
-          cpus: cpus.length,
-          cpuModel: cpus[0]?.model ?? "unknown",
-          node: process.version,
-          platform: `${process.platform} ${process.arch}`,
-          loadAverage: os.loadavg()[0],
-        },
-        repeat: REPEAT,
-        units: "MB = 10^6 bytes of the safetensors file",
-        cases,
+        title: `\nCheckpoint hashing and storage (MB/s over the file's size; fastest of ${REPEAT})`,
+        rows: cases.map((c) => ({
+          file: c.name,
+          MB: Number((c.fileBytes / 1e6).toFixed(2)),
+          tensors: c.tensors,
+          "merkleRoot MB/s": Math.round(c.merkle.MBps),
+          "sha256sum MB/s": Math.round(c.sha256sum.MBps),
+          "merkle / sha256sum": c.ratios.merkleVsSha256sum.toFixed(2),
+          "IPFS add MB/s": Math.round(c.ipfsAdd.MBps),
+          "IPFS / sha256sum": c.ratios.ipfsAddVsSha256sum.toFixed(2),
+        })),
       },
-      null,
-      2,
-    )}\n`,
+      {
+        title: "Context (same files, in this process)",
+        rows: cases.map((c) => ({
+          file: c.name,
+          "decode + merkleRoot MB/s": Math.round(c.decodeAndMerkle.MBps),
+          "keccak256 (hash-wasm) MB/s": Math.round(c.keccak.MBps),
+          "sha256 (node:crypto) MB/s": Math.round(c.sha256Node.MBps),
+          "write file MB/s": Math.round(c.write.MBps),
+          "sha256sum s": Number(c.sha256sum.seconds.toFixed(4)),
+          "IPFS add s": Number(c.ipfsAdd.seconds.toFixed(3)),
+        })),
+      },
+    ],
+    {
+      date: new Date().toISOString(),
+      machine: {
+        cpus: cpus.length,
+        cpuModel: cpus[0]?.model ?? "unknown",
+        node: process.version,
+        platform: `${process.platform} ${process.arch}`,
+        loadAverage: os.loadavg()[0],
+      },
+      repeat: REPEAT,
+      units: "MB = 10^6 bytes of the safetensors file",
+      cases,
+    },
   );
-  console.log(`Wrote ${path.relative(process.cwd(), out)}`);
 } finally {
   await rm(work, { recursive: true, force: true });
 }

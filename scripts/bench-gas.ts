@@ -10,22 +10,14 @@
  *   to the same holders (steady state, the cheaper of the two);
  * - one plain ERC-20 `transfer` transaction to an address that already holds the currency.
  *
- *   npm run bench:gas
+ *   npm run bench -- gas
  */
-import { mkdir, writeFile } from "node:fs/promises";
-import path from "node:path";
-
 import { network } from "hardhat";
 import { encodeFunctionData, getAddress, keccak256, parseEther, toHex, zeroHash, type Address, type Hex } from "viem";
 
-import {
-  ledgerDomain,
-  nodeConsentTypes,
-  sealedCommitTypes,
-  settlementDomain,
-  usageReceiptTypes,
-} from "./lib/eip712.js";
-import { DEFAULT_ROUND_PARAMS, deployProtocol, sealedHash } from "./lib/protocol.js";
+import { ledgerDomain, sealedCommitTypes, settlementDomain, usageReceiptTypes } from "./lib/eip712.js";
+import { DEFAULT_ROUND_PARAMS, authorizeOwnKey, deployProtocol, sealedHash } from "./lib/protocol.js";
+import { report } from "./lib/results.js";
 
 const HOLDER_COUNTS = [1, 100, 10_000];
 const GENESIS_BATCH = 250;
@@ -103,20 +95,8 @@ await record("stake (trainer)", p.staking.write.stake([model, 0, parseEther("100
 await p.staking.write.stake([model, 0, parseEther("1000")], { account: trainerB.account });
 await p.staking.write.stake([model, 1, parseEther("1000")], { account: verifier.account });
 await p.staking.write.stake([model, 1, parseEther("1000")], { account: deployer.account });
-/** `authorizeNode` of a trainer's own key, with the key's EIP-712 consent. */
-async function authorizeOwnKey(wallet: typeof trainerA) {
-  const deadline = BigInt(await networkHelpers.time.latest()) + 3600n;
-  const signature = await wallet.signTypedData({
-    account: wallet.account,
-    domain: ledgerDomain(chainId, p.ledger.address),
-    types: nodeConsentTypes,
-    primaryType: "NodeConsent",
-    message: { owner: wallet.account.address, nodeKey: wallet.account.address, deadline },
-  });
-  return p.ledger.write.authorizeNode([wallet.account.address, true, deadline, signature], { account: wallet.account });
-}
-await record("authorizeNode (with the key's consent)", authorizeOwnKey(trainerA));
-await gasOf(authorizeOwnKey(trainerB));
+await record("authorizeNode (with the key's consent)", authorizeOwnKey(trainerA, p.ledger.address));
+await gasOf(authorizeOwnKey(trainerB, p.ledger.address));
 
 const d = (s: string) => keccak256(toHex(s));
 function checkpoint(owner: Address, shard: number, round: bigint, lane: number, parentRoot: Hex) {
@@ -396,50 +376,45 @@ const goals = [
   },
 ].map((g) => ({ ...g, met: g.value <= g.limit }));
 
-console.log("\nGas per operation");
-console.table(rows.map((r) => ({ operation: r.operation, gas: r.gas, note: r.note ?? "" })));
-console.log("Deposit and claim against holders of the shard");
-console.table(
-  Object.entries(scaling).map(([holders, s]) => ({
-    holders,
-    "pay (deposit)": s.deposit,
-    "claim (first)": s.claimFirst,
-    "claim (repeat)": s.claimRepeat,
-    transfer: s.transfer,
-  })),
-);
-console.log(`Paying the same holders one ERC-20 transfer each (Multicall3, ${FANOUT_CHUNK} transfers a transaction)`);
-console.table(
-  Object.values(fanout).map((f) => ({
-    holders: f.holders,
-    transactions: f.transactions,
-    "gas (fresh holders)": f.first,
-    "gas (repeat)": f.repeat,
-    "per holder (repeat)": f.perHolderRepeat,
-    "deposit / fan-out": (scaling[String(f.holders)]!.deposit / f.repeat).toFixed(4),
-  })),
-);
-console.log(`One ERC-20 transfer transaction (recipient already holds the currency): ${erc20Transfer} gas`);
-console.log("Goals");
-console.table(goals);
-
-const out = path.resolve(import.meta.dirname, "..", "results", "gas.json");
-await mkdir(path.dirname(out), { recursive: true });
-await writeFile(
-  out,
-  `${JSON.stringify(
+await report(
+  "gas",
+  [
     {
-      date: new Date().toISOString(),
-      chainId,
-      operations: rows,
-      holders: scaling,
-      fanout: { method: `Multicall3 aggregate3, ${FANOUT_CHUNK} ERC-20 transfers a transaction`, byHolders: fanout },
-      erc20Transfer,
-      receipts: perReceipt,
-      goals,
+      title: "\nGas per operation",
+      rows: rows.map((r) => ({ operation: r.operation, gas: r.gas, note: r.note ?? "" })),
     },
-    null,
-    2,
-  )}\n`,
+    {
+      title: "Deposit and claim against holders of the shard",
+      rows: Object.entries(scaling).map(([holders, s]) => ({
+        holders,
+        "pay (deposit)": s.deposit,
+        "claim (first)": s.claimFirst,
+        "claim (repeat)": s.claimRepeat,
+        transfer: s.transfer,
+      })),
+    },
+    {
+      title: `Paying the same holders one ERC-20 transfer each (Multicall3, ${FANOUT_CHUNK} transfers a transaction)`,
+      rows: Object.values(fanout).map((f) => ({
+        holders: f.holders,
+        transactions: f.transactions,
+        "gas (fresh holders)": f.first,
+        "gas (repeat)": f.repeat,
+        "per holder (repeat)": f.perHolderRepeat,
+        "deposit / fan-out": (scaling[String(f.holders)]!.deposit / f.repeat).toFixed(4),
+      })),
+    },
+    `One ERC-20 transfer transaction (recipient already holds the currency): ${erc20Transfer} gas`,
+    { title: "Goals", rows: goals },
+  ],
+  {
+    date: new Date().toISOString(),
+    chainId,
+    operations: rows,
+    holders: scaling,
+    fanout: { method: `Multicall3 aggregate3, ${FANOUT_CHUNK} ERC-20 transfers a transaction`, byHolders: fanout },
+    erc20Transfer,
+    receipts: perReceipt,
+    goals,
+  },
 );
-console.log(`Wrote ${path.relative(process.cwd(), out)}`);

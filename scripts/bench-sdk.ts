@@ -8,10 +8,8 @@
  * checks the cap table against the chain (every holder's balance, every id's totalSupply), prints
  * a table and writes results/sdk-bench.json.
  *
- *   npm run bench:sdk
+ *   npm run bench -- sdk
  */
-import { mkdir, writeFile } from "node:fs/promises";
-import path from "node:path";
 import { performance } from "node:perf_hooks";
 
 import { network } from "hardhat";
@@ -29,6 +27,7 @@ import {
 } from "../sdk/actions/ownership/transferLogs.js";
 import { defineDeployment } from "../sdk/deployment.js";
 import { DEFAULT_ROUND_PARAMS, deployProtocol } from "./lib/protocol.js";
+import { report } from "./lib/results.js";
 
 const HOLDERS = 1_000;
 const SHARDS = 4;
@@ -294,37 +293,29 @@ const goal = {
   "seconds (best)": Number(best("build").toFixed(4)),
   met: best("build") < 3,
 };
-console.log(
-  `\nCap table: ${logCount} transfer logs (${events} TransferSingle), ${HOLDERS} holders, ${SHARDS} shards, ` +
-    `${head - deployBlock} blocks; ${REPETITIONS} runs`,
+await report(
+  "sdk-bench",
+  [
+    `\nCap table: ${logCount} transfer logs (${events} TransferSingle), ${HOLDERS} holders, ${SHARDS} shards, ` +
+      `${head - deployBlock} blocks; ${REPETITIONS} runs`,
+    { rows },
+    { rows: [goal] },
+    `Checked against the chain: ${HOLDERS * SHARDS} balances and ${SHARDS} supplies agree.`,
+  ],
+  {
+    date: new Date().toISOString(),
+    chainId,
+    holders: HOLDERS,
+    shards: SHARDS,
+    logs: logCount,
+    transferSingle: events,
+    blocks: Number(head - deployBlock),
+    blockRange: BLOCK_RANGE,
+    smallBlockRange: SMALL_BLOCK_RANGE,
+    concurrency: CONCURRENCY,
+    generationSeconds,
+    gasPerMove: Math.round(gasPerMove),
+    runs,
+    goal,
+  },
 );
-console.table(rows);
-console.table([goal]);
-console.log(`Checked against the chain: ${HOLDERS * SHARDS} balances and ${SHARDS} supplies agree.`);
-
-const out = path.resolve(import.meta.dirname, "..", "results", "sdk-bench.json");
-await mkdir(path.dirname(out), { recursive: true });
-await writeFile(
-  out,
-  `${JSON.stringify(
-    {
-      date: new Date().toISOString(),
-      chainId,
-      holders: HOLDERS,
-      shards: SHARDS,
-      logs: logCount,
-      transferSingle: events,
-      blocks: Number(head - deployBlock),
-      blockRange: BLOCK_RANGE,
-      smallBlockRange: SMALL_BLOCK_RANGE,
-      concurrency: CONCURRENCY,
-      generationSeconds,
-      gasPerMove: Math.round(gasPerMove),
-      runs,
-      goal,
-    },
-    null,
-    2,
-  )}\n`,
-);
-console.log(`Wrote ${path.relative(process.cwd(), out)}`);

@@ -5,8 +5,8 @@
  * equals it bit for bit, see test/node/swarm.test.ts), so the loss column compares
  * like with like. Prints a table and writes results/bench-traffic.json.
  *
- *   npm run bench:traffic
- *   BENCH_ROUNDS=6 BENCH_STEPS=10 npm run bench:traffic       (the defaults)
+ *   npm run bench -- traffic
+ *   BENCH_ROUNDS=6 BENCH_STEPS=10 npm run bench -- traffic       (the defaults)
  *
  * The bottleneck starts from random projections and learns; the gap to the uncompressed loss
  * narrows with training (here +2.8 % after 30 steps, +1.5 % after 60 for rank 16), so the
@@ -15,15 +15,11 @@
  * The goal of the issue: at least 10× fewer bytes per step with the held-out loss within 2 % of
  * the uncompressed run after the same steps.
  */
-import { mkdir, writeFile } from "node:fs/promises";
 import os from "node:os";
-import path from "node:path";
 
-import { initBackend } from "../node/src/ml/backend.js";
-import { runBaseline } from "../node/src/ml/baseline.js";
-import { type ModelSpec, defaultSpec, zModelSpec } from "../node/src/ml/spec.js";
-import { stageLayout } from "../node/src/ml/model.js";
+import { defaultSpec, initBackend, type ModelSpec, runBaseline, stageLayout, zModelSpec } from "../node/src/index.js";
 import { intFromEnv } from "./lib/env.js";
+import { report } from "./lib/results.js";
 
 const MIN_RATIO = 10;
 const MAX_LOSS_DELTA = 0.02;
@@ -90,47 +86,40 @@ const table = rows.map((r) => {
     meetsGoal: r === reference ? null : ratio >= MIN_RATIO && lossDelta <= MAX_LOSS_DELTA,
   };
 });
-console.log(
-  `\nTraffic between 2 stages of the default spec (${ROUNDS} rounds × ${STEPS} steps, ${backend.name} backend, ${os.cpus().length} cpus):`,
-);
-console.table(
-  table.map((r) => ({
-    setting: r.setting,
-    "kB / step": Number((r.bytesPerStep / 1e3).toFixed(1)),
-    "× fewer bytes": Number(r.ratio.toFixed(1)),
-    [`held-out loss after ${steps} steps`]: Number(r.evalLoss.toFixed(4)),
-    "loss vs uncompressed": `${r.lossDelta >= 0 ? "+" : ""}${(100 * r.lossDelta).toFixed(2)} %`,
-    [`goal ≥ ${MIN_RATIO}×, ≤ +${100 * MAX_LOSS_DELTA} %`]: r.meetsGoal === null ? "—" : r.meetsGoal ? "✔" : "✘",
-  })),
-);
 const best = table.filter((r) => r.meetsGoal).sort((a, b) => b.ratio - a.ratio)[0];
 const chosen = table.find((r) => r.compression?.rank === 16) ?? table.at(-1)!;
-const out = path.resolve(import.meta.dirname, "..", "results", "bench-traffic.json");
-await mkdir(path.dirname(out), { recursive: true });
-await writeFile(
-  out,
-  `${JSON.stringify(
+await report(
+  "bench-traffic",
+  [
     {
-      date: new Date().toISOString(),
-      machine: { cpus: os.cpus().length, node: process.version, backend: backend.name },
-      options: { rounds: ROUNDS, stepsPerRound: STEPS },
-      goal: { minRatio: MIN_RATIO, maxLossDelta: MAX_LOSS_DELTA },
-      // The summary the `npm run bench` table reads: the rank-16 + int8 setting.
-      uncompressed: { bytesPerStep: reference.bytesPerStep, evalLoss: reference.evalLoss },
-      compressed: {
-        bytesPerStep: chosen.bytesPerStep,
-        evalLoss: chosen.evalLoss,
-        method: chosen.setting,
-        compression: chosen.compression,
-      },
-      ratio: chosen.ratio,
-      lossDelta: chosen.lossDelta,
-      settings: table,
-      bestMeetingGoal: best?.setting ?? null,
+      title: `\nTraffic between 2 stages of the default spec (${ROUNDS} rounds × ${STEPS} steps, ${backend.name} backend, ${os.cpus().length} cpus):`,
+      rows: table.map((r) => ({
+        setting: r.setting,
+        "kB / step": Number((r.bytesPerStep / 1e3).toFixed(1)),
+        "× fewer bytes": Number(r.ratio.toFixed(1)),
+        [`held-out loss after ${steps} steps`]: Number(r.evalLoss.toFixed(4)),
+        "loss vs uncompressed": `${r.lossDelta >= 0 ? "+" : ""}${(100 * r.lossDelta).toFixed(2)} %`,
+        [`goal ≥ ${MIN_RATIO}×, ≤ +${100 * MAX_LOSS_DELTA} %`]: r.meetsGoal === null ? "—" : r.meetsGoal ? "✔" : "✘",
+      })),
     },
-    null,
-    2,
-  )}\n`,
+  ],
+  {
+    date: new Date().toISOString(),
+    machine: { cpus: os.cpus().length, node: process.version, backend: backend.name },
+    options: { rounds: ROUNDS, stepsPerRound: STEPS },
+    goal: { minRatio: MIN_RATIO, maxLossDelta: MAX_LOSS_DELTA },
+    // The summary the `npm run bench` table reads: the rank-16 + int8 setting.
+    uncompressed: { bytesPerStep: reference.bytesPerStep, evalLoss: reference.evalLoss },
+    compressed: {
+      bytesPerStep: chosen.bytesPerStep,
+      evalLoss: chosen.evalLoss,
+      method: chosen.setting,
+      compression: chosen.compression,
+    },
+    ratio: chosen.ratio,
+    lossDelta: chosen.lossDelta,
+    settings: table,
+    bestMeetingGoal: best?.setting ?? null,
+  },
 );
-console.log(`Wrote ${path.relative(process.cwd(), out)}`);
 if (!chosen.meetsGoal) process.exitCode = 1;

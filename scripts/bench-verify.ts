@@ -1,5 +1,5 @@
 /**
- * Verification benchmark (`npm run bench:verify`):
+ * Verification benchmark (`npm run bench -- verify`):
  *
  * 1. What checking a commit costs against what producing it cost: the training time of one round of
  *    the default model (all shards in one process, the baseline engine, wasm) versus the replay of
@@ -14,7 +14,7 @@
  * Prints a table and writes results/bench-verify.json. BENCH_VERIFY_ROUNDS (default 1) sets how
  * many rounds are timed (the figures are their means).
  */
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 
@@ -23,17 +23,26 @@ import { createWalletClient, custom, keccak256, parseEther, publicActions, toHex
 import { mnemonicToAccount, privateKeyToAccount } from "viem/accounts";
 import { defineDeployment, reveal, signSealedCommit, submitCommit, type Checkpoint } from "shard-protocol/sdk";
 
-import { HeliaStore } from "../node/src/ipfs/helia.js";
-import { ipfsUri } from "../node/src/ipfs/store.js";
-import { initBackend } from "../node/src/ml/backend.js";
-import { runBaseline } from "../node/src/ml/baseline.js";
-import { stageLayout } from "../node/src/ml/model.js";
-import { canonicalSpecBytes, defaultSpec, specDigest } from "../node/src/ml/spec.js";
-import { encodeCheckpoint } from "../node/src/swarm/checkpoint.js";
-import { type CommitEvidence, type RoundReplay, checkRound, replayRound } from "../node/src/verify/index.js";
-import { type VerifierEvent, verifyOnce } from "../node/src/verify/verifier.js";
+import {
+  canonicalSpecBytes,
+  checkRound,
+  type CommitEvidence,
+  defaultSpec,
+  encodeCheckpoint,
+  HeliaStore,
+  initBackend,
+  ipfsUri,
+  replayRound,
+  type RoundReplay,
+  runBaseline,
+  specDigest,
+  stageLayout,
+  type VerifierEvent,
+  verifyOnce,
+} from "../node/src/index.js";
 import { intFromEnv } from "./lib/env.js";
 import { DEFAULT_ROUND_PARAMS, authorizeOwnKey, deployProtocol } from "./lib/protocol.js";
+import { report } from "./lib/results.js";
 
 const ROUNDS = intFromEnv("BENCH_VERIFY_ROUNDS", 1, 1, 10);
 const spec = defaultSpec();
@@ -251,38 +260,33 @@ try {
       "lane 0 honest, lane 1 forged",
     ],
   ];
-  const gasRows = [...gas.entries()].map(([name, xs]) => [
-    name,
-    String(xs.reduce((a, b) => a + b, 0n) / BigInt(xs.length)),
-    `${xs.length} tx`,
-  ]);
-  const width = Math.max(...[...rows, ...gasRows].map((r) => r[0]!.length));
-  console.log(
-    `\nVerification, default model (${spec.shards.length} shards, ${spec.training.stepsPerRound} steps/round), ${backend.name}, ${ROUNDS} round(s)\n`,
-  );
-  for (const [a, b, c] of rows) console.log(`${a.padEnd(width)}  ${b.padStart(10)}  ${c}`);
-  console.log(`\n${"transaction".padEnd(width)}  ${"gas".padStart(10)}`);
-  for (const [a, b, c] of gasRows) console.log(`${a!.padEnd(width)}  ${b!.padStart(10)}  ${c}`);
-  await mkdir("results", { recursive: true });
-  await writeFile(
-    "results/bench-verify.json",
-    JSON.stringify(
+  await report(
+    "bench-verify",
+    [
       {
-        spec: { shards: spec.shards, stepsPerRound: spec.training.stepsPerRound, name: spec.name },
-        backend: backend.name,
-        rounds: ROUNDS,
-        trainSeconds: train,
-        replaySeconds,
-        checkSeconds,
-        replayOverTraining: mean(replaySeconds) / mean(train),
-        verifierPassSeconds: passSeconds,
-        gas: Object.fromEntries([...gas.entries()].map(([k, xs]) => [k, xs.map(String)])),
+        title: `\nVerification, default model (${spec.shards.length} shards, ${spec.training.stepsPerRound} steps/round), ${backend.name}, ${ROUNDS} round(s)`,
+        rows: rows.map(([figure, value, note]) => ({ figure, value, note })),
       },
-      null,
-      2,
-    ),
+      {
+        rows: [...gas.entries()].map(([transaction, xs]) => ({
+          transaction,
+          gas: String(xs.reduce((a, b) => a + b, 0n) / BigInt(xs.length)),
+          note: `${xs.length} tx`,
+        })),
+      },
+    ],
+    {
+      spec: { shards: spec.shards, stepsPerRound: spec.training.stepsPerRound, name: spec.name },
+      backend: backend.name,
+      rounds: ROUNDS,
+      trainSeconds: train,
+      replaySeconds,
+      checkSeconds,
+      replayOverTraining: mean(replaySeconds) / mean(train),
+      verifierPassSeconds: passSeconds,
+      gas: Object.fromEntries([...gas.entries()].map(([k, xs]) => [k, xs.map(String)])),
+    },
   );
-  console.log("\nwrote results/bench-verify.json");
 } finally {
   await store.close();
   await rm(dir, { recursive: true, force: true });

@@ -1,252 +1,116 @@
 /**
- * Every benchmark of the project in one command, and one table: each figure next to its reference
- * (an anchor measured in the same run of the same sub-benchmark, or a goal), with their ratio.
+ * Every benchmark of the project, one command:
  *
- *   npm run bench                              gas, train, traffic, checkpoint, sdk
- *   BENCH_ONLY=gas,checkpoint npm run bench    a subset (names: gas, train, traffic, checkpoint, sdk)
+ *   npm run bench                              gas, train, traffic, checkpoint, sdk, then one table
+ *   BENCH_ONLY=gas,checkpoint npm run bench    a subset of those, then the table
+ *   npm run bench -- <area> [args]             one benchmark on its own: its own tables and results/*.json
+ *   npm run bench -- help                      the areas (gas, train, traffic, checkpoint, sdk, verify,
+ *                                              probe-backend)
  *
- * Runs the sub-benchmarks one after another as child processes (`npm run bench:<name>`, each still
- * runnable on its own), streaming their output to stderr with a `[name]` prefix, then reads the
- * JSON each one wrote under results/ and prints the table; writes results/bench.json (the rows, each
- * sub-benchmark's status, the machine). `bench:traffic` runs only where package.json has it.
- * An area left out by BENCH_ONLY shows the figures of its last run, marked with its date. Exits
- * non-zero, after printing what it has, when a sub-benchmark fails or writes no fresh results.
+ * Each area builds what it needs first (the contracts with Hardhat, the SDK and node packages with
+ * `tsc -b`; each build once per run), then runs its script (scripts/bench-*.ts) in Hardhat
+ * (`hardhat run`) or plain (`tsx`); scripts/lib/bench-areas.ts says which. Settings are environment
+ * variables (docs/benchmarks.md); only probe-backend takes arguments.
+ *
+ * The summary (no area named) runs the table's areas one after another as child processes,
+ * streaming their output to stderr with a `[name]` prefix, then reads the JSON each one wrote under
+ * results/ and prints one table: each figure next to its reference (an anchor measured in the same
+ * run of the same benchmark, or a goal), with their ratio; it writes results/bench.json (the rows,
+ * each area's status, the machine). An area left out by BENCH_ONLY shows the figures of its last
+ * run, marked with its date. Exits non-zero, after printing what it has, when an area fails or
+ * writes no fresh results.
  */
 import { spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
-import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { createInterface } from "node:readline";
 
-const repoRoot = path.resolve(import.meta.dirname, "..");
-const resultsDir = path.join(repoRoot, "results");
-
-interface Row {
-  area: string;
-  figure: string;
-  value: number | null;
-  unit: string;
-  reference: number | null;
-  /** What the reference is. */
-  referenceIs: string;
-  /** value / reference. */
-  ratio: number | null;
-}
-
-/** The sub-benchmarks' JSON, read loosely (each area checks what it uses by using it). */
-type Json = any;
-
-interface Area {
-  name: string;
-  title: string;
-  script: string;
-  file: string;
-  rows: (json: Json) => Row[];
-}
-
-/* FORMATTING */
-
-const grouped = (n: number) => Math.round(n).toLocaleString("en-US");
-function show(n: number | null, unit: string): string {
-  if (n === null || !Number.isFinite(n)) return "—";
-  switch (unit) {
-    case "gas":
-      return `${grouped(n)} gas`;
-    case "MB/s":
-      return `${n >= 100 ? grouped(n) : n.toFixed(1)} MB/s`;
-    case "s":
-      return `${n < 1 ? n.toFixed(3) : n.toFixed(2)} s`;
-    case "samples/s":
-      return `${n.toFixed(1)} samples/s`;
-    case "loss":
-      return n.toFixed(6);
-    case "%":
-      return `${(n * 100).toFixed(1)} %`;
-    case "bytes":
-      return n >= 1e5 ? `${(n / 1e6).toFixed(3)} MB` : `${grouped(n)} B`;
-    default:
-      return `${n} ${unit}`.trim();
-  }
-}
-function showRatio(r: number | null): string {
-  if (r === null || !Number.isFinite(r)) return "—";
-  if (r === 0) return "0×";
-  const digits = r >= 10 ? 1 : r >= 0.1 ? 2 : r >= 0.001 ? 4 : 6;
-  return `${r.toFixed(digits)}×`;
-}
-const row = (
-  area: string,
-  figure: string,
-  value: number | null,
-  unit: string,
-  reference: number | null,
-  referenceIs: string,
-): Row => ({
-  area,
-  figure,
-  value,
-  unit,
-  reference,
-  referenceIs,
-  ratio: value !== null && reference !== null && reference !== 0 ? value / reference : null,
-});
-
-/* WHAT EACH AREA CONTRIBUTES */
-
-const AREAS: Area[] = [
-  {
-    name: "gas",
-    title: "gas",
-    script: "bench:gas",
-    file: "gas.json",
-    rows(j) {
-      const rows: Row[] = [];
-      const erc20: number | undefined = j.erc20Transfer;
-      const anchor = erc20 === undefined ? "" : "1 ERC-20 transfer tx";
-      for (const op of j.operations as { operation: string; gas: number }[]) {
-        rows.push(row("gas", op.operation, op.gas, "gas", erc20 ?? null, anchor));
-      }
-      const fanout = j.fanout?.byHolders as
-        Record<string, { transactions: number; repeat: number; perHolderRepeat: number }> | undefined;
-      for (const [holders, s] of Object.entries(j.holders as Record<string, Json>)) {
-        const f = fanout?.[holders];
-        const n = Number(holders).toLocaleString("en-US");
-        const pushIs = f
-          ? `pay the ${n} holder(s) 1 ERC-20 transfer each (measured, ${f.transactions} tx)`
-          : "fan-out not measured";
-        rows.push(row("gas", `deposit (pay), ${n} holder(s)`, s.deposit, "gas", f?.repeat ?? null, pushIs));
-        rows.push(
-          row(
-            "gas",
-            `claim 1 id, ${n} holder(s) (repeat; first ${grouped(s.claimFirst)})`,
-            s.claimRepeat,
-            "gas",
-            f?.perHolderRepeat ?? null,
-            f ? `the same push, per holder` : "fan-out not measured",
-          ),
-        );
-      }
-      return rows;
-    },
-  },
-  {
-    name: "train",
-    title: "training",
-    script: "bench:train",
-    file: "bench-train.json",
-    rows(j) {
-      const p = j.pipeline;
-      const b = j.baseline;
-      const steps = (j.options?.rounds ?? 0) * (j.options?.stepsPerRound ?? 0);
-      const rows = [
-        row(
-          "training",
-          `samples/s, ${p.processes} shard processes (${j.machine?.backend ?? "?"})`,
-          p.samplesPerSecond,
-          "samples/s",
-          b.samplesPerSecond,
-          "baseline, 1 process",
-        ),
-        row("training", `held-out loss after ${steps} steps`, p.evalLoss, "loss", b.evalLoss, "baseline, same steps"),
-      ];
-      const o = p.overhead;
-      if (o) {
-        rows.push(
-          row("training", "protocol overhead, upper bound (share of a round)", o.share, "%", 0.05, "goal ≤ 5 %"),
-          row(
-            "training",
-            `round time with the protocol (A/B, ${o.measuredRounds ?? "?"} rounds)`,
-            o.fullSeconds,
-            "s",
-            o.bareSeconds,
-            "bare pipeline, same processes and links",
-          ),
-        );
-      }
-      rows.push(row("training", "bytes between stages per step", p.bytesPerStep, "bytes", null, "see traffic"));
-      return rows;
-    },
-  },
-  {
-    name: "traffic",
-    title: "traffic",
-    script: "bench:traffic",
-    file: "bench-traffic.json",
-    rows(j) {
-      const method = j.compressed?.method ? ` (${j.compressed.method})` : "";
-      const rows = [
-        row(
-          "traffic",
-          `bytes per step between stages, compressed${method}`,
-          j.compressed?.bytesPerStep ?? null,
-          "bytes",
-          j.uncompressed?.bytesPerStep ?? null,
-          "uncompressed float32",
-        ),
-        row(
-          "traffic",
-          `held-out loss, compressed${j.lossDelta === undefined ? "" : ` (Δ ${Number(j.lossDelta).toExponential(2)})`}`,
-          j.compressed?.evalLoss ?? null,
-          "loss",
-          j.uncompressed?.evalLoss ?? null,
-          "uncompressed, same steps",
-        ),
-      ];
-      return rows;
-    },
-  },
-  {
-    name: "checkpoint",
-    title: "checkpoints",
-    script: "bench:checkpoint",
-    file: "bench-checkpoint.json",
-    rows(j) {
-      const rows: Row[] = [];
-      for (const c of j.cases as Json[]) {
-        const label = `${c.name}, ${(c.fileBytes / 1e6).toFixed(2)} MB`;
-        rows.push(
-          row("checkpoints", `Merkle root (${label})`, c.merkle.MBps, "MB/s", c.sha256sum.MBps, "sha256sum, same file"),
-          row(
-            "checkpoints",
-            `IPFS add, Helia (${label})`,
-            c.ipfsAdd.MBps,
-            "MB/s",
-            c.sha256sum.MBps,
-            "sha256sum, same file",
-          ),
-        );
-      }
-      return rows;
-    },
-  },
-  {
-    name: "sdk",
-    title: "SDK",
-    script: "bench:sdk",
-    file: "sdk-bench.json",
-    rows(j) {
-      const runs = j.runs as { fetch: number; build: number; getCapTable: number }[];
-      const best = (k: "fetch" | "build") => Math.min(...runs.map((r) => r[k]));
-      const logs = Number(j.logs).toLocaleString("en-US");
-      return [
-        row(
-          "SDK",
-          `cap table from ${logs} logs, ${Number(j.holders).toLocaleString("en-US")} holders (build)`,
-          best("build"),
-          "s",
-          3,
-          "goal < 3 s",
-        ),
-        row("SDK", "cap table build vs fetching the logs", best("build"), "s", best("fetch"), "eth_getLogs, 1 range"),
-      ];
-    },
-  },
-];
+import {
+  type Area,
+  AREAS,
+  type Build,
+  BUILDS,
+  EXTRA,
+  grouped,
+  type Json,
+  row,
+  type Row,
+  type Runnable,
+  show,
+  showRatio,
+} from "./lib/bench-areas.js";
+import { REPO_ROOT, RESULTS_DIR, writeResults } from "./lib/results.js";
 
 /* RUNNING */
 
-const scripts: Record<string, string> = JSON.parse(readFileSync(path.join(repoRoot, "package.json"), "utf8")).scripts;
+const bin = path.join(REPO_ROOT, "node_modules", ".bin");
+const childEnv = { ...process.env, PATH: `${bin}${path.delimiter}${process.env.PATH ?? ""}` };
+const built = new Set<Build>();
+
+/** Runs one command; its output goes to this process's (with `prefix`: line by line to stderr, prefixed). */
+function exec(argv: string[], prefix?: string): Promise<number> {
+  return new Promise((resolve) => {
+    const child = spawn(argv[0]!, argv.slice(1), {
+      cwd: REPO_ROOT,
+      stdio: prefix === undefined ? "inherit" : ["ignore", "pipe", "pipe"],
+      env: childEnv,
+    });
+    if (prefix !== undefined)
+      for (const stream of [child.stdout!, child.stderr!])
+        createInterface({ input: stream }).on("line", (line) => process.stderr.write(`[${prefix}] ${line}\n`));
+    child.on("error", (err) => {
+      process.stderr.write(`${prefix === undefined ? "" : `[${prefix}] `}could not start ${argv[0]}: ${err.message}\n`);
+      resolve(127);
+    });
+    child.on("close", (code, signal) => resolve(code ?? (signal ? 128 : 1)));
+  });
+}
+
+/** Builds what `area` needs (what this run has not built yet), then runs its script with `args`. */
+async function runArea(area: Runnable, args: string[], prefix?: string): Promise<number> {
+  for (const b of area.builds) {
+    if (built.has(b)) continue;
+    const code = await exec(BUILDS[b], prefix);
+    if (code !== 0) return code;
+    built.add(b);
+  }
+  const command = area.runner === "hardhat" ? ["hardhat", "run", "--no-compile", area.script] : ["tsx", area.script];
+  return exec([...command, ...args], prefix);
+}
+
+function usage(): string {
+  const all: Runnable[] = [...AREAS, ...EXTRA];
+  const width = Math.max(...all.map((a) => a.name.length));
+  return [
+    "npm run bench                    every area of the summary table, then the table (BENCH_ONLY=a,b: a subset)",
+    "npm run bench -- <area> [args]   one area on its own",
+    "",
+    "areas:",
+    ...all.map((a) => `  ${a.name.padEnd(width)}  ${a.about}`),
+  ].join("\n");
+}
+
+const [named, ...args] = process.argv.slice(2);
+if (named !== undefined) {
+  if (named === "help" || named === "--help" || named === "-h") {
+    console.log(usage());
+    process.exit(0);
+  }
+  const area = [...AREAS, ...EXTRA].find((a) => a.name === named);
+  if (area === undefined) {
+    console.error(`bench: unknown area ${JSON.stringify(named)}\n\n${usage()}`);
+    process.exit(2);
+  }
+  if (area.runner === "hardhat" && args.length > 0) {
+    console.error(
+      `bench: ${area.name} takes no arguments (its settings are environment variables: docs/benchmarks.md)`,
+    );
+    process.exit(2);
+  }
+  process.exit(await runArea(area, args));
+}
+
 const names = AREAS.map((a) => a.name);
 const only = (process.env.BENCH_ONLY ?? "")
   .split(",")
@@ -258,24 +122,6 @@ if (unknown.length > 0) {
   process.exit(2);
 }
 const selected = only.length > 0 ? only : names;
-
-function run(area: Area): Promise<number> {
-  return new Promise((resolve) => {
-    const child = spawn("npm", ["run", "--silent", area.script], {
-      cwd: repoRoot,
-      stdio: ["ignore", "pipe", "pipe"],
-      env: process.env,
-    });
-    for (const stream of [child.stdout, child.stderr]) {
-      createInterface({ input: stream }).on("line", (line) => process.stderr.write(`[${area.name}] ${line}\n`));
-    }
-    child.on("error", (err) => {
-      process.stderr.write(`[${area.name}] could not start: ${err.message}\n`);
-      resolve(127);
-    });
-    child.on("close", (code, signal) => resolve(code ?? (signal ? 128 : 1)));
-  });
-}
 
 type Status = "ran" | "failed" | "not run";
 interface Outcome {
@@ -289,7 +135,7 @@ interface Outcome {
 }
 
 async function readResults(area: Area): Promise<{ json: Json; date: string; mtimeMs: number } | undefined> {
-  const file = path.join(resultsDir, area.file);
+  const file = path.join(RESULTS_DIR, area.file);
   try {
     const [text, info] = await Promise.all([readFile(file, "utf8"), stat(file)]);
     const json = JSON.parse(text);
@@ -307,14 +153,9 @@ let failed = false;
 
 for (const area of AREAS) {
   if (!selected.includes(area.name)) continue;
-  if (!scripts[area.script]) {
-    outcomes[area.name] = { status: "not run", why: `package.json has no ${area.script} script`, fresh: false };
-    process.stderr.write(`[${area.name}] skipped: package.json has no ${area.script} script\n`);
-    continue;
-  }
-  process.stderr.write(`[${area.name}] npm run ${area.script}\n`);
+  process.stderr.write(`[${area.name}] npm run bench -- ${area.name}\n`);
   const t0 = Date.now();
-  const exitCode = await run(area);
+  const exitCode = await runArea(area, [], area.name);
   const seconds = (Date.now() - t0) / 1000;
   const results = await readResults(area);
   const fresh = results !== undefined && results.mtimeMs >= t0;
@@ -344,7 +185,7 @@ for (const area of AREAS) {
       outcome?.why ??
       (selected.includes(area.name) ? "no results" : `not in BENCH_ONLY, no earlier results/${area.file}`);
     rows.push({
-      ...row(area.title, `${area.script}: ${outcome?.status ?? "not run"} (${why})`, null, "", null, ""),
+      ...row(area.title, `bench ${area.name}: ${outcome?.status ?? "not run"} (${why})`, null, "", null, ""),
       ratio: null,
     });
     outcomes[area.name] ??= { status: "not run", why, fresh: false };
@@ -367,7 +208,9 @@ for (const area of AREAS) {
     notes.push(`${mark} ${area.title}: not run now (${why}); figures of results/${area.file} from ${results.date}`);
     outcomes[area.name] = { status: "not run", why, resultsDate: results.date, fresh: false };
   } else if (outcome.status === "failed") {
-    areaRows.unshift(row(area.title, `${area.script} FAILED (${outcome.why}); its results follow`, null, "", null, ""));
+    areaRows.unshift(
+      row(area.title, `bench ${area.name} FAILED (${outcome.why}); its results follow`, null, "", null, ""),
+    );
   }
   rows.push(...areaRows);
 }
@@ -422,13 +265,7 @@ if (gas?.fanout) {
   );
 }
 
-const out = path.join(resultsDir, "bench.json");
-await mkdir(resultsDir, { recursive: true });
-await writeFile(
-  out,
-  `${JSON.stringify({ date: started.toISOString(), machine, selected, areas: outcomes, rows, notes }, null, 2)}\n`,
-);
-console.log(`Wrote ${path.relative(process.cwd(), out)}`);
+await writeResults("bench", { date: started.toISOString(), machine, selected, areas: outcomes, rows, notes });
 const failures = Object.entries(outcomes).filter(([, o]) => o.status === "failed");
 if (failed || failures.length > 0) {
   console.error(`Failed: ${failures.map(([n, o]) => `${n} (${o.why})`).join(", ") || "unreadable results"}`);

@@ -15,10 +15,7 @@ import { readFile, writeFile } from "node:fs/promises";
 
 import * as tf from "@tensorflow/tfjs-core";
 
-import { keccakHex } from "../node/src/checkpoint/keccak.js";
-import { type BackendChoice, initBackend } from "../node/src/ml/backend.js";
-import { runBaseline } from "../node/src/ml/baseline.js";
-import { defaultSpec, zModelSpec } from "../node/src/ml/spec.js";
+import { type BackendChoice, defaultSpec, initBackend, keccakHex, runBaseline, zModelSpec } from "../node/src/index.js";
 
 const requested = (process.argv[2] ?? "auto") as BackendChoice;
 const steps = Number(process.argv[3] ?? 20);

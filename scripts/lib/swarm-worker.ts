@@ -29,17 +29,25 @@ import type { Hex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { z } from "zod";
 
-import { connect } from "../../node/src/chain.js";
-import { HeliaStore } from "../../node/src/ipfs/helia.js";
-import { BACKENDS, initBackend } from "../../node/src/ml/backend.js";
-import { specDigest, zModelSpec } from "../../node/src/ml/spec.js";
-import { createHost } from "../../node/src/p2p/host.js";
-import { loadCorpus } from "../../node/src/ml/data.js";
-import { runStageEval, runStageStep, tensorIO } from "../../node/src/ml/pipeline.js";
-import { StageTrainer } from "../../node/src/ml/stage.js";
-import type { ShardHost } from "../../node/src/p2p/host.js";
-import { connectNeighbours, runSwarmNode, type SwarmEvent } from "../../node/src/swarm/node.js";
-import { linkIO } from "../../node/src/swarm/round.js";
+import {
+  BACKENDS,
+  connect,
+  connectNeighbours,
+  createHost,
+  HeliaStore,
+  initBackend,
+  linkIO,
+  loadCorpus,
+  runStageEval,
+  runStageStep,
+  runSwarmNode,
+  type ShardHost,
+  specDigest,
+  StageTrainer,
+  type SwarmEvent,
+  tensorIO,
+  zModelSpec,
+} from "../../node/src/index.js";
 
 const zWorkerConfig = z.object({
   /** JSON-RPC endpoint of the chain (HTTP or WebSocket). */

@@ -8,8 +8,7 @@ import { sha256 } from "multiformats/hashes/sha2";
 import { type Address, type Hex, getAddress, parseEther, parseUnits, toHex } from "viem";
 import { mnemonicToAccount } from "viem/accounts";
 
-import { stageLayout } from "../../../node/src/ml/model.js";
-import { type ModelSpec, canonicalSpecBytes, specDigest } from "../../../node/src/ml/spec.js";
+import { canonicalSpecBytes, type ModelSpec, specDigest, stageLayout } from "../../../node/src/index.js";
 import { DEFAULT_ROUND_PARAMS, deployProtocol } from "../protocol.js";
 
 /** Hardhat's default accounts (the local chain funds them with ETH). */
