@@ -14,7 +14,7 @@ export async function concludePending(p: PassContext): Promise<void> {
   // 6. Resolve disputes whose window ended (anyone may).
   for (const c of pending()) {
     const d = onChain.get(c.commitId)!.dispute;
-    if (!d?.open || BigInt(d.endsAt) > now) continue;
+    if (!d?.open || BigInt(d.endsAt) > p.nextBlockTime) continue;
     const info = onChain.get(c.commitId)!;
     const r = await act("resolve", c.commitId, `resolve:${c.commitId}:${info.disputes}`, () =>
       resolve(client, { deployment, account, checkpoint: c.checkpoint }),
@@ -88,7 +88,7 @@ export async function concludePending(p: PassContext): Promise<void> {
     if (c.checkpoint.parentRoot !== zeroHash && parentId === undefined) continue;
     if (info.dispute?.open) continue;
     const params = await paramsAt(c.checkpoint.round);
-    if (now < BigInt(info.revealedAt + params.challengeWindow)) continue;
+    if (p.nextBlockTime < BigInt(info.revealedAt + params.challengeWindow)) continue;
     if (info.attestations + (pass.attested.includes(c.commitId) ? 1 : 0) < params.minAttestations) continue;
     // Not what this verifier found invalid, or could not fetch near its deadline, unless a dispute upheld it.
     const v = state.verdict(c.commitId);

@@ -38,6 +38,12 @@ export interface PassContext {
   stopped: () => boolean;
   /** The chain's time at the start of the pass. */
   now: bigint;
+  /**
+   * The least timestamp the next block can have: the chain's time, or the wall clock where it is
+   * later (a local chain mines only on demand, so its latest block can lag far behind). Windows
+   * are judged against it; an action sent early is refused "not yet" and retried next pass.
+   */
+  nextBlockTime: bigint;
   nowSeconds: number;
   policy: RetryPolicy;
   /** Where each live commit stood at the start of the pass (updated by resolutions). */

@@ -48,6 +48,9 @@ export type * from "./types.js";
  * what the steps share, `types.ts` the configuration, events and results.
  */
 
+/** This machine's clock, in seconds. */
+const wallClock = () => BigInt(Math.floor(Date.now() / 1000));
+
 /** Blocks per `eth_getLogs` request. */
 const LOG_RANGE = 10_000n;
 /** Ledger refusals that mean "not now" (the action may succeed in a later pass). */
@@ -231,6 +234,7 @@ export async function verifyOnce(cfg: VerifierConfig): Promise<VerifierPass> {
     stopped,
     now,
     nowSeconds: Number(now),
+    nextBlockTime: now > wallClock() ? now : wallClock(),
     policy: cfg.retry ?? DEFAULT_RETRY_POLICY,
     onChain,
     statusOf,
