@@ -16,6 +16,7 @@ import {
   type Transport,
 } from "viem";
 import {
+  estimateContractGas,
   getChainId,
   getCode,
   multicall,
@@ -187,7 +188,10 @@ export class TransactionRevertedError extends ShardBaseError {
 
 /**
  * Simulates a contract write (so a revert surfaces as a decoded error before anything is sent),
- * sends it, and waits for the receipt. Typed like viem's `writeContract`: the function name
+ * sends it, and waits for the receipt. The simulation runs against the pending block, the one the
+ * transaction goes into: on a chain that mines only on demand (`hardhat node`, `anvil`) the latest
+ * block can be minutes old, and a time-gated call (finalize after a window) would be refused
+ * against it for ever, since nothing else mines the block that would let it pass. Typed like viem's `writeContract`: the function name
  * must be one of `abi`'s state-changing functions and `args` must match its inputs.
  */
 export async function write<
@@ -207,10 +211,13 @@ export async function write<
   let result: ContractFunctionReturnType<abi, WriteMutability, functionName, args>;
   try {
     await assertChain(client, deployment, action);
-    const simulation = await simulateContract(client, { ...call, account: from } as never);
+    const simulation = await simulateContract(client, { ...call, account: from, blockTag: "pending" } as never);
     result = (simulation as { result: ContractFunctionReturnType<abi, WriteMutability, functionName, args> }).result;
+    // The gas too (a node left to estimate it picks its own default block, the latest on some).
+    const gas = await estimateContractGas(client, { ...call, account: from, blockTag: "pending" } as never);
     hash = await writeContract(client, {
       ...(simulation as { request: object }).request,
+      gas,
       account: from,
       chain: client.chain ?? null,
     } as never);

@@ -82,9 +82,16 @@ class Running {
     }
     assert.fail(`no "${name}" event\nstderr:\n${this.stderr.slice(-4000)}`);
   }
-  /** Waits for exit 0 and returns the result JSON on stdout. */
-  async result(): Promise<Record<string, any>> {
-    const code = await this.exited;
+  /** Waits for exit 0 and returns the result JSON on stdout; stops it and fails after `timeoutMs`. */
+  async result(timeoutMs = 240_000): Promise<Record<string, any>> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<"late">((resolve) => (timer = setTimeout(() => resolve("late"), timeoutMs)));
+    const code = await Promise.race([this.exited, late]);
+    clearTimeout(timer);
+    if (code === "late") {
+      await this.stop();
+      assert.fail(`no exit in ${timeoutMs / 1000} s\nstderr:\n${this.stderr.slice(-4000)}`);
+    }
     assert.equal(code, 0, `exit ${code}\nstdout:\n${this.stdout}\nstderr:\n${this.stderr.slice(-4000)}`);
     return JSON.parse(this.stdout.trim().split("\n").at(-1)!) as Record<string, any>;
   }
@@ -122,7 +129,7 @@ describe("docs/walkthrough.md with a global shard-node, one folder per participa
   it(
     "registers a model, two contributors train it, a verifier finalizes it, a holder sees its holdings and claims",
     {
-      timeout: 900_000,
+      timeout: 600_000,
     },
     async () => {
       const started = Date.now();
