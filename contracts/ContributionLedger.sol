@@ -42,6 +42,8 @@ contract ContributionLedger is IContributionLedger, EIP712, ReentrancyGuardTrans
         "NodeConsent(address owner,address nodeKey,uint64 deadline)"
     );
     uint8 public constant MAX_DISPUTES = 8;
+    /// @notice The first merge lane: lanes from here on hold merges of the training lanes below 256.
+    uint32 public constant MERGE_LANES = 1 << 31;
 
     bytes32 private constant LINK_MATCHED = bytes32(uint256(1));
     bytes32 private constant LINK_MISMATCHED = bytes32(uint256(2));
@@ -153,7 +155,13 @@ contract ContributionLedger is IContributionLedger, EIP712, ReentrancyGuardTrans
         if (block.timestamp > uint256(commitTime) + params.revealWindow) {
             revert RevealWindowClosed(commitId, uint256(commitTime) + params.revealWindow);
         }
-        if (cp.workUnits == 0 || cp.workUnits > params.maxWorkPerCommit) {
+        if (cp.lane >= MERGE_LANES) {
+            // A merge mints nothing, and names one set of lanes on both sides of its links.
+            if (cp.workUnits != 0) revert WorkOutOfRange(cp.workUnits, 0);
+            if (cp.sentActivations != cp.receivedActivations || cp.sentActivations == 0) {
+                revert InvalidMergeLanes(commitId);
+            }
+        } else if (cp.workUnits == 0 || cp.workUnits > params.maxWorkPerCommit) {
             revert WorkOutOfRange(cp.workUnits, params.maxWorkPerCommit);
         }
         bytes32 rootKey = _rootKey(cp.modelId, cp.root);
@@ -380,10 +388,7 @@ contract ContributionLedger is IContributionLedger, EIP712, ReentrancyGuardTrans
 
     /// @inheritdoc IContributionLedger
     function finalize(Checkpoint calldata cp) external nonReentrant returns (uint256 minted) {
-        bytes32 commitId = _checkedId(cp);
-        CommitState storage s = _states[commitId];
-        if (s.status != CommitStatus.Pending) revert WrongStatus(commitId, s.status);
-        if (_disputes[commitId][s.disputes].open) revert DisputeOpen(commitId);
+        (bytes32 commitId, CommitState storage s) = _pendingUndisputed(cp);
         RoundParams memory params = registry.paramsAt(cp.modelId, cp.round);
         uint256 closesAt = uint256(s.revealedAt) + params.challengeWindow;
         if (block.timestamp < closesAt) revert ChallengeWindowOpen(commitId, closesAt);
@@ -395,10 +400,23 @@ contract ContributionLedger is IContributionLedger, EIP712, ReentrancyGuardTrans
         ) {
             revert ParentNotFinalized(commitId, cp.parentRoot);
         }
+        uint32 shardCount = registry.modelInfo(cp.modelId).shardCount;
         if (!s.upheld) {
-            uint32 shardCount = registry.modelInfo(cp.modelId).shardCount;
             if (cp.shard > 0) _requireMatched(commitId, cp, cp.shard - 1);
             if (cp.shard + 1 < shardCount) _requireMatched(commitId, cp, cp.shard);
+        }
+        if (cp.lane >= MERGE_LANES) {
+            // Every commit of every merged lane first: a lane rejected later must still be able
+            // to take this merge down (`rejectMerge`).
+            uint256 lanes = uint256(cp.sentActivations);
+            for (uint32 lane; lanes != 0; (++lane, lanes >>= 1)) {
+                if (lanes & 1 == 0) continue;
+                for (uint32 shard; shard < shardCount; ++shard) {
+                    if (_states[_commitId(cp.modelId, shard, cp.round, lane)].status != CommitStatus.Finalized) {
+                        revert MergedLaneNotFinalized(commitId, shard, lane);
+                    }
+                }
+            }
         }
 
         s.status = CommitStatus.Finalized;
@@ -430,19 +448,26 @@ contract ContributionLedger is IContributionLedger, EIP712, ReentrancyGuardTrans
 
     /// @inheritdoc IContributionLedger
     function rejectOrphan(Checkpoint calldata cp) external {
-        bytes32 commitId = _checkedId(cp);
-        CommitState storage s = _states[commitId];
-        if (s.status != CommitStatus.Pending) revert WrongStatus(commitId, s.status);
         // A dispute decides first: its slash must find this commit's lock still in place.
-        if (_disputes[commitId][s.disputes].open) revert DisputeOpen(commitId);
+        (bytes32 commitId, CommitState storage s) = _pendingUndisputed(cp);
         if (
             cp.parentRoot == 0 || _states[_roots[_rootKey(cp.modelId, cp.parentRoot)]].status != CommitStatus.Rejected
         ) {
             revert ParentNotRejected(commitId, cp.parentRoot);
         }
-        s.status = CommitStatus.Rejected;
-        emit CheckpointRejected(commitId, cp.modelId, RejectReason.ParentRejected);
-        staking.unlock(cp.modelId, cp.owner, Role.Trainer, registry.paramsAt(cp.modelId, cp.round).slashAmount);
+        _rejectUnlocked(commitId, s, cp, RejectReason.ParentRejected);
+    }
+
+    /// @inheritdoc IContributionLedger
+    function rejectMerge(Checkpoint calldata cp, uint32 shard, uint32 lane) external {
+        (bytes32 commitId, CommitState storage s) = _pendingUndisputed(cp);
+        if (
+            cp.lane < MERGE_LANES ||
+            lane > 255 ||
+            (uint256(cp.sentActivations) >> lane) & 1 == 0 ||
+            _states[_commitId(cp.modelId, shard, cp.round, lane)].status != CommitStatus.Rejected
+        ) revert MergedLaneNotRejected(commitId, shard, lane);
+        _rejectUnlocked(commitId, s, cp, RejectReason.MergedLaneRejected);
     }
 
     /// @inheritdoc IContributionLedger
@@ -464,16 +489,6 @@ contract ContributionLedger is IContributionLedger, EIP712, ReentrancyGuardTrans
     }
 
     /* VIEWS */
-
-    /// @inheritdoc IContributionLedger
-    function hashSealedCommit(SealedCommit calldata c) external view returns (bytes32) {
-        return _hashTypedDataV4(_structHash(c));
-    }
-
-    /// @inheritdoc IContributionLedger
-    function hashNodeConsent(address owner, address nodeKey, uint64 deadline) external view returns (bytes32) {
-        return _hashTypedDataV4(keccak256(abi.encode(NODE_CONSENT_TYPEHASH, owner, nodeKey, deadline)));
-    }
 
     /// @inheritdoc IContributionLedger
     function checkpointHash(Checkpoint calldata cp) external pure returns (bytes32) {
@@ -636,6 +651,26 @@ contract ContributionLedger is IContributionLedger, EIP712, ReentrancyGuardTrans
         commitId = _commitId(cp.modelId, cp.shard, cp.round, cp.lane);
         if (_states[commitId].status == CommitStatus.None) revert CommitNotFound(commitId);
         if (_hashes[commitId] != _checkpointHash(cp)) revert CheckpointMismatch(commitId);
+    }
+
+    /// @dev Id and state of a revealed, pending commit with no open dispute, or a revert.
+    function _pendingUndisputed(Checkpoint calldata cp) private view returns (bytes32 commitId, CommitState storage s) {
+        commitId = _checkedId(cp);
+        s = _states[commitId];
+        if (s.status != CommitStatus.Pending) revert WrongStatus(commitId, s.status);
+        if (_disputes[commitId][s.disputes].open) revert DisputeOpen(commitId);
+    }
+
+    /// @dev Rejects without a slash (built on, or merged from, rejected work) and frees the lock.
+    function _rejectUnlocked(
+        bytes32 commitId,
+        CommitState storage s,
+        Checkpoint calldata cp,
+        RejectReason reason
+    ) private {
+        s.status = CommitStatus.Rejected;
+        emit CheckpointRejected(commitId, cp.modelId, reason);
+        staking.unlock(cp.modelId, cp.owner, Role.Trainer, registry.paramsAt(cp.modelId, cp.round).slashAmount);
     }
 
     /// @dev A round opens only on a parent revealed (and not rejected) on the same shard in the

@@ -50,6 +50,30 @@ export const sealedHash = (checkpointHash: Hex, salt: Hex): Hex =>
   keccak256(encodeAbiParameters([{ type: "bytes32" }, { type: "bytes32" }], [checkpointHash, salt]));
 
 /**
+ * The first merge lane (`MERGE_LANES` in the ledger): the commit on lane `MERGE_LANES + k` of a
+ * (shard, round) is attempt k at merging the round's training lanes (lanes 0 to 255) on that shard.
+ */
+export const MERGE_LANES = 2 ** 31;
+
+/** The lane bitmap a merge commit names in both activation digests (bit L: training lane L). */
+export function mergedLanesBitmap(lanes: readonly number[]): Hex {
+  let bits = 0n;
+  for (const lane of lanes) {
+    if (!Number.isInteger(lane) || lane < 0 || lane > 255)
+      throw new RangeError(`lane ${lane} cannot be merged (0 to 255)`);
+    bits |= 1n << BigInt(lane);
+  }
+  if (bits === 0n) throw new RangeError("a merge names at least one lane");
+  return `0x${bits.toString(16).padStart(64, "0")}`;
+}
+
+/** The training lanes a merge commit's bitmap names, in increasing order. */
+export function mergedLanesOf(bitmap: Hex): number[] {
+  const bits = BigInt(bitmap);
+  return Array.from({ length: 256 }, (_, lane) => lane).filter((lane) => (bits >> BigInt(lane)) & 1n);
+}
+
+/**
  * Round parameters for local chains, tests and benchmarks (`RoundParams` in IModelRegistry.sol):
  * one-hour challenge and dispute windows, ten-minute reveal window, one token wei per work unit.
  */

@@ -46,6 +46,7 @@ export * from "./actions/contributions/getDispute.js";
 export * from "./actions/contributions/getPipelineLink.js";
 export * from "./actions/contributions/getRevealedCheckpoints.js";
 export * from "./actions/contributions/isNodeAuthorized.js";
+export * from "./actions/contributions/rejectMerge.js";
 export * from "./actions/contributions/rejectOrphan.js";
 export * from "./actions/contributions/releaseVote.js";
 export * from "./actions/contributions/resolve.js";

@@ -4,7 +4,8 @@ pragma solidity 0.8.30;
 /// @notice Phase one of a contribution: a sealed commitment, signed (EIP-712) by the node key
 /// that did the work, on behalf of `owner`, who staked and receives the tokens.
 /// @dev The key (modelId, shard, round, lane) is unique: a lane is one pipeline, one commit per
-/// shard per round; data-parallel replicas use different lanes.
+/// shard per round; data-parallel replicas use different lanes. Lanes from `2**31` on are merge
+/// lanes: a commit there is the merge of the round's training lanes on its shard (see `Checkpoint`).
 struct SealedCommit {
     uint64 modelId;
     uint32 shard;
@@ -26,6 +27,10 @@ struct SealedCommit {
 }
 
 /// @notice Phase two: the checkpoint itself, revealed after the sealed commit is on-chain.
+/// @dev A merge commit (lane `2**31 + k`, attempt k) merges the round's training lanes on its
+/// shard: its `workUnits` is 0 (it mints nothing), and both activation digests hold the bitmap of
+/// the training lanes it merged (bit L: lane L), so that the pipeline link of the merge lane
+/// matches only if every shard merged the same lanes. Verifiers recompute the merge off-chain.
 struct Checkpoint {
     uint64 modelId;
     uint32 shard;
@@ -131,7 +136,9 @@ enum RejectReason {
     Dispute,
     ParentRejected,
     /// @notice A commit sealed in an earlier block revealed the same root: this one was a copy.
-    RootReclaimed
+    RootReclaimed,
+    /// @notice A merge that included a training lane one of whose commits was rejected.
+    MergedLaneRejected
 }
 
 /// @title IContributionLedger
@@ -252,6 +259,13 @@ interface IContributionLedger {
     error ParentNotFinalized(bytes32 commitId, bytes32 parentRoot);
     error ParentNotRejected(bytes32 commitId, bytes32 parentRoot);
     error PipelineUnverified(bytes32 commitId, uint32 boundary);
+    /// @notice A merge commit's activation digests are not one non-zero lane bitmap.
+    error InvalidMergeLanes(bytes32 commitId);
+    /// @notice A merge finalizes only after every commit of every lane it merged finalized.
+    error MergedLaneNotFinalized(bytes32 commitId, uint32 shard, uint32 lane);
+    /// @notice `rejectMerge` names a lane the merge did not include, or whose commit on `shard`
+    /// was not rejected.
+    error MergedLaneNotRejected(bytes32 commitId, uint32 shard, uint32 lane);
     error NotRegistrant(uint64 modelId, address caller);
     error GenesisClosed(uint64 modelId);
     error LengthMismatch();
@@ -335,17 +349,18 @@ interface IContributionLedger {
     /// it is open (`DisputeOpen`): the dispute's verdict comes first.
     function rejectOrphan(Checkpoint calldata cp) external;
 
+    /// @notice Rejects a pending merge commit one of whose merged lanes has a rejected commit on
+    /// `shard` (any shard: a cheater anywhere in a lane spoils the whole lane), and releases the
+    /// merger's lock (no slash: the merge was right when made). A corrected merge takes the next
+    /// merge lane; what was built on this one is rejected by `rejectOrphan`. Not while a dispute
+    /// on the merge is open. Anyone can call it.
+    function rejectMerge(Checkpoint calldata cp, uint32 shard, uint32 lane) external;
+
     /// @notice The registrant mints a genesis allocation, only until it closes genesis in the
     /// registry (`closeGenesis`), which round 1 waits for.
     function allocateGenesis(uint64 modelId, uint32 shard, address[] calldata to, uint256[] calldata amounts) external;
 
     /* VIEWS */
-
-    /// @notice EIP-712 digest a node key signs for `c`.
-    function hashSealedCommit(SealedCommit calldata c) external view returns (bytes32);
-
-    /// @notice EIP-712 digest a node key signs to consent to serve `owner`.
-    function hashNodeConsent(address owner, address nodeKey, uint64 deadline) external view returns (bytes32);
 
     /// @notice The hash of a checkpoint's fields, as sealed and stored.
     function checkpointHash(Checkpoint calldata cp) external pure returns (bytes32);

@@ -3188,6 +3188,17 @@ export const contributionLedgerAbi = [
         "internalType": "bytes32",
         "name": "commitId",
         "type": "bytes32"
+      }
+    ],
+    "name": "InvalidMergeLanes",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "bytes32",
+        "name": "commitId",
+        "type": "bytes32"
       },
       {
         "internalType": "bytes32",
@@ -3211,6 +3222,48 @@ export const contributionLedgerAbi = [
   {
     "inputs": [],
     "name": "LengthMismatch",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "bytes32",
+        "name": "commitId",
+        "type": "bytes32"
+      },
+      {
+        "internalType": "uint32",
+        "name": "shard",
+        "type": "uint32"
+      },
+      {
+        "internalType": "uint32",
+        "name": "lane",
+        "type": "uint32"
+      }
+    ],
+    "name": "MergedLaneNotFinalized",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "bytes32",
+        "name": "commitId",
+        "type": "bytes32"
+      },
+      {
+        "internalType": "uint32",
+        "name": "shard",
+        "type": "uint32"
+      },
+      {
+        "internalType": "uint32",
+        "name": "lane",
+        "type": "uint32"
+      }
+    ],
+    "name": "MergedLaneNotRejected",
     "type": "error"
   },
   {
@@ -4247,6 +4300,19 @@ export const contributionLedgerAbi = [
         "internalType": "uint8",
         "name": "",
         "type": "uint8"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "MERGE_LANES",
+    "outputs": [
+      {
+        "internalType": "uint32",
+        "name": "",
+        "type": "uint32"
       }
     ],
     "stateMutability": "view",
@@ -5300,101 +5366,6 @@ export const contributionLedgerAbi = [
         "internalType": "address",
         "name": "nodeKey",
         "type": "address"
-      },
-      {
-        "internalType": "uint64",
-        "name": "deadline",
-        "type": "uint64"
-      }
-    ],
-    "name": "hashNodeConsent",
-    "outputs": [
-      {
-        "internalType": "bytes32",
-        "name": "",
-        "type": "bytes32"
-      }
-    ],
-    "stateMutability": "view",
-    "type": "function"
-  },
-  {
-    "inputs": [
-      {
-        "components": [
-          {
-            "internalType": "uint64",
-            "name": "modelId",
-            "type": "uint64"
-          },
-          {
-            "internalType": "uint32",
-            "name": "shard",
-            "type": "uint32"
-          },
-          {
-            "internalType": "uint64",
-            "name": "round",
-            "type": "uint64"
-          },
-          {
-            "internalType": "uint32",
-            "name": "lane",
-            "type": "uint32"
-          },
-          {
-            "internalType": "address",
-            "name": "owner",
-            "type": "address"
-          },
-          {
-            "internalType": "bytes32",
-            "name": "parentRoot",
-            "type": "bytes32"
-          },
-          {
-            "internalType": "bytes32",
-            "name": "sealedHash",
-            "type": "bytes32"
-          },
-          {
-            "internalType": "uint32",
-            "name": "paramsVersion",
-            "type": "uint32"
-          },
-          {
-            "internalType": "uint64",
-            "name": "deadline",
-            "type": "uint64"
-          }
-        ],
-        "internalType": "struct SealedCommit",
-        "name": "c",
-        "type": "tuple"
-      }
-    ],
-    "name": "hashSealedCommit",
-    "outputs": [
-      {
-        "internalType": "bytes32",
-        "name": "",
-        "type": "bytes32"
-      }
-    ],
-    "stateMutability": "view",
-    "type": "function"
-  },
-  {
-    "inputs": [
-      {
-        "internalType": "address",
-        "name": "owner",
-        "type": "address"
-      },
-      {
-        "internalType": "address",
-        "name": "nodeKey",
-        "type": "address"
       }
     ],
     "name": "isAuthorized",
@@ -5453,6 +5424,111 @@ export const contributionLedgerAbi = [
       }
     ],
     "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "components": [
+          {
+            "internalType": "uint64",
+            "name": "modelId",
+            "type": "uint64"
+          },
+          {
+            "internalType": "uint32",
+            "name": "shard",
+            "type": "uint32"
+          },
+          {
+            "internalType": "uint64",
+            "name": "round",
+            "type": "uint64"
+          },
+          {
+            "internalType": "uint32",
+            "name": "lane",
+            "type": "uint32"
+          },
+          {
+            "internalType": "address",
+            "name": "owner",
+            "type": "address"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "parentRoot",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "root",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "transcriptDigest",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "sentActivations",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "receivedActivations",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "sentGradients",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "receivedGradients",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "uint128",
+            "name": "workUnits",
+            "type": "uint128"
+          },
+          {
+            "internalType": "uint64",
+            "name": "lossMicros",
+            "type": "uint64"
+          },
+          {
+            "internalType": "string",
+            "name": "checkpointURI",
+            "type": "string"
+          },
+          {
+            "internalType": "string",
+            "name": "transcriptURI",
+            "type": "string"
+          }
+        ],
+        "internalType": "struct Checkpoint",
+        "name": "cp",
+        "type": "tuple"
+      },
+      {
+        "internalType": "uint32",
+        "name": "shard",
+        "type": "uint32"
+      },
+      {
+        "internalType": "uint32",
+        "name": "lane",
+        "type": "uint32"
+      }
+    ],
+    "name": "rejectMerge",
+    "outputs": [],
+    "stateMutability": "nonpayable",
     "type": "function"
   },
   {

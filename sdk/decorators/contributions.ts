@@ -12,6 +12,7 @@ import { getDispute } from "../actions/contributions/getDispute.js";
 import { getPipelineLink } from "../actions/contributions/getPipelineLink.js";
 import { getRevealedCheckpoints } from "../actions/contributions/getRevealedCheckpoints.js";
 import { isNodeAuthorized } from "../actions/contributions/isNodeAuthorized.js";
+import { rejectMerge } from "../actions/contributions/rejectMerge.js";
 import { rejectOrphan } from "../actions/contributions/rejectOrphan.js";
 import { releaseVote } from "../actions/contributions/releaseVote.js";
 import { resolve } from "../actions/contributions/resolve.js";
@@ -51,6 +52,7 @@ export const contributionActions = (deployment: Deployment) => (client: AnyClien
     releaseVote,
     finalize,
     rejectOrphan,
+    rejectMerge,
     expireSeal,
     allocateGenesis,
     getCommit,

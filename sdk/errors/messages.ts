@@ -106,6 +106,12 @@ const messages = {
     `${a.account} is the owner of commit ${a.commitId}, or one of its node keys: it cannot attest or vote on it.`,
   ParentNotFinalized: (a) => `The parent ${a.parentRoot} of commit ${a.commitId} is not finalized yet.`,
   ParentNotRejected: (a) => `The parent ${a.parentRoot} of commit ${a.commitId} is not rejected.`,
+  InvalidMergeLanes: (a) =>
+    `Merge commit ${a.commitId} must name one non-zero bitmap of merged lanes in both activation digests.`,
+  MergedLaneNotFinalized: (a) =>
+    `Merge commit ${a.commitId} merged lane ${a.lane}, whose commit on shard ${a.shard} is not finalized yet.`,
+  MergedLaneNotRejected: (a) =>
+    `Merge commit ${a.commitId} did not merge lane ${a.lane}, or its commit on shard ${a.shard} is not rejected.`,
   PipelineUnverified: (a) =>
     `The pipeline digests at the boundary after shard ${a.boundary} of commit ${a.commitId} are missing or disagree.`,
   RevealTooEarly: (a) => `Commit ${a.commitId} can be revealed from the block after its seal.`,

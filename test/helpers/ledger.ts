@@ -15,7 +15,7 @@ import {
 /** `CommitStatus` of the ledger. */
 export const Status = { None: 0, Sealed: 1, Pending: 2, Finalized: 3, Rejected: 4 } as const;
 /** `RejectReason` of the ledger. */
-export const Reason = { Dispute: 0, ParentRejected: 1 } as const;
+export const Reason = { Dispute: 0, ParentRejected: 1, RootReclaimed: 2, MergedLaneRejected: 3 } as const;
 /** `Role` of the staking contract. */
 export const Role = { Trainer: 0, Verifier: 1 } as const;
 

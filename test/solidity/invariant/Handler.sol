@@ -29,6 +29,7 @@ import {IShardToken} from "../../../contracts/interfaces/IShardToken.sol";
 import {TestERC20} from "../../../contracts/test/TestERC20.sol";
 
 import {Protocol} from "../utils/Deploy.sol";
+import {LedgerDigests} from "../utils/LedgerDigests.sol";
 import {Test} from "../utils/Test.sol";
 import {Vm} from "../utils/Vm.sol";
 
@@ -1063,7 +1064,7 @@ contract Handler is Test {
             paramsVersion: registry.paramsVersionAt(modelId, cp.round),
             deadline: uint64(_now() + 1 days)
         });
-        (uint8 v, bytes32 r, bytes32 s) = vm.sign(nodeKeyPks[ownerIndex], ledger.hashSealedCommit(c));
+        (uint8 v, bytes32 r, bytes32 s) = vm.sign(nodeKeyPks[ownerIndex], LedgerDigests.sealedCommit(ledger, c));
         bytes memory signature = abi.encodePacked(r, s, v);
         uint128 lockedBefore = info.locked;
         bytes32 commitId = ledger.commit(c, signature);
@@ -1084,7 +1085,7 @@ contract Handler is Test {
         uint64 deadline = uint64(_now() + 1 hours);
         (uint8 v, bytes32 r, bytes32 s) = vm.sign(
             nodeKeyPks[ownerIndex],
-            ledger.hashNodeConsent(owner, nodeKey, deadline)
+            LedgerDigests.nodeConsent(ledger, owner, nodeKey, deadline)
         );
         vm.prank(owner);
         ledger.authorizeNode(nodeKey, true, deadline, abi.encodePacked(r, s, v));

@@ -14,6 +14,7 @@ import {Role, StakeInfo, StakeTotals} from "../../../contracts/interfaces/IStaki
 import {TestERC20} from "../../../contracts/test/TestERC20.sol";
 
 import {Deploy, Protocol} from "../utils/Deploy.sol";
+import {LedgerDigests} from "../utils/LedgerDigests.sol";
 import {FuzzSelector} from "../utils/Test.sol";
 import {Handler} from "./Handler.sol";
 
@@ -154,7 +155,7 @@ contract ProtocolInvariants is Deploy {
         address owner = vm.addr(0xA);
         address nodeKey = vm.addr(0xB);
         uint64 deadline = uint64(vm.getBlockTimestamp() + 1 hours);
-        bytes32 digest = p.ledger.hashNodeConsent(owner, nodeKey, deadline);
+        bytes32 digest = LedgerDigests.nodeConsent(p.ledger, owner, nodeKey, deadline);
         (uint8 v, bytes32 r, bytes32 s) = vm.sign(0xC, digest);
         vm.expectRevert(
             abi.encodeWithSelector(IContributionLedger.NodeConsentMismatch.selector, nodeKey, vm.addr(0xC))
