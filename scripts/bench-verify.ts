@@ -170,7 +170,8 @@ try {
       commitTime: sent.commitTime,
     });
   };
-  // Lane 0 honest; lane 1 the same round with one weight nudged per shard (a forged root).
+  // Lane 0 honest; lane 1 the same round relabelled with one weight nudged per shard (a forged root,
+  // and lane 0's batch ids where lane 1 has its own).
   for (const s of first!.shards) {
     const owner = wallets[s.shard + 1]!.account.address;
     await commit(

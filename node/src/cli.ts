@@ -330,7 +330,10 @@ function registerVerify(program: Command) {
         flagDefault(DEFAULTS.verify.sample),
       )
       .option("--once", "one pass, then exit")
-      .option("--until-round <n>", "stop once every commit of lane 0 up to round <n> is finalized or rejected")
+      .option(
+        "--until-round <n>",
+        "stop once every commit of lane 0 (and of the other lanes seen) up to round <n> is finalized or rejected",
+      )
       .option("--poll <seconds>", "pause between passes", flagDefault(DEFAULTS.verify.poll))
       .option(
         "--fetch-timeout <seconds>",

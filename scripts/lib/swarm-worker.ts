@@ -132,7 +132,7 @@ async function runBare(config: Config, host: ShardHost, signal: AbortSignal): Pr
       const sent0 = bytesSent;
       for (let step = 0; step < spec.training.stepsPerRound; step++) {
         const s0 = performance.now();
-        const r = await runStageStep(trainer, io, { corpus, round, step });
+        const r = await runStageStep(trainer, io, { corpus, lane: config.lane, round, step });
         const seconds = (performance.now() - s0) / 1000;
         print(shard, {
           type: "step",

@@ -29,7 +29,8 @@ import { connection, defaultParams } from "./fixture.js";
  * libp2p, as separate machines would.
  *
  * Accounts (Hardhat's defaults, funded with STK by the fixture): 1..3 trainers, 4..5 verifiers,
- * 6..7 spare (a copier). Every model gets trainers staked 1000 STK and verifiers 100 STK.
+ * 6..7 spare (a copier, or a second lane's trainers: `model({ trainers: [1, 2, 6, 7] })`). Every
+ * model gets trainers staked 1000 STK and verifiers 100 STK.
  */
 
 export const TRAINER_STAKE = parseEther("1000");

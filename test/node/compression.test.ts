@@ -98,7 +98,7 @@ describe("compressed pipeline traffic", () => {
         const digests = hosts.map(() => new TensorDigests());
         const ios = links.map((l, shard) => tensorIO(linkIO(l, spec), spec, digests[shard]));
         for (let step = 0; step < spec.training.stepsPerRound; step++)
-          await Promise.all(trainers.map((t, shard) => runStageStep(t, ios[shard]!, { corpus, round, step })));
+          await Promise.all(trainers.map((t, shard) => runStageStep(t, ios[shard]!, { corpus, lane: 0, round, step })));
         const losses = await Promise.all(trainers.map((t, shard) => runStageEval(t, ios[shard]!, corpus, round)));
         evalLosses.push(losses[2]);
         perRound.push(digests);

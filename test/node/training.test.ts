@@ -26,8 +26,8 @@ describe("training engine", () => {
     assert.equal(specDigest(spec), specDigest(zModelSpec.parse(JSON.parse(JSON.stringify(spec)))));
     assert.notEqual(specDigest(spec), specDigest({ ...spec, training: { ...spec.training, seed: 2 } }));
     const corpus = loadCorpus(spec);
-    assert.deepEqual(batchIds(spec, corpus, 7, 1), batchIds(spec, corpus, 7, 1));
-    assert.notDeepEqual(batchIds(spec, corpus, 7, 1), batchIds(spec, corpus, 8, 1));
+    assert.deepEqual(batchIds(spec, corpus, 7, 1, 0), batchIds(spec, corpus, 7, 1, 0));
+    assert.notDeepEqual(batchIds(spec, corpus, 7, 1, 0), batchIds(spec, corpus, 8, 1, 0));
     assert.equal(evalIds(spec, corpus).flat().length, spec.training.evalSequences);
     const info = stageLayout(spec, 0).params.find((p) => p.name === "wte")!;
     const a = genesisTensor(spec.training.seed, info);

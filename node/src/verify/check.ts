@@ -163,7 +163,7 @@ export function maxAbsDifference(a: StageState, b: StageState): number {
  * @returns One verdict per commit, in the order given; the first failed check is the reason.
  */
 export function checkRound(p: CheckRoundParameters): Verdict[] {
-  const batches = expectedBatchIds(p.spec, p.replay.round);
+  const batches = expectedBatchIds(p.spec, p.replay.round, p.replay.lane);
   return p.commits.map((c) => checkCommit(p, c, batches));
 }
 

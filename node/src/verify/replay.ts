@@ -87,14 +87,14 @@ export interface ReplayRoundParameters {
 export const samplesPerStep = (spec: ModelSpec) => spec.training.microBatchSize * spec.training.microBatches;
 
 /**
- * The public sampler's batch ids of every step of `round` (`[step][micro][sequence]`): what
- * every shard's transcript must record.
+ * The public sampler's batch ids of every step of `round` of `lane` (`[step][micro][sequence]`):
+ * what every shard's transcript of that lane must record.
  */
-export function expectedBatchIds(spec: ModelSpec, round: number): number[][][] {
+export function expectedBatchIds(spec: ModelSpec, round: number, lane: number): number[][][] {
   const corpus = loadCorpus(spec);
   return Array.from({ length: spec.training.stepsPerRound }, (_, step) => {
     const g = globalStep(spec.training.stepsPerRound, round, step);
-    return Array.from({ length: spec.training.microBatches }, (_, m) => batchIds(spec, corpus, g, m));
+    return Array.from({ length: spec.training.microBatches }, (_, m) => batchIds(spec, corpus, g, m, lane));
   });
 }
 
@@ -123,7 +123,9 @@ export async function replayRound(p: ReplayRoundParameters): Promise<RoundReplay
     const ios = memoryIOs(n).map((io, i) => tensorIO(io, spec, digests[i]));
     const steps: TranscriptStep[][] = trainers.map(() => []);
     for (let step = 0; step < spec.training.stepsPerRound; step++) {
-      const results = await Promise.all(trainers.map((t, i) => runStageStep(t, ios[i]!, { corpus, round, step })));
+      const results = await Promise.all(
+        trainers.map((t, i) => runStageStep(t, ios[i]!, { corpus, lane: p.lane, round, step })),
+      );
       for (const [i, r] of results.entries())
         steps[i]!.push({
           step,
