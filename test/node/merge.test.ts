@@ -272,6 +272,14 @@ describe("merging lanes", () => {
         ]),
       (e: unknown) => e instanceof MergeMismatchError && /outer momentum w does not match/.test(e.shortMessage),
     );
+    assert.throws(
+      () =>
+        mergeCheckpoints(DILOCO, tiny([1, 2], 0, { outerMomentum: { v: new Float32Array(2) } }), [
+          lane(0, tiny([1, 1])),
+        ]),
+      (e: unknown) =>
+        e instanceof MergeMismatchError && /outer momentum tensors do not match its weights/.test(e.shortMessage),
+    );
   });
 
   describe("in another process", () => {

@@ -99,6 +99,8 @@ function checkShapes(base: StageState, lanes: readonly LaneState[]): string[] {
         `lane ${lane} took ${state.step} optimizer steps, lane ${lanes[0]!.lane} ${lanes[0]!.state.step}`,
       );
   }
+  if (base.outerMomentum && Object.keys(base.outerMomentum).sort().join("\n") !== names.join("\n"))
+    throw new MergeMismatchError("the parent's outer momentum tensors do not match its weights");
   for (const n of names) {
     if (!(base.params[n] instanceof Float32Array))
       throw new MergeMismatchError(`the parent's weight ${n} is not float32`);
