@@ -10,6 +10,27 @@ import { z } from "zod";
 
 const zPositiveInt = (max: number) => z.number().int().min(1).max(max);
 
+/**
+ * The rule that merges the lanes of a shard into one checkpoint (`ml/merge.ts`):
+ *
+ * - `mean`: every tensor is the element-wise mean of the lanes' tensors.
+ * - `diloco`: DiLoCo's outer step (Douillard et al. 2023, arXiv:2311.08105): the outer gradient is
+ *   the mean of the lanes' deltas (parent − lane), applied to the parent by SGD with momentum
+ *   (`outerMomentum`, Nesterov's form when `nesterov`) at `outerLearningRate`. The paper uses 0.7,
+ *   0.9 and Nesterov.
+ */
+export const zMergeRule = z.discriminatedUnion("rule", [
+  z.object({ rule: z.literal("mean") }),
+  z.object({
+    rule: z.literal("diloco"),
+    outerLearningRate: z.number().positive().max(10),
+    outerMomentum: z.number().min(0).lt(1),
+    nesterov: z.boolean(),
+  }),
+]);
+
+export type MergeRule = z.infer<typeof zMergeRule>;
+
 export const zModelSpec = z
   .object({
     /** Version of this document's format. */
@@ -45,6 +66,11 @@ export const zModelSpec = z
       epsilon: z.number().positive().max(1),
       /** Held-out sequences scored at the end of each round. */
       evalSequences: z.number().int().min(0).max(65_536),
+      /**
+       * How the lanes' checkpoints of one shard are merged after a round (absent: `mean`, and the
+       * spec's canonical bytes stay what they were before merging existed). See `ml/merge.ts`.
+       */
+      merge: zMergeRule.optional(),
     }),
     /**
      * How the tensors between shards are compressed (absent: float32 `[B, T, dModel]`, as before).
@@ -178,6 +204,11 @@ export function defaultSpec(
       heldOut: [121, 135],
     },
   });
+}
+
+/** The spec's merge rule; `mean` where it names none. */
+export function mergeRule(spec: ModelSpec): MergeRule {
+  return spec.training.merge ?? { rule: "mean" };
 }
 
 /** Width of the tensors between shards: the bottleneck rank, or dModel without one. */

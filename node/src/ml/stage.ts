@@ -26,6 +26,12 @@ export interface StageState {
   adamV: Record<string, Float32Array>;
   /** Optimizer updates applied so far (global steps). */
   step: number;
+  /**
+   * DiLoCo's outer momentum, only in a checkpoint merged under the `diloco` rule (`ml/merge.ts`).
+   * Training neither reads nor writes it: it passes from one merge to the next through the merged
+   * checkpoint each round starts from.
+   */
+  outerMomentum?: Record<string, Float32Array>;
 }
 
 export class StageTrainer {

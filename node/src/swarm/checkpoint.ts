@@ -9,8 +9,9 @@ import type { StageState } from "../ml/stage.js";
 /**
  * A shard checkpoint as a safetensors file: the weights (`param/<name>`), Adam's moments
  * (`adam.m/<name>`, `adam.v/<name>`) — everything a verifier needs to replay the next round —
- * and metadata naming the model, shard, round and optimizer step. Its Merkle root over all
- * tensors is the `root` committed on-chain.
+ * and metadata naming the model, shard, round and optimizer step. A checkpoint merged from lanes
+ * under the `diloco` rule also holds the outer momentum (`outer.momentum/<name>`, every tensor or
+ * none). Its Merkle root over all tensors is the `root` committed on-chain.
  */
 
 export const CHECKPOINT_FORMAT = "shard-protocol/checkpoint@1";
@@ -37,6 +38,7 @@ export function stateToTensors(layout: StageLayout, state: StageState): Tensors 
     out[`param/${name}`] = { dtype: "F32", shape, data: state.params[name]! };
     out[`adam.m/${name}`] = { dtype: "F32", shape, data: state.adamM[name]! };
     out[`adam.v/${name}`] = { dtype: "F32", shape, data: state.adamV[name]! };
+    if (state.outerMomentum) out[`outer.momentum/${name}`] = { dtype: "F32", shape, data: state.outerMomentum[name]! };
   }
   return out;
 }
@@ -46,9 +48,19 @@ export interface EncodedCheckpoint {
   root: Hex;
 }
 
-export function encodeCheckpoint(layout: StageLayout, state: StageState, meta: CheckpointMeta): EncodedCheckpoint {
+/**
+ * Encodes a shard's state as a checkpoint file, with its Merkle root. `extra` adds metadata entries
+ * (a merged checkpoint names its rule and lanes); it cannot replace the standard ones.
+ */
+export function encodeCheckpoint(
+  layout: StageLayout,
+  state: StageState,
+  meta: CheckpointMeta,
+  extra: Record<string, string> = {},
+): EncodedCheckpoint {
   const tensors = stateToTensors(layout, state);
   const bytes = encodeSafetensors(tensors, {
+    ...extra,
     format: CHECKPOINT_FORMAT,
     modelId: meta.modelId,
     shard: String(meta.shard),
@@ -70,10 +82,11 @@ export function decodeCheckpoint(
   bytes: Uint8Array,
   expect: { modelId: string; specDigest: Hex },
 ): { state: StageState; root: Hex; meta: CheckpointMeta } {
-  const expectedBytes = layout.parameterCount * 3 * 4;
+  // Weights, two Adam moments, and the outer momentum of a `diloco` merge.
+  const expectedBytes = layout.parameterCount * 4 * 4;
   const { tensors, metadata } = decodeSafetensors(bytes, {
     maxBytes: expectedBytes + 1024 * 1024,
-    maxTensors: layout.params.length * 3,
+    maxTensors: layout.params.length * 4,
   });
   if (metadata.format !== CHECKPOINT_FORMAT)
     throw new CheckpointMismatchError(`format is ${JSON.stringify(metadata.format)}, expected ${CHECKPOINT_FORMAT}`);
@@ -87,12 +100,15 @@ export function decodeCheckpoint(
   if (!Number.isSafeInteger(step) || step < 0)
     throw new CheckpointMismatchError(`optimizer step ${JSON.stringify(metadata.optimizerStep)} is not a count`);
   const state: StageState = { params: {}, adamM: {}, adamV: {}, step };
+  const hasOuter = layout.params.some(({ name }) => Object.hasOwn(tensors, `outer.momentum/${name}`));
+  if (hasOuter) state.outerMomentum = {};
   const seen = new Set<string>();
   for (const { name, shape } of layout.params) {
     for (const [prefix, target] of [
       ["param/", state.params],
       ["adam.m/", state.adamM],
       ["adam.v/", state.adamV],
+      ...(state.outerMomentum ? [["outer.momentum/", state.outerMomentum] as const] : []),
     ] as const) {
       const key = prefix + name;
       const t = tensors[key];
