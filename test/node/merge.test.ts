@@ -224,11 +224,20 @@ describe("merging lanes", () => {
       assert.equal(bits(second.outerMomentum![name]!), bits(Float32Array.from(b, (_, j) => u1(j))), name);
       assert.equal(bits(got), bits(Float32Array.from(b, (x, j) => x - 0.7 * (g(j) + 0.9 * u1(j)))), name);
     }
-    // A mean merge has no momentum, and its root is the trained-checkpoint root of its tensors.
+    // A mean merge has no momentum. Its root is the trained-checkpoint root of its tensors plus the
+    // tag [round, attempt, ...lanes]: never a lane's root (a one-lane mean has the lane's weights),
+    // and another for each attempt.
     const mean = mergeCheckpoints(MEAN, bases[1]!, lanes[1]!);
-    assert.equal(
-      encodeMergedCheckpoint(layout, mean, MEAN, [0, 1, 2], meta).root,
-      encodeCheckpoint(layout, mean, meta).root,
+    const tagged = encodeMergedCheckpoint(layout, mean, MEAN, [0, 1, 2], meta, 1);
+    const mergeTag = Int32Array.from([1, 1, 0, 1, 2]);
+    assert.equal(tagged.root, encodeCheckpoint(layout, { ...mean, mergeTag }, meta).root);
+    assert.notEqual(tagged.root, encodeCheckpoint(layout, mean, meta).root);
+    assert.notEqual(tagged.root, encodeMergedCheckpoint(layout, mean, MEAN, [0, 1, 2], meta, 0).root);
+    assert.deepEqual(decodeCheckpoint(layout, tagged.bytes, meta).state.mergeTag, mergeTag);
+    const one = mergeCheckpoints(MEAN, bases[1]!, [lanes[1]![0]!]);
+    assert.notEqual(
+      encodeMergedCheckpoint(layout, one, MEAN, [lanes[1]![0]!.lane], meta).root,
+      encodeCheckpoint(layout, lanes[1]![0]!.state, meta).root,
     );
 
     // A checkpoint holding the momentum of some tensors only is refused.

@@ -180,8 +180,9 @@ export function mergeCheckpoints(rule: MergeRule, base: StageState, lanes: reado
 
 /**
  * The merged checkpoint's file and Merkle root, computed exactly as a trained checkpoint's
- * (`encodeCheckpoint`): the root covers the tensors only, so it depends on the merge and nothing
- * else. The metadata is a checkpoint's (`meta`: the model, shard, round and the lane it is filed
+ * (`encodeCheckpoint`): the root covers the tensors only: the merged state and its tag tensor
+ * `merge/tag` = `[round, attempt, ...lanes]` (`StageState.mergeTag`), so that it differs from
+ * every lane's root and from other attempts'. The metadata is a checkpoint's (`meta`: the model, shard, round and the lane it is filed
  * under) plus `merge` (the rule, canonical JSON) and `mergedLanes` (the lane numbers, ascending,
  * comma-separated).
  *
@@ -194,7 +195,12 @@ export function encodeMergedCheckpoint(
   rule: MergeRule,
   lanes: readonly number[],
   meta: CheckpointMeta,
+  attempt = 0,
 ): EncodedCheckpoint {
-  const mergedLanes = [...lanes].sort((a, b) => a - b).join(",");
-  return encodeCheckpoint(layout, merged, meta, { merge: canonicalJson(rule), mergedLanes });
+  const sorted = [...lanes].sort((a, b) => a - b);
+  const mergeTag = Int32Array.from([meta.round, attempt, ...sorted]);
+  return encodeCheckpoint(layout, { ...merged, mergeTag }, meta, {
+    merge: canonicalJson(rule),
+    mergedLanes: sorted.join(","),
+  });
 }

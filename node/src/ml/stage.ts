@@ -32,6 +32,12 @@ export interface StageState {
    * checkpoint each round starts from.
    */
   outerMomentum?: Record<string, Float32Array>;
+  /**
+   * Only in a merged checkpoint: `[round, attempt, ...merged lanes]` (`ml/merge.ts`), stored as the
+   * tensor `merge/tag`, so that a merge's root differs from every lane's (a one-lane mean would
+   * otherwise equal its lane) and from the other attempts'. Training ignores it.
+   */
+  mergeTag?: Int32Array;
 }
 
 export class StageTrainer {

@@ -32,6 +32,9 @@ export interface CheckpointMeta {
   backend: string;
 }
 
+/** The tensor naming a merged checkpoint's round, attempt and lanes (`StageState.mergeTag`). */
+export const MERGE_TAG = "merge/tag";
+
 export function stateToTensors(layout: StageLayout, state: StageState): Tensors {
   const out: Tensors = {};
   for (const { name, shape } of layout.params) {
@@ -40,6 +43,7 @@ export function stateToTensors(layout: StageLayout, state: StageState): Tensors 
     out[`adam.v/${name}`] = { dtype: "F32", shape, data: state.adamV[name]! };
     if (state.outerMomentum) out[`outer.momentum/${name}`] = { dtype: "F32", shape, data: state.outerMomentum[name]! };
   }
+  if (state.mergeTag) out[MERGE_TAG] = { dtype: "I32", shape: [state.mergeTag.length], data: state.mergeTag };
   return out;
 }
 
@@ -86,7 +90,7 @@ export function decodeCheckpoint(
   const expectedBytes = layout.parameterCount * 4 * 4;
   const { tensors, metadata } = decodeSafetensors(bytes, {
     maxBytes: expectedBytes + 1024 * 1024,
-    maxTensors: layout.params.length * 4,
+    maxTensors: layout.params.length * 4 + 1,
   });
   if (metadata.format !== CHECKPOINT_FORMAT)
     throw new CheckpointMismatchError(`format is ${JSON.stringify(metadata.format)}, expected ${CHECKPOINT_FORMAT}`);
@@ -118,6 +122,13 @@ export function decodeCheckpoint(
       target[name] = t.data as Float32Array;
       seen.add(key);
     }
+  }
+  const tag = tensors[MERGE_TAG];
+  if (tag) {
+    if (tag.dtype !== "I32" || tag.shape.length !== 1 || tag.shape[0]! < 3 || tag.shape[0]! > 258)
+      throw new CheckpointMismatchError(`tensor ${MERGE_TAG} is ${tag.dtype}[${tag.shape}], expected I32[3 to 258]`);
+    state.mergeTag = tag.data as Int32Array;
+    seen.add(MERGE_TAG);
   }
   const extra = Object.keys(tensors).filter((k) => !seen.has(k));
   if (extra.length)
