@@ -92,9 +92,9 @@ export function transcriptMaxBytes(spec: ModelSpec): number {
   return 256 * 1024 + stepsPerRound * (256 + microBatches * microBatchSize * 12);
 }
 
-/** Most bytes a shard's checkpoint may have: weights and two Adam moments in float32, plus the header. */
+/** Most bytes a shard's checkpoint may have: weights, two Adam moments and (merged under `diloco`) an outer momentum in float32, plus the header. */
 export function checkpointMaxBytes(spec: ModelSpec, shard: number): number {
-  return stageLayout(spec, shard).parameterCount * 12 + 1024 * 1024;
+  return stageLayout(spec, shard).parameterCount * 16 + 1024 * 1024;
 }
 
 /** Fetches `ipfs://` content within `maxBytes` and `timeoutMs`; never throws. */
