@@ -88,3 +88,4 @@ export * from "./actions/staking/stake.js";
 export * from "./actions/staking/withdrawStake.js";
 export * from "./actions/tokens/getTokenBalance.js";
 export * from "./actions/tokens/getTokenMetadata.js";
+export * from "./actions/tokens/mintTestToken.js";
