@@ -111,6 +111,8 @@ async function multicallAddress(client: AnyClient, deployment: Deployment): Prom
  * Typed like viem's `multicall` without failures allowed: each call's function name must be one
  * of its `abi`'s view functions, its `args` must match that function's inputs, and each result is
  * its call's decoded output (a tuple for a tuple of calls, an array for an array of like calls).
+ * The calls are inferred as written (`contracts`) and checked one by one (`ReadManyParameters`): a
+ * misspelled name or wrong arguments make that call's fields `never`, and it does not compile.
  */
 export async function readMany<const contracts extends readonly unknown[]>(
   client: AnyClient,
