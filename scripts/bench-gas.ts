@@ -9,12 +9,14 @@
  *   Measured twice: to holders without a balance in the currency (a fresh SSTORE each) and again
  *   to the same holders (steady state, the cheaper of the two);
  * - one plain ERC-20 `transfer` transaction to an address that already holds the currency.
+ * (scripts/lib/gas-anchors.ts measures them.)
  *
  *   npm run bench -- gas
  */
 import { network } from "hardhat";
-import { encodeFunctionData, getAddress, keccak256, parseEther, toHex, zeroHash, type Address, type Hex } from "viem";
+import { getAddress, keccak256, parseEther, toHex, zeroHash, type Address, type Hex } from "viem";
 
+import { FANOUT_CHUNK, measureAnchors } from "./lib/gas-anchors.js";
 import { ledgerDomain, sealedCommitTypes, settlementDomain, usageReceiptTypes } from "./lib/eip712.js";
 import { DEFAULT_ROUND_PARAMS, authorizeOwnKey, deployProtocol, sealedHash } from "./lib/protocol.js";
 import { report } from "./lib/results.js";
@@ -22,8 +24,6 @@ import { report } from "./lib/results.js";
 const HOLDER_COUNTS = [1, 100, 10_000];
 const GENESIS_BATCH = 250;
 const RECEIPT_BATCHES = [1, 10, 100];
-/** ERC-20 transfers per fan-out transaction: ~30,000 gas each to a fresh holder, ~7.5M a transaction. */
-const FANOUT_CHUNK = 250;
 
 const { viem, networkHelpers } = await network.create();
 const publicClient = await viem.getPublicClient();
@@ -264,49 +264,14 @@ await record(
 
 /* ANCHORS: paying the same holders one ERC-20 transfer each (push), and one plain transfer */
 
-const multicall = await viem.deployContract("Multicall3");
-await usd.write.mint([multicall.address, 10n ** 24n]);
-interface Fanout {
-  holders: number;
-  transactions: number;
-  /** Gas of every transaction summed: to holders with no balance in the currency yet. */
-  first: number;
-  /** The same transfers again, to holders that now hold the currency (steady state). */
-  repeat: number;
-  perHolderFirst: number;
-  perHolderRepeat: number;
-}
-const fanout: Record<string, Fanout> = {};
-async function payEach(holders: Address[]): Promise<{ gas: number; transactions: number }> {
-  let gas = 0;
-  let transactions = 0;
-  for (let i = 0; i < holders.length; i += FANOUT_CHUNK) {
-    const calls = holders.slice(i, i + FANOUT_CHUNK).map((to) => ({
-      target: usd.address,
-      allowFailure: false,
-      callData: encodeFunctionData({ abi: usd.abi, functionName: "transfer", args: [to, 1000n] }),
-    }));
-    gas += await gasOf(multicall.write.aggregate3([calls], { account: payer.account }));
-    transactions++;
-  }
-  return { gas, transactions };
-}
-for (const n of HOLDER_COUNTS) {
-  const holders = holdersOf[String(n)]!;
-  const first = await payEach(holders);
-  const repeat = await payEach(holders);
-  fanout[String(n)] = {
-    holders: n,
-    transactions: first.transactions,
-    first: first.gas,
-    repeat: repeat.gas,
-    perHolderFirst: Math.round(first.gas / n),
-    perHolderRepeat: Math.round(repeat.gas / n),
-  };
-  process.stderr.write(`  fan-out to ${n} holders: ${JSON.stringify(fanout[String(n)])}\n`);
-}
-const erc20Transfer = await gasOf(usd.write.transfer([trainerB.account.address, 1000n], { account: payer.account }));
-process.stderr.write(`  ERC-20 transfer (existing recipient): ${erc20Transfer}\n`);
+const { fanout, erc20Transfer } = await measureAnchors({
+  viem,
+  usd,
+  payer,
+  holdersOf,
+  holderOfCurrency: trainerB.account.address,
+  gasOf,
+});
 
 /* RECEIPTS */
 

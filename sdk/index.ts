@@ -89,3 +89,4 @@ export * from "./actions/staking/stake.js";
 export * from "./actions/staking/withdrawStake.js";
 export * from "./actions/tokens/getTokenBalance.js";
 export * from "./actions/tokens/getTokenMetadata.js";
+export * from "./actions/tokens/mintTestToken.js";

@@ -20,6 +20,12 @@ export const erc20ErrorsAbi = parseAbi([
   "error ERC20InvalidSpender(address spender)",
 ]);
 
+/**
+ * The mint of `TestERC20` (`contracts/test/TestERC20.sol`), the freely mintable token that
+ * `npm run deploy` deploys on local chains (`testTokens` in the deployment file).
+ */
+export const testTokenAbi = parseAbi(["function mint(address to, uint256 amount)"]);
+
 const errorsOf = <const abi extends readonly { type: string }[]>(abi: abi) =>
   abi.filter((item): item is Extract<abi[number], { type: "error" }> => item.type === "error");
 

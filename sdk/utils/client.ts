@@ -12,6 +12,8 @@ import {
   type ContractFunctionParameters,
   type ContractFunctionReturnType,
   type Hex,
+  type MulticallContracts,
+  type MulticallResults,
   type TransactionReceipt,
   type Transport,
 } from "viem";
@@ -106,36 +108,56 @@ async function multicallAddress(client: AnyClient, deployment: Deployment): Prom
  * Reads many contract calls: one or a few Multicall3 calls where the chain has Multicall3,
  * otherwise plain `eth_call`s in parallel (which HTTP transports with `batch` enabled send as
  * one JSON-RPC batch). Results come back in order; any failure throws a decoded SDK error.
+ * Typed like viem's `multicall` without failures allowed: each call's function name must be one
+ * of its `abi`'s view functions, its `args` must match that function's inputs, and each result is
+ * its call's decoded output (a tuple for a tuple of calls, an array for an array of like calls).
+ * The calls are inferred as written (`contracts`) and checked one by one (`ReadManyParameters`): a
+ * misspelled name or wrong arguments make that call's fields `never`, and it does not compile.
  */
-export async function readMany<const calls extends readonly ContractFunctionParameters[]>(
+export async function readMany<const contracts extends readonly unknown[]>(
   client: AnyClient,
   deployment: Deployment,
   action: string,
-  calls: calls,
-): Promise<unknown[]> {
-  if (calls.length === 0) return [];
+  calls: contracts & ReadManyParameters<contracts>,
+): Promise<ReadManyReturnType<contracts>> {
+  const list = calls as readonly ContractFunctionParameters[];
+  if (list.length === 0) return [] as unknown as ReadManyReturnType<contracts>;
   try {
     await assertChain(client, deployment, action);
     const address = await multicallAddress(client, deployment);
-    if (address !== null && calls.length > 1) {
+    if (address !== null && list.length > 1) {
+      // viem's own overloads cannot be re-entered with our generics; the parameter type above is the check.
       return (await multicall(client, {
-        contracts: calls as unknown as ContractFunctionParameters[],
+        contracts: list,
         allowFailure: false,
         multicallAddress: address,
         batchSize: 64 * 1024,
-      })) as unknown[];
+      })) as ReadManyReturnType<contracts>;
     }
     // Bounded concurrency: thousands of parallel requests would trip rate limits of public RPCs.
     const results: unknown[] = [];
-    for (let i = 0; i < calls.length; i += PLAIN_READ_CONCURRENCY) {
-      const slice = calls.slice(i, i + PLAIN_READ_CONCURRENCY);
+    for (let i = 0; i < list.length; i += PLAIN_READ_CONCURRENCY) {
+      const slice = list.slice(i, i + PLAIN_READ_CONCURRENCY);
       results.push(...(await Promise.all(slice.map((call) => readContract(client, call as never)))));
     }
-    return results;
+    return results as ReadManyReturnType<contracts>;
   } catch (error) {
     throw toShardError(error, action);
   }
 }
+
+/**
+ * What `readMany` accepts for `contracts`: each call checked as viem's `multicall` checks one. A
+ * mapped type, so a tuple, an array, and a tuple with a spread array (`[a, ...bs]`) all keep their shape.
+ */
+export type ReadManyParameters<contracts extends readonly unknown[]> = {
+  [K in keyof contracts]: MulticallContracts<readonly [contracts[K]], { mutability: ReadMutability }>[0];
+};
+
+/** What `readMany` returns for `contracts`: each call's decoded output, in the calls' shape. */
+export type ReadManyReturnType<contracts extends readonly unknown[]> = {
+  -readonly [K in keyof contracts]: MulticallResults<readonly [contracts[K]], false, { mutability: ReadMutability }>[0];
+};
 
 /** Plain `eth_call`s in flight at once where the chain has no Multicall3. */
 const PLAIN_READ_CONCURRENCY = 32;

@@ -1,11 +1,8 @@
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 
-import { network } from "hardhat";
 import {
   createWalletClient,
   getAddress,
@@ -19,10 +16,11 @@ import {
 } from "viem";
 import { hardhat } from "viem/chains";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
-import { defineDeployment, shardActions, toTokenId } from "shard-protocol/sdk";
+import { shardActions, toTokenId } from "shard-protocol/sdk";
 
-import { DEFAULT_ROUND_PARAMS, deployProtocol } from "../../scripts/lib/protocol.js";
-import { cli, jsonOf, ok, ROOT } from "./cli-run.js";
+import { DEFAULT_ROUND_PARAMS } from "../../scripts/lib/protocol.js";
+import { deploymentFolder, startCliChain, type CliChain } from "./cli-chain.js";
+import { cli, jsonOf, ok } from "./cli-run.js";
 
 /**
  * `shard-node` for a shard-token holder, against a real Hardhat chain: `holdings`, `transfer`,
@@ -32,16 +30,16 @@ import { cli, jsonOf, ok, ROOT } from "./cli-run.js";
 const DAY = 86_400;
 
 describe("shard-node for a shard-token holder", () => {
-  let server: Awaited<ReturnType<typeof network.createServer>>;
-  let connection: Awaited<ReturnType<typeof network.create>>;
+  let chain: CliChain;
+  let connection: CliChain["connection"];
   let rpcUrl: string;
   /** A holder's folder: the deployment and a config with neither model nor shard. */
   let cwd: string;
-  let protocol: Awaited<ReturnType<typeof deployProtocol>>;
+  let protocol: CliChain["protocol"];
   let stakeToken: Awaited<ReturnType<typeof connection.viem.deployContract<"TestERC20">>>;
   let usdc: typeof stakeToken;
   let dai: typeof stakeToken;
-  let deployment: ReturnType<typeof defineDeployment>;
+  let deployment: CliChain["deployment"];
   const key = generatePrivateKey();
   const holder = privateKeyToAccount(key).address;
   const env = { SHARD_NODE_PRIVATE_KEY: key };
@@ -49,13 +47,9 @@ describe("shard-node for a shard-token holder", () => {
   let other: Address;
 
   before(async () => {
-    assert.ok(existsSync(path.join(ROOT, "node/dist/cli.js")), "build the CLI first: npm run build");
-    server = await network.createServer("default", "127.0.0.1", 0);
-    const { port } = await server.listen();
-    rpcUrl = `http://127.0.0.1:${port}`;
-    connection = await network.create({ network: "localhost", override: { url: rpcUrl } });
+    chain = await startCliChain();
+    ({ connection, rpcUrl, protocol, deployment } = chain);
     const { viem } = connection;
-    protocol = await deployProtocol(viem);
     stakeToken = await viem.deployContract("TestERC20", ["Stake", "STK", 18]);
     usdc = await viem.deployContract("TestERC20", ["USD Coin", "USDC", 6]);
     dai = await viem.deployContract("TestERC20", ["Dai", "DAI", 18]);
@@ -70,7 +64,6 @@ describe("shard-node for a shard-token holder", () => {
     });
     await protocol.registry.write.registerModel([model(2, [usdc.address])]);
     await protocol.registry.write.registerModel([model(1, [usdc.address, dai.address])]);
-    deployment = defineDeployment({ chainId: 31337, contracts: protocol.addresses });
 
     // Model 1: the holder has 3 of shard 0's 4 tokens, none of shard 1; model 2: all 5 of shard 0.
     const [deployer] = await viem.getWalletClients();
@@ -88,18 +81,12 @@ describe("shard-node for a shard-token holder", () => {
     await payer.pay({ modelId: 1n, currency: usdc.address, amount: 1_000_000n });
     await payer.pay({ modelId: 2n, currency: dai.address, amount: parseEther("2") });
 
-    cwd = await mkdtemp(path.join(tmpdir(), "shard-node-holder-"));
-    await mkdir(path.join(cwd, "deployments"));
-    await writeFile(
-      path.join(cwd, "deployments", "31337.json"),
-      JSON.stringify({ chainId: 31337, blockNumber: "0", contracts: protocol.addresses }),
-    );
+    cwd = await deploymentFolder("shard-node-holder-", chain);
     await writeFile(path.join(cwd, "shard-node.config.json"), JSON.stringify({ rpcUrl, chainId: 31337 }));
   });
 
   after(async () => {
-    await connection?.close();
-    await server?.close();
+    await chain?.close();
   });
 
   const usdcInfo = () => ({ address: getAddress(usdc.address), symbol: "USDC", decimals: 6 });

@@ -1,11 +1,10 @@
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 
-import { network } from "hardhat";
 import {
   erc20Abi,
   getAddress,
@@ -18,20 +17,13 @@ import {
   type Address,
 } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
-import {
-  DEFAULT_ROUND_PARAMS,
-  defineDeployment,
-  getModel,
-  shardActions,
-  shardTokenAbi,
-  toTokenId,
-} from "shard-protocol/sdk";
+import { DEFAULT_ROUND_PARAMS, getModel, shardActions, shardTokenAbi, toTokenId } from "shard-protocol/sdk";
 
 import { openContentStore } from "../../node/src/ipfs/index.js";
 import { canonicalJson, canonicalSpecBytes, specDigest } from "../../node/src/ml/spec.js";
 import { createHost } from "../../node/src/p2p/host.js";
-import { deployProtocol } from "../../scripts/lib/protocol.js";
-import { cli, jsonOf, ok, ROOT, type Run } from "./cli-run.js";
+import { deploymentFolder, startCliChain, type CliChain } from "./cli-chain.js";
+import { cli, jsonOf, ok, type Run } from "./cli-run.js";
 import { tinySpec } from "./helpers.js";
 
 const LABEL = (s: string) => keccak256(toHex(s));
@@ -45,35 +37,25 @@ function failed(run: Run, code: number, name: string): Record<string, any> {
 }
 
 describe("shard-node model, spec and faucet against a local chain and embedded IPFS", () => {
-  let server: Awaited<ReturnType<typeof network.createServer>>;
-  let connection: Awaited<ReturnType<typeof network.create>>;
+  let chain: CliChain;
+  let connection: CliChain["connection"];
   let rpcUrl: string;
   let cwd: string;
   let env: Record<string, string>;
   let registrant: Address;
   let testTokens: { stake: Address; usd: Address };
-  let deployment: ReturnType<typeof defineDeployment>;
+  let deployment: CliChain["deployment"];
   const spec = tinySpec([1, 1]);
 
   before(async () => {
-    assert.ok(existsSync(path.join(ROOT, "node/dist/cli.js")), "build the CLI first: npm run build");
-    server = await network.createServer("default", "127.0.0.1", 0);
-    const { port } = await server.listen();
-    rpcUrl = `http://127.0.0.1:${port}`;
-    connection = await network.create({ network: "localhost", override: { url: rpcUrl } });
+    chain = await startCliChain();
+    ({ connection, rpcUrl, deployment } = chain);
     const { viem } = connection;
-    const protocol = await deployProtocol(viem);
     const stake = await viem.deployContract("TestERC20", ["Test Stake", "tSTAKE", 18]);
     const usd = await viem.deployContract("TestERC20", ["Test USD", "tUSD", 6]);
     testTokens = { stake: getAddress(stake.address), usd: getAddress(usd.address) };
-    cwd = await mkdtemp(path.join(tmpdir(), "shard-node-model-"));
-    await mkdir(path.join(cwd, "deployments"));
     // What `npm run deploy` writes on chain 31337: the protocol and the test tokens.
-    await writeFile(
-      path.join(cwd, "deployments", "31337.json"),
-      JSON.stringify({ chainId: 31337, blockNumber: "0", contracts: protocol.addresses, testTokens }),
-    );
-    deployment = defineDeployment({ chainId: 31337, contracts: protocol.addresses });
+    cwd = await deploymentFolder("shard-node-model-", chain, { testTokens });
     // A brand-new key with nothing on-chain: the faucet gives it gas and tokens.
     const key = generatePrivateKey();
     registrant = privateKeyToAccount(key).address;
@@ -83,8 +65,7 @@ describe("shard-node model, spec and faucet against a local chain and embedded I
   });
 
   after(async () => {
-    await connection?.close();
-    await server?.close();
+    await chain?.close();
   });
 
   const balanceOf = (token: Address, holder: Address) =>

@@ -8,14 +8,14 @@ import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { pathToFileURL } from "node:url";
 
-import { network } from "hardhat";
 import { getAddress, keccak256, parseEther, publicActions, toHex, zeroHash, type Address } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
-import { defineDeployment, shardActions } from "shard-protocol/sdk";
+import { shardActions } from "shard-protocol/sdk";
 
 import { decryptKeystore } from "../../node/src/config/keys.js";
 import { canonicalSpecBytes, defaultSpec, specDigest } from "../../node/src/ml/spec.js";
-import { DEFAULT_ROUND_PARAMS, deployProtocol } from "../../scripts/lib/protocol.js";
+import { DEFAULT_ROUND_PARAMS } from "../../scripts/lib/protocol.js";
+import { deploymentFolder, startCliChain, type CliChain } from "./cli-chain.js";
 import { BIN, cli, jsonOf, ok, ROOT } from "./cli-run.js";
 
 const PASSWORD = "correct horse battery staple";
@@ -31,24 +31,20 @@ async function closedPort(): Promise<number> {
 }
 
 describe("shard-node CLI against a JSON-RPC server", () => {
-  let server: Awaited<ReturnType<typeof network.createServer>>;
-  let connection: Awaited<ReturnType<typeof network.create>>;
+  let chain: CliChain;
+  let connection: CliChain["connection"];
   let rpcUrl: string;
   /** A folder with deployments/31337.json: the CLI's working directory. */
   let cwd: string;
-  let protocol: Awaited<ReturnType<typeof deployProtocol>>;
+  let protocol: CliChain["protocol"];
   let stakeToken: Awaited<ReturnType<typeof connection.viem.deployContract<"TestERC20">>>;
   let usdc: typeof stakeToken;
-  let deployment: ReturnType<typeof defineDeployment>;
+  let deployment: CliChain["deployment"];
 
   before(async () => {
-    assert.ok(existsSync(path.join(ROOT, "node/dist/cli.js")), "build the CLI first: npm run build");
-    server = await network.createServer("default", "127.0.0.1", 0);
-    const { port } = await server.listen();
-    rpcUrl = `http://127.0.0.1:${port}`;
-    connection = await network.create({ network: "localhost", override: { url: rpcUrl } });
+    chain = await startCliChain();
+    ({ connection, rpcUrl, protocol, deployment } = chain);
     const { viem } = connection;
-    protocol = await deployProtocol(viem);
     stakeToken = await viem.deployContract("TestERC20", ["Stake", "STK", 18]);
     usdc = await viem.deployContract("TestERC20", ["USD Coin", "USDC", 6]);
     await protocol.registry.write.registerModel([
@@ -62,18 +58,11 @@ describe("shard-node CLI against a JSON-RPC server", () => {
         params: DEFAULT_ROUND_PARAMS,
       },
     ]);
-    cwd = await mkdtemp(path.join(tmpdir(), "shard-node-cli-"));
-    await mkdir(path.join(cwd, "deployments"));
-    await writeFile(
-      path.join(cwd, "deployments", "31337.json"),
-      JSON.stringify({ chainId: 31337, blockNumber: "0", contracts: protocol.addresses }),
-    );
-    deployment = defineDeployment({ chainId: 31337, contracts: protocol.addresses });
+    cwd = await deploymentFolder("shard-node-cli-", chain);
   });
 
   after(async () => {
-    await connection?.close();
-    await server?.close();
+    await chain?.close();
   });
 
   /** Wallet `index` of the server's accounts, with the SDK's actions. */

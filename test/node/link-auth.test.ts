@@ -7,7 +7,8 @@ import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { payloadBytes } from "../../node/src/p2p/codec.js";
 import { type PeerAuthority, chainAuthority } from "../../node/src/p2p/auth.js";
 import { HandshakeError, UnauthorizedPeerError } from "../../node/src/p2p/errors.js";
-import { FrameDecoder, encodeFrame, type Frame } from "../../node/src/p2p/frames.js";
+import { FrameDecoder } from "../../node/src/p2p/frame-decoder.js";
+import { encodeFrame, type Frame } from "../../node/src/p2p/frames.js";
 import { createHost, type ShardHost } from "../../node/src/p2p/host.js";
 import {
   PIPELINE_PROTOCOL,

@@ -22,8 +22,8 @@ import {
   PeerKeyError,
   UnexpectedTensorError,
 } from "../../node/src/p2p/errors.js";
+import { FrameDecoder } from "../../node/src/p2p/frame-decoder.js";
 import {
-  FrameDecoder,
   encodeFrame,
   encodePayloadFrame,
   encodeTensorFrame,

@@ -13,6 +13,7 @@ import {
 import { z } from "zod";
 
 import { connect, type Connection, type ShardPublicClient } from "../chain.js";
+import { DEFAULTS } from "../config/defaults.js";
 import { loadAccount, loadAddress } from "../config/keys.js";
 import { configFlagsFrom, loadConfig } from "../config/load.js";
 import type { GlobalOptions, NodeConfig } from "../config/schema.js";
@@ -47,7 +48,7 @@ export const zAmountText = z
   .regex(/^[0-9]+(\.[0-9]+)?$/, "must be an amount in whole tokens, such as 100 or 0.5");
 
 /** `--role`: which stake (trainer commits checkpoints, verifier attests and votes). */
-export const zRole = z.enum(["trainer", "verifier"], { error: "must be trainer or verifier" }).default("trainer");
+export const zRole = z.enum(["trainer", "verifier"], { error: "must be trainer or verifier" }).default(DEFAULTS.role);
 
 /** A token's address, symbol and decimals (for amounts people read and type). */
 export interface TokenInfo {

@@ -1,4 +1,4 @@
-import { encodeFunctionData, formatEther, parseAbi, parseEther, parseUnits, type Address, type Hash } from "viem";
+import { formatEther, parseEther, parseUnits, type Address, type Hash } from "viem";
 import { getAddresses, sendTransaction } from "viem/actions";
 import { z } from "zod";
 
@@ -19,8 +19,6 @@ import { chainConfigOf, readTestTokens, zAddressText } from "./registrant.js";
 
 /** The only chain the faucet serves: Hardhat's and anvil's local chain. */
 export const FAUCET_CHAIN_ID = 31337;
-
-const testTokenAbi = parseAbi(["function mint(address to, uint256 amount)"]);
 
 export const faucetOptionsSchema = globalOptionsSchema.extend({
   /** Recipient (default: the configured key's address). */
@@ -87,17 +85,13 @@ export async function faucet(options: FaucetOptions, out: Output): Promise<Fauce
     for (const address of [testTokens.stake, testTokens.usd]) {
       const token = await tokenInfo(publicClient, address);
       const amount = parseUnits(o.amount, token.decimals);
-      const hash = await send(publicClient, {
-        from,
-        to: address,
-        data: encodeFunctionData({ abi: testTokenAbi, functionName: "mint", args: [to, amount] }),
-      });
+      const { hash } = await publicClient.mintTestToken({ token: address, to, amount, account: from });
       const balance = await publicClient.getTokenBalance({ token: address, account: to });
       out.print(`minted ${formatAmount(amount, token)} to ${to} (balance ${formatAmount(balance, token)})`);
       tokens.push({ token, amount, balance, hash });
     }
     const ethAmount = parseEther(o.eth);
-    const ethHash = ethAmount === 0n ? null : await send(publicClient, { from, to, value: ethAmount });
+    const ethHash = ethAmount === 0n ? null : await sendEth(publicClient, { from, to, value: ethAmount });
     const ethBalance = await publicClient.getBalance({ address: to });
     if (ethHash !== null) out.print(`sent ${o.eth} ETH to ${to} (balance ${formatEther(ethBalance)} ETH)`);
     return {
@@ -123,18 +117,9 @@ async function unlockedAccount(client: ShardPublicClient): Promise<Address> {
   return first;
 }
 
-/** Sends a transaction from an account the node unlocked (`eth_sendTransaction`), and waits for it to succeed. */
-async function send(
-  client: ShardPublicClient,
-  tx: { from: Address; to: Address; data?: `0x${string}`; value?: bigint },
-): Promise<Hash> {
-  const hash = await sendTransaction(client, {
-    account: tx.from,
-    chain: client.chain,
-    to: tx.to,
-    data: tx.data,
-    value: tx.value,
-  });
+/** Sends ETH from an account the node unlocked (`eth_sendTransaction`), and waits for it to succeed. */
+async function sendEth(client: ShardPublicClient, tx: { from: Address; to: Address; value: bigint }): Promise<Hash> {
+  const hash = await sendTransaction(client, { account: tx.from, chain: client.chain, to: tx.to, value: tx.value });
   const receipt = await client.waitForTransactionReceipt({ hash });
   if (receipt.status !== "success") throw new NodeError(`The faucet's transaction ${hash} reverted.`);
   return hash;

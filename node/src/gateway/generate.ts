@@ -1,5 +1,6 @@
 import type { Hex } from "viem";
 
+import { InferenceBusyError, InferenceRemoteError } from "../serve/errors.js";
 import { GatewayRequestError, refuse } from "./errors.js";
 import type { Generate, GenerateRequest, GenerateResult } from "./types.js";
 
@@ -34,10 +35,7 @@ export async function runGenerate(
     const e = error as { shortMessage?: unknown; message?: unknown; retryable?: unknown } | undefined;
     const message = typeof e?.shortMessage === "string" ? e.shortMessage : String(e?.message ?? error);
     // A shard without a free slot (shard 0's own bound, or one answering busy): retry shortly.
-    if (
-      name === "InferenceBusyError" ||
-      (name === "InferenceRemoteError" && (error as { code?: unknown }).code === "busy")
-    )
+    if (error instanceof InferenceBusyError || (error instanceof InferenceRemoteError && error.code === "busy"))
       throw refuse("GatewayBusy", `The pipeline is busy: ${message.split("\n")[0]}`, {
         cause: error,
         details: "nothing was charged",

@@ -1,6 +1,7 @@
 import { NodeError } from "../errors.js";
 import { LinkClosedError, LinkTimeoutError, PeerAbortedError, PeerGoneError } from "./errors.js";
-import { FrameDecoder, MAX_HEADER_BYTES, MAX_REASON_LENGTH, encodeFrame, type Frame } from "./frames.js";
+import { FrameDecoder } from "./frame-decoder.js";
+import { MAX_HEADER_BYTES, MAX_REASON_LENGTH, encodeFrame, type Frame } from "./frames.js";
 import type { Stream } from "./libp2p.js";
 import {
   DEFAULT_HANDSHAKE_TIMEOUT_MS,

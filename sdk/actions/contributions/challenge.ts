@@ -1,4 +1,4 @@
-import { zeroHash, type Address, type Hex } from "viem";
+import { zeroHash, type Hex } from "viem";
 import { z } from "zod";
 
 import { contributionLedgerAbi, modelRegistryAbi } from "../../abis/index.js";
@@ -64,10 +64,10 @@ export async function challenge(client: AnyClient, parameters: ChallengeParamete
     });
     // An unknown commit has model 0: leave it to the ledger to say so (WrongStatus).
     if (state.modelId !== 0n) {
-      const [params, info] = (await readMany(client, deployment, action, [
+      const [params, info] = await readMany(client, deployment, action, [
         { address: registry, abi: modelRegistryAbi, functionName: "paramsAt", args: [state.modelId, state.round] },
         { address: registry, abi: modelRegistryAbi, functionName: "modelInfo", args: [state.modelId] },
-      ])) as [{ challengeBond: bigint }, { stakingToken: Address }];
+      ]);
       if (params.challengeBond > 0n) {
         await ensureAllowance(client, deployment, action, {
           token: info.stakingToken,

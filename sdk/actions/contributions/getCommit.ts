@@ -68,30 +68,12 @@ export async function getCommit(client: AnyClient, parameters: GetCommitParamete
           }),
         );
   const ledger = deployment.contracts.ledger;
-  const [state, hash, dispute, owner] = (await readMany(client, deployment, action, [
+  const [state, hash, dispute, owner] = await readMany(client, deployment, action, [
     { address: ledger, abi: contributionLedgerAbi, functionName: "commitState", args: [commitId] },
     { address: ledger, abi: contributionLedgerAbi, functionName: "commitHash", args: [commitId] },
     { address: ledger, abi: contributionLedgerAbi, functionName: "dispute", args: [commitId] },
     { address: ledger, abi: contributionLedgerAbi, functionName: "commitOwner", args: [commitId] },
-  ])) as [
-    {
-      modelId: bigint;
-      shard: number;
-      round: bigint;
-      status: number;
-      revealedAt: number;
-      attestations: number;
-      disputes: number;
-      upheld: boolean;
-    },
-    Hex,
-    Omit<Dispute, "index" | "verdict" | "endsAt" | "openedBlock"> & {
-      endsAt: number | bigint;
-      openedBlock: number | bigint;
-      verdict: number;
-    },
-    Address,
-  ];
+  ]);
   return {
     commitId,
     modelId: state.modelId,

@@ -96,20 +96,26 @@ export async function getDispute(client: AnyClient, parameters: GetDisputeParame
     ).disputes;
   const notFound = () => new ContractRevertError({ action, errorName: "DisputeNotFound", args: { commitId, index } });
   if (index === 0) throw notFound();
-  const [raw, stake, vote] = (await readMany(client, deployment, action, [
-    { address: ledger, abi: contributionLedgerAbi, functionName: "disputeAt", args: [commitId, index] },
-    ...(account === undefined
-      ? []
-      : ([
-          {
-            address: ledger,
-            abi: contributionLedgerAbi,
-            functionName: "challengerOf",
-            args: [commitId, index, account],
-          },
-          { address: ledger, abi: contributionLedgerAbi, functionName: "voteOf", args: [commitId, index, account] },
-        ] as const)),
-  ])) as [RawDispute, DisputePosition["challenge"]?, DisputePosition["vote"]?];
+  // One read, or three with the account's own position: either shape fits this tuple.
+  const [raw, stake, vote]: [RawDispute, DisputePosition["challenge"]?, DisputePosition["vote"]?] = await readMany(
+    client,
+    deployment,
+    action,
+    [
+      { address: ledger, abi: contributionLedgerAbi, functionName: "disputeAt", args: [commitId, index] },
+      ...(account === undefined
+        ? ([] as const)
+        : ([
+            {
+              address: ledger,
+              abi: contributionLedgerAbi,
+              functionName: "challengerOf",
+              args: [commitId, index, account],
+            },
+            { address: ledger, abi: contributionLedgerAbi, functionName: "voteOf", args: [commitId, index, account] },
+          ] as const)),
+    ],
+  );
   if (Number(raw.endsAt) === 0) throw notFound();
   const dispute: GetDisputeReturnType = {
     index,

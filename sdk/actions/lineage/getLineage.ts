@@ -165,17 +165,15 @@ export async function getLineage(client: AnyClient, parameters: GetLineageParame
       const [x, y] = [a.args.checkpoint!, b.args.checkpoint!];
       return x.round !== y.round ? (x.round < y.round ? -1 : 1) : x.lane - y.lane;
     });
-  const states = (await readMany(
+  const states = await readMany(
     client,
     deployment,
     action,
-    selected.map((log) => ({
-      address,
-      abi: contributionLedgerAbi,
-      functionName: "commitState",
-      args: [log.args.commitId!],
-    })),
-  )) as { status: number }[];
+    selected.map(
+      (log) =>
+        ({ address, abi: contributionLedgerAbi, functionName: "commitState", args: [log.args.commitId!] }) as const,
+    ),
+  );
 
   return selected.map((log, i): LineageNode => {
     const cp = log.args.checkpoint!;

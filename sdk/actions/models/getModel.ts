@@ -62,13 +62,13 @@ export async function getModel(client: AnyClient, parameters: GetModelParameters
     args: [modelId],
   });
   const paramsRound = round ?? info.latestRound + 1n;
-  const [specURI, shardWeights, currencies, params, paramsVersion] = (await readMany(client, deployment, action, [
+  const [specURI, shardWeights, currencies, params, paramsVersion] = await readMany(client, deployment, action, [
     { address: registry, abi: modelRegistryAbi, functionName: "specURI", args: [modelId] },
     { address: registry, abi: modelRegistryAbi, functionName: "shardWeights", args: [modelId] },
     { address: registry, abi: modelRegistryAbi, functionName: "currencies", args: [modelId] },
     { address: registry, abi: modelRegistryAbi, functionName: "paramsAt", args: [modelId, paramsRound] },
     { address: registry, abi: modelRegistryAbi, functionName: "paramsVersionAt", args: [modelId, paramsRound] },
-  ])) as [string, readonly bigint[], readonly Address[], RoundParams, number | bigint];
+  ]);
   return {
     modelId,
     registrant: info.registrant,

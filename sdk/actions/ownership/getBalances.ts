@@ -57,23 +57,20 @@ export async function getBalances(
     });
     modelIds = Array.from({ length: Number(count) }, (_, i) => BigInt(i + 1));
   }
-  const infos = (await readMany(
+  const infos = await readMany(
     client,
     deployment,
     action,
-    modelIds.map((modelId) => ({
-      address: registry,
-      abi: modelRegistryAbi,
-      functionName: "modelInfo",
-      args: [modelId],
-    })),
-  )) as { shardCount: number }[];
+    modelIds.map(
+      (modelId) => ({ address: registry, abi: modelRegistryAbi, functionName: "modelInfo", args: [modelId] }) as const,
+    ),
+  );
   const shards = modelIds.flatMap((modelId, m) =>
     Array.from({ length: infos[m]!.shardCount }, (_, shard) => ({ modelId, shard, id: toTokenId({ modelId, shard }) })),
   );
   if (shards.length === 0) return [];
   const ids = shards.map((s) => s.id);
-  const [balances, ...supplies] = (await readMany(client, deployment, action, [
+  const [balances, ...supplies] = await readMany(client, deployment, action, [
     {
       address: token,
       abi: shardTokenAbi,
@@ -81,7 +78,7 @@ export async function getBalances(
       args: [ids.map(() => input.account), ids],
     },
     ...ids.map((id) => ({ address: token, abi: shardTokenAbi, functionName: "totalSupply", args: [id] }) as const),
-  ])) as [readonly bigint[], ...bigint[]];
+  ]);
   return shards
     .map((s, i) => {
       const balance = balances[i]!;

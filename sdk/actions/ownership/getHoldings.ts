@@ -73,7 +73,7 @@ export async function getHoldings(
     modelIds = Array.from({ length: Number(count) }, (_, i) => BigInt(i + 1));
   }
   if (modelIds.length === 0) return [];
-  const models = (await readMany(
+  const models = await readMany(
     client,
     deployment,
     action,
@@ -81,7 +81,7 @@ export async function getHoldings(
       { address: registry, abi: modelRegistryAbi, functionName: "modelInfo", args: [modelId] } as const,
       { address: registry, abi: modelRegistryAbi, functionName: "currencies", args: [modelId] } as const,
     ]),
-  )) as ({ shardCount: number; latestRound: bigint } | readonly Address[])[];
+  );
   const scope = modelIds.map((modelId, m) => {
     const { shardCount, latestRound } = models[2 * m] as { shardCount: number; latestRound: bigint };
     const currencies = [...(models[2 * m + 1] as readonly Address[])];
@@ -91,7 +91,7 @@ export async function getHoldings(
   const ids = scope.flatMap((s) => s.ids);
   if (ids.length === 0) return [];
   const claims = scope.flatMap((s) => s.ids.flatMap((id) => s.currencies.map((currency) => ({ id, currency }))));
-  const [balances, ...rest] = (await readMany(client, deployment, action, [
+  const [balances, ...rest] = await readMany(client, deployment, action, [
     { address: token, abi: shardTokenAbi, functionName: "balanceOfBatch", args: [ids.map(() => input.account), ids] },
     ...ids.map((id) => ({ address: token, abi: shardTokenAbi, functionName: "totalSupply", args: [id] }) as const),
     ...claims.map(
@@ -103,7 +103,7 @@ export async function getHoldings(
           args: [id, currency, input.account],
         }) as const,
     ),
-  ])) as [readonly bigint[], ...bigint[]];
+  ]);
   const supplies = rest.slice(0, ids.length);
   const owed = rest.slice(ids.length);
   const owedOf = new Map(claims.map((c, i) => [`${c.id}:${c.currency}`, owed[i]!]));

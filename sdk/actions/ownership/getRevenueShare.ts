@@ -33,14 +33,14 @@ export async function getRevenueShare(
   const { deployment } = parameters;
   const { account, modelId } = validate(action, z.object({ account: zAddress, modelId: zModelId }), parameters);
   const { registry, token } = deployment.contracts;
-  const [weights] = (await readMany(client, deployment, action, [
+  const [weights] = await readMany(client, deployment, action, [
     { address: registry, abi: modelRegistryAbi, functionName: "shardWeights", args: [modelId] },
-  ])) as [readonly bigint[]];
+  ]);
   const ids = weights.map((_, shard) => toTokenId({ modelId, shard }));
-  const [balances, ...supplies] = (await readMany(client, deployment, action, [
+  const [balances, ...supplies] = await readMany(client, deployment, action, [
     { address: token, abi: shardTokenAbi, functionName: "balanceOfBatch", args: [ids.map(() => account), ids] },
     ...ids.map((id) => ({ address: token, abi: shardTokenAbi, functionName: "totalSupply", args: [id] }) as const),
-  ])) as [readonly bigint[], ...bigint[]];
+  ]);
   const shards = ids.map((id, shard) => ({
     shard,
     id,

@@ -31,17 +31,20 @@ export async function getClaimable(
   const holder = validate(action, zAddress, parameters.holder);
   const { ids, currencies } = await resolveClaimTargets(client, parameters.deployment, action, parameters);
   const pairs = currencies.flatMap((currency) => ids.map((id) => ({ id, currency })));
-  const amounts = (await readMany(
+  const amounts = await readMany(
     client,
     parameters.deployment,
     action,
-    pairs.map(({ id, currency }) => ({
-      address: parameters.deployment.contracts.token,
-      abi: shardTokenAbi,
-      functionName: "claimable",
-      args: [id, currency, holder],
-    })),
-  )) as bigint[];
+    pairs.map(
+      ({ id, currency }) =>
+        ({
+          address: parameters.deployment.contracts.token,
+          abi: shardTokenAbi,
+          functionName: "claimable",
+          args: [id, currency, holder],
+        }) as const,
+    ),
+  );
   const byCurrency: Record<Address, bigint> = {};
   for (const currency of currencies) byCurrency[currency] = 0n;
   const byId: GetClaimableReturnType["byId"] = [];

@@ -46,10 +46,10 @@ export async function resolveClaimTargets(
   let currencies = input.currencies;
   if (input.modelId !== undefined) {
     const registry = deployment.contracts.registry;
-    const [info, accepted] = (await readMany(client, deployment, action, [
+    const [info, accepted] = await readMany(client, deployment, action, [
       { address: registry, abi: modelRegistryAbi, functionName: "modelInfo", args: [input.modelId] },
       { address: registry, abi: modelRegistryAbi, functionName: "currencies", args: [input.modelId] },
-    ])) as [{ shardCount: number }, readonly Address[]];
+    ]);
     const modelId = input.modelId;
     ids ??= Array.from({ length: info.shardCount }, (_, shard) => toTokenId({ modelId, shard }));
     currencies ??= [...accepted];

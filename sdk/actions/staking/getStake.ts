@@ -41,15 +41,15 @@ export async function getStake(client: AnyClient, parameters: GetStakeParameters
   const action = "getStake";
   const { modelId, account } = validate(action, z.object({ modelId: zModelId, account: zAddress }), parameters);
   const staking = parameters.deployment.contracts.staking;
-  const [trainer, verifier] = (await readMany(client, parameters.deployment, action, [
+  const [trainer, verifier] = await readMany(client, parameters.deployment, action, [
     { address: staking, abi: stakingAbi, functionName: "stakeOf", args: [modelId, account, 0] },
     { address: staking, abi: stakingAbi, functionName: "stakeOf", args: [modelId, account, 1] },
-  ])) as RawStake[];
+  ]);
   const position = (s: RawStake): StakePosition => ({
     active: s.active,
     unbonding: s.unbonding,
     unbondingReadyAt: BigInt(s.unbondingReadyAt),
     locked: s.locked,
   });
-  return { trainer: position(trainer!), verifier: position(verifier!) };
+  return { trainer: position(trainer), verifier: position(verifier) };
 }
