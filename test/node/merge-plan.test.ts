@@ -14,11 +14,11 @@ function commit(
   shard: number,
   round: bigint,
   lane: number,
-  opts: { at?: number; status?: CommitStatusName; parent?: Hex; root?: Hex } = {},
+  opts: { at?: number; status?: CommitStatusName; parent?: Hex; root?: Hex; block?: bigint; lanes?: Hex } = {},
 ): RoundCommit {
   return {
     commitId: root(`id-${shard}-${round}-${lane}`),
-    revealBlock: 1n,
+    revealBlock: opts.block ?? 1n,
     revealedAt: opts.at ?? 1000,
     status: opts.status ?? "pending",
     checkpoint: {
@@ -30,8 +30,8 @@ function commit(
       parentRoot: opts.parent ?? zeroHash,
       root: opts.root ?? root(`root-${shard}-${round}-${lane}`),
       transcriptDigest: zeroHash,
-      sentActivations: zeroHash,
-      receivedActivations: zeroHash,
+      sentActivations: opts.lanes ?? zeroHash,
+      receivedActivations: opts.lanes ?? zeroHash,
       sentGradients: zeroHash,
       receivedGradients: zeroHash,
       workUnits: lane >= MERGE_LANES ? 0n : 10n,
@@ -94,7 +94,9 @@ describe("merge plan: which lanes of a round merge, from on-chain state alone", 
     assert.deepEqual(plan.lanes, [0]);
 
     // Round 2 builds on the accepted merge of round 1: a lane on another parent is left out.
-    const m = [0, 1].map((s) => commit(s, 1n, MERGE_LANES, { root: root(`merge-${s}`) }));
+    const m = [0, 1].map((s) =>
+      commit(s, 1n, MERGE_LANES, { root: root(`merge-${s}`), lanes: mergedLanesBitmap([0]) }),
+    );
     const round2 = [
       ...[0, 1].map((s) => commit(s, 2n, 0, { parent: root(`merge-${s}`), at: 2000 })),
       ...[0, 1].map((s) => commit(s, 2n, 1, { parent: root(`root-${s}-1-1`), at: 2000 })),
@@ -110,21 +112,64 @@ describe("merge plan: which lanes of a round merge, from on-chain state alone", 
     assert.deepEqual(plan2.lanes, [0]);
   });
 
-  it("the accepted merge is the lowest attempt revealed and not rejected; the next attempt is the first free", () => {
-    const m0 = commit(0, 1n, MERGE_LANES, { status: "rejected", root: root("m0") });
-    const m1 = commit(0, 1n, MERGE_LANES + 1, { root: root("m1") });
-    const m2 = commit(0, 1n, MERGE_LANES + 2, { root: root("m2") });
-    assert.equal(acceptedMerge([m2, m0, m1])?.checkpoint.root, root("m1"));
-    assert.equal(acceptedMerge([m0]), undefined);
+  it("the accepted merge is the complete attempt revealed first; the next attempt is the first free on every shard", () => {
+    const lanes = mergedLanesBitmap([0]);
+    const m = (shard: number, attempt: number, block: bigint, status: CommitStatusName = "pending") =>
+      commit(shard, 1n, MERGE_LANES + attempt, { root: root(`m${attempt}-${shard}`), block, status, lanes });
+    // Attempt 0 rejected; attempts 1 and 2 complete; attempt 2's last shard revealed first.
+    const merges = [m(0, 0, 1n, "rejected"), m(1, 0, 1n), m(0, 1, 3n), m(1, 1, 6n), m(0, 2, 4n), m(1, 2, 5n)];
+    assert.deepEqual(
+      acceptedMerge(merges, 2).map((c) => c?.checkpoint.root),
+      [root("m2-0"), root("m2-1")],
+    );
+    // Sealed early and revealed late, a lower attempt does not take the place of the accepted one.
+    assert.deepEqual(
+      acceptedMerge([...merges, m(0, 3, 2n), m(1, 3, 9n)], 2).map((c) => c?.checkpoint.root),
+      [root("m2-0"), root("m2-1")],
+    );
+    // A lone attempt on one shard, or shards naming different lanes, count for nothing.
+    assert.deepEqual(acceptedMerge([m(0, 0, 1n)], 2), [undefined, undefined]);
+    const other = {
+      ...m(1, 0, 1n),
+      checkpoint: { ...m(1, 0, 1n).checkpoint, sentActivations: mergedLanesBitmap([1]) },
+    };
+    assert.deepEqual(acceptedMerge([m(0, 0, 1n), other], 2), [undefined, undefined]);
     const plan = planMerge({
       round: 1n,
-      shardCount: 1,
+      shardCount: 2,
       revealWindow: 10,
-      commits: [commit(0, 1n, 0), m0, m1],
+      commits: [commit(0, 1n, 0), commit(1, 1n, 0), m(0, 0, 1n, "rejected"), m(1, 0, 1n), m(1, 1, 2n)],
       linkMatched: allMatched,
     });
-    assert.equal(plan.accepted[0]?.checkpoint.root, root("m1"));
-    assert.deepEqual(plan.nextAttempt, [2]);
+    assert.deepEqual(plan.accepted, [undefined, undefined]);
+    assert.deepEqual(plan.nextAttempt, [2, 2]);
+  });
+
+  it("commits on another parent neither start the round's clock nor merge; round r + 1 waits for r's merge", () => {
+    const merges = [0, 1].map((s) =>
+      commit(s, 1n, MERGE_LANES, { root: root(`merge-${s}`), lanes: mergedLanesBitmap([0]) }),
+    );
+    // Built on a round-1 training commit, revealed early (before any merge of round 1 existed).
+    const early = [0, 1].map((s) => commit(s, 2n, 300 % 256, { parent: root(`root-${s}-1-0`), at: 500 }));
+    const onBase = [0, 1].map((s) => commit(s, 2n, 0, { parent: root(`merge-${s}`), at: 2000 }));
+    const input = { round: 2n, shardCount: 2, revealWindow: 10, linkMatched: allMatched };
+    assert.deepEqual(planMerge({ ...input, commits: early }).deadline, undefined);
+    const plan = planMerge({ ...input, commits: [...merges, ...early, ...onBase] });
+    assert.equal(plan.deadline, 2010);
+    assert.deepEqual(plan.lanes, [0]);
+    // A commit rejected later does not move the clock.
+    const rejected = [0, 1].map((s) => commit(s, 2n, 5, { parent: root(`merge-${s}`), at: 1990, status: "rejected" }));
+    assert.equal(planMerge({ ...input, commits: [...merges, ...onBase, ...rejected] }).deadline, 2000);
+  });
+
+  it("merges at most 2048 (lane, shard) commits: the lowest lanes", () => {
+    const shardCount = 16;
+    const commits = Array.from({ length: 200 }, (_, lane) =>
+      Array.from({ length: shardCount }, (_, s) => commit(s, 1n, lane)),
+    ).flat();
+    const plan = planMerge({ round: 1n, shardCount, revealWindow: 10, commits, linkMatched: allMatched });
+    assert.equal(plan.lanes.length, 128);
+    assert.deepEqual(plan.lanes.slice(-2), [126, 127]);
   });
 
   it("with nothing revealed there is no deadline and no lane", () => {

@@ -16,6 +16,7 @@ import {
   type LaneState,
   MergeMismatchError,
   encodeMergedCheckpoint,
+  nonceOfTag,
   mergeCheckpoints,
 } from "../../node/src/ml/merge.js";
 import { genesisTensor, stageLayout } from "../../node/src/ml/model.js";
@@ -229,11 +230,16 @@ describe("merging lanes", () => {
     // and another for each attempt.
     const mean = mergeCheckpoints(MEAN, bases[1]!, lanes[1]!);
     const tagged = encodeMergedCheckpoint(layout, mean, MEAN, [0, 1, 2], meta, 1);
-    const mergeTag = Int32Array.from([1, 1, 0, 1, 2]);
+    const mergeTag = Int32Array.from([1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2]);
     assert.equal(tagged.root, encodeCheckpoint(layout, { ...mean, mergeTag }, meta).root);
     assert.notEqual(tagged.root, encodeCheckpoint(layout, mean, meta).root);
     assert.notEqual(tagged.root, encodeMergedCheckpoint(layout, mean, MEAN, [0, 1, 2], meta, 0).root);
     assert.deepEqual(decodeCheckpoint(layout, tagged.bytes, meta).state.mergeTag, mergeTag);
+    // The merger's nonce changes the root, and reads back from the tag.
+    const nonce = `0x${"ab".repeat(31)}cd` as const;
+    const salted = encodeMergedCheckpoint(layout, mean, MEAN, [0, 1, 2], meta, 1, nonce);
+    assert.notEqual(salted.root, tagged.root);
+    assert.equal(nonceOfTag(decodeCheckpoint(layout, salted.bytes, meta).state.mergeTag!), nonce);
     const one = mergeCheckpoints(MEAN, bases[1]!, [lanes[1]![0]!]);
     assert.notEqual(
       encodeMergedCheckpoint(layout, one, MEAN, [lanes[1]![0]!.lane], meta).root,

@@ -32,6 +32,8 @@
  * The parent (`base`) is the checkpoint the lanes started from: the previous merge, or genesis
  * (genesis weights, zero moments, step 0).
  */
+import { bytesToHex, type Hex, hexToBytes, zeroHash } from "viem";
+
 import { NodeError } from "../errors.js";
 import { type CheckpointMeta, type EncodedCheckpoint, encodeCheckpoint } from "../swarm/checkpoint.js";
 import type { StageLayout } from "./model.js";
@@ -181,14 +183,34 @@ export function mergeCheckpoints(rule: MergeRule, base: StageState, lanes: reado
 /**
  * The merged checkpoint's file and Merkle root, computed exactly as a trained checkpoint's
  * (`encodeCheckpoint`): the root covers the tensors only: the merged state and its tag tensor
- * `merge/tag` = `[round, attempt, ...lanes]` (`StageState.mergeTag`), so that it differs from
- * every lane's root and from other attempts'. The metadata is a checkpoint's (`meta`: the model, shard, round and the lane it is filed
+ * `merge/tag` = `[round, attempt, nonce, ...lanes]` (`mergeTagOf`), so that it differs from
+ * every lane's root and from other attempts', and cannot be predicted before the reveal. The metadata is a checkpoint's (`meta`: the model, shard, round and the lane it is filed
  * under) plus `merge` (the rule, canonical JSON) and `mergedLanes` (the lane numbers, ascending,
  * comma-separated).
  *
  * @example
  * const { bytes, root } = encodeMergedCheckpoint(layout, merged, rule, [0, 1, 2], { ...meta, lane: 0 });
  */
+/**
+ * A merged checkpoint's tag: `[round, attempt, nonce as 8 int32 words, ...lanes]`. The merger's
+ * random nonce makes the root unpredictable before the merge is revealed, so nobody can seal the
+ * same root first (the ledger gives a root to the earliest seal).
+ */
+export function mergeTagOf(round: number, attempt: number, nonce: Hex, lanes: readonly number[]): Int32Array {
+  const words = hexToBytes(nonce, { size: 32 });
+  const view = new DataView(words.buffer, words.byteOffset, 32);
+  const nonceWords = Array.from({ length: 8 }, (_, i) => view.getInt32(i * 4));
+  return Int32Array.from([round, attempt, ...nonceWords, ...lanes]);
+}
+
+/** The nonce in a merged checkpoint's tag (`mergeTagOf`). */
+export function nonceOfTag(tag: Int32Array): Hex {
+  const bytes = new Uint8Array(32);
+  const view = new DataView(bytes.buffer);
+  for (let i = 0; i < 8; i++) view.setInt32(i * 4, tag[2 + i]!);
+  return bytesToHex(bytes);
+}
+
 export function encodeMergedCheckpoint(
   layout: StageLayout,
   merged: StageState,
@@ -196,9 +218,10 @@ export function encodeMergedCheckpoint(
   lanes: readonly number[],
   meta: CheckpointMeta,
   attempt = 0,
+  nonce: Hex = zeroHash,
 ): EncodedCheckpoint {
   const sorted = [...lanes].sort((a, b) => a - b);
-  const mergeTag = Int32Array.from([meta.round, attempt, ...sorted]);
+  const mergeTag = mergeTagOf(meta.round, attempt, nonce, sorted);
   return encodeCheckpoint(layout, { ...merged, mergeTag }, meta, {
     merge: canonicalJson(rule),
     mergedLanes: sorted.join(","),

@@ -33,7 +33,8 @@ export interface StageState {
    */
   outerMomentum?: Record<string, Float32Array>;
   /**
-   * Only in a merged checkpoint: `[round, attempt, ...merged lanes]` (`ml/merge.ts`), stored as the
+   * Only in a merged checkpoint: `[round, attempt, nonce, ...merged lanes]` (`ml/merge.ts`
+   * `mergeTagOf`), stored as the
    * tensor `merge/tag`, so that a merge's root differs from every lane's (a one-lane mean would
    * otherwise equal its lane) and from the other attempts'. Training ignores it.
    */

@@ -125,8 +125,8 @@ export function decodeCheckpoint(
   }
   const tag = tensors[MERGE_TAG];
   if (tag) {
-    if (tag.dtype !== "I32" || tag.shape.length !== 1 || tag.shape[0]! < 3 || tag.shape[0]! > 258)
-      throw new CheckpointMismatchError(`tensor ${MERGE_TAG} is ${tag.dtype}[${tag.shape}], expected I32[3 to 258]`);
+    if (tag.dtype !== "I32" || tag.shape.length !== 1 || tag.shape[0]! < 11 || tag.shape[0]! > 266)
+      throw new CheckpointMismatchError(`tensor ${MERGE_TAG} is ${tag.dtype}[${tag.shape}], expected I32[11 to 266]`);
     state.mergeTag = tag.data as Int32Array;
     seen.add(MERGE_TAG);
   }

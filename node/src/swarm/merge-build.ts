@@ -5,12 +5,12 @@
  * and checked against their roots, merged by the spec's rule (`ml/merge.ts`), tagged with the
  * round, the attempt and the lanes, plus a manifest (the commit's transcript) naming all of it.
  */
-import { type Hex, keccak256, zeroHash } from "viem";
+import { bytesToHex, type Hex, keccak256, zeroHash } from "viem";
 import { MERGE_LANES, mergedLanesBitmap, type Checkpoint } from "shard-protocol/sdk";
 
 import { NodeError } from "../errors.js";
 import type { ContentStore } from "../ipfs/store.js";
-import { encodeMergedCheckpoint, mergeCheckpoints } from "../ml/merge.js";
+import { encodeMergedCheckpoint, mergeCheckpoints, mergeTagOf } from "../ml/merge.js";
 import { genesisTensor, stageLayout } from "../ml/model.js";
 import { type ModelSpec, mergeRule } from "../ml/spec.js";
 import type { StageState } from "../ml/stage.js";
@@ -19,6 +19,9 @@ import { decodeCheckpoint, type EncodedCheckpoint } from "./checkpoint.js";
 import type { MergePlan, RoundCommit } from "./merge-plan.js";
 
 export const MERGE_MANIFEST_FORMAT = "shard-protocol/merge@1";
+
+/** A fresh 32-byte nonce for a merge (`buildMerge`). */
+export const randomNonce = (): Hex => bytesToHex(crypto.getRandomValues(new Uint8Array(32)));
 
 /** Content of a merge that cannot be fetched or does not hash to its on-chain root. */
 export class MergeInputError extends NodeError {
@@ -93,9 +96,19 @@ export interface BuiltMerge {
  */
 export async function buildMerge(
   src: MergeSources,
-  opts: { plan: MergePlan; shard: number; attempt: number; baseCommit?: RoundCommit | undefined },
+  opts: {
+    plan: MergePlan;
+    shard: number;
+    attempt: number;
+    baseCommit?: RoundCommit | undefined;
+    /**
+     * The merger's random nonce, in the tag and the manifest: it makes the root unpredictable
+     * before the reveal (`randomNonce()`); a verifier passes the one the manifest names.
+     */
+    nonce: Hex;
+  },
 ): Promise<BuiltMerge> {
-  const { plan, shard, attempt } = opts;
+  const { plan, shard, attempt, nonce } = opts;
   if (plan.lanes.length === 0) throw new MergeInputError(`round ${plan.round} has no lane to merge`);
   const baseRoot = plan.base[shard]!;
   let base: StageState;
@@ -126,6 +139,7 @@ export async function buildMerge(
       backend: "merge",
     },
     attempt,
+    nonce,
   );
   const manifest = new TextEncoder().encode(
     JSON.stringify({
@@ -134,6 +148,7 @@ export async function buildMerge(
       shard,
       round,
       attempt,
+      nonce,
       rule,
       base: baseRoot,
       lanes: commits.map((c) => ({ lane: c.checkpoint.lane, commitId: c.commitId, root: c.checkpoint.root })),
@@ -147,7 +162,7 @@ export async function buildMerge(
     round: plan.round,
     attempt,
     lanes: plan.lanes,
-    state: { ...merged, mergeTag: Int32Array.from([round, attempt, ...plan.lanes]) },
+    state: { ...merged, mergeTag: mergeTagOf(round, attempt, nonce, plan.lanes) },
     checkpoint,
     manifest,
     manifestDigest,

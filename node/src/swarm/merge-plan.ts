@@ -4,15 +4,20 @@
  *
  * - The round's training commits are its commits on lanes 0 to 255 (`mergedLanesBitmap` holds 256
  *   bits); its merge commits are on lanes `MERGE_LANES + k`, attempt k.
- * - The base of round r on a shard is the accepted merge of round r − 1 on that shard (zero for
- *   round 1). The accepted merge of a (shard, round) is its revealed, not rejected merge commit of
- *   the lowest attempt.
- * - The merge deadline of round r is its first training reveal (the ledger's `revealedAt`) plus the
- *   round's reveal window.
- * - Lane L is merged when, for every shard, its commit was revealed by the deadline, built on the
- *   base and is not rejected, and every pipeline link of the lane matched. A lane with a commit
- *   rejected later drops out: the merge that included it is taken down (`rejectMerge`) and the
- *   next attempt merges the others.
+ * - An attempt is complete when every shard revealed its merge commit of that attempt, all with
+ *   the same lane bitmap and none rejected. The accepted merge of a round is its complete attempt
+ *   revealed first (by the block of its last shard's reveal, then the attempt): an attempt sealed
+ *   early and revealed late cannot take the place of one the next round already built on, and a
+ *   lone attempt on one shard counts for nothing.
+ * - The base of round r on a shard is the accepted merge of round r − 1 there (zero for round 1).
+ * - The merge deadline of round r is its first reveal of a training commit built on the base (any
+ *   status: a commit rejected later does not move it) plus the round's reveal window. Commits on
+ *   another parent do not count, so nobody can start the clock of a round before its base exists.
+ * - Lane L is merged when, for every shard, its commit was revealed by the deadline on the base and
+ *   is not rejected, and every pipeline link of the lane matched; at most `maxMergedLanes` lanes,
+ *   the lowest, so that finalizing a merge (which reads every merged commit) stays within a block.
+ *   A lane with a commit rejected after the merge drops out: the merge that included it is taken
+ *   down (`rejectMerge`) and the next attempt merges the others.
  *
  * Plain data in, plain data out (`planMerge`); `readRoundState` gathers the data from the chain.
  */
@@ -55,7 +60,7 @@ export interface MergePlanInput {
 
 export interface MergePlan {
   round: bigint;
-  /** Per shard: the checkpoint root the round's lanes build on. */
+  /** Per shard: the checkpoint root the round's lanes build on (zero while round r − 1 has no accepted merge). */
   base: Hex[];
   /** The merge deadline (unix seconds), or undefined while no training commit of the round is revealed. */
   deadline: number | undefined;
@@ -65,60 +70,91 @@ export interface MergePlan {
   bitmap: Hex | undefined;
   /** Per shard, the merged lanes' commits, in lane order. */
   laneCommits: RoundCommit[][];
-  /** Per shard, the accepted merge commit of the round, if any. */
+  /** Per shard, the accepted merge commit of the round (all or none). */
   accepted: (RoundCommit | undefined)[];
-  /** Per shard, the lowest merge attempt with no revealed commit (a sealed one may still take it). */
+  /**
+   * Per shard (the same for all: an attempt is one number across shards), the lowest merge attempt
+   * with no revealed commit on any shard (a sealed, unrevealed one may still hold it: try the next).
+   */
   nextAttempt: number[];
 }
 
 export const isMergeLane = (lane: number): boolean => lane >= MERGE_LANES;
 
-/** The accepted merge among a (shard, round)'s merge commits: revealed, not rejected, lowest attempt. */
-export function acceptedMerge(merges: readonly RoundCommit[]): RoundCommit | undefined {
-  return [...merges]
-    .filter((m) => isMergeLane(m.checkpoint.lane) && m.status !== "rejected" && m.status !== "none")
-    .sort((a, b) => a.checkpoint.lane - b.checkpoint.lane)[0];
+/** Merged (lane, shard) commits a merge may read at finalize: about 3k gas each, 6 M gas at most. */
+export const MAX_MERGED_COMMITS = 2048;
+
+/** The most lanes a round of `shardCount` shards merges. */
+export const maxMergedLanes = (shardCount: number): number =>
+  Math.max(1, Math.min(MAX_MERGED_LANE + 1, Math.floor(MAX_MERGED_COMMITS / shardCount)));
+
+/**
+ * The accepted merge of a round among its merge commits (of every shard): the complete attempt
+ * (every shard revealed, one bitmap, none rejected) revealed first. Per shard, its commit.
+ */
+export function acceptedMerge(merges: readonly RoundCommit[], shardCount: number): (RoundCommit | undefined)[] {
+  const byAttempt = new Map<number, RoundCommit[]>();
+  for (const m of merges) {
+    if (!isMergeLane(m.checkpoint.lane)) continue;
+    const k = m.checkpoint.lane - MERGE_LANES;
+    byAttempt.set(k, [...(byAttempt.get(k) ?? []), m]);
+  }
+  let best: { k: number; block: bigint; commits: RoundCommit[] } | undefined;
+  for (const [k, commits] of byAttempt) {
+    const shards = new Set(commits.map((c) => c.checkpoint.shard));
+    const complete =
+      shards.size === shardCount &&
+      commits.length === shardCount &&
+      commits.every((c) => c.status !== "rejected" && c.status !== "none") &&
+      commits.every((c) => c.checkpoint.sentActivations === commits[0]!.checkpoint.sentActivations);
+    if (!complete) continue;
+    const block = commits.reduce((b, c) => (c.revealBlock > b ? c.revealBlock : b), 0n);
+    if (!best || block < best.block || (block === best.block && k < best.k)) best = { k, block, commits };
+  }
+  return Array.from({ length: shardCount }, (_, s) => best?.commits.find((c) => c.checkpoint.shard === s));
 }
 
 /** Decides a round's merge from on-chain data (see the module comment). */
 export function planMerge(input: MergePlanInput): MergePlan {
   const { round, shardCount } = input;
   const shards = Array.from({ length: shardCount }, (_, s) => s);
-  const of = (r: bigint, s: number, merge: boolean) =>
-    input.commits.filter(
-      (c) => c.checkpoint.round === r && c.checkpoint.shard === s && isMergeLane(c.checkpoint.lane) === merge,
-    );
-  const base = shards.map((s) =>
-    round === 1n ? zeroHash : (acceptedMerge(of(round - 1n, s, true))?.checkpoint.root ?? zeroHash),
-  );
-  const training = shards.flatMap((s) => of(round, s, false));
-  const first = training.length === 0 ? undefined : Math.min(...training.map((c) => c.revealedAt));
+  const mergesOf = (r: bigint) =>
+    input.commits.filter((c) => c.checkpoint.round === r && isMergeLane(c.checkpoint.lane));
+  const previous = round === 1n ? [] : acceptedMerge(mergesOf(round - 1n), shardCount);
+  const base = shards.map((s) => (round === 1n ? zeroHash : (previous[s]?.checkpoint.root ?? zeroHash)));
+  const baseReady = round === 1n || previous.every((m) => m !== undefined);
+  const onBase = baseReady
+    ? input.commits.filter(
+        (c) =>
+          c.checkpoint.round === round &&
+          c.checkpoint.lane <= MAX_MERGED_LANE &&
+          c.checkpoint.shard < shardCount &&
+          c.checkpoint.parentRoot === base[c.checkpoint.shard],
+      )
+    : [];
+  const first = onBase.length === 0 ? undefined : Math.min(...onBase.map((c) => c.revealedAt));
   const deadline = first === undefined ? undefined : first + input.revealWindow;
-  const candidates = [...new Set(training.map((c) => c.checkpoint.lane))]
-    .filter((l) => l <= MAX_MERGED_LANE)
-    .sort((a, b) => a - b);
-  const lanes = candidates.filter((lane) =>
-    shards.every((s) => {
-      const c = training.find((t) => t.checkpoint.shard === s && t.checkpoint.lane === lane);
-      return (
-        c !== undefined &&
-        c.revealedAt <= deadline! &&
-        c.status !== "rejected" &&
-        c.checkpoint.parentRoot === base[s] &&
-        (s + 1 === shardCount || input.linkMatched(lane, s))
-      );
-    }),
-  );
+  const candidates = [...new Set(onBase.map((c) => c.checkpoint.lane))].sort((a, b) => a - b);
+  const lanes = candidates
+    .filter((lane) =>
+      shards.every((s) => {
+        const c = onBase.find((t) => t.checkpoint.shard === s && t.checkpoint.lane === lane);
+        return (
+          c !== undefined &&
+          c.revealedAt <= deadline! &&
+          c.status !== "rejected" &&
+          (s + 1 === shardCount || input.linkMatched(lane, s))
+        );
+      }),
+    )
+    .slice(0, maxMergedLanes(shardCount));
   const laneCommits = shards.map((s) =>
-    lanes.map((lane) => training.find((t) => t.checkpoint.shard === s && t.checkpoint.lane === lane)!),
+    lanes.map((lane) => onBase.find((t) => t.checkpoint.shard === s && t.checkpoint.lane === lane)!),
   );
-  const accepted = shards.map((s) => acceptedMerge(of(round, s, true)));
-  const nextAttempt = shards.map((s) => {
-    const used = new Set(of(round, s, true).map((m) => m.checkpoint.lane - MERGE_LANES));
-    let k = 0;
-    while (used.has(k)) k++;
-    return k;
-  });
+  const merges = mergesOf(round);
+  const used = new Set(merges.map((m) => m.checkpoint.lane - MERGE_LANES));
+  let next = 0;
+  while (used.has(next)) next++;
   return {
     round,
     base,
@@ -126,8 +162,8 @@ export function planMerge(input: MergePlanInput): MergePlan {
     lanes,
     bitmap: lanes.length === 0 ? undefined : mergedLanesBitmap(lanes),
     laneCommits,
-    accepted,
-    nextAttempt,
+    accepted: acceptedMerge(merges, shardCount),
+    nextAttempt: shards.map(() => next),
   };
 }
 
