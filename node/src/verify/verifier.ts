@@ -16,6 +16,7 @@ import {
 
 import type { Verdict } from "./check.js";
 import { concludePending } from "./conclude.js";
+import { checkMerges } from "./merges.js";
 import type { RevealedCommit } from "./examine.js";
 import { type OnChain, type PassContext, type RoundParams, byRound, key } from "./pass.js";
 import { replayPending } from "./schedule.js";
@@ -61,6 +62,8 @@ const NOT_YET = new Set([
   "ParentNotFinalized",
   "NotEnoughAttestations",
   "PipelineUnverified",
+  // A merge finalizes after every commit of every lane it merged.
+  "MergedLaneNotFinalized",
 ]);
 
 /**
@@ -96,6 +99,8 @@ export async function verifyOnce(cfg: VerifierConfig): Promise<VerifierPass> {
     released: [],
     finalized: [],
     orphansRejected: [],
+    mergesRejected: [],
+    recomputed: [],
     notFetched: [],
     commits: [],
   };
@@ -141,6 +146,7 @@ export async function verifyOnce(cfg: VerifierConfig): Promise<VerifierPass> {
     if (!p) {
       const r = await getRoundParams(client, { deployment, modelId: cfg.modelId, round });
       p = {
+        revealWindow: Number(r.revealWindow),
         challengeWindow: Number(r.challengeWindow),
         disputeWindow: Number(r.disputeWindow),
         minAttestations: Number(r.minAttestations),
@@ -245,8 +251,10 @@ export async function verifyOnce(cfg: VerifierConfig): Promise<VerifierPass> {
     deadlineOf,
   };
 
-  // 3. Replays: sampled reveals, and every commit in a dispute someone else opened (`schedule.ts`).
+  // 3. Replays: sampled reveals, and every commit in a dispute someone else opened (`schedule.ts`);
+  // every merge commit recomputed once its round's merge deadline has passed (`merges.ts`).
   await replayPending(p);
+  await checkMerges(p);
 
   // 4. Votes on disputes opened by others, by this verifier's replay (or content still not
   // fetched near the dispute's end: invalid, withheld).
