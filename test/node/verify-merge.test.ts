@@ -21,7 +21,7 @@ import {
 
 import { laneSettled } from "../../node/src/commands/verify.js";
 import { HeliaStore } from "../../node/src/ipfs/helia.js";
-import { ipfsUri } from "../../node/src/ipfs/store.js";
+import { type ContentStore, ipfsUri } from "../../node/src/ipfs/store.js";
 import { initBackend } from "../../node/src/ml/backend.js";
 import { encodeMergedCheckpoint, mergeCheckpoints } from "../../node/src/ml/merge.js";
 import { stageLayout } from "../../node/src/ml/model.js";
@@ -33,11 +33,13 @@ import {
   type RevealedCommit,
   type VerifierPass,
   examineRound,
+  finalMarginSeconds,
   replayRound,
   verifyOnce,
 } from "../../node/src/verify/index.js";
 import { checkMergeFields, checkMergeRecomputed, planForMerge } from "../../node/src/verify/merges.js";
-import { type Actor, type ContentNode, Lab, type LabModel, TRAINER_STAKE } from "../helpers/lane.js";
+import { WithholdingStore } from "../helpers/adversary.js";
+import { type Actor, Lab, type LabModel, TRAINER_STAKE } from "../helpers/lane.js";
 import { tinySpec } from "./helpers.js";
 
 /**
@@ -194,13 +196,13 @@ describe("verifiers recompute merges: attest the right one, slash the wrong ones
     return planMerge(input);
   }
 
-  /** Publishes a merge's files on `node` and seals and reveals it from `who`; returns the checkpoint. */
-  async function commitMerge(who: Actor, node: ContentNode, built: BuiltMerge): Promise<Checkpoint> {
+  /** Publishes a merge's files on `store` and seals and reveals it from `who`; returns the checkpoint. */
+  async function commitMerge(who: Actor, store: ContentStore, built: BuiltMerge): Promise<Checkpoint> {
     const cp: Checkpoint = {
       ...built.fields,
       owner: who.account.address,
-      checkpointURI: ipfsUri(await node.store.add(built.checkpoint.bytes)),
-      transcriptURI: ipfsUri(await node.store.add(built.manifest)),
+      checkpointURI: ipfsUri(await store.add(built.checkpoint.bytes)),
+      transcriptURI: ipfsUri(await store.add(built.manifest)),
     };
     const { deployment } = lab;
     const signed = await signSealedCommit(who.client as never, { deployment, account: who.account, checkpoint: cp });
@@ -255,7 +257,7 @@ describe("verifiers recompute merges: attest the right one, slash the wrong ones
     assert.deepEqual(plan.lanes, [0, 1]);
     const right = await Promise.all([0, 1].map(async (shard) => buildMerge(src, { plan, shard, attempt: 0 })));
     const rightCps: Checkpoint[] = [];
-    for (const b of right) rightCps.push(await commitMerge(merger, node, b));
+    for (const b of right) rightCps.push(await commitMerge(merger, node.store, b));
     // Attempt 1 by a crook: shard 0's weights nudged (another root); shard 1 leaves out lane 1, which was on time.
     const honest1 = await buildMerge(src, { plan, shard: 0, attempt: 1 });
     const layout = stageLayout(spec, 0);
@@ -274,8 +276,8 @@ describe("verifiers recompute merges: attest the right one, slash the wrong ones
       laneCommits: plan.laneCommits.map((cs) => cs.filter((c) => c.checkpoint.lane === 0)),
     };
     const wrongLanes = await buildMerge(src, { plan: only0, shard: 1, attempt: 1 });
-    await commitMerge(crook, node, wrongRoot);
-    await commitMerge(crook, node, wrongLanes);
+    await commitMerge(crook, node.store, wrongRoot);
+    await commitMerge(crook, node.store, wrongLanes);
     const ids = async (lane: number) => Promise.all([0, 1].map(async (s) => (await commitOf(m, lane, s)).commitId));
     const [attempt0, attempt1] = [await ids(MERGE_LANES), await ids(MERGE_LANES + 1)];
 
@@ -327,7 +329,7 @@ describe("verifiers recompute merges: attest the right one, slash the wrong ones
     const fixedBuilt = await Promise.all(
       [0, 1].map((shard) => buildMerge(src, { plan: corrected, shard, attempt: 2 })),
     );
-    for (const b of fixedBuilt) await commitMerge(merger, node, b);
+    for (const b of fixedBuilt) await commitMerge(merger, node.store, b);
     const attempt2 = await ids(MERGE_LANES + 2);
     const a2 = await pass(m, A);
     assert.deepEqual(
@@ -359,6 +361,25 @@ describe("verifiers recompute merges: attest the right one, slash the wrong ones
     assert.equal(await tokens(m, lab.actor(7).account.address, 1), 0n);
     assert.deepEqual(await stakeOf(m, merger), { active: TRAINER_STAKE, locked: 0n });
     assert.deepEqual(await stakeOf(m, crook), { active: TRAINER_STAKE - 2n * P.slashAmount, locked: 0n });
+
+    // A merge whose files were never published: only retried early in its window; near its end
+    // reported and challenged as withheld (the next round could not start from it).
+    const hidden = await commitMerge(
+      crook,
+      new WithholdingStore(node.store),
+      await buildMerge(src, { plan: corrected, shard: 0, attempt: 3 }),
+    );
+    const hiddenId = (await commitOf(m, hidden.lane, 0)).commitId;
+    const early = await pass(m, A);
+    assert.deepEqual([early.verdicts, early.challenged, early.notFetched], [[], [], []]);
+    assert.equal(early.recomputed.length, 0, "no verdict without its files");
+    await lab.increaseTime(P.challengeWindow - finalMarginSeconds(P.challengeWindow) + 30);
+    const late = await pass(m, A);
+    assert.deepEqual(
+      late.notFetched.map((n) => [n.commitId, n.reason, n.kind, n.action]),
+      [[hiddenId, "withheld", "challenge", "challenge"]],
+    );
+    assert.deepEqual(late.challenged, [hiddenId]);
     console.log(`# merges verified end to end in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   });
 });
