@@ -16,11 +16,12 @@
  *
  * Timing: a lane the merge included and whose commit was rejected since counts as not rejected
  * here. Such a merge is taken down by `rejectMerge` (`conclude.ts`), without a slash, not by a
- * challenge: its merger cannot have known. (The ledger keeps no rejection time a verifier reads
- * cheaply, so a merge that included a lane already rejected at its reveal is taken down the same
- * way; it mints nothing either way.) Lanes whose checkpoints cannot be fetched, or do not hash to
- * their roots, give no verdict on the merge (their own commits answer for that): tried again with
- * backoff.
+ * challenge: its merger cannot have known. A merge that included a lane already rejected at its
+ * reveal is treated the same way: a challenge could not make that slash stick anyway, since anyone
+ * (the merger first) may call `rejectMerge` on it as soon as it is revealed, and it can never
+ * finalize (`MergedLaneNotFinalized`) nor mint. Lanes whose checkpoints cannot be fetched, or do not
+ * hash to their roots, give no verdict on the merge (their own commits answer for that): tried
+ * again with backoff.
  */
 import { type Hex, keccak256, zeroHash } from "viem";
 import { type Checkpoint, MERGE_LANES, mergedLanesOf } from "shard-protocol/sdk";
