@@ -198,6 +198,10 @@ describe("verifiers recompute merges: attest the right one, slash the wrong ones
       checkpointURI: ipfsUri(await store.add(built.checkpoint.bytes)),
       transcriptURI: ipfsUri(await store.add(built.manifest)),
     };
+    return sealAndReveal(who, cp);
+  }
+
+  async function sealAndReveal(who: Actor, cp: Checkpoint): Promise<Checkpoint> {
     const { deployment } = lab;
     const signed = await signSealedCommit(who.client as never, { deployment, account: who.account, checkpoint: cp });
     const sent = await submitCommit(who.client as never, {
@@ -274,6 +278,28 @@ describe("verifiers recompute merges: attest the right one, slash the wrong ones
     await commitMerge(crook, node.store, wrongLanes);
     const ids = async (lane: number) => Promise.all([0, 1].map(async (s) => (await commitOf(m, lane, s)).commitId));
     const [attempt0, attempt1] = [await ids(MERGE_LANES), await ids(MERGE_LANES + 1)];
+    // A round-2 commit of lane 0 built on shard 0's attempt-0 merge (its content does not matter here).
+    const onMerge = await sealAndReveal(lane0.trainers[0]!, {
+      ...rightCps[0]!,
+      round: 2n,
+      lane: 0,
+      owner: lane0.trainers[0]!.account.address,
+      parentRoot: rightCps[0]!.root,
+      root: label("built on the merge"),
+      sentActivations: label("a"),
+      receivedActivations: zeroHash,
+      workUnits: 1000n,
+    });
+    const onMergeId = (
+      await getCommit(A.client as never, {
+        deployment: lab.deployment,
+        modelId: m.modelId,
+        shard: 0,
+        round: 2,
+        lane: 0,
+      })
+    ).commitId;
+    assert.equal(onMerge.parentRoot, rightCps[0]!.root);
 
     // Both verifiers recompute every merge: attempt 0 attested; attempt 1 challenged by A, voted invalid by B.
     const a1 = await pass(m, A);
@@ -308,6 +334,8 @@ describe("verifiers recompute merges: attest the right one, slash the wrong ones
         [{ commitId: id, verdict: "invalid", slashed: P.slashAmount }],
       );
     assert.deepEqual(all.flatMap((p) => p.mergesRejected).sort(), [...attempt0].sort());
+    // What was built on a merge taken down is rejected by cascade, its lock released (no slash).
+    assert.ok(all.some((p) => p.orphansRejected.includes(onMergeId)));
     for (const s of [0, 1]) {
       assert.equal((await commitOf(m, MERGE_LANES, s)).status, "rejected");
       assert.equal((await commitOf(m, MERGE_LANES + 1, s)).status, "rejected");
