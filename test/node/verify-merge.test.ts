@@ -242,20 +242,27 @@ describe("verifiers recompute merges: attest the right one, slash the wrong ones
     ]);
     const cheat = await commitOf(m, 1, 1);
 
-    // Before the merge deadline: lanes replayed; A challenges lane 1's shard 1, B votes it invalid.
-    const a0 = await pass(m, A);
-    const b0 = await pass(m, B);
-    assert.deepEqual(a0.challenged, [cheat.commitId]);
-    assert.ok(b0.voted.some((v) => v.commitId === cheat.commitId && v.invalid));
-    assert.deepEqual([a0.recomputed, b0.recomputed], [[], []]);
-
-    // The deadline passes; lane 1 is still pending, so the plan merges lanes 0 and 1.
-    await lab.increaseTime(P.revealWindow + 1);
+    // Both lanes revealed: the merger commits attempt 0 at once, before the merge deadline (its
+    // node connected to the lanes' nodes, from which it fetches their checkpoints).
+    await lab.contentNode("merger");
     const plan = await planNow(m);
     assert.deepEqual(plan.lanes, [0, 1]);
     const right = await Promise.all([0, 1].map(async (shard) => buildMerge(src, { plan, shard, attempt: 0 })));
     const rightCps: Checkpoint[] = [];
     for (const b of right) rightCps.push(await commitMerge(merger, node.store, b));
+
+    // Before the deadline (a lane could still join the plan): lanes replayed, merges not judged yet;
+    // A challenges lane 1's shard 1, B votes it invalid.
+    const a0 = await pass(m, A);
+    const b0 = await pass(m, B);
+    assert.deepEqual(a0.challenged, [cheat.commitId]);
+    assert.ok(b0.voted.some((v) => v.commitId === cheat.commitId && v.invalid));
+    assert.deepEqual([a0.recomputed, b0.recomputed], [[], []]);
+    assert.ok(!a0.attested.some((id) => a0.commits.some((c) => c.commitId === id && c.lane >= MERGE_LANES)));
+
+    // The deadline passes; lane 1 is still pending, so the plan still merges lanes 0 and 1.
+    await lab.increaseTime(P.revealWindow + 1);
+    assert.deepEqual((await planNow(m)).lanes, [0, 1]);
     // Attempt 1 by a crook: shard 0's weights nudged (another root); shard 1 leaves out lane 1, which was on time.
     const honest1 = await buildMerge(src, { plan, shard: 0, attempt: 1 });
     const layout = stageLayout(spec, 0);
