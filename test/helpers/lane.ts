@@ -10,7 +10,7 @@ import { connectContentPeers } from "../../node/src/ipfs/peers.js";
 import { ipfsUri } from "../../node/src/ipfs/store.js";
 import { type BackendInfo, initBackend } from "../../node/src/ml/backend.js";
 import { stageLayout } from "../../node/src/ml/model.js";
-import { type ModelSpec, canonicalSpecBytes, specDigest, zModelSpec } from "../../node/src/ml/spec.js";
+import { type MergeRule, type ModelSpec, canonicalSpecBytes, specDigest, zModelSpec } from "../../node/src/ml/spec.js";
 import { createHost, type ShardHost } from "../../node/src/p2p/host.js";
 import { type Adversary, adversaryTamper } from "./adversary.js";
 import { type SwarmEvent, type SwarmRunResult, runSwarmNode } from "../../node/src/swarm/node.js";
@@ -139,14 +139,20 @@ export class Lab {
 
   /**
    * Registers a model with a tiny spec of `shards` (seeded apart from the lab's other models),
-   * and stakes `trainers` (authorizing their own key as node key) and `verifiers` for it.
+   * and stakes `trainers` (authorizing their own key as node key) and `verifiers` for it. `merge`:
+   * the spec's `training.merge` (absent by default).
    */
   async model(
-    opts: { shards?: number[]; trainers?: readonly number[]; verifiers?: readonly number[] } = {},
+    opts: { shards?: number[]; trainers?: readonly number[]; verifiers?: readonly number[]; merge?: MergeRule } = {},
   ): Promise<LabModel> {
     const base = tinySpec(opts.shards ?? [1, 1]);
     const n = ++this.models;
-    const spec = zModelSpec.parse({ ...base, training: { ...base.training, seed: base.training.seed + 1000 * n } });
+    const training = {
+      ...base.training,
+      seed: base.training.seed + 1000 * n,
+      ...(opts.merge && { merge: opts.merge }),
+    };
+    const spec = zModelSpec.parse({ ...base, training });
     const digest = specDigest(spec);
     const store = await HeliaStore.open(join(this.dir, `spec-${n}`));
     this.offline.push(store);

@@ -1,4 +1,4 @@
-import { getStake, RpcUnavailableError } from "shard-protocol/sdk";
+import { getStake, MERGE_LANES, RpcUnavailableError } from "shard-protocol/sdk";
 import { z } from "zod";
 
 import { DEFAULTS } from "../config/defaults.js";
@@ -7,6 +7,7 @@ import { NodeError } from "../errors.js";
 import { isShuttingDown, onShutdown } from "../exit.js";
 import { initBackend } from "../ml/backend.js";
 import { toJson, type Output } from "../output.js";
+import { isMergeLane } from "../swarm/merge-plan.js";
 import { type VerifierEvent, type VerifierPass, runVerifier, verifyOnce } from "../verify/verifier.js";
 import { formatAmount, openSigner, parseOptions, readModel, tokenInfo } from "./common.js";
 import { loadModelSpec, openNodeNetwork } from "./network.js";
@@ -65,13 +66,28 @@ export interface VerifyResult {
 /**
  * Every commit of lane 0 up to `round`, all shards, is finalized or rejected; and so is every
  * shard's commit of each round up to `round` in which another lane revealed anything (a replica
- * lane may start late or stop early; one not seen at all is not waited for).
+ * lane may start late or stop early; one not seen at all is not waited for). In a round with merge
+ * commits, every merge seen is settled too, and once a lane is finalized on every shard each
+ * shard has a finalized merge (a merge taken down waits for its corrected attempt).
  */
 export function laneSettled(pass: VerifierPass, shards: number, round: number): boolean {
-  // `<lane>:<round>` of every (lane, round) that must be settled.
+  // `<lane>:<round>` of every training (lane, round) that must be settled.
   const rounds = new Set<string>();
   for (let r = 1; r <= round; r++) rounds.add(`0:${r}`);
-  for (const c of pass.commits) if (c.round <= round) rounds.add(`${c.lane}:${c.round}`);
+  for (const c of pass.commits) if (c.round <= round && !isMergeLane(c.lane)) rounds.add(`${c.lane}:${c.round}`);
+  for (let r = 1; r <= round; r++) {
+    const merges = pass.commits.filter((c) => c.round === r && isMergeLane(c.lane));
+    if (merges.length === 0) continue;
+    if (merges.some((c) => c.status === "pending")) return false;
+    const finalized = (lane: number, s: number) =>
+      pass.commits.some((c) => c.round === r && c.lane === lane && c.shard === s && c.status === "finalized");
+    const lanes = new Set(pass.commits.filter((c) => c.round === r && !isMergeLane(c.lane)).map((c) => c.lane));
+    const mergeable = [...lanes].some((lane) =>
+      Array.from({ length: shards }, (_, s) => s).every((s) => finalized(lane, s)),
+    );
+    for (let s = 0; mergeable && s < shards; s++)
+      if (!merges.some((c) => c.shard === s && c.status === "finalized")) return false;
+  }
   for (const key of rounds) {
     const [lane, r] = key.split(":").map(Number) as [number, number];
     for (let s = 0; s < shards; s++) {
@@ -246,6 +262,12 @@ function renderer(out: Output): (e: VerifierEvent) => void {
         return out.log(`finalized ${short(e.commitId)}: minted ${e.minted}`);
       case "orphanRejected":
         return out.log(`rejected orphan ${short(e.commitId)}`);
+      case "recomputed":
+        return out.log(
+          `merge attempt ${e.lane - MERGE_LANES} of round ${e.round} shard ${e.shard} recomputed in ${e.seconds.toFixed(2)} s`,
+        );
+      case "mergeRejected":
+        return out.log(`rejected merge ${short(e.commitId)}: lane ${e.lane} of shard ${e.shard} was rejected`);
       case "refused":
         return out.log(`${e.action} ${short(e.commitId)} refused by the ledger: ${e.error}`);
       default:

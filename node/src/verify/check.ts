@@ -58,7 +58,15 @@ export type VerdictReason =
   /** The replay reaches other weights (bitwise on the same backend, beyond tolerance across). */
   | "root-mismatch"
   | "pipeline-digest"
-  | "loss";
+  | "loss"
+  /** A merge commit's lanes (its lane bitmap) are not the round's plan (`merges.ts`). */
+  | "merge-lanes"
+  /** A merge commit's parent is not the round's base on its shard. */
+  | "merge-parent"
+  /** A merge commit's root is not the recomputed merge's. */
+  | "merge-root"
+  /** A merge commit's transcript (its manifest) is not the recomputed merge's. */
+  | "merge-transcript";
 
 export interface Verdict {
   commitId: Hex;

@@ -1,12 +1,39 @@
 /**
  * Steps 6 and 7 of a verifier pass: resolve disputes whose window ended, pull what resolved
- * disputes owe this verifier (`claimDispute`, `releaseVote`), reject orphans and finalize what can
- * be finalized, parents first.
+ * disputes owe this verifier (`claimDispute`, `releaseVote`), take down merges of rejected lanes
+ * (`rejectMerge`), reject orphans and finalize what can be finalized, parents first.
  */
 import { type Hex, zeroHash } from "viem";
-import { claimDispute, finalize, getDispute, rejectOrphan, releaseVote, resolve } from "shard-protocol/sdk";
+import {
+  claimDispute,
+  finalize,
+  getDispute,
+  mergedLanesOf,
+  rejectMerge,
+  rejectOrphan,
+  releaseVote,
+  resolve,
+} from "shard-protocol/sdk";
 
+import { isMergeLane } from "../swarm/merge-plan.js";
+import type { RevealedCommit } from "./examine.js";
 import type { PassContext } from "./pass.js";
+
+/** A rejected commit (its shard and lane) of a training lane that merge commit `m` merged, if any. */
+function rejectedMergedLane(p: PassContext, m: RevealedCommit): { shard: number; lane: number } | undefined {
+  let lanes: number[];
+  try {
+    lanes = mergedLanesOf(m.checkpoint.sentActivations);
+  } catch {
+    return undefined;
+  }
+  for (const c of p.state.reveals.values()) {
+    const { round, lane, shard } = c.checkpoint;
+    if (round === m.checkpoint.round && lanes.includes(lane) && p.statusOf(c.commitId) === "rejected")
+      return { shard, lane };
+  }
+  return undefined;
+}
 
 /** Resolves disputes, pulls payouts, rejects orphans and finalizes. */
 export async function concludePending(p: PassContext): Promise<void> {
@@ -67,9 +94,25 @@ export async function concludePending(p: PassContext): Promise<void> {
     }
   }
 
-  // 7. Orphans and finalization, parents first (pending() is in round order).
+  // 7. Merges of rejected lanes, orphans and finalization, parents first (pending() is in round
+  // order, a round's merges after its lanes).
   for (const c of pending()) {
     if (stopped()) break;
+    // A merge that merged a lane since rejected is taken down without a slash (a correct merge of
+    // the rest takes the next attempt); one under dispute, or challenged in this pass, waits for it.
+    const merged = isMergeLane(c.checkpoint.lane) ? rejectedMergedLane(p, c) : undefined;
+    if (merged) {
+      if (onChain.get(c.commitId)!.dispute?.open || pass.challenged.includes(c.commitId)) continue;
+      const r = await act("rejectMerge", c.commitId, `rejectMerge:${c.commitId}`, () =>
+        rejectMerge(client, { deployment, account, checkpoint: c.checkpoint, ...merged }),
+      );
+      if (r) {
+        state.setTerminal(c.commitId, "rejected");
+        pass.mergesRejected.push(c.commitId);
+        emit({ type: "mergeRejected", commitId: c.commitId, hash: r.hash, ...merged });
+      }
+      continue;
+    }
     const parentId = c.checkpoint.parentRoot === zeroHash ? undefined : state.byRoot(c.checkpoint.parentRoot)?.commitId;
     const parentStatus = parentId ? statusOf(parentId) : undefined;
     const info = onChain.get(c.commitId)!;

@@ -1,6 +1,7 @@
 /**
  * Verification: replay a lane's round from its committed parents, check every shard's commit,
- * and act on-chain (attest, challenge, vote, resolve, finalize, reject orphans).
+ * recompute merges of lanes, and act on-chain (attest, challenge, vote, resolve, finalize, reject
+ * orphans and merges of rejected lanes).
  */
 export {
   CROSS_BACKEND_TOLERANCE,
@@ -35,6 +36,14 @@ export {
   replayRound,
   samplesPerStep,
 } from "./replay.js";
+export {
+  type MergeFinding,
+  checkMergeFields,
+  checkMergeFiles,
+  checkMergeRecomputed,
+  checkMerges,
+  planForMerge,
+} from "./merges.js";
 export {
   type FetchDeadline,
   type RetryPolicy,

@@ -12,6 +12,7 @@ import type { VerifierState } from "./state.js";
 import type { CommitStatusName, VerifierAction, VerifierConfig, VerifierEvent, VerifierPass } from "./types.js";
 
 export interface RoundParams {
+  revealWindow: number;
   challengeWindow: number;
   disputeWindow: number;
   minAttestations: number;

@@ -7,6 +7,7 @@
 import { type Hex, concat, keccak256 } from "viem";
 
 import type { StageState } from "../ml/stage.js";
+import { isMergeLane } from "../swarm/merge-plan.js";
 import { type RevealedCommit, examineRound } from "./examine.js";
 import { type PassContext, key } from "./pass.js";
 import { type FetchDeadline, fetchPhase, retryDelayMs } from "./retry.js";
@@ -32,8 +33,7 @@ export function isSampled(verifier: Hex, commitId: Hex, revealBlockHash: Hex, ra
 
 /** Samples the new pending reveals and replays the sampled ones and those disputed by others. */
 export async function replayPending(p: PassContext): Promise<void> {
-  const { cfg, state, pass, emit, stopped, statusOf, deadlineOf, policy, nowSeconds, me, pending, disputedByOthers } =
-    p;
+  const { cfg, state, pass, emit, stopped, statusOf, deadlineOf, me, pending, disputedByOthers } = p;
   const cache = new Map<Hex, StageState>();
   const examined = new Set<string>();
   const examine = async (c: RevealedCommit, why: "sampled" | "dispute") => {
@@ -45,16 +45,7 @@ export async function replayPending(p: PassContext): Promise<void> {
     const judge = commits.filter((x) => !state.verdict(x.commitId) && statusOf(x.commitId) === "pending");
     const deadlines = new Map<Hex, FetchDeadline>();
     for (const x of judge) deadlines.set(x.commitId, await deadlineOf(x));
-    const retry = state.retry(k);
-    if (retry && Date.now() < retry.nextAt) {
-      // Not due; but a deadline that came near (or passed) since the last report is tried at once.
-      const unreported = judge.some((x) => {
-        const d = deadlines.get(x.commitId)!;
-        const u = state.unfetched(x.commitId);
-        return fetchPhase(nowSeconds, d) !== "retry" && !(u && u.kind === d.kind && u.deadline === d.at);
-      });
-      if (!unreported) return;
-    }
+    if (!isDue(p, k, judge, deadlines)) return;
     examined.add(k);
     const ex = await examineRound({
       spec: cfg.spec,
@@ -89,53 +80,13 @@ export async function replayPending(p: PassContext): Promise<void> {
       ex.kind === "checked" || ex.what === "content"
         ? ex.missing
         : judge.map((x) => ({ commitId: x.commitId, reason: "parent-unfetched", detail: ex.detail }));
-    if (missing.length === 0) state.clearRetry(k);
-    else {
-      const attempts = (retry?.attempts ?? 0) + 1;
-      const delay = retryDelayMs(attempts, policy);
-      const detail = ex.kind === "checked" ? missing.map((m) => m.detail).join("; ") : ex.detail;
-      state.setRetry(k, { attempts, firstAt: retry?.firstAt ?? Date.now(), nextAt: Date.now() + delay, detail });
-      emit({ type: "fetchRetry", lane, round, attempt: attempts, retryInSeconds: delay / 1000, detail });
-      for (const m of missing) {
-        const d = deadlines.get(m.commitId)!;
-        const phase = fetchPhase(nowSeconds, d);
-        const u = state.unfetched(m.commitId);
-        if (phase === "retry" || (u && u.kind === d.kind && u.deadline === d.at)) continue;
-        const x = commits.find((y) => y.commitId === m.commitId)!;
-        const reason = m.reason;
-        state.setUnfetched(m.commitId, {
-          reason,
-          detail: m.detail,
-          attempts,
-          kind: d.kind,
-          deadline: d.at,
-          at: nowSeconds,
-        });
-        const report: NotFetched = {
-          commitId: m.commitId,
-          lane,
-          round,
-          shard: x.checkpoint.shard,
-          reason,
-          detail: m.detail,
-          attempts,
-          deadline: d.at,
-          kind: d.kind,
-          action:
-            phase === "closed" || reason === "parent-unfetched"
-              ? "none"
-              : d.kind === "challenge"
-                ? "challenge"
-                : "vote",
-        };
-        pass.notFetched.push(report);
-        emit({ type: "notFetched", ...report });
-      }
-    }
+    const detail = ex.kind === "checked" ? missing.map((m) => m.detail).join("; ") : ex.detail;
+    recordMissing(p, { lane, round, commits, missing, deadlines, detail });
     await state.save();
   };
   for (const c of pending()) {
-    if (state.verdict(c.commitId)) continue;
+    // Merge commits are recomputed, not replayed (`merges.ts`).
+    if (state.verdict(c.commitId) || isMergeLane(c.checkpoint.lane)) continue;
     let sampled = state.sampled(c.commitId);
     if (sampled === undefined) {
       sampled = isSampled(me, c.commitId, c.revealBlockHash, cfg.sampleRate);
@@ -153,4 +104,88 @@ export async function replayPending(p: PassContext): Promise<void> {
     else if (disputedByOthers(c)) await examine(c, "dispute");
   }
   await state.save();
+}
+
+/**
+ * Whether the (lane, round) `k` is due for a try: no backoff running, or a judged commit's deadline
+ * came near (or passed) since its last not-fetched report (then it is tried at once).
+ */
+export function isDue(
+  p: PassContext,
+  k: string,
+  judge: readonly RevealedCommit[],
+  deadlines: ReadonlyMap<Hex, FetchDeadline>,
+): boolean {
+  const retry = p.state.retry(k);
+  if (!retry || Date.now() >= retry.nextAt) return true;
+  return judge.some((x) => {
+    const d = deadlines.get(x.commitId)!;
+    const u = p.state.unfetched(x.commitId);
+    return fetchPhase(p.nowSeconds, d) !== "retry" && !(u && u.kind === d.kind && u.deadline === d.at);
+  });
+}
+
+/**
+ * After a try of a (lane, round): clears its backoff when nothing is missing; else backs off
+ * (`fetchRetry`) and reports each missing commit whose deadline is near or past, once per deadline
+ * (`notFetched`; a `withheld` report is what step 5 challenges, or votes invalid, on).
+ */
+export function recordMissing(
+  p: PassContext,
+  t: {
+    lane: number;
+    round: number;
+    commits: readonly RevealedCommit[];
+    missing: readonly { commitId: Hex; reason: Unfetched["reason"]; detail: string }[];
+    deadlines: ReadonlyMap<Hex, FetchDeadline>;
+    detail: string;
+  },
+): void {
+  const { state, pass, emit, policy, nowSeconds } = p;
+  const { lane, round, commits, missing, deadlines } = t;
+  const k = `${lane}:${round}`;
+  const retry = state.retry(k);
+  if (missing.length === 0) state.clearRetry(k);
+  else {
+    const attempts = (retry?.attempts ?? 0) + 1;
+    const delay = retryDelayMs(attempts, policy);
+    state.setRetry(k, {
+      attempts,
+      firstAt: retry?.firstAt ?? Date.now(),
+      nextAt: Date.now() + delay,
+      detail: t.detail,
+    });
+    emit({ type: "fetchRetry", lane, round, attempt: attempts, retryInSeconds: delay / 1000, detail: t.detail });
+    for (const m of missing) {
+      const d = deadlines.get(m.commitId)!;
+      const phase = fetchPhase(nowSeconds, d);
+      const u = state.unfetched(m.commitId);
+      if (phase === "retry" || (u && u.kind === d.kind && u.deadline === d.at)) continue;
+      const x = commits.find((y) => y.commitId === m.commitId)!;
+      const reason = m.reason;
+      state.setUnfetched(m.commitId, {
+        reason,
+        detail: m.detail,
+        attempts,
+        kind: d.kind,
+        deadline: d.at,
+        at: nowSeconds,
+      });
+      const report: NotFetched = {
+        commitId: m.commitId,
+        lane,
+        round,
+        shard: x.checkpoint.shard,
+        reason,
+        detail: m.detail,
+        attempts,
+        deadline: d.at,
+        kind: d.kind,
+        action:
+          phase === "closed" || reason === "parent-unfetched" ? "none" : d.kind === "challenge" ? "challenge" : "vote",
+      };
+      pass.notFetched.push(report);
+      emit({ type: "notFetched", ...report });
+    }
+  }
 }

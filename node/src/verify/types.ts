@@ -32,7 +32,15 @@ export interface VerifierConfig {
 }
 
 export type VerifierAction =
-  "attest" | "challenge" | "vote" | "resolve" | "claimDispute" | "releaseVote" | "finalize" | "rejectOrphan";
+  | "attest"
+  | "challenge"
+  | "vote"
+  | "resolve"
+  | "claimDispute"
+  | "releaseVote"
+  | "finalize"
+  | "rejectOrphan"
+  | "rejectMerge";
 
 export type VerifierEvent =
   | { type: "scanned"; fromBlock: bigint; toBlock: bigint; reveals: number }
@@ -61,6 +69,10 @@ export type VerifierEvent =
   | { type: "released"; commitId: Hex; index: number; hash: Hex; slashed: bigint }
   | { type: "finalized"; commitId: Hex; hash: Hex; minted: bigint }
   | { type: "orphanRejected"; commitId: Hex; hash: Hex }
+  /** A merge commit recomputed (`merges.ts`); its verdict follows. */
+  | { type: "recomputed"; lane: number; round: number; shard: number; seconds: number }
+  /** A pending merge taken down (`rejectMerge`): the commit of `lane` on `shard` it merged was rejected. */
+  | { type: "mergeRejected"; commitId: Hex; hash: Hex; shard: number; lane: number }
   /** The ledger refused an action (its custom error): not retried for terminal refusals. */
   | { type: "refused"; action: VerifierAction; commitId: Hex; error: string };
 
@@ -114,6 +126,10 @@ export interface VerifierPass {
   released: { commitId: Hex; index: number; slashed: bigint }[];
   finalized: { commitId: Hex; minted: bigint }[];
   orphansRejected: Hex[];
+  /** Merge commits taken down because a lane they merged was rejected (`rejectMerge`). */
+  mergesRejected: Hex[];
+  /** Merge commits recomputed in this pass (merge lane, round, shard). */
+  recomputed: { lane: number; round: number; shard: number; seconds: number }[];
   /** Commits reported as not fetched in this pass (see `NotFetched`). */
   notFetched: NotFetched[];
   /** Every commit of the model known so far, by round, lane, shard. */

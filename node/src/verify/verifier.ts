@@ -16,6 +16,7 @@ import {
 
 import type { Verdict } from "./check.js";
 import { concludePending } from "./conclude.js";
+import { checkMerges } from "./merges.js";
 import type { RevealedCommit } from "./examine.js";
 import { type OnChain, type PassContext, type RoundParams, byRound, key } from "./pass.js";
 import { replayPending } from "./schedule.js";
@@ -28,13 +29,15 @@ export type * from "./types.js";
 
 /**
  * The verifier's loop. A pass scans the model's new reveals, samples which to check (a seed the
- * trainer cannot know when it seals), replays each sampled (lane, round) once, attests valid
+ * trainer cannot know when it seals), replays each sampled (lane, round) once, recomputes every
+ * merge of lanes once its round's merge deadline has passed (`merges.ts`), attests valid
  * commits and challenges invalid ones (the finding kept on disk, its hash on-chain as evidence),
  * always replays and votes on disputes others opened, resolves disputes whose window ended, pulls
  * what resolved disputes owe it (`claimDispute`: its bond and share as a challenger;
- * `releaseVote`: the stake its votes locked), rejects orphans and finalizes what can be
- * finalized, parents first. It never attests or votes on the commits of its own owner. Everything it does is
- * recorded (atomically) before the next thing, so it never acts twice on the same thing.
+ * `releaseVote`: the stake its votes locked), takes down merges of rejected lanes (`rejectMerge`),
+ * rejects orphans and finalizes what can be finalized, parents first. It never attests or votes on
+ * the commits of its own owner. Everything it does is recorded (atomically) before the next thing,
+ * so it never acts twice on the same thing.
  *
  * Content that does not arrive is no verdict: the round is tried again with backoff (`retry.ts`)
  * until the commit's deadline is near. In the last part of the window a commit whose own
@@ -43,9 +46,10 @@ export type * from "./types.js";
  * reach for the whole window cannot be checked, and is treated as not delivered. The round is
  * still tried later, and is checked once its content arrives.
  *
- * This file holds the pass's frame (steps 1, 2, 4 and 5: scan, the chain's view, votes, attestations
- * and challenges) and the loop; `schedule.ts` is step 3, `conclude.ts` steps 6 and 7, `pass.ts`
- * what the steps share, `types.ts` the configuration, events and results.
+ * This file holds the pass's frame (steps 1, 2, 4 and 5: scan, the chain's view, votes,
+ * attestations and challenges) and the loop; `schedule.ts` and `merges.ts` are step 3,
+ * `conclude.ts` steps 6 and 7, `pass.ts` what the steps share, `types.ts` the configuration,
+ * events and results.
  */
 
 /** This machine's clock, in seconds. */
@@ -61,6 +65,8 @@ const NOT_YET = new Set([
   "ParentNotFinalized",
   "NotEnoughAttestations",
   "PipelineUnverified",
+  // A merge finalizes after every commit of every lane it merged.
+  "MergedLaneNotFinalized",
 ]);
 
 /**
@@ -96,6 +102,8 @@ export async function verifyOnce(cfg: VerifierConfig): Promise<VerifierPass> {
     released: [],
     finalized: [],
     orphansRejected: [],
+    mergesRejected: [],
+    recomputed: [],
     notFetched: [],
     commits: [],
   };
@@ -141,6 +149,7 @@ export async function verifyOnce(cfg: VerifierConfig): Promise<VerifierPass> {
     if (!p) {
       const r = await getRoundParams(client, { deployment, modelId: cfg.modelId, round });
       p = {
+        revealWindow: Number(r.revealWindow),
         challengeWindow: Number(r.challengeWindow),
         disputeWindow: Number(r.disputeWindow),
         minAttestations: Number(r.minAttestations),
@@ -245,8 +254,10 @@ export async function verifyOnce(cfg: VerifierConfig): Promise<VerifierPass> {
     deadlineOf,
   };
 
-  // 3. Replays: sampled reveals, and every commit in a dispute someone else opened (`schedule.ts`).
+  // 3. Replays: sampled reveals, and every commit in a dispute someone else opened (`schedule.ts`);
+  // every merge commit recomputed once its round's merge deadline has passed (`merges.ts`).
   await replayPending(p);
+  await checkMerges(p);
 
   // 4. Votes on disputes opened by others, by this verifier's replay (or content still not
   // fetched near the dispute's end: invalid, withheld).
