@@ -22,7 +22,7 @@ import { type ContentStore, ipfsUri } from "../../node/src/ipfs/store.js";
 import { encodeMergedCheckpoint } from "../../node/src/ml/merge.js";
 import { stageLayout } from "../../node/src/ml/model.js";
 import { decodeCheckpoint } from "../../node/src/swarm/checkpoint.js";
-import { type BuiltMerge, buildMerge } from "../../node/src/swarm/merge-build.js";
+import { type BuiltMerge, buildMerge, randomNonce } from "../../node/src/swarm/merge-build.js";
 import { type MergePlan, type RoundCommit, planMerge, readRoundState } from "../../node/src/swarm/merge-plan.js";
 import {
   type VerifierPass,
@@ -247,7 +247,9 @@ describe("verifiers recompute merges: attest the right one, slash the wrong ones
     await lab.contentNode("merger");
     const plan = await planNow(m);
     assert.deepEqual(plan.lanes, [0, 1]);
-    const right = await Promise.all([0, 1].map(async (shard) => buildMerge(src, { plan, shard, attempt: 0 })));
+    const right = await Promise.all(
+      [0, 1].map(async (shard) => buildMerge(src, { plan, shard, attempt: 0, nonce: randomNonce() })),
+    );
     const rightCps: Checkpoint[] = [];
     for (const b of right) rightCps.push(await commitMerge(merger, node.store, b));
 
@@ -264,7 +266,7 @@ describe("verifiers recompute merges: attest the right one, slash the wrong ones
     await lab.increaseTime(P.revealWindow + 1);
     assert.deepEqual((await planNow(m)).lanes, [0, 1]);
     // Attempt 1 by a crook: shard 0's weights nudged (another root); shard 1 leaves out lane 1, which was on time.
-    const honest1 = await buildMerge(src, { plan, shard: 0, attempt: 1 });
+    const honest1 = await buildMerge(src, { plan, shard: 0, attempt: 1, nonce: randomNonce() });
     const layout = stageLayout(spec, 0);
     const { state, meta } = decodeCheckpoint(layout, honest1.checkpoint.bytes, {
       modelId: String(m.modelId),
@@ -280,7 +282,7 @@ describe("verifiers recompute merges: attest the right one, slash the wrong ones
       bitmap: mergedLanesBitmap([0]),
       laneCommits: plan.laneCommits.map((cs) => cs.filter((c) => c.checkpoint.lane === 0)),
     };
-    const wrongLanes = await buildMerge(src, { plan: only0, shard: 1, attempt: 1 });
+    const wrongLanes = await buildMerge(src, { plan: only0, shard: 1, attempt: 1, nonce: randomNonce() });
     await commitMerge(crook, node.store, wrongRoot);
     await commitMerge(crook, node.store, wrongLanes);
     const ids = async (lane: number) => Promise.all([0, 1].map(async (s) => (await commitOf(m, lane, s)).commitId));
@@ -356,7 +358,7 @@ describe("verifiers recompute merges: attest the right one, slash the wrong ones
     const corrected = await planNow(m);
     assert.deepEqual([corrected.lanes, corrected.nextAttempt], [[0], [2, 2]]);
     const fixedBuilt = await Promise.all(
-      [0, 1].map((shard) => buildMerge(src, { plan: corrected, shard, attempt: 2 })),
+      [0, 1].map((shard) => buildMerge(src, { plan: corrected, shard, attempt: 2, nonce: randomNonce() })),
     );
     for (const b of fixedBuilt) await commitMerge(merger, node.store, b);
     const attempt2 = await ids(MERGE_LANES + 2);
@@ -396,7 +398,7 @@ describe("verifiers recompute merges: attest the right one, slash the wrong ones
     const hidden = await commitMerge(
       crook,
       new WithholdingStore(node.store),
-      await buildMerge(src, { plan: corrected, shard: 0, attempt: 3 }),
+      await buildMerge(src, { plan: corrected, shard: 0, attempt: 3, nonce: randomNonce() }),
     );
     const hiddenId = (await commitOf(m, hidden.lane, 0)).commitId;
     const early = await pass(m, A);

@@ -138,6 +138,16 @@ export function checkMergeFiles(
   return undefined;
 }
 
+/** The merger's nonce a merge manifest names (`buildMerge`), or undefined. */
+export function manifestNonce(bytes: Uint8Array): Hex | undefined {
+  try {
+    const nonce = (JSON.parse(new TextDecoder().decode(bytes)) as { nonce?: unknown }).nonce;
+    return typeof nonce === "string" && /^0x[0-9a-f]{64}$/.test(nonce) ? (nonce as Hex) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 type Judgement = { verdict: Verdict } | { missing: { reason: Unfetched["reason"]; detail: string } };
 
 /** Judges one merge commit (see the module comment). */
@@ -156,26 +166,7 @@ async function judgeMerge(p: PassContext, input: MergePlanInput, c: RevealedComm
       isMergeLane(x.checkpoint.lane) &&
       x.checkpoint.root === plan.base[cp.shard],
   );
-  let built: BuiltMerge;
-  try {
-    built = await buildMerge(
-      {
-        spec: cfg.spec,
-        specDigest: cfg.specDigest,
-        modelId: cfg.modelId,
-        store: cfg.store,
-        fetchTimeoutMs: cfg.fetchTimeoutMs,
-      },
-      { plan, shard: cp.shard, attempt: cp.lane - MERGE_LANES, baseCommit },
-    );
-  } catch (err) {
-    if (!(err instanceof MergeInputError || err instanceof MergeMismatchError)) throw err;
-    // The inputs' own commits answer for them: no verdict on the merge, tried again.
-    const detail = `${err.shortMessage}${err.details ? ` (${err.details})` : ""}`.slice(0, 300);
-    return { missing: { reason: "parent-unfetched", detail: `merge inputs: ${detail}` } };
-  }
-  const recomputed = checkMergeRecomputed(cp, built);
-  if (recomputed) return invalid(recomputed);
+  // The merge's own files first: its manifest names the merger's nonce the recomputation needs.
   const [content, manifest] = await Promise.all([
     fetchBounded(cfg.store, cp.checkpointURI, checkpointMaxBytes(cfg.spec, cp.shard), cfg.fetchTimeoutMs),
     fetchBounded(cfg.store, cp.transcriptURI, transcriptMaxBytes(cfg.spec), cfg.fetchTimeoutMs),
@@ -189,6 +180,28 @@ async function judgeMerge(p: PassContext, input: MergePlanInput, c: RevealedComm
     { spec: cfg.spec, modelId: String(cfg.modelId), specDigest: cfg.specDigest },
   );
   if (files) return invalid(files);
+  const nonce = manifestNonce(manifest.bytes);
+  if (!nonce) return invalid({ reason: "merge-transcript", detail: "the manifest names no 32-byte nonce" });
+  let built: BuiltMerge;
+  try {
+    built = await buildMerge(
+      {
+        spec: cfg.spec,
+        specDigest: cfg.specDigest,
+        modelId: cfg.modelId,
+        store: cfg.store,
+        fetchTimeoutMs: cfg.fetchTimeoutMs,
+      },
+      { plan, shard: cp.shard, attempt: cp.lane - MERGE_LANES, baseCommit, nonce },
+    );
+  } catch (err) {
+    if (!(err instanceof MergeInputError || err instanceof MergeMismatchError)) throw err;
+    // The inputs' own commits answer for them: no verdict on the merge, tried again.
+    const detail = `${err.shortMessage}${err.details ? ` (${err.details})` : ""}`.slice(0, 300);
+    return { missing: { reason: "parent-unfetched", detail: `merge inputs: ${detail}` } };
+  }
+  const recomputed = checkMergeRecomputed(cp, built);
+  if (recomputed) return invalid(recomputed);
   return {
     verdict: {
       ...base,
