@@ -1,0 +1,205 @@
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+
+import type { Hex } from "viem";
+import {
+  DEFAULT_ROUND_PARAMS,
+  MERGE_LANES,
+  type RevealedCheckpoint,
+  finalize,
+  getCommit,
+  getRevealedCheckpoints,
+  mergedLanesBitmap,
+  toTokenId,
+} from "shard-protocol/sdk";
+
+import { runBaseline } from "../../node/src/ml/baseline.js";
+import { encodeMergedCheckpoint, mergeCheckpoints } from "../../node/src/ml/merge.js";
+import { stageLayout } from "../../node/src/ml/model.js";
+import { mergeRule } from "../../node/src/ml/spec.js";
+import type { StageState } from "../../node/src/ml/stage.js";
+import { encodeCheckpoint } from "../../node/src/swarm/checkpoint.js";
+import { genesisState } from "../../node/src/swarm/merge-build.js";
+import { MergeLog } from "../../node/src/swarm/merge-step.js";
+import type { SwarmEvent } from "../../node/src/swarm/node.js";
+import { type Actor, Lab, type LabModel, type LaneRun } from "../helpers/lane.js";
+
+/**
+ * Merging mode (`training.merge` set): two lanes of a 2-shard model train each round
+ * concurrently; after the round's merge deadline, the node of lane 0 on each shard commits the
+ * merge of both lanes, the lane-1 nodes check it against their own, and every node starts the
+ * next round from it. Real libp2p hosts and Helia stores (the lanes' stores connected, so the
+ * merger fetches the other lane's checkpoint), against the in-process chain.
+ */
+
+const P = DEFAULT_ROUND_PARAMS;
+const minted = (workUnits: bigint) => (workUnits * P.workToTokenRate) / 10n ** 18n;
+const REVEAL_WINDOW = 8;
+
+describe("merging lanes: each round's lanes are merged on-chain and the next round starts from the merge", () => {
+  let lab: Lab;
+  let A: Actor;
+
+  before(async () => {
+    lab = await Lab.create();
+    A = lab.actor(4);
+  });
+  after(async () => {
+    await lab?.close();
+  });
+
+  it("2 lanes × 2 shards × 2 rounds: merges revealed with both lanes, equal to the single-process reference, parents of round 2, owners minted", async () => {
+    const model: LabModel = await lab.model({
+      trainers: [1, 2, 6, 7],
+      merge: { rule: "mean" },
+      params: { revealWindow: REVEAL_WINDOW },
+    });
+    const { spec } = model;
+    const shards = spec.shards.length;
+    const rounds = 2;
+    const t0 = performance.now();
+    const runs: LaneRun[] = await lab.runLanes([
+      { model, lane: 0, rounds, trainers: [1, 2] },
+      { model, lane: 1, rounds, trainers: [6, 7] },
+    ]);
+    const seconds = (performance.now() - t0) / 1000;
+    const [lane0] = runs as [LaneRun, LaneRun];
+
+    const { reveals } = await getRevealedCheckpoints(A.client as never, {
+      deployment: lab.deployment,
+      modelId: model.modelId,
+    });
+    const revealOf = (round: number, lane: number, shard: number): RevealedCheckpoint => {
+      const r = reveals.find(
+        (x) => x.checkpoint.round === BigInt(round) && x.checkpoint.lane === lane && x.checkpoint.shard === shard,
+      );
+      assert.ok(r, `round ${round} lane ${lane} shard ${shard} revealed`);
+      return r;
+    };
+
+    // (a) Each round has exactly one merge per shard, attempt 0, by lane 0's trainer, naming both lanes.
+    const bitmap = mergedLanesBitmap([0, 1]);
+    for (let round = 1; round <= rounds; round++)
+      for (let shard = 0; shard < shards; shard++) {
+        const m = revealOf(round, MERGE_LANES, shard).checkpoint;
+        assert.equal(m.owner, lane0.trainers[shard]!.account.address);
+        assert.equal(m.sentActivations, bitmap);
+        assert.equal(m.receivedActivations, bitmap);
+        assert.equal(m.workUnits, 0n);
+        const c = await getCommit(A.client as never, {
+          deployment: lab.deployment,
+          commitId: revealOf(round, MERGE_LANES, shard).commitId,
+        });
+        assert.equal(c.status, "pending");
+      }
+    assert.equal(reveals.filter((r) => r.checkpoint.lane > MERGE_LANES).length, 0, "no second attempt");
+
+    // (b) The single-process reference: each lane from the same base, merged by the rule, bit for bit.
+    const rule = mergeRule(spec);
+    const meta = (shard: number, round: number, lane: number) => ({
+      modelId: String(model.modelId),
+      shard,
+      lane,
+      round,
+      specDigest: model.specDigest,
+      backend: "reference",
+    });
+    let base: StageState[] = Array.from({ length: shards }, (_, s) => genesisState(spec, s));
+    const mergeRoots: Hex[][] = [];
+    for (let round = 1; round <= rounds; round++) {
+      const laneStates: StageState[][] = [];
+      for (const lane of [0, 1]) {
+        const ref = await runBaseline(spec, { rounds: 1, fromRound: round, lane, states: base });
+        laneStates.push(await Promise.all(ref.trainers.map((t) => t.state())));
+        for (const t of ref.trainers) t.dispose();
+        for (let shard = 0; shard < shards; shard++)
+          assert.equal(
+            revealOf(round, lane, shard).checkpoint.root,
+            encodeCheckpoint(stageLayout(spec, shard), laneStates[lane]![shard]!, meta(shard, round, lane)).root,
+            `round ${round} lane ${lane} shard ${shard}: the reference lane`,
+          );
+      }
+      const merged = base.map((b, shard) =>
+        mergeCheckpoints(
+          rule,
+          b,
+          [0, 1].map((lane) => ({ lane, state: laneStates[lane]![shard]! })),
+        ),
+      );
+      const roots = merged.map(
+        (m, shard) =>
+          encodeMergedCheckpoint(stageLayout(spec, shard), m, rule, [0, 1], meta(shard, round, MERGE_LANES), 0).root,
+      );
+      for (let shard = 0; shard < shards; shard++)
+        assert.equal(
+          revealOf(round, MERGE_LANES, shard).checkpoint.root,
+          roots[shard],
+          `round ${round} shard ${shard}: the merge`,
+        );
+      mergeRoots.push(roots);
+      base = merged;
+    }
+
+    // (c) Round 2's lane commits name round 1's merges as parents; round 2's merges build on them too.
+    for (const lane of [0, 1, MERGE_LANES])
+      for (let shard = 0; shard < shards; shard++)
+        assert.equal(
+          revealOf(2, lane, shard).checkpoint.parentRoot,
+          mergeRoots[0]![shard],
+          `lane ${lane} shard ${shard}`,
+        );
+
+    // Every node merged both rounds: lane 0's committed them, lane 1's checked and adopted them.
+    for (const run of runs)
+      for (let shard = 0; shard < shards; shard++) {
+        const r = run.results[shard]!;
+        assert.equal(r.head, rounds);
+        const log = await MergeLog.open(r.journal.dir);
+        const events = run.events[shard]!.filter(
+          (e): e is Extract<SwarmEvent, { type: "merged" }> => e.type === "merged",
+        );
+        assert.deepEqual(
+          events.map((e) => [e.round, e.root, e.lanes, e.attempt, e.committer, e.own]),
+          mergeRoots.map((roots, i) => [
+            i + 1,
+            roots[shard],
+            [0, 1],
+            0,
+            lane0.trainers[shard]!.account.address,
+            run.lane === 0,
+          ]),
+          `lane ${run.lane} shard ${shard}`,
+        );
+        for (let round = 1; round <= rounds; round++) assert.equal(log.get(round)?.root, mergeRoots[round - 1]![shard]);
+        const errors = run.events[shard]!.filter((e) => "error" in e && e.error);
+        assert.deepEqual(errors, [], `lane ${run.lane} shard ${shard}`);
+      }
+
+    // (d) Windows pass; finalized through the ledger, parents first: each owner mints its lanes'
+    // work, a merge mints nothing. (Verifiers that attest merge commits are tested with the
+    // verifier: test/node/verify-merge.test.ts; here the quorum is 0 and anyone may finalize.)
+    await lab.increaseTime(P.challengeWindow + P.disputeWindow + 60);
+    for (let round = 1; round <= rounds; round++)
+      for (const lane of [0, 1, MERGE_LANES])
+        for (let shard = 0; shard < shards; shard++) {
+          const { checkpoint } = revealOf(round, lane, shard);
+          const done = await finalize(A.client as never, {
+            deployment: lab.deployment,
+            account: A.account,
+            checkpoint,
+          });
+          assert.equal(done.minted, minted(checkpoint.workUnits), `round ${round} lane ${lane} shard ${shard}`);
+        }
+    for (const run of runs)
+      for (let shard = 0; shard < shards; shard++) {
+        const work = [1, 2].reduce((sum, round) => sum + revealOf(round, run.lane, shard).checkpoint.workUnits, 0n);
+        assert.ok(work > 0n);
+        const balance = (await lab.f.token.read.balanceOf([
+          run.trainers[shard]!.account.address,
+          toTokenId({ modelId: model.modelId, shard }),
+        ])) as bigint;
+        assert.equal(balance, minted(work), `lane ${run.lane} shard ${shard}`);
+      }
+    console.log(`# 2 lanes × 2 shards × ${rounds} rounds, merged each round: ${seconds.toFixed(1)} s`);
+  });
+});
