@@ -293,8 +293,9 @@ const contentOf = (b: BuiltMerge): MergeContent => ({
 
 /**
  * Waits until the chain's latest block is past `deadline` (unix seconds): no later reveal can then
- * count. The wall clock says when to look; a development chain that mines on demand is asked to
- * mine a block once the wall clock is past the deadline. False when stopped meanwhile.
+ * count. The latest block of a development chain that mines on demand lags its clock (which may
+ * run ahead of the wall clock): such a chain is asked to mine a block at each look. Elsewhere the
+ * wall clock says when to look. False when stopped meanwhile.
  */
 export async function waitPastChainTime(
   client: AnyClient,
@@ -303,12 +304,13 @@ export async function waitPastChainTime(
 ): Promise<boolean> {
   const dev = DEV_CHAIN_IDS.has(await getChainId(client));
   for (;;) {
+    if (dev) await client.request({ method: "evm_mine" } as never).catch(() => {});
     const latest = Number((await getBlock(client, { blockTag: "latest" })).timestamp);
     if (latest > deadline) return true;
     if (shouldStop()) return false;
-    const now = Math.max(latest, Date.now() / 1000);
-    if (now > deadline && dev) await client.request({ method: "evm_mine" } as never).catch(() => {});
-    await sleep(Math.min(POLL_MS, Math.max(50, (deadline - now) * 1000 + 50)));
+    // On a development chain the fresh block's time is the chain's clock; elsewhere, the wall clock.
+    const now = dev ? latest : Math.max(latest, Date.now() / 1000);
+    await sleep(Math.min(dev ? 5_000 : POLL_MS, Math.max(50, (deadline - now) * 1000 + 50)));
   }
 }
 
