@@ -1,11 +1,12 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 
-import type { Hex } from "viem";
+import { type Hex, createWalletClient, custom, publicActions } from "viem";
 import {
   DEFAULT_ROUND_PARAMS,
   MERGE_LANES,
   type RevealedCheckpoint,
+  contributionLedgerAbi,
   finalize,
   getCommit,
   getRevealedCheckpoints,
@@ -20,8 +21,9 @@ import { mergeRule } from "../../node/src/ml/spec.js";
 import type { StageState } from "../../node/src/ml/stage.js";
 import { encodeCheckpoint } from "../../node/src/swarm/checkpoint.js";
 import { genesisState } from "../../node/src/swarm/merge-build.js";
-import { MergeLog } from "../../node/src/swarm/merge-step.js";
+import { type MergeEvent, MergeLog, RevealScanner, mergeRound } from "../../node/src/swarm/merge-step.js";
 import type { SwarmEvent } from "../../node/src/swarm/node.js";
+import { connection } from "../helpers/fixture.js";
 import { type Actor, Lab, type LabModel, type LaneRun } from "../helpers/lane.js";
 
 /**
@@ -242,5 +244,80 @@ describe("merging lanes: each round's lanes are merged on-chain and the next rou
         assert.equal(balance, minted(work), `lane ${run.lane} shard ${shard}`);
       }
     console.log(`# 2 lanes × 2 shards × ${rounds} rounds, merged each round: ${seconds.toFixed(1)} s`);
+  });
+
+  it("a merger stopped between its seal and its reveal finishes the same seal on restart: one seal, revealed, then adopted", async () => {
+    const model: LabModel = await lab.model({ trainers: [1, 2, 6, 7], params: { revealWindow: REVEAL_WINDOW } });
+    // Round 1 of two lanes (without `training.merge` the nodes stop there); the merge step is run by hand.
+    const runs = await lab.runLanes([
+      { model, lane: 0, rounds: 1, trainers: [1, 2] },
+      { model, lane: 1, rounds: 1, trainers: [6, 7] },
+    ]);
+    await lab.increaseTime(REVEAL_WINDOW + 1);
+    const [lane0] = runs as [LaneRun, LaneRun];
+    const trainer = lane0.trainers[0]!;
+    // The node's RPC drops its second transaction (the merge's reveal; the first is its seal).
+    let sent = 0;
+    const flaky = createWalletClient({
+      account: trainer.account,
+      chain: undefined,
+      transport: custom({
+        request: async (args: { method: string; params?: unknown }) => {
+          if (args.method === "eth_sendRawTransaction" && ++sent === 2) throw new Error("connection reset");
+          return connection.provider.request(args as never);
+        },
+      }),
+    }).extend(publicActions);
+    const events: MergeEvent[] = [];
+    const ctx = {
+      spec: model.spec,
+      specDigest: model.specDigest,
+      modelId: model.modelId,
+      shard: 0,
+      lane: 0,
+      chain: { client: flaky as never, account: trainer.account, deployment: lab.deployment },
+      store: lane0.nodes[0]!.store,
+      journal: lane0.results[0]!.journal,
+      merges: await MergeLog.open(lane0.results[0]!.journal.dir),
+      scanner: new RevealScanner(A.client as never, lab.deployment, model.modelId),
+      fetchTimeoutMs: 10_000,
+      shouldStop: () => false,
+      emit: (e: MergeEvent) => events.push(e),
+    };
+    await assert.rejects(mergeRound(ctx, 1, new Map()), /reveal failed/);
+    const merge = { deployment: lab.deployment, modelId: model.modelId, shard: 0, round: 1, lane: MERGE_LANES };
+    assert.equal((await getCommit(A.client as never, merge)).status, "sealed");
+    assert.equal(ctx.merges.get(1), undefined);
+
+    // Restarted (a fresh merge log, the same directory): the journaled seal is revealed, not sealed again.
+    const again = await mergeRound(
+      {
+        ...ctx,
+        chain: { ...ctx.chain, client: trainer.client as never },
+        merges: await MergeLog.open(ctx.journal.dir),
+      },
+      1,
+      new Map(),
+    );
+    assert.ok(again);
+    const c = await getCommit(A.client as never, merge);
+    assert.equal(c.status, "pending");
+    assert.equal(again.merged.commitId, c.commitId);
+    assert.deepEqual([again.merged.attempt, again.merged.lanes, again.merged.own], [0, [0, 1], true]);
+    const seals = await A.client.getContractEvents({
+      address: lab.deployment.contracts.ledger,
+      abi: contributionLedgerAbi,
+      eventName: "CheckpointSealed",
+      fromBlock: lab.deployment.blockNumber,
+    });
+    assert.equal(seals.filter((e) => e.args.commitId === c.commitId).length, 1, "sealed once");
+    const { reveals } = await getRevealedCheckpoints(A.client as never, {
+      deployment: lab.deployment,
+      modelId: model.modelId,
+    });
+    assert.equal(reveals.find((r) => r.commitId === c.commitId)?.checkpoint.root, again.merged.root);
+    // Once merged, the step is done: the same merge, with no chain call.
+    const third = await mergeRound({ ...ctx, merges: await MergeLog.open(ctx.journal.dir) }, 1, new Map());
+    assert.deepEqual(third?.merged, again.merged);
   });
 });
