@@ -27,17 +27,24 @@ import { connection } from "../helpers/fixture.js";
 import { type Actor, Lab, type LabModel, type LaneRun } from "../helpers/lane.js";
 
 /**
- * Merging mode (`training.merge` set): two lanes of a 2-shard model train each round
+ * Merging mode (`training.merge` set): three lanes of a 2-shard model train each round
  * concurrently; after the round's merge deadline, the node of lane 0 on each shard commits the
- * merge of both lanes, the lane-1 nodes check it against their own, and every node starts the
- * next round from it. Real libp2p hosts and Helia stores (the lanes' stores connected, so the
- * merger fetches the other lane's checkpoint), against the in-process chain.
+ * merge of all lanes, the other lanes' nodes check it against their own, and every node starts
+ * the next round from it. Real libp2p hosts and Helia stores (the lanes' stores connected, so the
+ * merger fetches the other lanes' checkpoints), against the in-process chain.
  */
 
 const P = DEFAULT_ROUND_PARAMS;
 const minted = (workUnits: bigint) => (workUnits * P.workToTokenRate) / 10n ** 18n;
 /** Long enough that no lane is late, however many blocks (each a second, at least) the nodes mine. */
 const REVEAL_WINDOW = 120;
+const LANES = [0, 1, 2];
+/** Each lane's trainer accounts, shard by shard. */
+const TRAINERS = [
+  [1, 2],
+  [6, 7],
+  [3, 8],
+];
 
 /**
  * Time passes: once every lane of a round has revealed on every shard, the chain's clock jumps to
@@ -85,9 +92,9 @@ describe("merging lanes: each round's lanes are merged on-chain and the next rou
     await lab?.close();
   });
 
-  it("2 lanes × 2 shards × 2 rounds: merges revealed with both lanes, equal to the single-process reference, parents of round 2, owners minted", async () => {
+  it("3 lanes × 2 shards × 2 rounds: merges revealed with every lane, equal to the single-process reference, parents of round 2, owners minted", async () => {
     const model: LabModel = await lab.model({
-      trainers: [1, 2, 6, 7],
+      trainers: TRAINERS.flat(),
       merge: { rule: "mean" },
       params: { revealWindow: REVEAL_WINDOW },
     });
@@ -95,18 +102,15 @@ describe("merging lanes: each round's lanes are merged on-chain and the next rou
     const shards = spec.shards.length;
     const rounds = 2;
     const t0 = performance.now();
-    const skipping = skipMergeWaits(lab, A.client, model, 2, rounds);
+    const skipping = skipMergeWaits(lab, A.client, model, LANES.length, rounds);
     let runs: LaneRun[];
     try {
-      runs = await lab.runLanes([
-        { model, lane: 0, rounds, trainers: [1, 2] },
-        { model, lane: 1, rounds, trainers: [6, 7] },
-      ]);
+      runs = await lab.runLanes(LANES.map((lane) => ({ model, lane, rounds, trainers: TRAINERS[lane] })));
     } finally {
       await skipping();
     }
     const seconds = (performance.now() - t0) / 1000;
-    const [lane0] = runs as [LaneRun, LaneRun];
+    const lane0 = runs[0]!;
 
     const { reveals } = await getRevealedCheckpoints(A.client as never, {
       deployment: lab.deployment,
@@ -121,7 +125,7 @@ describe("merging lanes: each round's lanes are merged on-chain and the next rou
     };
 
     // (a) Each round has exactly one merge per shard, attempt 0, by lane 0's trainer, naming both lanes.
-    const bitmap = mergedLanesBitmap([0, 1]);
+    const bitmap = mergedLanesBitmap(LANES);
     for (let round = 1; round <= rounds; round++)
       for (let shard = 0; shard < shards; shard++) {
         const m = revealOf(round, MERGE_LANES, shard).checkpoint;
@@ -151,7 +155,7 @@ describe("merging lanes: each round's lanes are merged on-chain and the next rou
     const mergeRoots: Hex[][] = [];
     for (let round = 1; round <= rounds; round++) {
       const laneStates: StageState[][] = [];
-      for (const lane of [0, 1]) {
+      for (const lane of LANES) {
         const ref = await runBaseline(spec, { rounds: 1, fromRound: round, lane, states: base });
         laneStates.push(await Promise.all(ref.trainers.map((t) => t.state())));
         for (const t of ref.trainers) t.dispose();
@@ -166,12 +170,12 @@ describe("merging lanes: each round's lanes are merged on-chain and the next rou
         mergeCheckpoints(
           rule,
           b,
-          [0, 1].map((lane) => ({ lane, state: laneStates[lane]![shard]! })),
+          LANES.map((lane) => ({ lane, state: laneStates[lane]![shard]! })),
         ),
       );
       const roots = merged.map(
         (m, shard) =>
-          encodeMergedCheckpoint(stageLayout(spec, shard), m, rule, [0, 1], meta(shard, round, MERGE_LANES), 0).root,
+          encodeMergedCheckpoint(stageLayout(spec, shard), m, rule, LANES, meta(shard, round, MERGE_LANES), 0).root,
       );
       for (let shard = 0; shard < shards; shard++)
         assert.equal(
@@ -184,7 +188,7 @@ describe("merging lanes: each round's lanes are merged on-chain and the next rou
     }
 
     // (c) Round 2's lane commits name round 1's merges as parents; round 2's merges build on them too.
-    for (const lane of [0, 1, MERGE_LANES])
+    for (const lane of [...LANES, MERGE_LANES])
       for (let shard = 0; shard < shards; shard++)
         assert.equal(
           revealOf(2, lane, shard).checkpoint.parentRoot,
@@ -192,7 +196,7 @@ describe("merging lanes: each round's lanes are merged on-chain and the next rou
           `lane ${lane} shard ${shard}`,
         );
 
-    // Every node merged both rounds: lane 0's committed them, lane 1's checked and adopted them.
+    // Every node merged both rounds: lane 0's committed them, the others checked and adopted them.
     for (const run of runs)
       for (let shard = 0; shard < shards; shard++) {
         const r = run.results[shard]!;
@@ -206,7 +210,7 @@ describe("merging lanes: each round's lanes are merged on-chain and the next rou
           mergeRoots.map((roots, i) => [
             i + 1,
             roots[shard],
-            [0, 1],
+            LANES,
             0,
             lane0.trainers[shard]!.account.address,
             run.lane === 0,
@@ -223,7 +227,7 @@ describe("merging lanes: each round's lanes are merged on-chain and the next rou
     // verifier: test/node/verify-merge.test.ts; here the quorum is 0 and anyone may finalize.)
     await lab.increaseTime(P.challengeWindow + P.disputeWindow + 60);
     for (let round = 1; round <= rounds; round++)
-      for (const lane of [0, 1, MERGE_LANES])
+      for (const lane of [...LANES, MERGE_LANES])
         for (let shard = 0; shard < shards; shard++) {
           const { checkpoint } = revealOf(round, lane, shard);
           const done = await finalize(A.client as never, {
@@ -243,7 +247,7 @@ describe("merging lanes: each round's lanes are merged on-chain and the next rou
         ])) as bigint;
         assert.equal(balance, minted(work), `lane ${run.lane} shard ${shard}`);
       }
-    console.log(`# 2 lanes × 2 shards × ${rounds} rounds, merged each round: ${seconds.toFixed(1)} s`);
+    console.log(`# ${LANES.length} lanes × 2 shards × ${rounds} rounds, merged each round: ${seconds.toFixed(1)} s`);
   });
 
   it("a merger stopped between its seal and its reveal finishes the same seal on restart: one seal, revealed, then adopted", async () => {
