@@ -9,6 +9,7 @@ import {
   type Deployment,
   MERGE_LANES,
   type RevealedCheckpoint,
+  getCommit,
   getRevealedCheckpoints,
   getRoundParams,
 } from "shard-protocol/sdk";
@@ -262,13 +263,18 @@ export async function mergeRound(
         contentOf(built),
         accepted.checkpoint.owner,
         accepted.commitId,
-        accepted.checkpoint.owner === account.address,
+        accepted.checkpoint.owner.toLowerCase() === account.address.toLowerCase(),
       );
     ctx.emit({ type: "merging", round, phase: "mismatch", attempt: built.attempt, lanes: built.lanes });
   }
   // This node's own merge is on-chain (not the accepted one, or not yet accepted): it goes on from it.
   if (own) return adopt(own, account.address, own.commitId, true);
-  const built = await build(plan.nextAttempt[s]!);
+  // An attempt another node sealed but has not revealed yet is taken too.
+  let attempt = plan.nextAttempt[s]!;
+  const onChain = (k: number) =>
+    getCommit(client, { deployment, modelId: ctx.modelId, shard: s, round: BigInt(round), lane: MERGE_LANES + k });
+  while ((await onChain(attempt)).status !== "none") attempt++;
+  const built = await build(attempt);
   ctx.emit({ type: "merging", round, phase: "committing", attempt: built.attempt, lanes: built.lanes });
   const rec = await commitMerge(ctx, built, round);
   return adopt(contentOf(built), account.address, rec.commitId!, true);
@@ -310,7 +316,7 @@ export async function waitPastChainTime(
     if (shouldStop()) return false;
     // On a development chain the fresh block's time is the chain's clock; elsewhere, the wall clock.
     const now = dev ? latest : Math.max(latest, Date.now() / 1000);
-    await sleep(Math.min(dev ? 5_000 : POLL_MS, Math.max(50, (deadline - now) * 1000 + 50)));
+    await sleep(Math.min(5_000, Math.max(dev ? 50 : POLL_MS, (deadline - now) * 1000 + 50)));
   }
 }
 
