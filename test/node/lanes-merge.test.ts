@@ -250,7 +250,7 @@ describe("merging lanes: each round's lanes are merged on-chain and the next rou
     console.log(`# ${LANES.length} lanes × 2 shards × ${rounds} rounds, merged each round: ${seconds.toFixed(1)} s`);
   });
 
-  it("a merger stopped between its seal and its reveal finishes the same seal on restart: one seal, revealed, then adopted", async () => {
+  it("a merger stopped between its seal and its reveal finishes the same seal on restart (one seal); a merger that never comes is replaced", async () => {
     const model: LabModel = await lab.model({ trainers: [1, 2, 6, 7], params: { revealWindow: REVEAL_WINDOW } });
     // Round 1 of two lanes (without `training.merge` the nodes stop there); the merge step is run by hand.
     const runs = await lab.runLanes([
@@ -323,5 +323,39 @@ describe("merging lanes: each round's lanes are merged on-chain and the next rou
     // Once merged, the step is done: the same merge, with no chain call.
     const third = await mergeRound({ ...ctx, merges: await MergeLog.open(ctx.journal.dir) }, 1, new Map());
     assert.deepEqual(third?.merged, again.merged);
+
+    // Nobody merges shard 1 (lane 0's node there is not running): lane 1's node waits for the
+    // merger, then commits the merge itself at the first attempt.
+    const lane1 = runs[1]!;
+    const late: MergeEvent[] = [];
+    const byLane1 = await mergeRound(
+      {
+        ...ctx,
+        shard: 1,
+        lane: 1,
+        chain: {
+          client: lane1.trainers[1]!.client as never,
+          account: lane1.trainers[1]!.account,
+          deployment: lab.deployment,
+        },
+        store: lane1.nodes[1]!.store,
+        journal: lane1.results[1]!.journal,
+        merges: await MergeLog.open(lane1.results[1]!.journal.dir),
+        mergerWaitMs: 500,
+        emit: (e: MergeEvent) => late.push(e),
+      },
+      1,
+      new Map(),
+    );
+    assert.deepEqual(
+      late
+        .filter((e) => e.type === "merging" && ["waiting", "committing"].includes(e.phase))
+        .map((e) => e.type === "merging" && e.phase),
+      ["waiting", "committing"],
+    );
+    assert.deepEqual([byLane1?.merged.attempt, byLane1?.merged.lanes, byLane1?.merged.own], [0, [0, 1], true]);
+    const shard1 = await getCommit(A.client as never, { ...merge, shard: 1 });
+    assert.equal(shard1.status, "pending");
+    assert.equal(shard1.owner, lane1.trainers[1]!.account.address);
   });
 });
