@@ -56,7 +56,11 @@ const examples = (lines: string[]) => `\nExamples:\n${lines.map((l) => `  $ ${l}
  */
 const CONFIG_OPTIONS: Partial<Record<ConfigPath, () => Option>> = {
   deployment: () => new Option("--deployment <path>", "deployment JSON (default: deployments/<chainId>.json)"),
-  lane: () => new Option("--lane <n>", `replica lane of the shard (default ${DEFAULTS.lane})`),
+  lane: () =>
+    new Option(
+      "--lane <n>",
+      `replica lane of the shard (default ${DEFAULTS.lane}); lanes whose spec sets training.merge merge after each round`,
+    ),
   backend: () =>
     new Option("--backend <name>", `training backend (default ${DEFAULTS.backend})`).choices(BACKEND_CHOICES),
   listen: () => new Option("--listen <multiaddr...>", `libp2p listen addresses (default ${DEFAULTS.listen.join(" ")})`),

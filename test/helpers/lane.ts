@@ -66,6 +66,8 @@ export interface RunLaneOptions {
   adversary?: { shard: number; adversary: Adversary } | undefined;
   /** Passed to every node (default 10 s). */
   appealWaitMs?: number | undefined;
+  /** Each shard's content node, opened beforehand (`runLanes`); default: opened here. */
+  nodes?: ContentNode[] | undefined;
 }
 
 export interface LaneRun {
@@ -143,16 +145,22 @@ export class Lab {
    * the spec's `training.merge` (absent by default).
    */
   async model(
-    opts: { shards?: number[]; trainers?: readonly number[]; verifiers?: readonly number[]; merge?: MergeRule } = {},
+    opts: {
+      shards?: number[];
+      trainers?: readonly number[];
+      verifiers?: readonly number[];
+      /** The spec's `training.merge` (merging mode). */
+      merge?: MergeRule;
+      /** Round parameters other than `defaultParams` (a short reveal window). */
+      params?: Partial<typeof defaultParams>;
+    } = {},
   ): Promise<LabModel> {
     const base = tinySpec(opts.shards ?? [1, 1]);
     const n = ++this.models;
-    const training = {
-      ...base.training,
-      seed: base.training.seed + 1000 * n,
-      ...(opts.merge && { merge: opts.merge }),
-    };
-    const spec = zModelSpec.parse({ ...base, training });
+    const spec = zModelSpec.parse({
+      ...base,
+      training: { ...base.training, seed: base.training.seed + 1000 * n, ...(opts.merge && { merge: opts.merge }) },
+    });
     const digest = specDigest(spec);
     const store = await HeliaStore.open(join(this.dir, `spec-${n}`));
     this.offline.push(store);
@@ -166,7 +174,7 @@ export class Lab {
         stakingToken: f.stake.address,
         currencies: [f.usdc.address],
         unbondingDelay: 86_400,
-        params: defaultParams,
+        params: { ...defaultParams, ...opts.params },
       },
     ]);
     const modelId = (await f.registry.read.modelCount()) as bigint;
@@ -191,8 +199,8 @@ export class Lab {
     const lane = opts.lane ?? 0;
     const run = ++this.lanes;
     const trainers = spec.shards.map((_, shard) => this.actor(opts.trainers?.[shard] ?? shard + 1));
-    const nodes: ContentNode[] = [];
-    for (let shard = 0; shard < spec.shards.length; shard++)
+    const nodes: ContentNode[] = opts.nodes ?? [];
+    for (let shard = nodes.length; shard < spec.shards.length; shard++)
       nodes.push(await this.openNode(`run-${run}-ipfs-${shard}`));
     const hosts = nodes.map((n) => n.host);
     {
@@ -223,6 +231,28 @@ export class Lab {
       );
       return { lane, results, events, nodes, trainers };
     }
+  }
+
+  /**
+   * Runs several lanes concurrently (`runLane`), their content nodes opened first and connected to
+   * each other, so that a merging node fetches the other lanes' checkpoints over bitswap.
+   */
+  async runLanes(lanes: readonly RunLaneOptions[]): Promise<LaneRun[]> {
+    const opened: ContentNode[][] = [];
+    for (const [i, opts] of lanes.entries())
+      opened.push(
+        await Promise.all(
+          opts.model.spec.shards.map((_, shard) => this.openNode(`lanes-${this.lanes + 1}-${i}-ipfs-${shard}`)),
+        ),
+      );
+    const all = opened.flat();
+    for (const [i, node] of all.entries())
+      if (i > 0)
+        await connectContentPeers(
+          node.host,
+          all.slice(0, i).map((n) => n.host.multiaddrs()[0]!),
+        );
+    return Promise.all(lanes.map((opts, i) => this.runLane({ ...opts, nodes: opened[i] })));
   }
 
   /** Moves chain time forward by `seconds` and mines a block. */

@@ -204,6 +204,22 @@ function renderer(out: Output, spec: ModelSpec): (e: SwarmEvent) => void {
         return out.log(`resuming at round ${e.round} from ${e.from}`);
       case "stopped":
         return out.log(`stopped; the next round is ${e.round}`);
+      case "merging":
+        if (e.phase === "deadline")
+          return out.log(
+            `round ${e.round}: merging lanes after the deadline (${new Date(e.deadline! * 1000).toISOString()})`,
+          );
+        if (e.phase === "mismatch")
+          return out.log(`round ${e.round}: the revealed merge differs from this node's; committing its own`);
+        if (e.phase === "committing")
+          return out.log(
+            `round ${e.round}: committing the merge of lanes ${e.lanes?.join(", ")} (attempt ${e.attempt})`,
+          );
+        return;
+      case "merged":
+        return out.log(
+          `round ${e.round} merged: lanes ${e.lanes.join(", ")} · root ${e.root.slice(0, 10)}… · ${e.own ? "committed by this node" : `committed by ${e.committer}`}`,
+        );
       case "appealClaimed":
         return out.log(
           e.error

@@ -71,7 +71,7 @@ async function findSeal(ctx: CommitContext, commitId: Hex): Promise<{ commitBloc
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Local development chains (Hardhat, anvil) mine only when a transaction arrives. */
-const DEV_CHAIN_IDS = new Set([31337, 1337]);
+export const DEV_CHAIN_IDS = new Set([31337, 1337]);
 
 /**
  * Waits until the chain is past `block`: a reveal must be in a later block than its seal. On a

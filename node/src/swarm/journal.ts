@@ -171,6 +171,18 @@ export class Journal {
     await this.save();
   }
 
+  /**
+   * Files a round decided elsewhere, skipping `prepared`: the merge commit a node makes of its
+   * shard's lanes (`merge-step.ts`), one journal per merge attempt, with rounds that need not follow
+   * each other.
+   */
+  async addDecided(rec: RoundRecord): Promise<void> {
+    if (rec.phase !== "decided") throw new JournalError(`A merge record must be decided, not ${rec.phase}.`);
+    if (this.record(rec.round)) throw new JournalError(`Round ${rec.round} is already journaled.`);
+    this.data.rounds.push(rec);
+    await this.save();
+  }
+
   /** Drops a prepared round the swarm did not decide. */
   async discardPending(): Promise<void> {
     this.data.rounds = this.data.rounds.filter((r) => r.phase !== "prepared");

@@ -20,6 +20,16 @@ import type { MergePlan, RoundCommit } from "./merge-plan.js";
 
 export const MERGE_MANIFEST_FORMAT = "shard-protocol/merge@1";
 
+/** The merger's nonce a merge manifest names (`buildMerge`), or undefined. */
+export function manifestNonce(bytes: Uint8Array): Hex | undefined {
+  try {
+    const nonce = (JSON.parse(new TextDecoder().decode(bytes)) as { nonce?: unknown }).nonce;
+    return typeof nonce === "string" && /^0x[0-9a-f]{64}$/.test(nonce) ? (nonce as Hex) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** A fresh 32-byte nonce for a merge (`buildMerge`). */
 export const randomNonce = (): Hex => bytesToHex(crypto.getRandomValues(new Uint8Array(32)));
 

@@ -3,15 +3,22 @@ import { join } from "node:path";
 
 import type { Account, Hex } from "viem";
 import { zeroHash } from "viem";
-import { type AnyClient, ContractRevertError, type Deployment, type VerdictName } from "shard-protocol/sdk";
+import {
+  type AnyClient,
+  ContractRevertError,
+  type Deployment,
+  MERGE_LANES,
+  type VerdictName,
+} from "shard-protocol/sdk";
 
 import { NodeError } from "../errors.js";
 import type { ContentStore } from "../ipfs/store.js";
 import type { BackendInfo } from "../ml/backend.js";
 import { loadCorpus } from "../ml/data.js";
+import { stageLayout } from "../ml/model.js";
 import { boundaryCodec, boundaryShape } from "../ml/pipeline.js";
 import type { ModelSpec } from "../ml/spec.js";
-import { StageTrainer } from "../ml/stage.js";
+import { type StageState, StageTrainer } from "../ml/stage.js";
 import { payloadBytes } from "../p2p/codec.js";
 import {
   HandshakeError,
@@ -30,6 +37,7 @@ import { appealIfMismatched, claimAppeal } from "./appeal.js";
 import { decodeCheckpoint } from "./checkpoint.js";
 import { commitRound } from "./commit.js";
 import { Journal, type RoundRecord } from "./journal.js";
+import { type MergeEvent, MergeLog, RevealScanner, mergeRound } from "./merge-step.js";
 import { type Neighbours, type RoundOutcome, RoundStoppedError, runSwarmRound } from "./round.js";
 import type { RoundTamper } from "./tamper.js";
 
@@ -38,6 +46,10 @@ import type { RoundTamper } from "./tamper.js";
  * checkpoint (or genesis), connect to the neighbouring shards, agree on the round, and train
  * round after round. A neighbour that fails mid-round makes every shard of the lane drop the
  * round and retry it from the last decided checkpoint once the links are back.
+ *
+ * In merging mode (the spec sets `training.merge`), each revealed round is followed by the merge
+ * step (`merge-step.ts`): the links are closed, the node merges its shard's lanes of the round
+ * (committing the merge if it is the merger), and the next round starts from the merge.
  */
 
 export class SwarmDivergedError extends NodeError {
@@ -63,6 +75,8 @@ export type SwarmEvent =
   | { type: "retry"; round: number; reason: string }
   | { type: "commit"; round: number; phase: string; commitId?: Hex | undefined; seconds?: number | undefined }
   | { type: "stopped"; round: number; reason: string }
+  /** Merging mode: the merge step of a round, and its outcome (`merge-step.ts`). */
+  | MergeEvent
   /** The owner claimed its part of an appeal's resolved dispute (or the ledger refused: `error`). */
   | {
       type: "appealClaimed";
@@ -103,7 +117,10 @@ export interface SwarmNodeOptions {
    */
   linkAuthority?: PeerAuthority | undefined;
   store: ContentStore;
-  /** Stop once the lane's round `rounds` is decided (rounds decided before a restart count). */
+  /**
+   * Stop once the lane's round `rounds` is decided (rounds decided before a restart count), and,
+   * in merging mode, merged.
+   */
   rounds?: number | undefined;
   /** Bound on each wait for a neighbour's tensor (default 60 s). */
   peerTimeoutMs?: number | undefined;
@@ -117,6 +134,10 @@ export interface SwarmNodeOptions {
    * Default: true, false for a node given a `tamper` hook.
    */
   appeal?: boolean | undefined;
+  /** Merging mode: after the merge deadline, how long to wait for the merger's reveal (default: the reveal window). */
+  mergeWaitMs?: number | undefined;
+  /** Merging mode: bound on fetching another lane's checkpoint (default 30 s). */
+  mergeFetchTimeoutMs?: number | undefined;
   /** Before returning, how long to wait for the neighbours' reveals to settle the links (default 15 s). */
   appealWaitMs?: number | undefined;
   /**
@@ -136,13 +157,22 @@ export interface SwarmRunResult {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Loads the trainer for the round after `head` (genesis when there is none). */
+/**
+ * Loads the trainer for the round after `head` (genesis when there is none): in merging mode, the
+ * head round's merge once it is merged.
+ */
 async function loadTrainer(
   opts: SwarmNodeOptions,
   journal: Journal,
+  merges?: MergeLog | undefined,
 ): Promise<{ trainer: StageTrainer; parentRoot: Hex }> {
   const head = journal.head;
   if (!head) return { trainer: new StageTrainer(opts.spec, opts.shard), parentRoot: zeroHash };
+  const merged = merges?.get(head.round);
+  if (merged) {
+    const state = await merges!.load(opts.spec, opts.shard, expectOf(opts), merged);
+    return { trainer: new StageTrainer(opts.spec, opts.shard, state), parentRoot: merged.root };
+  }
   const bytes = await readFile(join(journal.dir, head.checkpointFile));
   const { state, root } = decodeCheckpoint(new StageTrainer(opts.spec, opts.shard).layout, bytes, {
     modelId: String(opts.modelId),
@@ -155,7 +185,26 @@ async function loadTrainer(
   return { trainer: new StageTrainer(opts.spec, opts.shard, state), parentRoot: head.root };
 }
 
+const expectOf = (opts: SwarmNodeOptions) => ({ modelId: String(opts.modelId), specDigest: opts.specDigest });
+
+/** The states a merge of `round` may use without fetching: the lane's own checkpoint of it, and the merge it started from. */
+async function knownStates(opts: SwarmNodeOptions, journal: Journal, merges: MergeLog, round: number) {
+  const known = new Map<Hex, StageState>();
+  const rec = journal.record(round)!;
+  const { state } = decodeCheckpoint(
+    stageLayout(opts.spec, opts.shard),
+    await readFile(join(journal.dir, rec.checkpointFile)),
+    expectOf(opts),
+  );
+  known.set(rec.root, state);
+  const before = merges.get(round - 1);
+  if (before) known.set(before.root, await merges.load(opts.spec, opts.shard, expectOf(opts), before));
+  return known;
+}
+
 export async function runSwarmNode(opts: SwarmNodeOptions): Promise<SwarmRunResult> {
+  if (opts.lane >= MERGE_LANES)
+    throw new NodeError(`Lane ${opts.lane} is a merge lane: a trainer's lane is below ${MERGE_LANES}.`);
   const dir = Journal.directory(opts.dataDir, String(opts.modelId), opts.shard, opts.lane);
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const journal = await Journal.open(dir, {
@@ -266,8 +315,28 @@ export async function runSwarmNode(opts: SwarmNodeOptions): Promise<SwarmRunResu
   };
   await settleLinks();
 
+  // Merging mode: after each revealed round, the merge step; the next round starts from the merge.
+  const merges = opts.spec.training.merge ? await MergeLog.open(dir) : undefined;
+  const mergeCtx = merges && {
+    spec: opts.spec,
+    specDigest: opts.specDigest,
+    modelId: opts.modelId,
+    shard: opts.shard,
+    lane: opts.lane,
+    chain: opts.chain,
+    store: opts.store,
+    journal,
+    merges,
+    scanner: new RevealScanner(opts.chain.client, opts.chain.deployment, opts.modelId),
+    fetchTimeoutMs: opts.mergeFetchTimeoutMs ?? 30_000,
+    mergerWaitMs: opts.mergeWaitMs,
+    shouldStop: () => opts.signal?.aborted === true,
+    emit,
+  };
+  const unmerged = () => (merges && journal.head && !merges.get(journal.head.round) ? journal.head.round : undefined);
+
   const corpus = loadCorpus(opts.spec);
-  let { trainer, parentRoot } = await loadTrainer(opts, journal);
+  let { trainer, parentRoot } = await loadTrainer(opts, journal, merges);
   emit({ type: "resumed", round: (journal.head?.round ?? 0) + 1, from: journal.head ? "checkpoint" : "genesis" });
   let commits: Promise<void> = Promise.resolve();
   let commitError: unknown;
@@ -281,8 +350,37 @@ export async function runSwarmNode(opts: SwarmNodeOptions): Promise<SwarmRunResu
 
   try {
     let waitingSince: number | undefined;
-    while (!stopping() && (opts.rounds === undefined || (journal.head?.round ?? 0) < opts.rounds)) {
+    let mergingSince: number | undefined;
+    while (
+      !stopping() &&
+      (opts.rounds === undefined || (journal.head?.round ?? 0) < opts.rounds || unmerged() !== undefined)
+    ) {
       if (commitError) throw commitError;
+      const toMerge = unmerged();
+      if (toMerge !== undefined && mergeCtx) {
+        // The round must be revealed before it can be merged; the links idle meanwhile: closed.
+        await closeLinks();
+        await commits;
+        if (commitError) throw commitError;
+        if (journal.record(toMerge)?.phase !== "revealed") await commitAll();
+        let done;
+        try {
+          done = await mergeRound(mergeCtx, toMerge, await knownStates(opts, journal, mergeCtx.merges, toMerge));
+        } catch (err) {
+          // A lane's checkpoint not fetched yet, the RPC down: tried again for as long as neighbours are.
+          if (!(err instanceof NodeError) || !err.retryable) throw err;
+          mergingSince ??= Date.now();
+          if (Date.now() - mergingSince > reconnectMs) throw err;
+          emit({ type: "retry", round: toMerge, reason: `merge: ${err.shortMessage}` });
+          await sleep(1000);
+          continue;
+        }
+        mergingSince = undefined;
+        if (!done) break; // stopping
+        trainer.dispose();
+        ({ trainer, parentRoot } = await loadTrainer(opts, journal, merges));
+        continue;
+      }
       const round = (journal.head?.round ?? 0) + 1;
       if (!links) {
         emit({ type: "connecting", round });
@@ -303,7 +401,7 @@ export async function runSwarmNode(opts: SwarmNodeOptions): Promise<SwarmRunResu
           await journal.advance(round, "decided");
           commits = commits.then(commitAndSettle).catch((e) => void (commitError = e));
           trainer.dispose();
-          ({ trainer, parentRoot } = await loadTrainer(opts, journal));
+          ({ trainer, parentRoot } = await loadTrainer(opts, journal, merges));
           await closeLinks();
           continue; // reconnect announcing the new round
         }
@@ -355,7 +453,7 @@ export async function runSwarmNode(opts: SwarmNodeOptions): Promise<SwarmRunResu
         if (outcome.stateTampered) {
           // Train on from the weights it committed, as a real cheater would have to.
           trainer.dispose();
-          ({ trainer, parentRoot } = await loadTrainer(opts, journal));
+          ({ trainer, parentRoot } = await loadTrainer(opts, journal, merges));
         }
       } catch (err) {
         if (err instanceof RoundStoppedError) break;
@@ -370,7 +468,7 @@ export async function runSwarmNode(opts: SwarmNodeOptions): Promise<SwarmRunResu
           trainer.resetStep();
         } else {
           trainer.dispose();
-          ({ trainer, parentRoot } = await loadTrainer(opts, journal));
+          ({ trainer, parentRoot } = await loadTrainer(opts, journal, merges));
         }
       }
     }

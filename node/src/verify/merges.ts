@@ -29,7 +29,7 @@ import { type Checkpoint, MERGE_LANES, mergedLanesOf } from "shard-protocol/sdk"
 import { MergeMismatchError } from "../ml/merge.js";
 import { stageLayout } from "../ml/model.js";
 import { decodeCheckpoint } from "../swarm/checkpoint.js";
-import { type BuiltMerge, MergeInputError, buildMerge } from "../swarm/merge-build.js";
+import { type BuiltMerge, MergeInputError, buildMerge, manifestNonce } from "../swarm/merge-build.js";
 import { type MergePlan, type MergePlanInput, isMergeLane, planMerge, readRoundState } from "../swarm/merge-plan.js";
 import type { Verdict, VerdictReason } from "./check.js";
 import { type RevealedCommit, checkpointMaxBytes, fetchBounded, transcriptMaxBytes } from "./examine.js";
@@ -136,16 +136,6 @@ export function checkMergeFiles(
     return { reason: "checkpoint-malformed", detail: (err as Error).message.slice(0, 300) };
   }
   return undefined;
-}
-
-/** The merger's nonce a merge manifest names (`buildMerge`), or undefined. */
-export function manifestNonce(bytes: Uint8Array): Hex | undefined {
-  try {
-    const nonce = (JSON.parse(new TextDecoder().decode(bytes)) as { nonce?: unknown }).nonce;
-    return typeof nonce === "string" && /^0x[0-9a-f]{64}$/.test(nonce) ? (nonce as Hex) : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 type Judgement = { verdict: Verdict } | { missing: { reason: Unfetched["reason"]; detail: string } };

@@ -1,0 +1,413 @@
+import { mkdir, readFile, readdir } from "node:fs/promises";
+import { join } from "node:path";
+
+import type { Account, Address, Hex } from "viem";
+import { getBlock, getChainId } from "viem/actions";
+import { z } from "zod";
+import {
+  type AnyClient,
+  type Deployment,
+  MERGE_LANES,
+  type RevealedCheckpoint,
+  getCommit,
+  getRevealedCheckpoints,
+  getRoundParams,
+} from "shard-protocol/sdk";
+
+import { writeFileAtomic } from "../checkpoint/atomic.js";
+import { NodeError } from "../errors.js";
+import type { ContentStore } from "../ipfs/store.js";
+import { stageLayout } from "../ml/model.js";
+import type { ModelSpec } from "../ml/spec.js";
+import type { StageState } from "../ml/stage.js";
+import { decodeCheckpoint } from "./checkpoint.js";
+import { DEV_CHAIN_IDS, commitRound } from "./commit.js";
+import { Journal } from "./journal.js";
+import { type BuiltMerge, MergeInputError, buildMerge, manifestNonce, randomNonce } from "./merge-build.js";
+import { fetchBounded, transcriptMaxBytes } from "../verify/examine.js";
+import { type MergePlan, type MergePlanInput, acceptedMerge, planMerge, readRoundState } from "./merge-plan.js";
+
+/**
+ * A trainer's merge step, in merging mode (the spec sets `training.merge`): after its round r is
+ * revealed, the node waits for the merge deadline (`merge-plan.ts`), computes the merge of its
+ * shard (`merge-build.ts`; its own lane's checkpoint at hand, the others' fetched over IPFS), and
+ * then either commits it (it is the merger: the node of the lowest merged lane) or checks the
+ * merger's revealed merge against its own. A merge that does not match, or that nobody reveals
+ * within the wait, is committed by this node at the next free attempt. The next round starts from
+ * the merge: `merges.json` in the lane's directory names each round's merged checkpoint and root.
+ *
+ * Restart-safe: a merge this node commits is journaled (one journal per attempt, in
+ * `merge-<attempt>/` under the lane's directory) and carried on-chain by `commitRound`, so a
+ * restarted node finishes the same seal, never a second one.
+ */
+
+const zHex32 = z.string().regex(/^0x[0-9a-fA-F]{64}$/) as unknown as z.ZodType<Hex>;
+
+export const zMergedRound = z.object({
+  round: z.number().int().positive(),
+  attempt: z.number().int().min(0),
+  lanes: z.array(z.number().int().min(0)),
+  root: zHex32,
+  /** The merged checkpoint, relative to the lane's directory. */
+  file: z.string(),
+  committer: z.string(),
+  commitId: zHex32,
+  /** Whether this node committed the merge (or adopted another node's). */
+  own: z.boolean(),
+});
+
+export type MergedRound = z.infer<typeof zMergedRound>;
+
+const zMergeLog = z.object({ format: z.literal("shard-node/merges@1"), rounds: z.array(zMergedRound) });
+
+/** The lane's record of merged rounds (`merges.json`), replaced atomically. */
+export class MergeLog {
+  private constructor(
+    readonly dir: string,
+    private data: z.infer<typeof zMergeLog>,
+  ) {}
+
+  static async open(dir: string): Promise<MergeLog> {
+    let text: string | undefined;
+    try {
+      text = await readFile(join(dir, "merges.json"), "utf8");
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+    }
+    if (text === undefined) return new MergeLog(dir, { format: "shard-node/merges@1", rounds: [] });
+    try {
+      return new MergeLog(dir, zMergeLog.parse(JSON.parse(text)));
+    } catch (err) {
+      throw new NodeError(`The merge log in ${dir} is corrupt.`, { cause: err });
+    }
+  }
+
+  get(round: number): MergedRound | undefined {
+    return this.data.rounds.find((r) => r.round === round);
+  }
+
+  async add(rec: MergedRound): Promise<void> {
+    this.data.rounds = [...this.data.rounds.filter((r) => r.round !== rec.round), rec];
+    await writeFileAtomic(join(this.dir, "merges.json"), new TextEncoder().encode(JSON.stringify(this.data, null, 2)));
+  }
+
+  /** Reads a merged round's checkpoint, checking it against its root. */
+  async load(spec: ModelSpec, shard: number, expect: { modelId: string; specDigest: Hex }, rec: MergedRound) {
+    const bytes = await readFile(join(this.dir, rec.file));
+    const { state, root } = decodeCheckpoint(stageLayout(spec, shard), bytes, expect);
+    if (root !== rec.root)
+      throw new NodeError(`The merged checkpoint of round ${rec.round} on disk does not match ${rec.root}.`);
+    return state;
+  }
+}
+
+export type MergeEvent =
+  /**
+   * The merge step of a round: `deadline` (waiting for the merge deadline, unix seconds), `waiting`
+   * (for the merger's reveal), `mismatch` (the accepted merge differs from this node's), `committing`
+   * (this node commits the merge at `attempt`), or a commit phase (`sealing`, `sealed`, `revealed`).
+   */
+  | { type: "merging"; round: number; phase: string; deadline?: number; attempt?: number; lanes?: number[] }
+  | {
+      type: "merged";
+      round: number;
+      root: Hex;
+      lanes: number[];
+      attempt: number;
+      committer: Address;
+      commitId: Hex;
+      own: boolean;
+    };
+
+/** Follows the model's reveals (`CheckpointRevealed` events), from the deployment block on. */
+export class RevealScanner {
+  readonly reveals: RevealedCheckpoint[] = [];
+  private next: bigint;
+  constructor(
+    private readonly client: AnyClient,
+    private readonly deployment: Deployment,
+    private readonly modelId: bigint,
+  ) {
+    this.next = deployment.blockNumber;
+  }
+
+  async scan(): Promise<readonly RevealedCheckpoint[]> {
+    const got = await getRevealedCheckpoints(this.client, {
+      deployment: this.deployment,
+      modelId: this.modelId,
+      fromBlock: this.next,
+    });
+    this.reveals.push(...got.reveals);
+    if (got.toBlock + 1n > this.next) this.next = got.toBlock + 1n;
+    return this.reveals;
+  }
+}
+
+export interface MergeStepContext {
+  spec: ModelSpec;
+  specDigest: Hex;
+  modelId: bigint;
+  shard: number;
+  lane: number;
+  chain: { client: AnyClient; account: Account; deployment: Deployment };
+  store: ContentStore;
+  /** The lane's journal: the merge journals live under its directory. */
+  journal: Journal;
+  merges: MergeLog;
+  scanner: RevealScanner;
+  /** Bound on fetching another lane's checkpoint. */
+  fetchTimeoutMs: number;
+  /** After the deadline, how long to wait for the merger's reveal (default: the round's reveal window). */
+  mergerWaitMs?: number | undefined;
+  shouldStop: () => boolean;
+  emit: (e: MergeEvent) => void;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const POLL_MS = 500;
+
+/**
+ * Merges round `round` on this node's shard (see the module comment); `known` holds the states at
+ * hand by root (this lane's checkpoint of the round, the merge it started from). Returns the
+ * merged round and its state, or undefined when the node was stopped meanwhile.
+ */
+export async function mergeRound(
+  ctx: MergeStepContext,
+  round: number,
+  known: ReadonlyMap<Hex, StageState>,
+): Promise<{ merged: MergedRound; state: StageState } | undefined> {
+  const expect = { modelId: String(ctx.modelId), specDigest: ctx.specDigest };
+  const done = ctx.merges.get(round);
+  if (done) return { merged: done, state: await ctx.merges.load(ctx.spec, ctx.shard, expect, done) };
+  const { client, deployment, account } = ctx.chain;
+  const s = ctx.shard;
+
+  // A merge this node sealed before a restart is carried on-chain first: never sealed twice.
+  const own = await ownMergeCommit(ctx, round);
+
+  const revealWindow = Number((await getRoundParams(client, { deployment, modelId: ctx.modelId, round })).revealWindow);
+  const read = async (): Promise<{ input: MergePlanInput; plan: MergePlan }> => {
+    const input = await readRoundState(client, {
+      deployment,
+      modelId: ctx.modelId,
+      round: BigInt(round),
+      shardCount: ctx.spec.shards.length,
+      revealWindow,
+      reveals: await ctx.scanner.scan(),
+    });
+    return { input, plan: planMerge(input) };
+  };
+  let { input, plan } = await read();
+  while (plan.deadline === undefined) {
+    // This lane's reveal is on-chain; an RPC node behind the one that took it may not show it yet.
+    if (ctx.shouldStop()) return undefined;
+    await sleep(POLL_MS);
+    ({ input, plan } = await read());
+  }
+  ctx.emit({ type: "merging", round, phase: "deadline", deadline: plan.deadline });
+  if (!(await waitPastChainTime(client, plan.deadline, ctx.shouldStop))) return undefined;
+  ({ input, plan } = await read());
+  if (plan.lanes.length === 0)
+    throw new NodeError(`No lane of round ${round} can be merged on shard ${s}.`, {
+      retryable: true,
+      details: "every lane was late, rejected, built on another base, or has a mismatched link",
+    });
+  const baseCommit = acceptedMerge(
+    input.commits.filter((c) => c.checkpoint.round === BigInt(round - 1)),
+    ctx.spec.shards.length,
+  )[s];
+  const build = (attempt: number, nonce: Hex) =>
+    buildMerge(
+      {
+        spec: ctx.spec,
+        specDigest: ctx.specDigest,
+        modelId: ctx.modelId,
+        store: ctx.store,
+        fetchTimeoutMs: ctx.fetchTimeoutMs,
+        known,
+      },
+      { plan, shard: s, attempt, baseCommit, nonce },
+    );
+  const adopt = async (built: MergeContent, committer: Address, commitId: Hex, mine: boolean) => {
+    const file = `merge-${round}.safetensors`;
+    await writeFileAtomic(join(ctx.merges.dir, file), built.bytes);
+    const merged: MergedRound = {
+      round,
+      attempt: built.attempt,
+      lanes: built.lanes,
+      root: built.root,
+      file,
+      committer,
+      commitId,
+      own: mine,
+    };
+    await ctx.merges.add(merged);
+    ctx.emit({ type: "merged", ...merged, committer });
+    return { merged, state: built.state };
+  };
+
+  // The merger (the lowest merged lane's node) commits at once; the others wait for its reveal.
+  const merger = plan.lanes[0] === ctx.lane;
+  if (!merger && !plan.accepted[s] && !own) {
+    ctx.emit({ type: "merging", round, phase: "waiting", lanes: plan.lanes });
+    const until = Date.now() + (ctx.mergerWaitMs ?? revealWindow * 1000);
+    while (!plan.accepted[s] && Date.now() < until) {
+      if (ctx.shouldStop()) return undefined;
+      await sleep(POLL_MS);
+      ({ input, plan } = await read());
+    }
+  }
+  const accepted = plan.accepted[s];
+  if (accepted) {
+    // The merger's nonce is in its manifest (the commit's transcript).
+    const manifest = await fetchBounded(
+      ctx.store,
+      accepted.checkpoint.transcriptURI,
+      transcriptMaxBytes(ctx.spec),
+      ctx.fetchTimeoutMs,
+    );
+    if ("error" in manifest)
+      throw new MergeInputError(`the manifest of the accepted merge of round ${round} is not fetched`, manifest.error);
+    const nonce = manifestNonce(manifest.bytes) ?? randomNonce();
+    const built = await build(accepted.checkpoint.lane - MERGE_LANES, nonce);
+    if (built.checkpoint.root === accepted.checkpoint.root)
+      return adopt(
+        contentOf(built),
+        accepted.checkpoint.owner,
+        accepted.commitId,
+        accepted.checkpoint.owner.toLowerCase() === account.address.toLowerCase(),
+      );
+    ctx.emit({ type: "merging", round, phase: "mismatch", attempt: built.attempt, lanes: built.lanes });
+  }
+  // This node's own merge is on-chain (not the accepted one, or not yet accepted): it goes on from it.
+  if (own) return adopt(own, account.address, own.commitId, true);
+  // An attempt another node sealed but has not revealed yet is taken too.
+  let attempt = plan.nextAttempt[s]!;
+  const onChain = (k: number) =>
+    getCommit(client, { deployment, modelId: ctx.modelId, shard: s, round: BigInt(round), lane: MERGE_LANES + k });
+  while ((await onChain(attempt)).status !== "none") attempt++;
+  const built = await build(attempt, randomNonce());
+  ctx.emit({ type: "merging", round, phase: "committing", attempt: built.attempt, lanes: built.lanes });
+  const rec = await commitMerge(ctx, built, round);
+  return adopt(contentOf(built), account.address, rec.commitId!, true);
+}
+
+/** What a node goes on from: a merge's attempt, lanes, state and checkpoint file. */
+interface MergeContent {
+  attempt: number;
+  lanes: number[];
+  state: StageState;
+  bytes: Uint8Array;
+  root: Hex;
+}
+
+const contentOf = (b: BuiltMerge): MergeContent => ({
+  attempt: b.attempt,
+  lanes: b.lanes,
+  state: b.state,
+  bytes: b.checkpoint.bytes,
+  root: b.checkpoint.root,
+});
+
+/**
+ * Waits until the chain's latest block is past `deadline` (unix seconds): no later reveal can then
+ * count. The latest block of a development chain that mines on demand lags its clock (which may
+ * run ahead of the wall clock): such a chain is asked to mine a block at each look. Elsewhere the
+ * wall clock says when to look. False when stopped meanwhile.
+ */
+export async function waitPastChainTime(
+  client: AnyClient,
+  deadline: number,
+  shouldStop: () => boolean,
+): Promise<boolean> {
+  const dev = DEV_CHAIN_IDS.has(await getChainId(client));
+  for (;;) {
+    if (dev) await client.request({ method: "evm_mine" } as never).catch(() => {});
+    const latest = Number((await getBlock(client, { blockTag: "latest" })).timestamp);
+    if (latest > deadline) return true;
+    if (shouldStop()) return false;
+    // On a development chain the fresh block's time is the chain's clock; elsewhere, the wall clock.
+    const now = dev ? latest : Math.max(latest, Date.now() / 1000);
+    await sleep(Math.min(5_000, Math.max(dev ? 50 : POLL_MS, (deadline - now) * 1000 + 50)));
+  }
+}
+
+const attemptDir = (ctx: MergeStepContext, attempt: number) => join(ctx.journal.dir, `merge-${attempt}`);
+
+const openAttempt = (ctx: MergeStepContext, attempt: number) =>
+  Journal.open(attemptDir(ctx, attempt), {
+    modelId: String(ctx.modelId),
+    shard: ctx.shard,
+    lane: MERGE_LANES + attempt,
+    specDigest: ctx.specDigest,
+    owner: ctx.chain.account.address,
+  });
+
+const commitContext = (ctx: MergeStepContext, attempt: number, journal: Journal) => ({
+  ...ctx.chain,
+  journal,
+  store: ctx.store,
+  modelId: ctx.modelId,
+  shard: ctx.shard,
+  lane: MERGE_LANES + attempt,
+});
+
+/** Journals `built` as a decided round of its attempt's journal, then seals and reveals it. */
+async function commitMerge(ctx: MergeStepContext, built: BuiltMerge, round: number) {
+  await mkdir(attemptDir(ctx, built.attempt), { recursive: true, mode: 0o700 });
+  const journal = await openAttempt(ctx, built.attempt);
+  if (!journal.record(round)) {
+    const checkpointFile = `round-${round}.safetensors`;
+    const transcriptFile = `round-${round}.merge.json`;
+    await writeFileAtomic(join(journal.dir, checkpointFile), built.checkpoint.bytes);
+    await writeFileAtomic(join(journal.dir, transcriptFile), built.manifest);
+    const f = built.fields;
+    await journal.addDecided({
+      round,
+      phase: "decided",
+      parentRoot: f.parentRoot,
+      root: f.root,
+      checkpointFile,
+      transcriptFile,
+      transcriptDigest: f.transcriptDigest,
+      sentActivations: f.sentActivations,
+      receivedActivations: f.receivedActivations,
+      sentGradients: f.sentGradients,
+      receivedGradients: f.receivedGradients,
+      workUnits: "0",
+      lossMicros: "0",
+      evalLoss: null,
+    });
+  }
+  return commitRound(commitContext(ctx, built.attempt, journal), round, (phase) =>
+    ctx.emit({ type: "merging", round, phase, attempt: built.attempt }),
+  );
+}
+
+/** This node's merge commit of `round` from before a restart, carried to `revealed`. */
+async function ownMergeCommit(
+  ctx: MergeStepContext,
+  round: number,
+): Promise<(MergeContent & { commitId: Hex }) | undefined> {
+  const attempts = (await readdir(ctx.journal.dir).catch(() => [] as string[]))
+    .map((d) => /^merge-(\d+)$/.exec(d)?.[1])
+    .filter((a): a is string => a !== undefined)
+    .map(Number)
+    .sort((a, b) => a - b);
+  for (const attempt of attempts) {
+    const journal = await openAttempt(ctx, attempt);
+    const rec = journal.record(round);
+    if (!rec) continue;
+    const done = await commitRound(commitContext(ctx, attempt, journal), round, (phase) =>
+      ctx.emit({ type: "merging", round, phase, attempt }),
+    );
+    const bytes = await readFile(join(journal.dir, rec.checkpointFile));
+    const { state, root } = decodeCheckpoint(stageLayout(ctx.spec, ctx.shard), bytes, {
+      modelId: String(ctx.modelId),
+      specDigest: ctx.specDigest,
+    });
+    // The tag is [round, attempt, nonce (8 words), ...lanes].
+    return { attempt, lanes: [...(state.mergeTag ?? [])].slice(10), state, bytes, root, commitId: done.commitId! };
+  }
+  return undefined;
+}
