@@ -112,7 +112,7 @@ describe("merge plan: which lanes of a round merge, from on-chain state alone", 
     assert.deepEqual(plan2.lanes, [0]);
   });
 
-  it("the accepted merge is the complete attempt revealed first; the next attempt is the first free on every shard", () => {
+  it("the accepted merge is the complete attempt revealed first; each shard's next attempt completes one across shards", () => {
     const lanes = mergedLanesBitmap([0]);
     const m = (shard: number, attempt: number, block: bigint, status: CommitStatusName = "pending") =>
       commit(shard, 1n, MERGE_LANES + attempt, { root: root(`m${attempt}-${shard}`), block, status, lanes });
@@ -142,7 +142,22 @@ describe("merge plan: which lanes of a round merge, from on-chain state alone", 
       linkMatched: allMatched,
     });
     assert.deepEqual(plan.accepted, [undefined, undefined]);
-    assert.deepEqual(plan.nextAttempt, [2, 2]);
+    // Shard 0 joins attempt 1 (shard 1's is alive and names these lanes); shard 1 has used 0 and 1.
+    assert.deepEqual(plan.nextAttempt, [1, 2]);
+    // An attempt whose other shard is rejected, or names other lanes, is skipped.
+    const skip = planMerge({
+      round: 1n,
+      shardCount: 2,
+      revealWindow: 10,
+      commits: [
+        commit(0, 1n, 0),
+        commit(1, 1n, 0),
+        m(1, 0, 1n, "rejected"),
+        { ...m(1, 1, 2n), checkpoint: { ...m(1, 1, 2n).checkpoint, sentActivations: mergedLanesBitmap([1]) } },
+      ],
+      linkMatched: allMatched,
+    });
+    assert.deepEqual(skip.nextAttempt, [2, 2]);
   });
 
   it("commits on another parent neither start the round's clock nor merge; round r + 1 waits for r's merge", () => {

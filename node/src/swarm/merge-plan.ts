@@ -73,8 +73,9 @@ export interface MergePlan {
   /** Per shard, the accepted merge commit of the round (all or none). */
   accepted: (RoundCommit | undefined)[];
   /**
-   * Per shard (the same for all: an attempt is one number across shards), the lowest merge attempt
-   * with no revealed commit on any shard (a sealed, unrevealed one may still hold it: try the next).
+   * Per shard, the attempt to commit a merge at: the lowest with no revealed commit on this shard
+   * whose commits on other shards are not rejected and name this plan's lanes, so that one attempt
+   * completes across shards (a sealed, unrevealed commit may still hold it: try the next).
    */
   nextAttempt: number[];
 }
@@ -152,18 +153,25 @@ export function planMerge(input: MergePlanInput): MergePlan {
     lanes.map((lane) => onBase.find((t) => t.checkpoint.shard === s && t.checkpoint.lane === lane)!),
   );
   const merges = mergesOf(round);
-  const used = new Set(merges.map((m) => m.checkpoint.lane - MERGE_LANES));
-  let next = 0;
-  while (used.has(next)) next++;
+  const bitmap = lanes.length === 0 ? undefined : mergedLanesBitmap(lanes);
+  // Per shard: the lowest attempt free there whose commits on the other shards (if any) are alive
+  // and name this plan's lanes, so that the shards of one attempt complete it together.
+  const nextAttempt = shards.map((s) => {
+    for (let k = 0; ; k++) {
+      const at = merges.filter((m) => m.checkpoint.lane - MERGE_LANES === k);
+      if (at.some((m) => m.checkpoint.shard === s)) continue;
+      if (at.every((m) => m.status !== "rejected" && m.checkpoint.sentActivations === bitmap)) return k;
+    }
+  });
   return {
     round,
     base,
     deadline,
     lanes,
-    bitmap: lanes.length === 0 ? undefined : mergedLanesBitmap(lanes),
+    bitmap,
     laneCommits,
     accepted: acceptedMerge(merges, shardCount),
-    nextAttempt: shards.map(() => next),
+    nextAttempt,
   };
 }
 
