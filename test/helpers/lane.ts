@@ -68,6 +68,8 @@ export interface RunLaneOptions {
   appealWaitMs?: number | undefined;
   /** Each shard's content node, opened beforehand (`runLanes`); default: opened here. */
   nodes?: ContentNode[] | undefined;
+  /** A merging model's lane that leaves merging to the test (`noMergeStep`). */
+  noMergeStep?: boolean | undefined;
 }
 
 export interface LaneRun {
@@ -225,6 +227,7 @@ export class Lab {
             peerTimeoutMs: 20_000,
             appealWaitMs: opts.appealWaitMs ?? 10_000,
             tamper: adversary && adversaryTamper(adversary, shard),
+            noMergeStep: opts.noMergeStep,
             onEvent: (e) => events[shard]!.push(e),
           });
         }),

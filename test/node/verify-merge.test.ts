@@ -231,12 +231,13 @@ describe("verifiers recompute merges: attest the right one, slash the wrong ones
     const node = await lab.contentNode("merger");
     const src = { spec, specDigest: m.specDigest, modelId: m.modelId, store: node.store, fetchTimeoutMs: 5_000 };
     const [lane0, lane1] = await Promise.all([
-      lab.runLane({ model: m, lane: 0, rounds: 1, trainers: [1, 2] }),
+      lab.runLane({ model: m, lane: 0, rounds: 1, trainers: [1, 2], noMergeStep: true }),
       lab.runLane({
         model: m,
         lane: 1,
         rounds: 1,
         trainers: [6, 7],
+        noMergeStep: true,
         adversary: { shard: 1, adversary: { kind: "perturb-weights" } },
       }),
     ]);

@@ -134,6 +134,12 @@ export interface SwarmNodeOptions {
    * Default: true, false for a node given a `tamper` hook.
    */
   appeal?: boolean | undefined;
+  /**
+   * Merging mode without the merge step (default false): the node commits its rounds and leaves
+   * merging to others, going on from its own checkpoint. For a node that only trains one round, or
+   * tools and tests that commit merges themselves.
+   */
+  noMergeStep?: boolean | undefined;
   /** Merging mode: after the merge deadline, how long to wait for the merger's reveal (default: the reveal window). */
   mergeWaitMs?: number | undefined;
   /** Merging mode: bound on fetching another lane's checkpoint (default 30 s). */
@@ -316,7 +322,7 @@ export async function runSwarmNode(opts: SwarmNodeOptions): Promise<SwarmRunResu
   await settleLinks();
 
   // Merging mode: after each revealed round, the merge step; the next round starts from the merge.
-  const merges = opts.spec.training.merge ? await MergeLog.open(dir) : undefined;
+  const merges = opts.spec.training.merge && !opts.noMergeStep ? await MergeLog.open(dir) : undefined;
   const mergeCtx = merges && {
     spec: opts.spec,
     specDigest: opts.specDigest,
