@@ -62,9 +62,10 @@ export interface LineageNode {
   minted: bigint | null;
   /**
    * Why it was rejected (`dispute`: voted invalid; `parentRejected`: an orphan; `rootReclaimed`: a
-   * copy of a root that an earlier seal revealed), else null.
+   * copy of a root that an earlier seal revealed; `mergedLaneRejected`: a merge taken down because
+   * a lane it merged was rejected), else null.
    */
-  rejectReason: "dispute" | "parentRejected" | "rootReclaimed" | null;
+  rejectReason: "dispute" | "parentRejected" | "rootReclaimed" | "mergedLaneRejected" | null;
   challenges: LineageChallenge[];
   /** Block of the reveal. */
   revealedBlock: bigint;
@@ -88,7 +89,7 @@ const finalizedEvent = getAbiItem({ abi: contributionLedgerAbi, name: "Checkpoin
 const rejectedEvent = getAbiItem({ abi: contributionLedgerAbi, name: "CheckpointRejected" });
 const challengedEvent = getAbiItem({ abi: contributionLedgerAbi, name: "CheckpointChallenged" });
 
-const REJECT_REASONS = ["dispute", "parentRejected", "rootReclaimed"] as const;
+const REJECT_REASONS = ["dispute", "parentRejected", "rootReclaimed", "mergedLaneRejected"] as const;
 
 /**
  * The checkpoint lineage of a shard, from the ledger's events: every revealed checkpoint with its
