@@ -36,7 +36,7 @@ const compiler = {
 
 /**
  * The ledger is the largest contract: at 10,000 runs its code passes the 24,576-byte limit of
- * EIP-170, so it is optimized for size (1 run, 216 bytes to spare with merge commits), which
+ * EIP-170, so it is optimized for size (1 run, 29 bytes to spare with merge commits), which
  * costs little gas per call. Its next feature needs a split (the dispute game in a contract of
  * its own).
  */

@@ -43,7 +43,7 @@ contract ContributionLedger is IContributionLedger, EIP712, ReentrancyGuardTrans
     );
     uint8 public constant MAX_DISPUTES = 8;
     /// @notice The first merge lane: lanes from here on hold merges of the training lanes below 256.
-    uint32 public constant MERGE_LANES = 1 << 31;
+    uint32 internal constant MERGE_LANES = 1 << 31;
 
     bytes32 private constant LINK_MATCHED = bytes32(uint256(1));
     bytes32 private constant LINK_MISMATCHED = bytes32(uint256(2));
@@ -155,12 +155,14 @@ contract ContributionLedger is IContributionLedger, EIP712, ReentrancyGuardTrans
         if (block.timestamp > uint256(commitTime) + params.revealWindow) {
             revert RevealWindowClosed(commitId, uint256(commitTime) + params.revealWindow);
         }
+        uint32 shardCount = registry.modelInfo(cp.modelId).shardCount;
         if (cp.lane >= MERGE_LANES) {
             // A merge mints nothing, and names one set of lanes on both sides of its links.
             if (cp.workUnits != 0) revert WorkOutOfRange(cp.workUnits, 0);
             if (cp.sentActivations != cp.receivedActivations || cp.sentActivations == 0) {
                 revert InvalidMergeLanes(commitId);
             }
+            _requireMergedLanes(commitId, cp, shardCount, false);
         } else if (cp.workUnits == 0 || cp.workUnits > params.maxWorkPerCommit) {
             revert WorkOutOfRange(cp.workUnits, params.maxWorkPerCommit);
         }
@@ -184,7 +186,6 @@ contract ContributionLedger is IContributionLedger, EIP712, ReentrancyGuardTrans
         });
         emit CheckpointRevealed(commitId, cp.modelId, cp.owner, cp);
 
-        uint32 shardCount = registry.modelInfo(cp.modelId).shardCount;
         // Stage s sends activations forward and receives gradients back; stage s + 1 reports
         // the same pair from its side. Equal pairs hash equally.
         if (cp.shard > 0) {
@@ -405,19 +406,9 @@ contract ContributionLedger is IContributionLedger, EIP712, ReentrancyGuardTrans
             if (cp.shard > 0) _requireMatched(commitId, cp, cp.shard - 1);
             if (cp.shard + 1 < shardCount) _requireMatched(commitId, cp, cp.shard);
         }
-        if (cp.lane >= MERGE_LANES) {
-            // Every commit of every merged lane first: a lane rejected later must still be able
-            // to take this merge down (`rejectMerge`).
-            uint256 lanes = uint256(cp.sentActivations);
-            for (uint32 lane; lanes != 0; (++lane, lanes >>= 1)) {
-                if (lanes & 1 == 0) continue;
-                for (uint32 shard; shard < shardCount; ++shard) {
-                    if (_states[_commitId(cp.modelId, shard, cp.round, lane)].status != CommitStatus.Finalized) {
-                        revert MergedLaneNotFinalized(commitId, shard, lane);
-                    }
-                }
-            }
-        }
+        // Every commit of every merged lane first: a lane rejected later must still be able to
+        // take this merge down (`rejectMerge`).
+        if (cp.lane >= MERGE_LANES) _requireMergedLanes(commitId, cp, shardCount, true);
 
         s.status = CommitStatus.Finalized;
         minted = (uint256(cp.workUnits) * params.workToTokenRate) / 1e18;
@@ -462,8 +453,8 @@ contract ContributionLedger is IContributionLedger, EIP712, ReentrancyGuardTrans
     function rejectMerge(Checkpoint calldata cp, uint32 shard, uint32 lane) external {
         (bytes32 commitId, CommitState storage s) = _pendingUndisputed(cp);
         if (
+            // A lane above 255 shifts every bit out: 0, not merged.
             cp.lane < MERGE_LANES ||
-            lane > 255 ||
             (uint256(cp.sentActivations) >> lane) & 1 == 0 ||
             _states[_commitId(cp.modelId, shard, cp.round, lane)].status != CommitStatus.Rejected
         ) revert MergedLaneNotRejected(commitId, shard, lane);
@@ -651,6 +642,27 @@ contract ContributionLedger is IContributionLedger, EIP712, ReentrancyGuardTrans
         commitId = _commitId(cp.modelId, cp.shard, cp.round, cp.lane);
         if (_states[commitId].status == CommitStatus.None) revert CommitNotFound(commitId);
         if (_hashes[commitId] != _checkpointHash(cp)) revert CheckpointMismatch(commitId);
+    }
+
+    /// @dev Each commit of each lane merge `cp` names: finalized (`finalizing`), or else, at its
+    /// reveal, not rejected (a merge naming a lane rejected before it could be withdrawn at will
+    /// through `rejectMerge`, escaping the slash of a wrong merge).
+    function _requireMergedLanes(
+        bytes32 commitId,
+        Checkpoint calldata cp,
+        uint32 shardCount,
+        bool finalizing
+    ) private view {
+        uint256 lanes = uint256(cp.sentActivations);
+        for (uint32 lane; lanes != 0; (++lane, lanes >>= 1)) {
+            if (lanes & 1 == 0) continue;
+            for (uint32 shard; shard < shardCount; ++shard) {
+                CommitStatus status = _states[_commitId(cp.modelId, shard, cp.round, lane)].status;
+                if (finalizing && status != CommitStatus.Finalized)
+                    revert MergedLaneNotFinalized(commitId, shard, lane);
+                if (!finalizing && status == CommitStatus.Rejected) revert InvalidMergeLanes(commitId);
+            }
+        }
     }
 
     /// @dev Id and state of a revealed, pending commit with no open dispute, or a revert.

@@ -259,7 +259,8 @@ interface IContributionLedger {
     error ParentNotFinalized(bytes32 commitId, bytes32 parentRoot);
     error ParentNotRejected(bytes32 commitId, bytes32 parentRoot);
     error PipelineUnverified(bytes32 commitId, uint32 boundary);
-    /// @notice A merge commit's activation digests are not one non-zero lane bitmap.
+    /// @notice A merge commit's activation digests are not one non-zero lane bitmap, or name a lane
+    /// with a commit already rejected (at the merge's reveal).
     error InvalidMergeLanes(bytes32 commitId);
     /// @notice A merge finalizes only after every commit of every lane it merged finalized.
     error MergedLaneNotFinalized(bytes32 commitId, uint32 shard, uint32 lane);
@@ -351,7 +352,8 @@ interface IContributionLedger {
 
     /// @notice Rejects a pending merge commit one of whose merged lanes has a rejected commit on
     /// `shard` (any shard: a cheater anywhere in a lane spoils the whole lane), and releases the
-    /// merger's lock (no slash: the merge was right when made). A corrected merge takes the next
+    /// merger's lock (no slash: the merge was right when made; a merge naming a lane already
+    /// rejected is refused at its reveal, `InvalidMergeLanes`). A corrected merge takes the next
     /// merge lane; what was built on this one is rejected by `rejectOrphan`. Not while a dispute
     /// on the merge is open. Anyone can call it.
     function rejectMerge(Checkpoint calldata cp, uint32 shard, uint32 lane) external;

@@ -4307,19 +4307,6 @@ export const contributionLedgerAbi = [
   },
   {
     "inputs": [],
-    "name": "MERGE_LANES",
-    "outputs": [
-      {
-        "internalType": "uint32",
-        "name": "",
-        "type": "uint32"
-      }
-    ],
-    "stateMutability": "view",
-    "type": "function"
-  },
-  {
-    "inputs": [],
     "name": "NODE_CONSENT_TYPEHASH",
     "outputs": [
       {

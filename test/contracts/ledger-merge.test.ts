@@ -211,6 +211,11 @@ describe("ContributionLedger: merge commits", () => {
     assert.equal(await statusOf(f, lane1.cp1), Status.Rejected);
     assert.equal(await f.staking.read.activeStake([1n, addr(f, 3), Role.Trainer]), STAKE - SLASH);
 
+    // A merge naming a lane already rejected is refused at its reveal: otherwise its merger could
+    // withdraw a wrong merge at will through rejectMerge, with no slash.
+    const late = mergeCheckpoint(f, 1, 0, bitmap(0, 1), { attempt: 5 });
+    await revealReverts(f, 1, late, "InvalidMergeLanes", [await idOf(f, late)]);
+
     // Only a merged lane's rejected commit takes the merge down; not a training commit.
     await assertions.revertWithCustomErrorWithArgs(
       f.ledger.write.rejectMerge([bad[0]!, 1, 0]),
@@ -223,6 +228,12 @@ describe("ContributionLedger: merge commits", () => {
       f.ledger,
       "MergedLaneNotRejected",
       [badIds[0], 1, 2],
+    );
+    await assertions.revertWithCustomErrorWithArgs(
+      f.ledger.write.rejectMerge([bad[0]!, 1, 300]),
+      f.ledger,
+      "MergedLaneNotRejected",
+      [badIds[0], 1, 300],
     );
     await assertions.revertWithCustomErrorWithArgs(
       f.ledger.write.rejectMerge([lane1.cp0, 1, 1]),
