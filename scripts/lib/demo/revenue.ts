@@ -87,7 +87,7 @@ export async function inferThroughGateway(ctx: {
       `requestInference ${JSON.stringify(prompt)} → ${JSON.stringify(r.text)} (${r.tokens} characters, ${formatAmount(r.charged.amount, a.decimals, a.symbol)})`,
     );
   }
-  // The gateway settles once the batch is full (or on its interval).
+  // The gateway settles once the batch is full.
   let settled = 0;
   const events = () => gateway.process.events.filter((e) => e.event === "gateway.settled");
   for (let i = 0; i < 300 && (settled = events().reduce((n, e) => n + Number(e.settled), 0)) < receipts.length; i++)

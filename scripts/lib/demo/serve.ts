@@ -59,7 +59,8 @@ export async function startServers(ctx: {
     if (s === 0)
       args.push(
         ...["--currency", ctx.currency, "--price", ctx.price, "--gateway-port", "0"],
-        ...["--settle-batch", String(ctx.settleBatch), "--settle-interval", "5"],
+        // One batch of all the demo's receipts: the interval (a periodic tick) must not cut it.
+        ...["--settle-batch", String(ctx.settleBatch), "--settle-interval", "600"],
       );
     const onEvent = (e: NodeEvent) => {
       if (e.event === "gateway.served")
