@@ -122,6 +122,24 @@ export class Lab {
    * The content node called `name` (a verifier's, a copier's), opened on first use, connected to
    * every other content node opened so far: its store fetches what they published over bitswap.
    */
+  /**
+   * What verifier `v` runs with against `model` (`verifyOnce`/`runVerifier`): every lane replayed
+   * (rate 1), its own content node and data folder in the lab, 5 s fetches.
+   */
+  async verifierConfig(model: LabModel, v: Actor) {
+    return {
+      modelId: model.modelId,
+      spec: model.spec,
+      specDigest: model.specDigest,
+      chain: { client: v.client as never, account: v.account, deployment: this.deployment },
+      store: (await this.contentNode(`verifier-${v.index}`)).store,
+      backend: this.backend,
+      sampleRate: 1,
+      fetchTimeoutMs: 5_000,
+      dataDir: join(this.dir, `verifier-${v.index}`),
+    };
+  }
+
   async contentNode(name: string): Promise<ContentNode> {
     let node = this.named.get(name);
     if (!node) {

@@ -80,17 +80,7 @@ describe("replica lanes: two lanes of one model train concurrently, both are ver
     await lab?.close();
   });
 
-  const verifierOf = async (model: LabModel, v: Actor) => ({
-    modelId: model.modelId,
-    spec: model.spec,
-    specDigest: model.specDigest,
-    chain: { client: v.client as never, account: v.account, deployment: lab.deployment },
-    store: (await lab.contentNode(`verifier-${v.index}`)).store,
-    backend: lab.backend,
-    sampleRate: 1,
-    fetchTimeoutMs: 5_000,
-    dataDir: join(lab.dir, `verifier-${v.index}`),
-  });
+  const verifierOf = (model: LabModel, v: Actor) => lab.verifierConfig(model, v);
   const commitOf = (model: LabModel, lane: number, shard: number, round: number) =>
     getCommit(A.client as never, { deployment: lab.deployment, modelId: model.modelId, shard, round, lane });
   const balanceOf = async (model: LabModel, owner: Address, shard: number) =>

@@ -54,17 +54,7 @@ describe("verifiers catch each cheater; the ledger slashes it; honest peers lose
 
   /** One pass of verifier `v`, fetching over libp2p from every content node of the lab. */
   const pass = async (model: LabModel, v: Actor): Promise<VerifierPass> =>
-    verifyOnce({
-      modelId: model.modelId,
-      spec: model.spec,
-      specDigest: model.specDigest,
-      chain: { client: v.client as never, account: v.account, deployment: lab.deployment },
-      store: (await lab.contentNode(`verifier-${v.index}`)).store,
-      backend: lab.backend,
-      sampleRate: 1,
-      fetchTimeoutMs: 5_000,
-      dataDir: join(lab.dir, `verifier-${v.index}`),
-    });
+    verifyOnce(await lab.verifierConfig(model, v));
 
   /**
    * A then B check the new reveals (challenge / vote), unless `first` gives those passes; windows

@@ -150,17 +150,7 @@ describe("verifiers recompute merges: attest the right one, slash the wrong ones
   });
 
   const pass = async (model: LabModel, v: Actor): Promise<VerifierPass> =>
-    verifyOnce({
-      modelId: model.modelId,
-      spec: model.spec,
-      specDigest: model.specDigest,
-      chain: { client: v.client as never, account: v.account, deployment: lab.deployment },
-      store: (await lab.contentNode(`verifier-${v.index}`)).store,
-      backend: lab.backend,
-      sampleRate: 1,
-      fetchTimeoutMs: 5_000,
-      dataDir: join(lab.dir, `verifier-${v.index}`),
-    });
+    verifyOnce(await lab.verifierConfig(model, v));
   const commitOf = (model: LabModel, lane: number, shard: number) =>
     getCommit(A.client as never, { deployment: lab.deployment, modelId: model.modelId, shard, round: 1, lane });
   const stakeOf = async (model: LabModel, a: Actor) => {
