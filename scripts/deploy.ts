@@ -51,6 +51,9 @@ if (existing !== undefined && process.env.FORCE_DEPLOY !== "1") {
     console.log(`Already deployed on chain ${chainId} at block ${existing.blockNumber} (${file}).`);
     console.log("Set FORCE_DEPLOY=1 to deploy a new instance.");
     console.table(existing.contracts);
+    if (existing.contracts.laneDirectory === undefined) {
+      console.log("That deployment predates the LaneDirectory (`--lane auto`); FORCE_DEPLOY=1 deploys one with it.");
+    }
     process.exit(0);
   }
   console.log(`${file} names contracts with no code on this chain (a restarted local node?); deploying anew.`);

@@ -3,13 +3,15 @@ import { z } from "zod";
 
 import { validate, zAddress, zUint } from "./utils/schemas.js";
 
-/** Addresses of one deployment of the five protocol contracts. */
+/** Addresses of one deployment of the protocol contracts. */
 export interface ProtocolAddresses {
   registry: Address;
   token: Address;
   staking: Address;
   ledger: Address;
   settlement: Address;
+  /** The seat directory of replica lanes; absent in deployments made before it existed. */
+  laneDirectory?: Address | undefined;
 }
 
 /** Where the protocol lives on one chain: what every SDK action is given (or bound to). */
@@ -28,6 +30,7 @@ const zContracts = z.object({
   staking: zAddress,
   ledger: zAddress,
   settlement: zAddress,
+  laneDirectory: zAddress.optional(),
 });
 
 /** The shape of `deployments/<chainId>.json` (written by `npm run deploy`), and of explicit input. */

@@ -8,6 +8,7 @@ export const SDK_CONTRACTS = [
   ["Staking", "stakingAbi"],
   ["ContributionLedger", "contributionLedgerAbi"],
   ["InferenceSettlement", "inferenceSettlementAbi"],
+  ["LaneDirectory", "laneDirectoryAbi"],
 ] as const;
 
 export const GENERATED_ABIS_FILE = path.resolve(import.meta.dirname, "..", "..", "sdk", "abis", "generated.ts");

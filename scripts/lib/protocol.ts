@@ -17,6 +17,9 @@ import type { ProtocolAddresses } from "../../sdk/deployment.js";
 
 export type { ProtocolAddresses };
 
+/** What `deployProtocol` deploys: every contract, the lane directory included. */
+export type DeployedAddresses = ProtocolAddresses & { laneDirectory: Address };
+
 export interface DeployProtocolOptions {
   /** Seconds between an escrow withdrawal request and the withdrawal (default one day). */
   escrowWithdrawalDelay?: bigint;
@@ -27,7 +30,7 @@ export const DEFAULT_ESCROW_WITHDRAWAL_DELAY = 86_400n;
 export { DEFAULT_ROUND_PARAMS, sealedHash } from "../../sdk/constants.js";
 
 /**
- * Deploys the five protocol contracts from the first wallet of `viem`.
+ * Deploys the six protocol contracts from the first wallet of `viem`.
  *
  * The contracts refer to each other through immutables (the token and staking trust exactly one
  * ledger, the token exactly one settlement contract), so nothing can be re-pointed after
@@ -41,12 +44,13 @@ export async function deployProtocol(viem: HardhatViemHelpers, options: DeployPr
   const from = wallet.account.address;
   const nonce = await publicClient.getTransactionCount({ address: from, blockTag: "pending" });
   const at = (offset: number) => getContractAddress({ from, nonce: BigInt(nonce + offset) });
-  const predicted: ProtocolAddresses = {
+  const predicted: DeployedAddresses = {
     registry: at(0),
     token: at(1),
     staking: at(2),
     ledger: at(3),
     settlement: at(4),
+    laneDirectory: at(5),
   };
 
   const registry = await viem.deployContract("ModelRegistry", [predicted.ledger]);
@@ -58,15 +62,17 @@ export async function deployProtocol(viem: HardhatViemHelpers, options: DeployPr
     token.address,
     options.escrowWithdrawalDelay ?? DEFAULT_ESCROW_WITHDRAWAL_DELAY,
   ]);
+  const laneDirectory = await viem.deployContract("LaneDirectory", [registry.address, staking.address]);
 
-  const actual: ProtocolAddresses = {
+  const actual: DeployedAddresses = {
     registry: registry.address,
     token: token.address,
     staking: staking.address,
     ledger: ledger.address,
     settlement: settlement.address,
+    laneDirectory: laneDirectory.address,
   };
-  for (const key of Object.keys(predicted) as (keyof ProtocolAddresses)[]) {
+  for (const key of Object.keys(predicted) as (keyof DeployedAddresses)[]) {
     if (getAddress(predicted[key]) !== getAddress(actual[key])) {
       throw new Error(
         `deployProtocol: ${key} landed at ${actual[key]}, not at the predicted ${predicted[key]}; ` +
@@ -74,7 +80,7 @@ export async function deployProtocol(viem: HardhatViemHelpers, options: DeployPr
       );
     }
   }
-  return { registry, token, staking, ledger, settlement, addresses: actual };
+  return { registry, token, staking, ledger, settlement, laneDirectory, addresses: actual };
 }
 
 export type Protocol = Awaited<ReturnType<typeof deployProtocol>>;

@@ -3,12 +3,13 @@ import { parseAbi } from "viem";
 import {
   contributionLedgerAbi,
   inferenceSettlementAbi,
+  laneDirectoryAbi,
   modelRegistryAbi,
   shardTokenAbi,
   stakingAbi,
 } from "./generated.js";
 
-export { contributionLedgerAbi, inferenceSettlementAbi, modelRegistryAbi, shardTokenAbi, stakingAbi };
+export { contributionLedgerAbi, inferenceSettlementAbi, laneDirectoryAbi, modelRegistryAbi, shardTokenAbi, stakingAbi };
 
 /** OpenZeppelin's ERC-20 errors (IERC6093), which staking tokens and currencies may raise. */
 export const erc20ErrorsAbi = parseAbi([
@@ -36,6 +37,7 @@ export const protocolErrorsAbi = [
   ...errorsOf(stakingAbi),
   ...errorsOf(contributionLedgerAbi),
   ...errorsOf(inferenceSettlementAbi),
+  ...errorsOf(laneDirectoryAbi),
   ...erc20ErrorsAbi,
 ];
 

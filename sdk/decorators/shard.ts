@@ -5,6 +5,7 @@ import { modelActions } from "./models.js";
 import { capTableActions } from "./ownership-events.js";
 import { ownershipActions } from "./ownership.js";
 import { revenueActions } from "./revenue.js";
+import { seatActions } from "./seats.js";
 import { stakingActions } from "./staking.js";
 import { tokenActions } from "./tokens.js";
 
@@ -26,6 +27,7 @@ export const shardActions = (deployment: Deployment) => (client: AnyClient) => (
   ...stakingActions(deployment)(client),
   ...revenueActions(deployment)(client),
   ...tokenActions(deployment)(client),
+  ...seatActions(deployment)(client),
 });
 
 export type ShardActions = ReturnType<ReturnType<typeof shardActions>>;

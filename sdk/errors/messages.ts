@@ -11,6 +11,7 @@ type Args = Record<string, unknown>;
 const ROLES = ["trainer", "verifier"];
 const STATUSES = ["none", "sealed", "pending", "finalized", "rejected"];
 const at = (seconds: unknown) => new Date(Number(seconds) * 1000).toISOString();
+const ZERO = "0x0000000000000000000000000000000000000000";
 const role = (r: unknown) => ROLES[Number(r)] ?? `role ${String(r)}`;
 
 const messages = {
@@ -139,6 +140,15 @@ const messages = {
   NotSelf: (a) => `Only the settlement contract itself may call this; ${a.caller} is not it.`,
   ReceiptExpired: (a) => `Receipt ${a.nonce} of ${a.payer} expired at ${at(a.deadline)}.`,
   WithdrawalLocked: (a) => `The escrow withdrawal of ${a.payer} in ${a.currency} unlocks at ${at(a.unlockAt)}.`,
+  // LaneDirectory
+  InsufficientSeatStake: (a) =>
+    `${a.account} has ${a.active} active trainer stake in model ${a.modelId}; its seats need ${a.required} (the minimum trainer stake per seat).`,
+  InvalidLease: (a) => `A seat lease must be between 1 second and one day; got ${a.leaseSeconds} s.`,
+  InvalidPeerRecord: (a) => `A seat's peer record must be 1 to 512 bytes; got ${a.length}.`,
+  LaneOutOfRange: (a) => `Lane ${a.lane} is out of range: seats exist for lanes 0 to 1023.`,
+  NotSeatHolder: (a) =>
+    `Only the holder of the seat may leave it; ${a.caller} is not (${a.holder === ZERO ? "the seat is free" : `held by ${a.holder}`}).`,
+  SeatTaken: (a) => `The seat is held by ${a.holder} until ${at(a.expiresAt)}; pick another lane.`,
   // ERC-20 (OpenZeppelin IERC20Errors), raised by staking tokens and currencies
   ERC20InsufficientBalance: (a) => `${a.sender} holds ${a.balance} of the token but ${a.needed} are needed.`,
   ERC20InsufficientAllowance: (a) =>

@@ -55,3 +55,20 @@ export class DeploymentNotFoundError extends ShardBaseError {
     });
   }
 }
+
+/**
+ * The deployment names no address for a contract an action needs: it was made before that
+ * contract existed (the lane directory is the sixth contract; older deployment files lack it).
+ */
+export class ContractNotDeployedError extends ShardBaseError {
+  override name = "ContractNotDeployedError";
+  readonly contract: string;
+  constructor(action: string, contract: string, chainId: number) {
+    super(`${action} needs the ${contract} contract, but the deployment for chain ${chainId} has none.`, {
+      details:
+        "the deployment predates it: deploy the protocol again (`FORCE_DEPLOY=1 npm run deploy`) " +
+        `or add \`contracts.${contract}\` to the deployment`,
+    });
+    this.contract = contract;
+  }
+}
