@@ -58,8 +58,8 @@ const CONFIG_OPTIONS: Partial<Record<ConfigPath, () => Option>> = {
   deployment: () => new Option("--deployment <path>", "deployment JSON (default: deployments/<chainId>.json)"),
   lane: () =>
     new Option(
-      "--lane <n>",
-      `replica lane of the shard (default ${DEFAULTS.lane}); lanes whose spec sets training.merge merge after each round`,
+      "--lane <n|auto>",
+      `replica lane of the shard (default ${DEFAULTS.lane}: a free seat in the model's lane directory, or this account's own after a restart); lanes whose spec sets training.merge merge after each round`,
     ),
   backend: () =>
     new Option("--backend <name>", `training backend (default ${DEFAULTS.backend})`).choices(BACKEND_CHOICES),
@@ -221,7 +221,7 @@ function registerTrain(program: Command) {
       .command("train")
       .summary("train this node's shard in the model's swarm, checkpoint and commit each round")
       .description(
-        "Joins the swarm of the configured model as its shard: receives activations from the previous shard and gradients from the next over libp2p, trains round after round, writes each round's checkpoint (safetensors) and transcript, adds them to IPFS and commits them on-chain. Needs the trainer stake. Ctrl-C stops after the current step; restarting resumes from the last decided round.",
+        "Joins the swarm of the configured model as its shard: takes a lane (a seat in the model's lane directory on-chain, announcing this node's addresses; --lane auto by default), finds the lane's neighbouring shards in their seats (or --peer-prev/--peer-next), receives activations from the previous shard and gradients from the next over libp2p, trains round after round, writes each round's checkpoint (safetensors) and transcript, adds them to IPFS and commits them on-chain. In merging mode (the spec sets training.merge) each round's lanes are merged per shard, and a node joining late starts from the newest merge, fetched over IPFS. Needs the trainer stake. Ctrl-C stops after the current step; restarting resumes from the last decided round.",
       )
       .option(
         "--spec <file>",
@@ -233,6 +233,11 @@ function registerTrain(program: Command) {
         flagDefault(DEFAULTS.train.peerTimeout),
       )
       .option(
+        "--seat-lease <seconds>",
+        "lease of the lane's seat, renewed at half while the node runs (60 to 86400)",
+        flagDefault(DEFAULTS.train.seatLease),
+      )
+      .option(
         "--reconnect <seconds>",
         "keep reconnecting to the neighbours this long before exiting (code 75)",
         flagDefault(DEFAULTS.train.reconnect),
@@ -241,7 +246,8 @@ function registerTrain(program: Command) {
         "after",
         examples([
           "shard-node train --shard 1 --listen /ip4/0.0.0.0/tcp/4102",
-          "shard-node train --shard 0 --peer-next /ip4/10.0.0.2/tcp/4102/p2p/12D3Koo... --rounds 10",
+          "shard-node train --shard 0 --rounds 10",
+          "shard-node train --shard 0 --lane 2 --peer-next /ip4/10.0.0.2/tcp/4102/p2p/12D3Koo...",
           "shard-node train --json 2>events.ndjson",
         ]),
       )

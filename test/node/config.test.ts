@@ -115,7 +115,7 @@ describe("config errors", () => {
       `chainId | ${file} | must be a positive integer`,
       "confirmations | env SHARD_NODE_CONFIRMATIONS | must be a positive integer",
       `ipfs.kuboUrl | ${file} | must be a http/https URL, not ftp://`,
-      "lane | flag --lane | must be an integer from 0 to 4294967295",
+      'lane | flag --lane | must be "auto" or an integer from 0 to 4294967295',
       `listen.1 | ${file} | must be a multiaddr such as /ip4/127.0.0.1/tcp/4001 (String multiaddr must start with "/")`,
       `peers.prevv | ${file} | unknown key (did you mean "prev"?)`,
       `rpcURL | ${file} | unknown key (did you mean "rpcUrl"?)`,

@@ -18,6 +18,7 @@ import {
   type TokenInfo,
 } from "./common.js";
 import { holderConfigOf } from "./holder.js";
+import { Journal } from "../swarm/journal.js";
 import { holderStatus, type HolderStatusResult } from "./status-holder.js";
 
 export const statusOptionsSchema = globalOptionsSchema.extend({
@@ -98,7 +99,12 @@ export async function status(options: StatusOptions, out: Output): Promise<Statu
   const { config, address, connection } = await openReader(globals);
   try {
     const { publicClient } = connection;
-    const { modelId, shard, lane } = config;
+    const { modelId, shard } = config;
+    // `auto`: the lane this folder trained (its lowest with a journal), else 0.
+    const lane =
+      config.lane === "auto"
+        ? ((await Journal.localLanes(config.dataDir, String(modelId), shard))[0] ?? 0)
+        : config.lane;
     const model = await readModel(connection, modelId);
     const warnings: string[] = [];
     if (shard >= model.shardCount) {

@@ -1,4 +1,4 @@
-import { getStake } from "shard-protocol/sdk";
+import { type SeatPeer, getStake } from "shard-protocol/sdk";
 import { z } from "zod";
 
 import { DEFAULTS } from "../config/defaults.js";
@@ -8,7 +8,9 @@ import { isShuttingDown, onShutdown } from "../exit.js";
 import { initBackend } from "../ml/backend.js";
 import type { ModelSpec } from "../ml/spec.js";
 import { toJson, type Output } from "../output.js";
+import { Journal } from "../swarm/journal.js";
 import { type SwarmEvent, runSwarmNode } from "../swarm/node.js";
+import { type SeatContext, Seat, SeatTakenError, chooseLane } from "../swarm/seats.js";
 import {
   authorizeOwnKey,
   formatAmount,
@@ -25,6 +27,8 @@ export const trainOptionsSchema = globalOptionsSchema.extend(configOptionsSchema
   spec: z.string().min(1).optional(),
   /** Seconds to wait for a neighbour's tensor before giving the round up. */
   peerTimeout: z.coerce.number().positive().max(3600).default(DEFAULTS.train.peerTimeout),
+  /** Seconds of each lease of the lane's seat (renewed while the node runs). */
+  seatLease: z.coerce.number().int().min(60).max(86_400).default(DEFAULTS.train.seatLease),
   /** Seconds to keep reconnecting to the neighbours before exiting (retryable). */
   reconnect: z.coerce.number().positive().max(86_400).default(DEFAULTS.train.reconnect),
 });
@@ -105,6 +109,24 @@ async function trainWith(
     const spec = await loadModelSpec(model, store, o.spec);
     const backend = await initBackend(config.backend);
     const addrs = host.multiaddrs();
+    const { lane, seat } = await takeLane(
+      {
+        client: walletClient as never,
+        account,
+        deployment,
+        modelId,
+        shardCount: model.shardCount,
+        shard: config.shard,
+      },
+      config,
+      () => ({ peerId: host.peerId, addrs: announcedAddrs(host.multiaddrs()) }),
+      o.seatLease,
+    );
+    out.log(
+      out.json
+        ? toJson({ event: "lane", lane, seat: seat !== undefined })
+        : `lane ${lane}${seat ? ` (seat held until renewed; ${config.lane === "auto" ? "taken by --lane auto" : "given"})` : ""}`,
+    );
     if (out.json)
       out.log(
         toJson({
@@ -131,7 +153,8 @@ async function trainWith(
         specDigest: model.specDigest,
         modelId,
         shard: config.shard,
-        lane: config.lane,
+        lane,
+        seat,
         dataDir: config.dataDir,
         backend,
         host,
@@ -151,7 +174,7 @@ async function trainWith(
         account: account.address,
         modelId,
         shard: config.shard,
-        lane: config.lane,
+        lane,
         backend: backend.name,
         peerId: host.peerId,
         multiaddrs: addrs,
@@ -230,4 +253,46 @@ function renderer(out: Output, spec: ModelSpec): (e: SwarmEvent) => void {
         return;
     }
   };
+}
+
+/** At most this many of the node's addresses go into its seat (the record is bounded on-chain). */
+const SEAT_ADDRS = 4;
+
+/** The node's addresses as announced in its seat: without the `/p2p/<id>` suffix (the seat names the peer), loopback last. */
+function announcedAddrs(addrs: readonly string[]): string[] {
+  const bare = [...new Set(addrs.map((a) => a.replace(/\/p2p\/[^/]+$/, "")))];
+  const loopback = (a: string) => a.startsWith("/ip4/127.") || a.startsWith("/ip6/::1/");
+  return [...bare.filter((a) => !loopback(a)), ...bare.filter(loopback)].slice(0, SEAT_ADDRS);
+}
+
+/**
+ * The lane this node trains, and its seat where the deployment has a lane directory: `auto` takes
+ * this account's own seat (a restart) or the lowest free one, retrying when another node took the
+ * same seat first; a given lane claims that seat. Without a directory a lane must be given.
+ */
+async function takeLane(
+  ctx: SeatContext,
+  config: { lane: number | "auto"; dataDir: string },
+  peer: () => SeatPeer,
+  leaseSeconds: number,
+): Promise<{ lane: number; seat?: Seat | undefined }> {
+  if (!ctx.deployment.contracts.laneDirectory) {
+    if (config.lane === "auto")
+      throw new NodeError("This deployment has no lane directory, so --lane auto cannot find a lane.", {
+        details: "Give the lane and the neighbours' addresses: --lane <n> --peer-next <multiaddr>.",
+      });
+    return { lane: config.lane };
+  }
+  const known = await Journal.localLanes(config.dataDir, String(ctx.modelId), ctx.shard);
+  for (let tries = 0; ; tries++) {
+    const lane = config.lane === "auto" ? await chooseLane(ctx, known) : config.lane;
+    const seat = new Seat(ctx, lane, peer, leaseSeconds);
+    try {
+      await seat.claim();
+      return { lane, seat };
+    } catch (err) {
+      // Another node took the seat between the read and the claim: read again.
+      if (config.lane !== "auto" || tries >= 4 || !(err instanceof SeatTakenError)) throw err;
+    }
+  }
 }

@@ -6,8 +6,10 @@ import { configOptionsSchema, globalOptionsSchema } from "../config/schema.js";
 import { NodeError } from "../errors.js";
 import { isShuttingDown, onShutdown } from "../exit.js";
 import { initBackend } from "../ml/backend.js";
+import { connectContentPeers } from "../ipfs/index.js";
 import { toJson, type Output } from "../output.js";
 import { isMergeLane } from "../swarm/merge-plan.js";
+import { seatHolderAddrs } from "../swarm/seats.js";
 import { type VerifierEvent, type VerifierPass, runVerifier, verifyOnce } from "../verify/verifier.js";
 import { formatAmount, openSigner, parseOptions, readModel, tokenInfo } from "./common.js";
 import { loadModelSpec, openNodeNetwork } from "./network.js";
@@ -131,6 +133,14 @@ export async function verify(options: VerifyOptions, out: Output): Promise<Verif
     const stopListening = onShutdown(() => out.log("stopping after the current action (Ctrl-C again to quit at once)"));
     const controller = new AbortController();
     const poll = setInterval(() => isShuttingDown() && controller.abort(), 100);
+    // The trainers announce their addresses in the lane directory: the store fetches from them.
+    const seatPeers = { client: publicClient as never, deployment, modelId, shardCount: model.shardCount };
+    const dialTrainers = () =>
+      void seatHolderAddrs(seatPeers)
+        .then((addrs) => connectContentPeers(host, addrs, { timeoutMs: 5000 }))
+        .catch(() => {});
+    dialTrainers();
+    const dialing = setInterval(dialTrainers, 5000);
     try {
       const spec = await loadModelSpec(model, store, o.spec);
       const backend = await initBackend(config.backend);
@@ -208,6 +218,7 @@ export async function verify(options: VerifyOptions, out: Output): Promise<Verif
       };
     } finally {
       clearInterval(poll);
+      clearInterval(dialing);
       stopListening();
       await network.close(); // the store first: it is bound to the host's libp2p node
     }

@@ -11,8 +11,8 @@ export const DEFAULTS = {
   dataDir: "./.shard-node",
   /** libp2p listen addresses: every interface, any free port. */
   listen: ["/ip4/0.0.0.0/tcp/0"] as readonly string[],
-  /** Replica lane of the shard. */
-  lane: 0,
+  /** Replica lane of the shard: `auto` takes a free seat in the model's lane directory. */
+  lane: "auto" as number | "auto",
   /** Training backend. */
   backend: "auto",
   /** Blocks to wait after a transaction is mined (1: mined). */
@@ -26,6 +26,8 @@ export const DEFAULTS = {
   train: {
     /** How long to wait for a neighbour's tensor before giving the round up. */
     peerTimeout: 60,
+    /** Each lease of the lane's seat in the lane directory (renewed at half). */
+    seatLease: 600,
     /** How long to keep reconnecting to the neighbours before exiting (code 75). */
     reconnect: 300,
   },

@@ -77,8 +77,13 @@ export const nodeConfigSchema = z.strictObject({
   modelId: zModelId,
   /** The shard (pipeline stage) this node trains. */
   shard: zUint32,
-  /** Replica lane of the shard (default 0). */
-  lane: zUint32.default(DEFAULTS.lane),
+  /**
+   * Replica lane of the shard, or `auto` (default): a free seat in the model's lane directory, or
+   * this account's own seat after a restart.
+   */
+  lane: z
+    .union([zUint32, z.literal("auto")], { error: 'must be "auto" or an integer from 0 to 4294967295' })
+    .default(DEFAULTS.lane),
   /** Keys, checkpoints and the training journal live here. */
   dataDir: zPath.default(DEFAULT_DATA_DIR),
   backend: z.enum(BACKEND_CHOICES, { error: `must be one of ${BACKEND_CHOICES.join(", ")}` }).default(DEFAULTS.backend),

@@ -1,4 +1,4 @@
-import { readFile } from "node:fs/promises";
+import { access, readFile, readdir } from "node:fs/promises";
 import { join } from "node:path";
 
 import type { Hex } from "viem";
@@ -79,6 +79,11 @@ export const zJournal = z.object({
   lane: z.number().int().min(0),
   specDigest: zHex32,
   owner: z.string(),
+  /**
+   * The merged round this lane went on from without training it: the round a node joined at, or
+   * rounds merged without this lane while it was down (merging mode only; see `join.ts`).
+   */
+  base: z.object({ round: z.number().int().positive(), root: zHex32 }).optional(),
   rounds: z.array(zRoundRecord),
 });
 
@@ -98,6 +103,24 @@ export class Journal {
 
   static directory(dataDir: string, modelId: string, shard: number, lane: number): string {
     return join(dataDir, `${modelId}-${shard}-${lane}`);
+  }
+
+  /** The lanes of (model, shard) with a journal in `dataDir`, increasing. */
+  static async localLanes(dataDir: string, modelId: string, shard: number): Promise<number[]> {
+    const names = await readdir(dataDir).catch(() => [] as string[]);
+    const prefix = `${modelId}-${shard}-`;
+    const lanes: number[] = [];
+    for (const name of names) {
+      if (!name.startsWith(prefix) || !/^\d+$/.test(name.slice(prefix.length))) continue;
+      if (
+        await access(join(dataDir, name, "journal.json")).then(
+          () => true,
+          () => false,
+        )
+      )
+        lanes.push(Number(name.slice(prefix.length)));
+    }
+    return lanes.sort((a, b) => a - b);
   }
 
   /** Opens the journal in `dir`, or starts an empty one; refuses one written for another model/spec/owner. */
@@ -147,6 +170,28 @@ export class Journal {
     return [...this.data.rounds].reverse().find((r) => r.phase !== "prepared");
   }
 
+  /** The merged round this lane went on from without training it, if any (see `base` in the file). */
+  get base(): { round: number; root: Hex } | undefined {
+    return this.data.base;
+  }
+
+  /** The round the next round follows: the newest decided round or the base, whichever is later (0: genesis). */
+  get headRound(): number {
+    return Math.max(this.head?.round ?? 0, this.data.base?.round ?? 0);
+  }
+
+  /**
+   * Goes on from the merged round `round` (root `root`) without training it: drops a prepared
+   * round at or below it. Decided rounds stay (they are still committed). Never goes back.
+   */
+  async setBase(round: number, root: Hex): Promise<void> {
+    if (round <= this.headRound)
+      throw new JournalError(`Cannot go on from round ${round}: this lane is already at round ${this.headRound}.`);
+    this.data.base = { round, root };
+    this.data.rounds = this.data.rounds.filter((r) => r.phase !== "prepared" || r.round > round);
+    await this.save();
+  }
+
   /** A prepared round whose outcome is not known yet. */
   get pending(): RoundRecord | undefined {
     return this.data.rounds.find((r) => r.phase === "prepared");
@@ -163,7 +208,7 @@ export class Journal {
 
   async prepare(rec: RoundRecord): Promise<void> {
     if (rec.phase !== "prepared") throw new JournalError(`A new round record must be prepared, not ${rec.phase}.`);
-    const head = this.head?.round ?? 0;
+    const head = this.headRound;
     if (rec.round !== head + 1)
       throw new JournalError(`Cannot prepare round ${rec.round}: the last decided round is ${head}.`);
     this.data.rounds = this.data.rounds.filter((r) => r.phase !== "prepared");

@@ -12,6 +12,7 @@ import {
 } from "shard-protocol/sdk";
 
 import { NodeError } from "../errors.js";
+import { connectContentPeers } from "../ipfs/peers.js";
 import type { ContentStore } from "../ipfs/store.js";
 import type { BackendInfo } from "../ml/backend.js";
 import { loadCorpus } from "../ml/data.js";
@@ -37,7 +38,9 @@ import { appealIfMismatched, claimAppeal } from "./appeal.js";
 import { decodeCheckpoint } from "./checkpoint.js";
 import { commitRound } from "./commit.js";
 import { Journal, type RoundRecord } from "./journal.js";
+import { adoptMerge, newestAcceptedMerge } from "./join.js";
 import { type MergeEvent, MergeLog, RevealScanner, mergeRound } from "./merge-step.js";
+import type { Seat } from "./seats.js";
 import { type Neighbours, type RoundOutcome, RoundStoppedError, runSwarmRound } from "./round.js";
 import type { RoundTamper } from "./tamper.js";
 
@@ -77,6 +80,8 @@ export type SwarmEvent =
   | { type: "stopped"; round: number; reason: string }
   /** Merging mode: the merge step of a round, and its outcome (`merge-step.ts`). */
   | MergeEvent
+  /** Merging mode: the lane went on from the accepted merge of `round` without training it (joined, or came back late; `join.ts`). */
+  | { type: "joined"; round: number; root: Hex; lanes: number[] }
   /** The owner claimed its part of an appeal's resolved dispute (or the ledger refused: `error`). */
   | {
       type: "appealClaimed";
@@ -110,6 +115,12 @@ export interface SwarmNodeOptions {
    * peer is accepted) and shard + 1 (dialed; its `/p2p/<peerId>`, if any, is checked by libp2p).
    */
   peers: { prev?: string | undefined; next?: string | undefined };
+  /**
+   * This node's seat in the lane directory (`seats.ts`): where `peers` names no neighbour, the
+   * neighbours of the lane are read from their seats; the seat is renewed while the node runs, and
+   * content is fetched from every seat holder.
+   */
+  seat?: Seat | undefined;
   chain: { client: AnyClient; account: Account; deployment: Deployment };
   /**
    * Who may be a neighbour: a node key authorized by a staked trainer of the model. Default: the
@@ -172,13 +183,16 @@ async function loadTrainer(
   journal: Journal,
   merges?: MergeLog | undefined,
 ): Promise<{ trainer: StageTrainer; parentRoot: Hex }> {
-  const head = journal.head;
-  if (!head) return { trainer: new StageTrainer(opts.spec, opts.shard), parentRoot: zeroHash };
-  const merged = merges?.get(head.round);
+  const round = journal.headRound;
+  if (round === 0) return { trainer: new StageTrainer(opts.spec, opts.shard), parentRoot: zeroHash };
+  const merged = merges?.get(round);
   if (merged) {
     const state = await merges!.load(opts.spec, opts.shard, expectOf(opts), merged);
     return { trainer: new StageTrainer(opts.spec, opts.shard, state), parentRoot: merged.root };
   }
+  const head = journal.head;
+  if (!head || head.round !== round)
+    throw new SwarmDivergedError(`The lane went on from the merge of round ${round}, which its merge log lacks.`);
   const bytes = await readFile(join(journal.dir, head.checkpointFile));
   const { state, root } = decodeCheckpoint(new StageTrainer(opts.spec, opts.shard).layout, bytes, {
     modelId: String(opts.modelId),
@@ -230,7 +244,7 @@ export async function runSwarmNode(opts: SwarmNodeOptions): Promise<SwarmRunResu
   };
   const emit = opts.onEvent ?? (() => {});
   const isLast = opts.shard === opts.spec.shards.length - 1;
-  if (!isLast && !opts.peers.next)
+  if (!isLast && !opts.peers.next && !opts.seat)
     throw new NodeError(`Shard ${opts.shard} feeds shard ${opts.shard + 1}: configure peers.next with its multiaddr.`);
   const peerTimeoutMs = opts.peerTimeoutMs ?? 60_000;
   const reconnectMs = opts.reconnectMs ?? 300_000;
@@ -339,11 +353,38 @@ export async function runSwarmNode(opts: SwarmNodeOptions): Promise<SwarmRunResu
     shouldStop: () => opts.signal?.aborted === true,
     emit,
   };
-  const unmerged = () => (merges && journal.head && !merges.get(journal.head.round) ? journal.head.round : undefined);
+  const unmerged = () => {
+    const h = journal.head;
+    return merges && h && h.round > (journal.base?.round ?? 0) && !merges.get(h.round) ? h.round : undefined;
+  };
+  // Merging mode: rounds the other lanes merged while this one was not there (a node joining, or
+  // back from a crash) are skipped: the lane goes on from the newest accepted merge (`join.ts`).
+  let nextCatchUp = 0;
+  const catchUp = async (round: number, force = false): Promise<boolean> => {
+    if (!mergeCtx || (!force && Date.now() < nextCatchUp)) return false;
+    nextCatchUp = Date.now() + 2000;
+    const newest = await newestAcceptedMerge(opts.chain.client, {
+      deployment: opts.chain.deployment,
+      shardCount,
+      reveals: await mergeCtx.scanner.scan(),
+      after: round - 1,
+    });
+    if (!newest) return false;
+    await connectSeatHolders();
+    const { merged } = await adoptMerge(mergeCtx, newest.round, newest.commits[opts.shard]!);
+    emit({ type: "joined", round: newest.round, root: merged.root, lanes: merged.lanes });
+    return true;
+  };
+  // Content (other lanes' checkpoints, merges) comes from the seat holders of the model.
+  const connectSeatHolders = async () => {
+    if (!opts.seat) return;
+    const addrs = await opts.seat.contentPeers().catch(() => [] as string[]);
+    await connectContentPeers(opts.host, addrs, { timeoutMs: 5000 }).catch(() => {});
+  };
 
   const corpus = loadCorpus(opts.spec);
   let { trainer, parentRoot } = await loadTrainer(opts, journal, merges);
-  emit({ type: "resumed", round: (journal.head?.round ?? 0) + 1, from: journal.head ? "checkpoint" : "genesis" });
+  emit({ type: "resumed", round: journal.headRound + 1, from: journal.headRound > 0 ? "checkpoint" : "genesis" });
   let commits: Promise<void> = Promise.resolve();
   let commitError: unknown;
   let trained = 0;
@@ -357,10 +398,7 @@ export async function runSwarmNode(opts: SwarmNodeOptions): Promise<SwarmRunResu
   try {
     let waitingSince: number | undefined;
     let mergingSince: number | undefined;
-    while (
-      !stopping() &&
-      (opts.rounds === undefined || (journal.head?.round ?? 0) < opts.rounds || unmerged() !== undefined)
-    ) {
+    while (!stopping() && (opts.rounds === undefined || journal.headRound < opts.rounds || unmerged() !== undefined)) {
       if (commitError) throw commitError;
       const toMerge = unmerged();
       if (toMerge !== undefined && mergeCtx) {
@@ -371,6 +409,7 @@ export async function runSwarmNode(opts: SwarmNodeOptions): Promise<SwarmRunResu
         if (journal.record(toMerge)?.phase !== "revealed") await commitAll();
         let done;
         try {
+          await connectSeatHolders();
           done = await mergeRound(mergeCtx, toMerge, await knownStates(opts, journal, mergeCtx.merges, toMerge));
         } catch (err) {
           // A lane's checkpoint not fetched yet, the RPC down: tried again for as long as neighbours are.
@@ -387,14 +426,27 @@ export async function runSwarmNode(opts: SwarmNodeOptions): Promise<SwarmRunResu
         ({ trainer, parentRoot } = await loadTrainer(opts, journal, merges));
         continue;
       }
-      const round = (journal.head?.round ?? 0) + 1;
+      const round = journal.headRound + 1;
       if (!links) {
         emit({ type: "connecting", round });
         waitingSince ??= Date.now();
         try {
-          links = await connectNeighbours(opts, round, Math.min(peerTimeoutMs, 30_000), linkAuth);
+          if (await catchUp(round)) {
+            await journal.discardPending();
+            trainer.dispose();
+            ({ trainer, parentRoot } = await loadTrainer(opts, journal, merges));
+            waitingSince = undefined;
+            continue;
+          }
+          await opts.seat?.keep();
+          links = await connectNeighbours(
+            { ...opts, peers: await neighbourAddresses(opts) },
+            round,
+            Math.min(peerTimeoutMs, 30_000),
+            linkAuth,
+          );
         } catch (err) {
-          if (Date.now() - waitingSince > reconnectMs)
+          if (Date.now() - (waitingSince ?? Date.now()) > reconnectMs)
             throw new NeighboursUnavailableError((err as Error).message, reconnectMs, err);
           emit({ type: "retry", round, reason: (err as Error).message });
           await sleep(250);
@@ -403,6 +455,14 @@ export async function runSwarmNode(opts: SwarmNodeOptions): Promise<SwarmRunResu
         // Agree on the round: a neighbour one round ahead decided the round this node prepared.
         const ahead = [links.prev, links.next].filter((l): l is PipelineLink => !!l).map((l) => l.remote.round);
         const pending = journal.pending;
+        if (ahead.some((r) => r === round + 1) && (await catchUp(round, true))) {
+          // The neighbour went on from a merge of this round (it came back late): so does this node.
+          await journal.discardPending();
+          trainer.dispose();
+          ({ trainer, parentRoot } = await loadTrainer(opts, journal, merges));
+          await closeLinks();
+          continue;
+        }
         if (ahead.some((r) => r === round + 1) && pending?.round === round) {
           await journal.advance(round, "decided");
           commits = commits.then(commitAndSettle).catch((e) => void (commitError = e));
@@ -469,7 +529,7 @@ export async function runSwarmNode(opts: SwarmNodeOptions): Promise<SwarmRunResu
         // neighbours say whether it was decided.
         emit({ type: "retry", round, reason: err.shortMessage });
         await closeLinks(`shard ${opts.shard} lost round ${round}: ${err.shortMessage}`);
-        if (trainer.step === stepBefore && (journal.head?.round ?? 0) === round - 1) {
+        if (trainer.step === stepBefore && journal.headRound === round - 1) {
           // No optimizer step was applied: the weights are still the last decided ones.
           trainer.resetStep();
         } else {
@@ -489,9 +549,27 @@ export async function runSwarmNode(opts: SwarmNodeOptions): Promise<SwarmRunResu
   // the links of this run's rounds (and appeal a mismatch) before returning.
   const settleBy = Date.now() + (opts.appealWaitMs ?? 15_000);
   while (!(await settleLinks()) && !stopping() && Date.now() < settleBy) await sleep(250);
-  const head = journal.head?.round ?? 0;
+  const head = journal.headRound;
   if (stopping()) emit({ type: "stopped", round: head + 1, reason: "interrupted" });
   return { journal, roundsTrained: trained, head, stopped: stopping() };
+}
+
+/**
+ * The lane's neighbours: the configured addresses, else those announced in their seats (the
+ * previous shard's pinned to its peer id). A next shard whose seat is free is not there yet.
+ */
+async function neighbourAddresses(opts: SwarmNodeOptions): Promise<SwarmNodeOptions["peers"]> {
+  const isLast = opts.shard === opts.spec.shards.length - 1;
+  const peers = { ...opts.peers };
+  if (opts.seat) {
+    peers.prev ??= await opts.seat.prev();
+    if (!isLast) peers.next ??= await opts.seat.next();
+  }
+  if (!isLast && !peers.next)
+    throw new NodeError(`Shard ${opts.shard + 1} of lane ${opts.lane} has no node yet (its seat is free).`, {
+      retryable: true,
+    });
+  return peers;
 }
 
 const LINK_FAILURES = [
