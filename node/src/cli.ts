@@ -233,6 +233,11 @@ function registerTrain(program: Command) {
         flagDefault(DEFAULTS.train.peerTimeout),
       )
       .option(
+        "--linger <seconds>",
+        "in merging mode, after the last round (--rounds), keep serving this node's checkpoints and merges this long",
+        flagDefault(DEFAULTS.train.linger),
+      )
+      .option(
         "--seat-lease <seconds>",
         "lease of the lane's seat, renewed at half while the node runs (60 to 86400)",
         flagDefault(DEFAULTS.train.seatLease),

@@ -259,6 +259,8 @@ describe("lanes as processes: joining with --lane auto, a node killed and back, 
         assert.equal(joined.round, 2, n.name);
       }
       lanes[2]![0] = back;
+      for (const n of lanes.flat())
+        await n.waitFor((e) => e.event === "merged" && e.round === ROUNDS, `round ${ROUNDS}'s merge`);
 
       // Once the verifier attested every commit of rounds 1 to 3, the challenge window passes.
       const merges = await acceptedMerges();

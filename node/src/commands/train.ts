@@ -27,6 +27,8 @@ export const trainOptionsSchema = globalOptionsSchema.extend(configOptionsSchema
   spec: z.string().min(1).optional(),
   /** Seconds to wait for a neighbour's tensor before giving the round up. */
   peerTimeout: z.coerce.number().positive().max(3600).default(DEFAULTS.train.peerTimeout),
+  /** Merging mode: seconds to keep serving content (this node's checkpoints and merges) after the last round. */
+  linger: z.coerce.number().min(0).max(86_400).default(DEFAULTS.train.linger),
   /** Seconds of each lease of the lane's seat (renewed while the node runs). */
   seatLease: z.coerce.number().int().min(60).max(86_400).default(DEFAULTS.train.seatLease),
   /** Seconds to keep reconnecting to the neighbours before exiting (retryable). */
@@ -170,6 +172,13 @@ async function trainWith(
           render(e);
         },
       });
+      // In merging mode, the last round's checkpoint and merge are still fetched by the other
+      // lanes and the verifiers: the node serves them a while longer (Ctrl-C ends it).
+      if (!result.stopped && o.linger > 0 && spec.training.merge) {
+        out.log(out.json ? toJson({ event: "lingering", seconds: o.linger }) : `serving content for ${o.linger} s`);
+        const until = Date.now() + o.linger * 1000;
+        while (Date.now() < until && !controller.signal.aborted) await new Promise((r) => setTimeout(r, 100));
+      }
       return {
         account: account.address,
         modelId,

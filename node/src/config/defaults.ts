@@ -26,6 +26,8 @@ export const DEFAULTS = {
   train: {
     /** How long to wait for a neighbour's tensor before giving the round up. */
     peerTimeout: 60,
+    /** After the last round (--rounds), how long to keep serving content to the other lanes and verifiers. */
+    linger: 30,
     /** Each lease of the lane's seat in the lane directory (renewed at half). */
     seatLease: 600,
     /** How long to keep reconnecting to the neighbours before exiting (code 75). */
