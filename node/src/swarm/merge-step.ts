@@ -94,7 +94,11 @@ export class MergeLog {
   /** Reads a merged round's checkpoint, checking it against its root. */
   async load(spec: ModelSpec, shard: number, expect: { modelId: string; specDigest: Hex }, rec: MergedRound) {
     const bytes = await readFile(join(this.dir, rec.file));
-    const { state, root } = decodeCheckpoint(stageLayout(spec, shard), bytes, expect);
+    const { state, root } = decodeCheckpoint(stageLayout(spec, shard), bytes, {
+      ...expect,
+      stepsPerRound: spec.training.stepsPerRound,
+      round: rec.round,
+    });
     if (root !== rec.root)
       throw new NodeError(`The merged checkpoint of round ${rec.round} on disk does not match ${rec.root}.`);
     return state;
@@ -405,6 +409,8 @@ async function ownMergeCommit(
     const { state, root } = decodeCheckpoint(stageLayout(ctx.spec, ctx.shard), bytes, {
       modelId: String(ctx.modelId),
       specDigest: ctx.specDigest,
+      stepsPerRound: ctx.spec.training.stepsPerRound,
+      round,
     });
     // The tag is [round, attempt, nonce (8 words), ...lanes].
     return { attempt, lanes: [...(state.mergeTag ?? [])].slice(10), state, bytes, root, commitId: done.commitId! };

@@ -181,8 +181,9 @@ async function loadTrainer(
   }
   const bytes = await readFile(join(journal.dir, head.checkpointFile));
   const { state, root } = decodeCheckpoint(new StageTrainer(opts.spec, opts.shard).layout, bytes, {
-    modelId: String(opts.modelId),
-    specDigest: opts.specDigest,
+    ...expectOf(opts),
+    stepsPerRound: opts.spec.training.stepsPerRound,
+    round: head.round,
   });
   if (root !== head.root)
     throw new SwarmDivergedError(
@@ -200,7 +201,7 @@ async function knownStates(opts: SwarmNodeOptions, journal: Journal, merges: Mer
   const { state } = decodeCheckpoint(
     stageLayout(opts.spec, opts.shard),
     await readFile(join(journal.dir, rec.checkpointFile)),
-    expectOf(opts),
+    { ...expectOf(opts), stepsPerRound: opts.spec.training.stepsPerRound, round },
   );
   known.set(rec.root, state);
   const before = merges.get(round - 1);

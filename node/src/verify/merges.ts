@@ -19,9 +19,17 @@
  * challenge: its merger cannot have known. A merge that included a lane already rejected at its
  * reveal is treated the same way: a challenge could not make that slash stick anyway, since anyone
  * (the merger first) may call `rejectMerge` on it as soon as it is revealed, and it can never
- * finalize (`MergedLaneNotFinalized`) nor mint. Lanes whose checkpoints cannot be fetched, or do not
- * hash to their roots, give no verdict on the merge (their own commits answer for that): tried
- * again with backoff.
+ * finalize (`MergedLaneNotFinalized`) nor mint.
+ *
+ * Inputs that do not come: a merge is attested, and finalized by this verifier, only once it was
+ * recomputed (`conclude.ts`). An input checkpoint (a lane's, or the base) that is not fetched is
+ * tried again with backoff, the merge left without a verdict. One whose file is provably bad (it
+ * does not decode for its shard and round, a training lane carries an outer momentum, or it hashes
+ * to another root) is blamed on its own commit while that is pending: it gets an invalid verdict
+ * (`checkpoint-malformed`, `checkpoint-root`), which step 5 challenges; the merge then falls with it
+ * (`rejectMerge`, or `rejectOrphan` for a base). If that commit already finalized, no merge of the
+ * round can be recomputed by anyone: the merge is invalid (`merge-inputs`), its merger having
+ * merged what nobody can read.
  */
 import { type Hex, keccak256, zeroHash } from "viem";
 import { type Checkpoint, MERGE_LANES, mergedLanesOf } from "shard-protocol/sdk";
@@ -126,7 +134,11 @@ export function checkMergeFiles(
       detail: `the manifest file hashes to ${digest}; the commit says ${cp.transcriptDigest}`,
     };
   try {
-    const { root } = decodeCheckpoint(stageLayout(expect.spec, cp.shard), files.checkpoint, expect);
+    const { root } = decodeCheckpoint(stageLayout(expect.spec, cp.shard), files.checkpoint, {
+      ...expect,
+      stepsPerRound: expect.spec.training.stepsPerRound,
+      round: Number(cp.round),
+    });
     if (root !== cp.root)
       return {
         reason: "checkpoint-root",
@@ -138,7 +150,46 @@ export function checkMergeFiles(
   return undefined;
 }
 
-type Judgement = { verdict: Verdict } | { missing: { reason: Unfetched["reason"]; detail: string } };
+type Judgement =
+  | { verdict: Verdict }
+  /** No verdict on the merge yet; `blame`: an invalid verdict on the input commit at fault. */
+  | { missing: { reason: Unfetched["reason"]; detail: string }; blame?: Verdict };
+
+/**
+ * What a merge whose recomputation failed on `err` gets: an input checkpoint that is bad is blamed
+ * on its commit while that is pending (the merge waits), else the merge is invalid; an input not
+ * fetched, or lanes that cannot be merged otherwise, leave it without a verdict (tried again).
+ */
+function judgeInputFailure(
+  input: MergePlanInput,
+  err: MergeInputError | MergeMismatchError,
+  invalid: (f: MergeFinding) => Judgement,
+): Judgement {
+  const detail = `${err.shortMessage}${err.details ? ` (${err.details})` : ""}`.slice(0, 300);
+  const missing = { reason: "parent-unfetched" as const, detail: `merge inputs: ${detail}` };
+  const fault = err instanceof MergeInputError ? err.input : undefined;
+  if (!fault || fault.fault === "unfetched") return { missing };
+  const culprit = input.commits.find((x) => x.checkpoint.root === fault.root);
+  if (culprit?.status === "pending") {
+    const cp = culprit.checkpoint;
+    const blame: Verdict = {
+      commitId: culprit.commitId,
+      shard: cp.shard,
+      lane: cp.lane,
+      round: Number(cp.round),
+      valid: false,
+      reason: fault.fault,
+      detail: `read as a merge input: ${detail}`,
+      crossBackend: false,
+    };
+    return { missing, blame };
+  }
+  if (culprit?.status === "rejected") return { missing };
+  return invalid({
+    reason: "merge-inputs",
+    detail: `an input is unreadable and can no longer be challenged: ${detail}`,
+  });
+}
 
 /** Judges one merge commit (see the module comment). */
 async function judgeMerge(p: PassContext, input: MergePlanInput, c: RevealedCommit): Promise<Judgement> {
@@ -186,9 +237,7 @@ async function judgeMerge(p: PassContext, input: MergePlanInput, c: RevealedComm
     );
   } catch (err) {
     if (!(err instanceof MergeInputError || err instanceof MergeMismatchError)) throw err;
-    // The inputs' own commits answer for them: no verdict on the merge, tried again.
-    const detail = `${err.shortMessage}${err.details ? ` (${err.details})` : ""}`.slice(0, 300);
-    return { missing: { reason: "parent-unfetched", detail: `merge inputs: ${detail}` } };
+    return judgeInputFailure(input, err, invalid);
   }
   const recomputed = checkMergeRecomputed(cp, built);
   if (recomputed) return invalid(recomputed);
@@ -241,6 +290,12 @@ export async function checkMerges(p: PassContext): Promise<void> {
         const j = await judgeMerge(p, input, c);
         if ("missing" in j) {
           missing.push({ commitId: c.commitId, ...j.missing });
+          const blame = j.blame;
+          if (blame && !state.verdict(blame.commitId)) {
+            state.setVerdict(blame);
+            pass.verdicts.push(blame);
+            emit({ type: "verdict", verdict: blame });
+          }
           continue;
         }
         const seconds = (performance.now() - t0) / 1000;
