@@ -1,4 +1,4 @@
-import { mkdir, readFile, readdir } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 
 import type { Account, Address, Hex } from "viem";
@@ -21,9 +21,10 @@ import { stageLayout } from "../ml/model.js";
 import type { ModelSpec } from "../ml/spec.js";
 import type { StageState } from "../ml/stage.js";
 import { decodeCheckpoint } from "./checkpoint.js";
-import { DEV_CHAIN_IDS, commitRound } from "./commit.js";
-import { Journal } from "./journal.js";
-import { type BuiltMerge, MergeInputError, buildMerge, manifestNonce, randomNonce } from "./merge-build.js";
+import { DEV_CHAIN_IDS } from "./commit.js";
+import type { Journal } from "./journal.js";
+import { commitMerge, contentOf, lostAttempt, type MergeContent, ownMergeCommit } from "./merge-attempt.js";
+import { MergeInputError, buildMerge, manifestNonce, randomNonce } from "./merge-build.js";
 import { fetchBounded, transcriptMaxBytes } from "../verify/examine.js";
 import { type MergePlan, type MergePlanInput, acceptedMerge, planMerge, readRoundState } from "./merge-plan.js";
 
@@ -37,8 +38,15 @@ import { type MergePlan, type MergePlanInput, acceptedMerge, planMerge, readRoun
  * the merge: `merges.json` in the lane's directory names each round's merged checkpoint and root.
  *
  * Restart-safe: a merge this node commits is journaled (one journal per attempt, in
- * `merge-<attempt>/` under the lane's directory) and carried on-chain by `commitRound`, so a
- * restarted node finishes the same seal, never a second one.
+ * `merge-<attempt>/` under the lane's directory; `merge-attempt.ts`) and carried on-chain by
+ * `commitRound`, so a restarted node finishes the same seal, never a second one.
+ *
+ * Races: two nodes may take the same attempt (both saw it free). The attempt's commit id is one
+ * slot: whoever seals first holds it. A node whose attempt's slot is held by another account's
+ * seal or reveal, or whose reveal the ledger refuses (`InvalidMergeLanes`: a merged lane was
+ * rejected meanwhile), has lost that attempt, now or before a restart: it marks the attempt lost
+ * (`round-<r>.lost` in the attempt's directory, never tried again), re-reads the chain, adopts the
+ * accepted merge if it is the one it computes, and otherwise commits at the next free attempt.
  */
 
 const zHex32 = z.string().regex(/^0x[0-9a-fA-F]{64}$/) as unknown as z.ZodType<Hex>;
@@ -109,7 +117,8 @@ export type MergeEvent =
   /**
    * The merge step of a round: `deadline` (waiting for the merge deadline, unix seconds), `waiting`
    * (for the merger's reveal), `mismatch` (the accepted merge differs from this node's), `committing`
-   * (this node commits the merge at `attempt`), or a commit phase (`sealing`, `sealed`, `revealed`).
+   * (this node commits the merge at `attempt`), `lost` (another node holds `attempt`'s slot, or the
+   * ledger refused its lanes), or a commit phase (`sealing`, `sealed`, `revealed`).
    */
   | { type: "merging"; round: number; phase: string; deadline?: number; attempt?: number; lanes?: number[] }
   | {
@@ -250,19 +259,20 @@ export async function mergeRound(
     return { merged, state: built.state };
   };
 
-  // The merger (the lowest merged lane's node) commits at once; the others wait for its reveal.
-  const merger = plan.lanes[0] === ctx.lane;
-  if (!merger && !plan.accepted[s] && !own) {
-    ctx.emit({ type: "merging", round, phase: "waiting", lanes: plan.lanes });
+  /** Waits (up to the merger's wait) for an accepted merge on this shard; false when stopped. */
+  const awaitAccepted = async (): Promise<boolean> => {
     const until = Date.now() + (ctx.mergerWaitMs ?? revealWindow * 1000);
     while (!plan.accepted[s] && Date.now() < until) {
-      if (ctx.shouldStop()) return undefined;
+      if (ctx.shouldStop()) return false;
       await sleep(POLL_MS);
       ({ input, plan } = await read());
     }
-  }
-  const accepted = plan.accepted[s];
-  if (accepted) {
+    return true;
+  };
+  /** The accepted merge, adopted if this node computes the same (with its merger's nonce). */
+  const adoptAccepted = async () => {
+    const accepted = plan.accepted[s];
+    if (!accepted) return undefined;
     // The merger's nonce is in its manifest (the commit's transcript).
     const manifest = await fetchBounded(
       ctx.store,
@@ -282,36 +292,41 @@ export async function mergeRound(
         accepted.checkpoint.owner.toLowerCase() === account.address.toLowerCase(),
       );
     ctx.emit({ type: "merging", round, phase: "mismatch", attempt: built.attempt, lanes: built.lanes });
+    return undefined;
+  };
+
+  // The merger (the lowest merged lane's node) commits at once; the others wait for its reveal.
+  const merger = plan.lanes[0] === ctx.lane;
+  if (!merger && !plan.accepted[s] && !own) {
+    ctx.emit({ type: "merging", round, phase: "waiting", lanes: plan.lanes });
+    if (!(await awaitAccepted())) return undefined;
   }
+  const adopted = await adoptAccepted();
+  if (adopted) return adopted;
   // This node's own merge is on-chain (not the accepted one, or not yet accepted): it goes on from it.
   if (own) return adopt(own, account.address, own.commitId, true);
   // An attempt another node sealed but has not revealed yet is taken too.
   let attempt = plan.nextAttempt[s]!;
   const onChain = (k: number) =>
     getCommit(client, { deployment, modelId: ctx.modelId, shard: s, round: BigInt(round), lane: MERGE_LANES + k });
-  while ((await onChain(attempt)).status !== "none") attempt++;
-  const built = await build(attempt, randomNonce());
-  ctx.emit({ type: "merging", round, phase: "committing", attempt: built.attempt, lanes: built.lanes });
-  const rec = await commitMerge(ctx, built, round);
-  return adopt(contentOf(built), account.address, rec.commitId!, true);
+  for (;;) {
+    while ((await onChain(attempt)).status !== "none") attempt++;
+    const built = await build(attempt, randomNonce());
+    ctx.emit({ type: "merging", round, phase: "committing", attempt: built.attempt, lanes: built.lanes });
+    try {
+      const rec = await commitMerge(ctx, built, round);
+      return adopt(contentOf(built), account.address, rec.commitId!, true);
+    } catch (err) {
+      if (!(await lostAttempt(ctx, built.attempt, round, err))) throw err;
+    }
+    // Lost: the chain as it is now; the winner's merge, once accepted, is adopted if it matches.
+    ({ input, plan } = await read());
+    if (!(await awaitAccepted())) return undefined;
+    const winner = await adoptAccepted();
+    if (winner) return winner;
+    attempt++;
+  }
 }
-
-/** What a node goes on from: a merge's attempt, lanes, state and checkpoint file. */
-interface MergeContent {
-  attempt: number;
-  lanes: number[];
-  state: StageState;
-  bytes: Uint8Array;
-  root: Hex;
-}
-
-const contentOf = (b: BuiltMerge): MergeContent => ({
-  attempt: b.attempt,
-  lanes: b.lanes,
-  state: b.state,
-  bytes: b.checkpoint.bytes,
-  root: b.checkpoint.root,
-});
 
 /**
  * Waits until the chain's latest block is past `deadline` (unix seconds): no later reveal can then
@@ -334,86 +349,4 @@ export async function waitPastChainTime(
     const now = dev ? latest : Math.max(latest, Date.now() / 1000);
     await sleep(Math.min(5_000, Math.max(dev ? 50 : POLL_MS, (deadline - now) * 1000 + 50)));
   }
-}
-
-const attemptDir = (ctx: MergeStepContext, attempt: number) => join(ctx.journal.dir, `merge-${attempt}`);
-
-const openAttempt = (ctx: MergeStepContext, attempt: number) =>
-  Journal.open(attemptDir(ctx, attempt), {
-    modelId: String(ctx.modelId),
-    shard: ctx.shard,
-    lane: MERGE_LANES + attempt,
-    specDigest: ctx.specDigest,
-    owner: ctx.chain.account.address,
-  });
-
-const commitContext = (ctx: MergeStepContext, attempt: number, journal: Journal) => ({
-  ...ctx.chain,
-  journal,
-  store: ctx.store,
-  modelId: ctx.modelId,
-  shard: ctx.shard,
-  lane: MERGE_LANES + attempt,
-});
-
-/** Journals `built` as a decided round of its attempt's journal, then seals and reveals it. */
-async function commitMerge(ctx: MergeStepContext, built: BuiltMerge, round: number) {
-  await mkdir(attemptDir(ctx, built.attempt), { recursive: true, mode: 0o700 });
-  const journal = await openAttempt(ctx, built.attempt);
-  if (!journal.record(round)) {
-    const checkpointFile = `round-${round}.safetensors`;
-    const transcriptFile = `round-${round}.merge.json`;
-    await writeFileAtomic(join(journal.dir, checkpointFile), built.checkpoint.bytes);
-    await writeFileAtomic(join(journal.dir, transcriptFile), built.manifest);
-    const f = built.fields;
-    await journal.addDecided({
-      round,
-      phase: "decided",
-      parentRoot: f.parentRoot,
-      root: f.root,
-      checkpointFile,
-      transcriptFile,
-      transcriptDigest: f.transcriptDigest,
-      sentActivations: f.sentActivations,
-      receivedActivations: f.receivedActivations,
-      sentGradients: f.sentGradients,
-      receivedGradients: f.receivedGradients,
-      workUnits: "0",
-      lossMicros: "0",
-      evalLoss: null,
-    });
-  }
-  return commitRound(commitContext(ctx, built.attempt, journal), round, (phase) =>
-    ctx.emit({ type: "merging", round, phase, attempt: built.attempt }),
-  );
-}
-
-/** This node's merge commit of `round` from before a restart, carried to `revealed`. */
-async function ownMergeCommit(
-  ctx: MergeStepContext,
-  round: number,
-): Promise<(MergeContent & { commitId: Hex }) | undefined> {
-  const attempts = (await readdir(ctx.journal.dir).catch(() => [] as string[]))
-    .map((d) => /^merge-(\d+)$/.exec(d)?.[1])
-    .filter((a): a is string => a !== undefined)
-    .map(Number)
-    .sort((a, b) => a - b);
-  for (const attempt of attempts) {
-    const journal = await openAttempt(ctx, attempt);
-    const rec = journal.record(round);
-    if (!rec) continue;
-    const done = await commitRound(commitContext(ctx, attempt, journal), round, (phase) =>
-      ctx.emit({ type: "merging", round, phase, attempt }),
-    );
-    const bytes = await readFile(join(journal.dir, rec.checkpointFile));
-    const { state, root } = decodeCheckpoint(stageLayout(ctx.spec, ctx.shard), bytes, {
-      modelId: String(ctx.modelId),
-      specDigest: ctx.specDigest,
-      stepsPerRound: ctx.spec.training.stepsPerRound,
-      round,
-    });
-    // The tag is [round, attempt, nonce (8 words), ...lanes].
-    return { attempt, lanes: [...(state.mergeTag ?? [])].slice(10), state, bytes, root, commitId: done.commitId! };
-  }
-  return undefined;
 }
