@@ -25,7 +25,8 @@ import { DEV_CHAIN_IDS } from "./commit.js";
 import type { Journal } from "./journal.js";
 import { commitMerge, contentOf, lostAttempt, type MergeContent, ownMergeCommit } from "./merge-attempt.js";
 import { MergeInputError, buildMerge, manifestNonce, randomNonce } from "./merge-build.js";
-import { fetchBounded, transcriptMaxBytes } from "../verify/examine.js";
+import { checkpointMaxBytes, fetchBounded, transcriptMaxBytes } from "../verify/examine.js";
+import { checkMergeFields, checkMergeFiles, checkMergeRecomputed, planForMerge } from "../verify/merges.js";
 import { type MergePlan, type MergePlanInput, acceptedMerge, planMerge, readRoundState } from "./merge-plan.js";
 
 /**
@@ -33,8 +34,9 @@ import { type MergePlan, type MergePlanInput, acceptedMerge, planMerge, readRoun
  * revealed, the node waits for the merge deadline (`merge-plan.ts`), computes the merge of its
  * shard (`merge-build.ts`; its own lane's checkpoint at hand, the others' fetched over IPFS), and
  * then either commits it (it is the merger: the node of the lowest merged lane) or checks the
- * merger's revealed merge against its own. A merge that does not match, or that nobody reveals
- * within the wait, is committed by this node at the next free attempt. The next round starts from
+ * merger's revealed merge as a verifier would (fields, recomputed root and manifest, its files). A
+ * merge that fails those checks, or that nobody reveals within the wait, is committed by this node
+ * at the next free attempt. The next round starts from
  * the merge: `merges.json` in the lane's directory names each round's merged checkpoint and root.
  *
  * Restart-safe: a merge this node commits is journaled (one journal per attempt, in
@@ -116,11 +118,20 @@ export class MergeLog {
 export type MergeEvent =
   /**
    * The merge step of a round: `deadline` (waiting for the merge deadline, unix seconds), `waiting`
-   * (for the merger's reveal), `mismatch` (the accepted merge differs from this node's), `committing`
+   * (for the merger's reveal), `mismatch` (the accepted merge fails a verifier's checks), `committing`
    * (this node commits the merge at `attempt`), `lost` (another node holds `attempt`'s slot, or the
    * ledger refused its lanes), or a commit phase (`sealing`, `sealed`, `revealed`).
    */
-  | { type: "merging"; round: number; phase: string; deadline?: number; attempt?: number; lanes?: number[] }
+  | {
+      type: "merging";
+      round: number;
+      phase: string;
+      deadline?: number;
+      attempt?: number;
+      lanes?: number[];
+      /** With `mismatch`: what is wrong with the accepted merge (a verifier's reason and detail). */
+      detail?: string;
+    }
   | {
       type: "merged";
       round: number;
@@ -269,29 +280,53 @@ export async function mergeRound(
     }
     return true;
   };
-  /** The accepted merge, adopted if this node computes the same (with its merger's nonce). */
+  /**
+   * The accepted merge, adopted if it passes the checks a verifier runs on it (`verify/merges.ts`:
+   * its lanes, parent and empty fields, the root and manifest this node recomputes with the
+   * merger's nonce, its own files), so that a node never goes on from a merge verifiers will
+   * challenge. Otherwise this node commits the merge it computes at the next attempt.
+   */
   const adoptAccepted = async () => {
     const accepted = plan.accepted[s];
     if (!accepted) return undefined;
+    const cp = accepted.checkpoint;
+    const fetched = await Promise.all([
+      fetchBounded(ctx.store, cp.transcriptURI, transcriptMaxBytes(ctx.spec), ctx.fetchTimeoutMs),
+      fetchBounded(ctx.store, cp.checkpointURI, checkpointMaxBytes(ctx.spec, s), ctx.fetchTimeoutMs),
+    ]);
+    const [manifest, file] = fetched;
+    if ("error" in manifest || "error" in file)
+      throw new MergeInputError(
+        `the files of the accepted merge of round ${round} are not fetched`,
+        fetched.flatMap((f) => ("error" in f ? [f.error] : [])).join("; "),
+      );
     // The merger's nonce is in its manifest (the commit's transcript).
-    const manifest = await fetchBounded(
-      ctx.store,
-      accepted.checkpoint.transcriptURI,
-      transcriptMaxBytes(ctx.spec),
-      ctx.fetchTimeoutMs,
-    );
-    if ("error" in manifest)
-      throw new MergeInputError(`the manifest of the accepted merge of round ${round} is not fetched`, manifest.error);
-    const nonce = manifestNonce(manifest.bytes) ?? randomNonce();
-    const built = await build(accepted.checkpoint.lane - MERGE_LANES, nonce);
-    if (built.checkpoint.root === accepted.checkpoint.root)
+    const nonce = manifestNonce(manifest.bytes);
+    const built = await build(cp.lane - MERGE_LANES, nonce ?? randomNonce());
+    const finding =
+      (nonce ? undefined : { reason: "merge-transcript", detail: "the manifest names no 32-byte nonce" }) ??
+      checkMergeFields(cp, planForMerge(input, cp)) ??
+      checkMergeRecomputed(cp, built) ??
+      checkMergeFiles(
+        cp,
+        { checkpoint: file.bytes, manifest: manifest.bytes },
+        { spec: ctx.spec, modelId: String(ctx.modelId), specDigest: ctx.specDigest },
+      );
+    if (!finding)
       return adopt(
         contentOf(built),
-        accepted.checkpoint.owner,
+        cp.owner,
         accepted.commitId,
-        accepted.checkpoint.owner.toLowerCase() === account.address.toLowerCase(),
+        cp.owner.toLowerCase() === account.address.toLowerCase(),
       );
-    ctx.emit({ type: "merging", round, phase: "mismatch", attempt: built.attempt, lanes: built.lanes });
+    ctx.emit({
+      type: "merging",
+      round,
+      phase: "mismatch",
+      attempt: built.attempt,
+      lanes: built.lanes,
+      detail: `${finding.reason}: ${finding.detail}`,
+    });
     return undefined;
   };
 
