@@ -20,7 +20,7 @@ import type { StageState } from "../../node/src/ml/stage.js";
 import { encodeCheckpoint } from "../../node/src/swarm/checkpoint.js";
 import { type BuiltMerge, buildMerge, genesisState, randomNonce } from "../../node/src/swarm/merge-build.js";
 import { type MergePlan, planMerge, readRoundState } from "../../node/src/swarm/merge-plan.js";
-import { type VerifierPass, verifyOnce } from "../../node/src/verify/index.js";
+import { type VerifierPass, finalMarginSeconds, verifyOnce } from "../../node/src/verify/index.js";
 
 import { WithholdingStore } from "../helpers/adversary.js";
 import { type Actor, Lab, type LabModel } from "../helpers/lane.js";
@@ -51,7 +51,7 @@ describe("a merge's inputs: the optimizer step, unreadable lanes, inputs that ne
   });
 
   const pass = async (model: LabModel, v: Actor): Promise<VerifierPass> =>
-    verifyOnce({ ...(await lab.verifierConfig(model, v)), sampleRate: 0 });
+    verifyOnce({ ...(await lab.verifierConfig(model, v)), sampleRate: 0, retry: { baseMs: 1, maxMs: 1 } });
   const commitOf = (model: LabModel, lane: number, shard: number) =>
     getCommit(A.client as never, { deployment: lab.deployment, modelId: model.modelId, shard, round: 1, lane });
 
@@ -242,7 +242,7 @@ describe("a merge's inputs: the optimizer step, unreadable lanes, inputs that ne
     assert.equal((await commitOf(m, MERGE_LANES, 1)).status, "rejected");
   });
 
-  it("a merge whose lane never arrives is neither attested nor finalized by a verifier", async () => {
+  it("a merge whose lane never arrives is neither attested nor finalized by a verifier; the lane is challenged as withheld", async () => {
     const m = await lab.model({ trainers: [1, 2, 3, 6, 7, 8], merge: { rule: "mean" } });
     const [t1, t2, merger, crook, c7] = [lab.actor(1), lab.actor(2), lab.actor(3), lab.actor(6), lab.actor(7)];
     const node = await lab.contentNode("inputs-2");
@@ -278,14 +278,23 @@ describe("a merge's inputs: the optimizer step, unreadable lanes, inputs that ne
       [[shard0, "ok"]],
     );
     assert.deepEqual(first.attested, [shard0]);
-    // Every window passes: the lanes (not sampled) and shard 0's merge finalize; shard 1's merge,
-    // never recomputed, is not finalized by the verifier.
+    // Near the end of the lane's own window, its file still not fetched: the lane (sampled by no
+    // one) is reported and challenged as withheld, since a merge reads it.
+    const withheldLane = (await commitOf(m, 1, 1)).commitId;
+    await lab.increaseTime(P.challengeWindow - finalMarginSeconds(P.challengeWindow) + 30 - (P.revealWindow + 1));
+    const late = await pass(m, A);
+    assert.deepEqual(
+      late.notFetched.map((n) => [n.commitId, n.reason, n.action]),
+      [[withheldLane, "withheld", "challenge"]],
+    );
+    assert.deepEqual(late.challenged, [withheldLane]);
+    // Every window passes: shard 1's merge, never recomputed, is never attested nor finalized by the verifier.
     await lab.increaseTime(P.challengeWindow + P.disputeWindow + 60);
     const later: VerifierPass[] = [];
     for (let i = 0; i < 2; i++) later.push(await pass(m, A));
-    assert.equal((await commitOf(m, 1, 1)).status, "finalized");
-    assert.ok(later.some((p) => p.finalized.some((f) => f.commitId === shard0)));
-    assert.ok(!later.some((p) => p.attested.includes(merge) || p.finalized.some((f) => f.commitId === merge)));
-    assert.equal((await commitOf(m, MERGE_LANES, 1)).status, "pending");
+    assert.ok(
+      ![first, late, ...later].some((p) => p.attested.includes(merge) || p.finalized.some((f) => f.commitId === merge)),
+    );
+    assert.notEqual((await commitOf(m, MERGE_LANES, 1)).status, "finalized");
   });
 });

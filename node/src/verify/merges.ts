@@ -23,7 +23,10 @@
  *
  * Inputs that do not come: a merge is attested, and finalized by this verifier, only once it was
  * recomputed (`conclude.ts`). An input checkpoint (a lane's, or the base) that is not fetched is
- * tried again with backoff, the merge left without a verdict. One whose file is provably bad (it
+ * tried again with backoff, the merge left without a verdict; near the end of that input commit's
+ * own window it is reported against it as `withheld` (challenged in step 5), as a sampled
+ * training commit's content would be, so a lane kept from every verifier cannot carry a merge
+ * to finalization unchecked. One whose file is provably bad (it
  * does not decode for its shard and round, a training lane carries an outer momentum, or it hashes
  * to another root) is blamed on its own commit while that is pending: it gets an invalid verdict
  * (`checkpoint-malformed`, `checkpoint-root`), which step 5 challenges; the merge then falls with it
@@ -152,8 +155,11 @@ export function checkMergeFiles(
 
 type Judgement =
   | { verdict: Verdict }
-  /** No verdict on the merge yet; `blame`: an invalid verdict on the input commit at fault. */
-  | { missing: { reason: Unfetched["reason"]; detail: string }; blame?: Verdict };
+  /**
+   * No verdict on the merge yet; `blame`: an invalid verdict on the input commit at fault;
+   * `unfetched`: the pending input commit whose checkpoint did not come.
+   */
+  | { missing: { reason: Unfetched["reason"]; detail: string }; blame?: Verdict; unfetched?: Hex };
 
 /**
  * What a merge whose recomputation failed on `err` gets: an input checkpoint that is bad is blamed
@@ -168,8 +174,10 @@ function judgeInputFailure(
   const detail = `${err.shortMessage}${err.details ? ` (${err.details})` : ""}`.slice(0, 300);
   const missing = { reason: "parent-unfetched" as const, detail: `merge inputs: ${detail}` };
   const fault = err instanceof MergeInputError ? err.input : undefined;
-  if (!fault || fault.fault === "unfetched") return { missing };
+  if (!fault) return { missing };
   const culprit = input.commits.find((x) => x.checkpoint.root === fault.root);
+  if (fault.fault === "unfetched")
+    return culprit?.status === "pending" ? { missing, unfetched: culprit.commitId } : { missing };
   if (culprit?.status === "pending") {
     const cp = culprit.checkpoint;
     const blame: Verdict = {
@@ -252,6 +260,28 @@ async function judgeMerge(p: PassContext, input: MergePlanInput, c: RevealedComm
 }
 
 /**
+ * Reports merge inputs (pending commits, by id, with what failed) whose checkpoints did not come:
+ * against each input commit's own deadline, under its own (lane, round) backoff, as `withheld`
+ * once that deadline is near, unless this verifier already has a verdict on it.
+ */
+async function reportUnfetchedInputs(p: PassContext, unfetched: ReadonlyMap<Hex, string>): Promise<void> {
+  for (const [commitId, detail] of unfetched) {
+    const c = p.state.reveals.get(commitId);
+    if (!c || p.state.verdict(commitId)) continue;
+    const deadlines = new Map([[commitId, await p.deadlineOf(c)]]);
+    const { lane, round } = c.checkpoint;
+    recordMissing(p, {
+      lane,
+      round: Number(round),
+      commits: [c],
+      missing: [{ commitId, reason: "withheld", detail }],
+      deadlines,
+      detail,
+    });
+  }
+}
+
+/**
  * Recomputes the pending merge commits this verifier has no verdict on, round by round, once
  * each round's merge deadline has passed; one try per (merge lane, round) and pass, with the
  * training rounds' backoff when content does not arrive.
@@ -285,11 +315,13 @@ export async function checkMerges(p: PassContext): Promise<void> {
       for (const c of judge) deadlines.set(c.commitId, await deadlineOf(c));
       if (judge.length === 0 || !isDue(p, `${lane}:${round}`, judge, deadlines)) continue;
       const missing: { commitId: Hex; reason: Unfetched["reason"]; detail: string }[] = [];
+      const unfetched = new Map<Hex, string>();
       for (const c of judge) {
         const t0 = performance.now();
         const j = await judgeMerge(p, input, c);
         if ("missing" in j) {
           missing.push({ commitId: c.commitId, ...j.missing });
+          if (j.unfetched) unfetched.set(j.unfetched, j.missing.detail);
           const blame = j.blame;
           if (blame && !state.verdict(blame.commitId)) {
             state.setVerdict(blame);
@@ -309,6 +341,7 @@ export async function checkMerges(p: PassContext): Promise<void> {
       }
       const detail = missing.map((m) => m.detail).join("; ");
       recordMissing(p, { lane, round: Number(round), commits, missing, deadlines, detail });
+      await reportUnfetchedInputs(p, unfetched);
       await state.save();
     }
   }
