@@ -25,14 +25,14 @@
  * recomputed (`conclude.ts`). An input checkpoint (a lane's, or the base) that is not fetched is
  * tried again with backoff, the merge left without a verdict; near the end of that input commit's
  * own window it is reported against it as `withheld` (challenged in step 5), as a sampled
- * training commit's content would be, so a lane kept from every verifier cannot carry a merge
- * to finalization unchecked. One whose file is provably bad (it
- * does not decode for its shard and round, a training lane carries an outer momentum, or it hashes
- * to another root) is blamed on its own commit while that is pending: it gets an invalid verdict
- * (`checkpoint-malformed`, `checkpoint-root`), which step 5 challenges; the merge then falls with it
- * (`rejectMerge`, or `rejectOrphan` for a base). If that commit already finalized, no merge of the
- * round can be recomputed by anyone: the merge is invalid (`merge-inputs`), its merger having
- * merged what nobody can read.
+ * training commit's content would be, so a lane kept from every verifier cannot carry a merge to
+ * finalization unchecked. An input whose file is provably bad (it does not decode for its shard
+ * and round, a training lane carries an outer momentum, or it hashes to another root) is blamed on
+ * its own commit while that is pending: it gets an invalid verdict (`checkpoint-malformed`,
+ * `checkpoint-root`), which step 5 challenges; the merge then falls with it (`rejectMerge`, or
+ * `rejectOrphan` for a base). If that commit already finalized, no merge of the round can be
+ * recomputed by anyone: the merge is invalid (`merge-inputs`), its merger having merged what
+ * nobody can read.
  */
 import { type Hex, keccak256, zeroHash } from "viem";
 import { type Checkpoint, MERGE_LANES, mergedLanesOf } from "shard-protocol/sdk";
