@@ -7,17 +7,38 @@
 import { readFile, readdir, mkdir } from "node:fs/promises";
 import { join } from "node:path";
 
-import { type Address, type Hex, encodeAbiParameters, keccak256 } from "viem";
-import { MERGE_LANES, ContractRevertError, getCommit, getCommitSeal } from "shard-protocol/sdk";
+import { type Account, type Address, type Hex, encodeAbiParameters, keccak256 } from "viem";
+import {
+  type AnyClient,
+  type Deployment,
+  MERGE_LANES,
+  ContractRevertError,
+  getCommit,
+  getCommitSeal,
+} from "shard-protocol/sdk";
 
 import { writeFileAtomic } from "../checkpoint/atomic.js";
+import type { ContentStore } from "../ipfs/store.js";
 import { stageLayout } from "../ml/model.js";
+import type { ModelSpec } from "../ml/spec.js";
 import type { StageState } from "../ml/stage.js";
 import { decodeCheckpoint } from "./checkpoint.js";
 import { commitRound } from "./commit.js";
 import { Journal, type RoundRecord } from "./journal.js";
 import type { BuiltMerge } from "./merge-build.js";
-import type { MergeStepContext } from "./merge-step.js";
+
+/** What the attempts need of a node's merge step (`MergeStepContext` in `merge-step.ts` has it all). */
+export interface AttemptContext {
+  spec: ModelSpec;
+  specDigest: Hex;
+  modelId: bigint;
+  shard: number;
+  chain: { client: AnyClient; account: Account; deployment: Deployment };
+  store: ContentStore;
+  /** The lane's journal: the attempt journals live under its directory. */
+  journal: Journal;
+  emit: (e: { type: "merging"; round: number; phase: string; attempt?: number }) => void;
+}
 
 /** What a node goes on from: a merge's attempt, lanes, state and checkpoint file. */
 export interface MergeContent {
@@ -36,10 +57,10 @@ export const contentOf = (b: BuiltMerge): MergeContent => ({
   root: b.checkpoint.root,
 });
 
-const attemptDir = (ctx: MergeStepContext, attempt: number) => join(ctx.journal.dir, `merge-${attempt}`);
+const attemptDir = (ctx: AttemptContext, attempt: number) => join(ctx.journal.dir, `merge-${attempt}`);
 
 /** The marker of an attempt this node lost for `round`: its journaled merge is never carried on-chain again. */
-const lostMarker = (ctx: MergeStepContext, attempt: number, round: number) =>
+const lostMarker = (ctx: AttemptContext, attempt: number, round: number) =>
   join(attemptDir(ctx, attempt), `round-${round}.lost`);
 
 /**
@@ -48,7 +69,7 @@ const lostMarker = (ctx: MergeStepContext, attempt: number, round: number) =>
  * Undefined when the slot is free or this node's own.
  */
 async function slotHolder(
-  ctx: MergeStepContext,
+  ctx: AttemptContext,
   attempt: number,
   round: number,
   rec: RoundRecord | undefined,
@@ -91,7 +112,7 @@ function mergeLanesRefused(err: unknown): boolean {
  * (`lostMarker`) and reported (`lost`).
  */
 export async function lostAttempt(
-  ctx: MergeStepContext,
+  ctx: AttemptContext,
   attempt: number,
   round: number,
   err?: unknown,
@@ -107,7 +128,7 @@ export async function lostAttempt(
   return true;
 }
 
-const openAttempt = (ctx: MergeStepContext, attempt: number) =>
+const openAttempt = (ctx: AttemptContext, attempt: number) =>
   Journal.open(attemptDir(ctx, attempt), {
     modelId: String(ctx.modelId),
     shard: ctx.shard,
@@ -116,7 +137,7 @@ const openAttempt = (ctx: MergeStepContext, attempt: number) =>
     owner: ctx.chain.account.address,
   });
 
-const commitContext = (ctx: MergeStepContext, attempt: number, journal: Journal) => ({
+const commitContext = (ctx: AttemptContext, attempt: number, journal: Journal) => ({
   ...ctx.chain,
   journal,
   store: ctx.store,
@@ -126,7 +147,7 @@ const commitContext = (ctx: MergeStepContext, attempt: number, journal: Journal)
 });
 
 /** Journals `built` as a decided round of its attempt's journal, then seals and reveals it. */
-export async function commitMerge(ctx: MergeStepContext, built: BuiltMerge, round: number) {
+export async function commitMerge(ctx: AttemptContext, built: BuiltMerge, round: number) {
   await mkdir(attemptDir(ctx, built.attempt), { recursive: true, mode: 0o700 });
   const journal = await openAttempt(ctx, built.attempt);
   if (!journal.record(round)) {
@@ -159,7 +180,7 @@ export async function commitMerge(ctx: MergeStepContext, built: BuiltMerge, roun
 
 /** This node's merge commit of `round` from before a restart, carried to `revealed`. */
 export async function ownMergeCommit(
-  ctx: MergeStepContext,
+  ctx: AttemptContext,
   round: number,
 ): Promise<(MergeContent & { commitId: Hex }) | undefined> {
   const attempts = (await readdir(ctx.journal.dir).catch(() => [] as string[]))
