@@ -22,7 +22,13 @@ const job = JSON.parse(await readFile(path.join(dir, "job.json"), "utf8")) as {
 };
 const spec = zModelSpec.parse(job.spec);
 const rules: MergeRule[] = job.rules.map((r) => zMergeRule.parse(r));
-const expect = { modelId: job.modelId, specDigest: specDigest(spec) };
+// The files name their rounds (base r − 1, lanes r); each step is checked against its file's round.
+const expect = {
+  modelId: job.modelId,
+  specDigest: specDigest(spec),
+  stepsPerRound: spec.training.stepsPerRound,
+  round: undefined,
+};
 const roots: string[][] = [];
 for (const rule of rules) {
   const perShard: string[] = [];

@@ -184,6 +184,8 @@ describe("merging lanes: each round's lanes are merged on-chain and the next rou
           const { state } = decodeCheckpoint(stageLayout(spec, shard), bytes, {
             modelId: String(model.modelId),
             specDigest: model.specDigest,
+            stepsPerRound: spec.training.stepsPerRound,
+            round,
           });
           return nonceOfTag(state.mergeTag!);
         }),

@@ -119,7 +119,12 @@ describe("replica lanes: two lanes of one model train concurrently, both are ver
         const { state } = decodeCheckpoint(
           stageLayout(model.spec, shard),
           await readFile(join(r.journal.dir, head.checkpointFile)),
-          { modelId: String(model.modelId), specDigest: model.specDigest },
+          {
+            modelId: String(model.modelId),
+            specDigest: model.specDigest,
+            stepsPerRound: model.spec.training.stepsPerRound,
+            round: head.round,
+          },
         );
         const expected = await baseline.trainers[shard]!.state();
         for (const name of Object.keys(expected.params))

@@ -30,7 +30,12 @@ import {
   zModelSpec,
 } from "../../node/src/ml/spec.js";
 import type { StageState } from "../../node/src/ml/stage.js";
-import { CheckpointMismatchError, decodeCheckpoint, encodeCheckpoint } from "../../node/src/swarm/checkpoint.js";
+import {
+  type CheckpointExpect,
+  CheckpointMismatchError,
+  decodeCheckpoint,
+  encodeCheckpoint,
+} from "../../node/src/swarm/checkpoint.js";
 import { bits, tinySpec } from "./helpers.js";
 
 const MEAN: MergeRule = { rule: "mean" };
@@ -203,6 +208,7 @@ describe("merging lanes", () => {
   it("writes the outer momentum into the merged checkpoint, and the next merge reads it back", () => {
     const layout = stageLayout(spec, 1);
     const meta = { modelId: MODEL_ID, shard: 1, lane: 0, round: 1, specDigest: specDigest(spec), backend: "wasm" };
+    const expect = { ...meta, stepsPerRound: spec.training.stepsPerRound };
     const first = mergeCheckpoints(DILOCO, bases[1]!, lanes[1]!);
     const file = encodeMergedCheckpoint(layout, first, DILOCO, [2, 0, 1], meta);
     const { tensors, metadata } = decodeSafetensors(file.bytes);
@@ -210,7 +216,7 @@ describe("merging lanes", () => {
     assert.equal(metadata.merge, '{"nesterov":true,"outerLearningRate":0.7,"outerMomentum":0.9,"rule":"diloco"}');
     assert.equal(metadata.mergedLanes, "0,1,2");
     assert.equal(Object.keys(tensors).filter((n) => n.startsWith("outer.momentum/")).length, layout.params.length);
-    const decoded = decodeCheckpoint(layout, file.bytes, meta);
+    const decoded = decodeCheckpoint(layout, file.bytes, expect);
     assert.deepEqual(allBits(decoded.state), allBits(first));
     assert.equal(decoded.root, file.root);
 
@@ -234,12 +240,12 @@ describe("merging lanes", () => {
     assert.equal(tagged.root, encodeCheckpoint(layout, { ...mean, mergeTag }, meta).root);
     assert.notEqual(tagged.root, encodeCheckpoint(layout, mean, meta).root);
     assert.notEqual(tagged.root, encodeMergedCheckpoint(layout, mean, MEAN, [0, 1, 2], meta, 0).root);
-    assert.deepEqual(decodeCheckpoint(layout, tagged.bytes, meta).state.mergeTag, mergeTag);
+    assert.deepEqual(decodeCheckpoint(layout, tagged.bytes, expect).state.mergeTag, mergeTag);
     // The merger's nonce changes the root, and reads back from the tag.
     const nonce = `0x${"ab".repeat(31)}cd` as const;
     const salted = encodeMergedCheckpoint(layout, mean, MEAN, [0, 1, 2], meta, 1, nonce);
     assert.notEqual(salted.root, tagged.root);
-    assert.equal(nonceOfTag(decodeCheckpoint(layout, salted.bytes, meta).state.mergeTag!), nonce);
+    assert.equal(nonceOfTag(decodeCheckpoint(layout, salted.bytes, expect).state.mergeTag!), nonce);
     const one = mergeCheckpoints(MEAN, bases[1]!, [lanes[1]![0]!]);
     assert.notEqual(
       encodeMergedCheckpoint(layout, one, MEAN, [lanes[1]![0]!.lane], meta).root,
@@ -249,9 +255,40 @@ describe("merging lanes", () => {
     // A checkpoint holding the momentum of some tensors only is refused.
     delete tensors[`outer.momentum/${layout.params[1]!.name}`];
     assert.throws(
-      () => decodeCheckpoint(layout, encodeSafetensors(tensors, metadata), meta),
+      () => decodeCheckpoint(layout, encodeSafetensors(tensors, metadata), expect),
       (e: unknown) => e instanceof CheckpointMismatchError && /outer\.momentum\/\S+ is missing/.test(e.shortMessage),
     );
+  });
+
+  it("takes the optimizer step from the round, never from the file: a wrong step under the right root is refused", () => {
+    const layout = stageLayout(spec, 0);
+    const S = spec.training.stepsPerRound;
+    const meta = { modelId: MODEL_ID, shard: 0, lane: 0, round: 1, specDigest: specDigest(spec), backend: "wasm" };
+    const expect = { ...meta, stepsPerRound: S };
+    const lane0 = lanes[0]![0]!.state;
+    assert.equal(lane0.step, S);
+    const file = encodeCheckpoint(layout, lane0, meta);
+    assert.equal(decodeCheckpoint(layout, file.bytes, expect).state.step, S);
+    // The attacker's file: the same tensors (so the same root), another step in the metadata.
+    const { tensors, metadata } = decodeSafetensors(file.bytes);
+    const forged = encodeSafetensors(tensors, { ...metadata, optimizerStep: String(S + 1) });
+    assert.equal(merkleRoot(decodeSafetensors(forged).tensors), file.root, "the root does not cover the step");
+    const refused = (bytes: Uint8Array, message: RegExp, e: CheckpointExpect = expect) =>
+      assert.throws(
+        () => decodeCheckpoint(layout, bytes, e),
+        (err: unknown) => err instanceof CheckpointMismatchError && message.test(err.shortMessage),
+      );
+    refused(forged, new RegExp(`optimizer step "${S + 1}", expected ${S} after round 1`));
+    refused(encodeSafetensors(tensors, { ...metadata, optimizerStep: "0" }), /optimizer step "0", expected/);
+    // Nor a file that says another round than the chain (its step would then look right).
+    refused(
+      encodeCheckpoint(layout, { ...lane0, step: 2 * S }, { ...meta, round: 2 }).bytes,
+      /round 2, expected round 1/,
+    );
+    refused(encodeSafetensors(tensors, { ...metadata, round: "1.5" }), /round "1.5" is not a count/);
+    // Without the chain's round (serving), the step must still be the file's round's.
+    assert.equal(decodeCheckpoint(layout, file.bytes, { ...expect, round: undefined }).state.step, S);
+    refused(forged, /optimizer step/, { ...expect, round: undefined });
   });
 
   it("refuses lanes that cannot be merged, with MergeMismatchError", () => {

@@ -499,7 +499,8 @@ describe("serve weights: the latest finalized checkpoint, checked against the ch
         const { trainers } = await runBaseline(spec, { rounds: 0 });
         const genesis = await trainers[0]!.state();
         for (const tr of trainers) tr.dispose();
-        const meta = { modelId: modelId.toString(), shard: 0, lane: 0, round: 1, specDigest: digest, backend: "wasm" };
+        // Genesis is round 0 (step 0): a well-formed file, just not the committed one.
+        const meta = { modelId: modelId.toString(), shard: 0, lane: 0, round: 0, specDigest: digest, backend: "wasm" };
         return encodeCheckpoint(stageLayout(spec, 0), genesis, meta).bytes;
       },
       close: async () => {},

@@ -113,6 +113,8 @@ describe("swarm: shards on separate libp2p hosts train, checkpoint to IPFS and c
       const { state } = decodeCheckpoint(stageLayout(spec, shard), bytes, {
         modelId: String(modelId),
         specDigest: digest,
+        stepsPerRound: spec.training.stepsPerRound,
+        round: head.round,
       });
       const expected = await baseline.trainers[shard]!.state();
       for (const name of Object.keys(expected.params))

@@ -183,6 +183,8 @@ describe("shard-node train: one OS process per shard", () => {
     const { state } = decodeCheckpoint(stageLayout(spec, shard), await readFile(path.join(dir, head.checkpointFile)), {
       modelId: String(model),
       specDigest: specDigest(specs[Number(model) - 1]!),
+      stepsPerRound: spec.training.stepsPerRound,
+      round: head.round,
     });
     return { journal, state };
   }

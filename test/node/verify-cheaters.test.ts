@@ -323,6 +323,8 @@ describe("verifiers catch each cheater; the ledger slashes it; honest peers lose
       const { state, meta } = decodeCheckpoint(stageLayout(model.spec, shard), got, {
         modelId: String(model.modelId),
         specDigest: model.specDigest,
+        stepsPerRound: model.spec.training.stepsPerRound,
+        round: Number(src.round),
       });
       const first = Object.keys(state.params)[0]!;
       state.params[first]![0]! += 1e-4;

@@ -88,6 +88,8 @@ describe("a lane's round built on a merge replays from the merged checkpoint", (
         const { state, root } = decodeCheckpoint(stageLayout(spec, shard), files[shard]!, {
           modelId,
           specDigest: digest,
+          stepsPerRound: spec.training.stepsPerRound,
+          round: 1,
         });
         assert.ok(state.mergeTag && state.outerMomentum, "the parent file carries the tag and the momentum");
         return { state, root };

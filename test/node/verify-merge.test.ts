@@ -262,6 +262,8 @@ describe("verifiers recompute merges: attest the right one, slash the wrong ones
     const { state, meta } = decodeCheckpoint(layout, honest1.checkpoint.bytes, {
       modelId: String(m.modelId),
       specDigest: m.specDigest,
+      stepsPerRound: spec.training.stepsPerRound,
+      round: 1,
     });
     const first = Object.keys(state.params)[0]!;
     state.params[first]![0]! += 1e-3;

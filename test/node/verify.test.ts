@@ -558,6 +558,8 @@ function perturb(spec: ModelSpec, modelId: bigint, digest: Hex, honest: CommitEv
   const { state, meta } = decodeCheckpoint(layout, (honest.content as { bytes: Uint8Array }).bytes, {
     modelId: String(modelId),
     specDigest: digest,
+    stepsPerRound: spec.training.stepsPerRound,
+    round: Number(honest.checkpoint.round),
   });
   const name = layout.params[0]!.name;
   state.params[name] = state.params[name]!.slice();

@@ -61,7 +61,13 @@ export async function loadServeWeights(parameters: LoadServeWeightsParameters): 
   const { client, modelId, shard, spec, specDigest } = parameters;
   const layout = stageLayout(spec, shard);
   const maxBytes = layout.parameterCount * 3 * 4 + 1024 * 1024;
-  const expect = { modelId: modelId.toString(), specDigest };
+  // Serving reads weights only: the file's round is not checked against the chain's here (the root is).
+  const expect = {
+    modelId: modelId.toString(),
+    specDigest,
+    stepsPerRound: spec.training.stepsPerRound,
+    round: undefined,
+  };
   const lineage = () =>
     getLineage(client, {
       deployment: client.deployment,

@@ -12,6 +12,12 @@ import type { StageState } from "../ml/stage.js";
  * and metadata naming the model, shard, round and optimizer step. A checkpoint merged from lanes
  * under the `diloco` rule also holds the outer momentum (`outer.momentum/<name>`, every tensor or
  * none). Its Merkle root over all tensors is the `root` committed on-chain.
+ *
+ * The optimizer step (Adam's update count, which its bias correction reads) is metadata, outside
+ * the root, so it is never taken on the file's word: it is a function of the round
+ * (`optimizerStepOf`: every round applies `stepsPerRound` updates to a checkpoint of the round
+ * before, and a merge keeps its lanes' step), and `decodeCheckpoint` refuses a file that names
+ * another step, or another round than the one the chain names.
  */
 
 export const CHECKPOINT_FORMAT = "shard-protocol/checkpoint@1";
@@ -30,6 +36,29 @@ export interface CheckpointMeta {
   round: number;
   specDigest: Hex;
   backend: string;
+}
+
+/** What `decodeCheckpoint` checks a checkpoint's metadata against. */
+export interface CheckpointExpect {
+  modelId: string;
+  specDigest: Hex;
+  /** The spec's `training.stepsPerRound`. */
+  stepsPerRound: number;
+  /**
+   * The round the checkpoint is of, as the chain (or the node's journal) names it: the file's
+   * round must be it. Undefined only where the optimizer step does not matter (serving weights);
+   * the step must then still agree with the file's own round.
+   */
+  round: number | undefined;
+}
+
+/**
+ * The optimizer step of a checkpoint of `round` (genesis is round 0): `round × stepsPerRound`.
+ * Round r trains from a checkpoint of round r − 1 (the ledger's parent rule) for `stepsPerRound`
+ * updates, and a merge of round r keeps its lanes' step.
+ */
+export function optimizerStepOf(round: number, stepsPerRound: number): number {
+  return round * stepsPerRound;
 }
 
 /** The tensor naming a merged checkpoint's round, attempt and lanes (`StageState.mergeTag`). */
@@ -79,12 +108,13 @@ export function encodeCheckpoint(
 
 /**
  * Reads a checkpoint for `layout`, checking that it holds exactly this shard's tensors with their
- * shapes, and that its metadata names the expected model, shard and spec.
+ * shapes, and that its metadata names the expected model, shard, spec and round, and the optimizer
+ * step of that round (`optimizerStepOf`).
  */
 export function decodeCheckpoint(
   layout: StageLayout,
   bytes: Uint8Array,
-  expect: { modelId: string; specDigest: Hex },
+  expect: CheckpointExpect,
 ): { state: StageState; root: Hex; meta: CheckpointMeta } {
   // Weights, two Adam moments, and the outer momentum of a `diloco` merge.
   const expectedBytes = layout.parameterCount * 4 * 4;
@@ -100,9 +130,17 @@ export function decodeCheckpoint(
     );
   if (metadata.specDigest !== expect.specDigest)
     throw new CheckpointMismatchError("it was trained under another model spec", `spec digest ${metadata.specDigest}`);
-  const step = Number(metadata.optimizerStep);
-  if (!Number.isSafeInteger(step) || step < 0)
-    throw new CheckpointMismatchError(`optimizer step ${JSON.stringify(metadata.optimizerStep)} is not a count`);
+  const round = Number(metadata.round);
+  if (!/^(0|[1-9][0-9]*)$/.test(metadata.round ?? "") || !Number.isSafeInteger(round))
+    throw new CheckpointMismatchError(`round ${JSON.stringify(metadata.round)} is not a count`);
+  if (expect.round !== undefined && round !== expect.round)
+    throw new CheckpointMismatchError(`it is a checkpoint of round ${round}, expected round ${expect.round}`);
+  // The step is the round's (not the file's word): Adam's bias correction reads it, the root does not cover it.
+  const step = optimizerStepOf(round, expect.stepsPerRound);
+  if (metadata.optimizerStep !== String(step))
+    throw new CheckpointMismatchError(
+      `optimizer step ${JSON.stringify(metadata.optimizerStep)}, expected ${step} after round ${round} (${expect.stepsPerRound} steps a round)`,
+    );
   const state: StageState = { params: {}, adamM: {}, adamV: {}, step };
   const hasOuter = layout.params.some(({ name }) => Object.hasOwn(tensors, `outer.momentum/${name}`));
   if (hasOuter) state.outerMomentum = {};
@@ -140,7 +178,7 @@ export function decodeCheckpoint(
       modelId: metadata.modelId,
       shard: layout.shard,
       lane: Number(metadata.lane),
-      round: Number(metadata.round),
+      round,
       specDigest: metadata.specDigest as Hex,
       backend: metadata.backend ?? "",
     },

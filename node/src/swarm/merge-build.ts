@@ -33,10 +33,23 @@ export function manifestNonce(bytes: Uint8Array): Hex | undefined {
 /** A fresh 32-byte nonce for a merge (`buildMerge`). */
 export const randomNonce = (): Hex => bytesToHex(crypto.getRandomValues(new Uint8Array(32)));
 
+/**
+ * What is wrong with one input checkpoint of a merge (the base, or a lane's): `unfetched` (not
+ * fetched within the timeout: maybe later), or its file is provably bad: it does not decode for
+ * the shard and round (`checkpoint-malformed`, a training lane carrying an outer momentum
+ * included) or hashes to another root than its commit's (`checkpoint-root`).
+ */
+export type MergeInputFault = "unfetched" | "checkpoint-malformed" | "checkpoint-root";
+
 /** Content of a merge that cannot be fetched or does not hash to its on-chain root. */
 export class MergeInputError extends NodeError {
   override name = "MergeInputError";
-  constructor(message: string, details?: string) {
+  constructor(
+    message: string,
+    details?: string,
+    /** The input checkpoint at fault (its root) and how, when one is (not: no lane to merge, no base given). */
+    readonly input?: { root: Hex; fault: MergeInputFault },
+  ) {
     super(message, { details, retryable: true });
   }
 }
@@ -67,18 +80,30 @@ export async function loadCheckpointState(src: MergeSources, shard: number, cp: 
   const known = src.known?.get(cp.root);
   if (known) return known;
   const got = await fetchBounded(src.store, cp.checkpointURI, checkpointMaxBytes(src.spec, shard), src.fetchTimeoutMs);
-  if ("error" in got) throw new MergeInputError(`checkpoint ${cp.root} of shard ${shard} not fetched`, got.error);
+  if ("error" in got)
+    throw new MergeInputError(`checkpoint ${cp.root} of shard ${shard} not fetched`, got.error, {
+      root: cp.root,
+      fault: "unfetched",
+    });
   let decoded;
   try {
     decoded = decodeCheckpoint(stageLayout(src.spec, shard), got.bytes, {
       modelId: String(src.modelId),
       specDigest: src.specDigest,
+      stepsPerRound: src.spec.training.stepsPerRound,
+      round: Number(cp.round),
     });
   } catch (err) {
-    throw new MergeInputError(`checkpoint ${cp.root} of shard ${shard} is not readable`, (err as Error).message);
+    throw new MergeInputError(`checkpoint ${cp.root} of shard ${shard} is not readable`, (err as Error).message, {
+      root: cp.root,
+      fault: "checkpoint-malformed",
+    });
   }
   if (decoded.root !== cp.root)
-    throw new MergeInputError(`checkpoint of shard ${shard} hashes to ${decoded.root}, not ${cp.root}`);
+    throw new MergeInputError(`checkpoint of shard ${shard} hashes to ${decoded.root}, not ${cp.root}`, undefined, {
+      root: cp.root,
+      fault: "checkpoint-root",
+    });
   return decoded.state;
 }
 
@@ -101,8 +126,9 @@ export interface BuiltMerge {
  * Merges `plan`'s lanes on `shard` as merge attempt `attempt`. The base is the accepted merge of
  * the round before (`baseCommit`, its root must be `plan.base[shard]`) or, for round 1, genesis.
  *
- * @throws MergeInputError when a checkpoint cannot be fetched or does not hash to its root;
- *   MergeMismatchError when the lanes cannot be merged (`ml/merge.ts`)
+ * @throws MergeInputError when a checkpoint cannot be fetched, does not decode, does not hash to its
+ *   root, or (a lane's) carries an outer momentum (`input` names it); MergeMismatchError when the
+ *   lanes cannot be merged otherwise (`ml/merge.ts`)
  */
 export async function buildMerge(
   src: MergeSources,
@@ -132,6 +158,13 @@ export async function buildMerge(
   const lanes = await Promise.all(
     commits.map(async (c) => ({ lane: c.checkpoint.lane, state: await loadCheckpointState(src, shard, c.checkpoint) })),
   );
+  // A training checkpoint never carries an outer momentum (only merges do): such a lane is malformed.
+  for (const [i, { lane, state }] of lanes.entries())
+    if (state.outerMomentum)
+      throw new MergeInputError(`lane ${lane}'s checkpoint of shard ${shard} carries an outer momentum`, undefined, {
+        root: commits[i]!.checkpoint.root,
+        fault: "checkpoint-malformed",
+      });
   const rule = mergeRule(src.spec);
   const merged = mergeCheckpoints(rule, base, lanes);
   const round = Number(plan.round);

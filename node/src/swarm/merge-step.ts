@@ -1,4 +1,4 @@
-import { mkdir, readFile, readdir } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 
 import type { Account, Address, Hex } from "viem";
@@ -21,10 +21,12 @@ import { stageLayout } from "../ml/model.js";
 import type { ModelSpec } from "../ml/spec.js";
 import type { StageState } from "../ml/stage.js";
 import { decodeCheckpoint } from "./checkpoint.js";
-import { DEV_CHAIN_IDS, commitRound } from "./commit.js";
-import { Journal } from "./journal.js";
-import { type BuiltMerge, MergeInputError, buildMerge, manifestNonce, randomNonce } from "./merge-build.js";
-import { fetchBounded, transcriptMaxBytes } from "../verify/examine.js";
+import { DEV_CHAIN_IDS } from "./commit.js";
+import type { Journal } from "./journal.js";
+import { commitMerge, contentOf, lostAttempt, type MergeContent, ownMergeCommit } from "./merge-attempt.js";
+import { MergeInputError, buildMerge, manifestNonce, randomNonce } from "./merge-build.js";
+import { checkpointMaxBytes, fetchBounded, transcriptMaxBytes } from "../verify/examine.js";
+import { checkMergeFields, checkMergeFiles, checkMergeRecomputed, planForMerge } from "../verify/merges.js";
 import { type MergePlan, type MergePlanInput, acceptedMerge, planMerge, readRoundState } from "./merge-plan.js";
 
 /**
@@ -32,13 +34,21 @@ import { type MergePlan, type MergePlanInput, acceptedMerge, planMerge, readRoun
  * revealed, the node waits for the merge deadline (`merge-plan.ts`), computes the merge of its
  * shard (`merge-build.ts`; its own lane's checkpoint at hand, the others' fetched over IPFS), and
  * then either commits it (it is the merger: the node of the lowest merged lane) or checks the
- * merger's revealed merge against its own. A merge that does not match, or that nobody reveals
- * within the wait, is committed by this node at the next free attempt. The next round starts from
+ * merger's revealed merge as a verifier would (fields, recomputed root and manifest, its files). A
+ * merge that fails those checks, or that nobody reveals within the wait, is committed by this node
+ * at the next free attempt. The next round starts from
  * the merge: `merges.json` in the lane's directory names each round's merged checkpoint and root.
  *
  * Restart-safe: a merge this node commits is journaled (one journal per attempt, in
- * `merge-<attempt>/` under the lane's directory) and carried on-chain by `commitRound`, so a
- * restarted node finishes the same seal, never a second one.
+ * `merge-<attempt>/` under the lane's directory; `merge-attempt.ts`) and carried on-chain by
+ * `commitRound`, so a restarted node finishes the same seal, never a second one.
+ *
+ * Races: two nodes may take the same attempt (both saw it free). The attempt's commit id is one
+ * slot: whoever seals first holds it. A node whose attempt's slot is held by another account's
+ * seal or reveal, or whose reveal the ledger refuses (`InvalidMergeLanes`: a merged lane was
+ * rejected meanwhile), has lost that attempt, now or before a restart: it marks the attempt lost
+ * (`round-<r>.lost` in the attempt's directory, never tried again), re-reads the chain, adopts the
+ * accepted merge if it is the one it computes, and otherwise commits at the next free attempt.
  */
 
 const zHex32 = z.string().regex(/^0x[0-9a-fA-F]{64}$/) as unknown as z.ZodType<Hex>;
@@ -94,7 +104,11 @@ export class MergeLog {
   /** Reads a merged round's checkpoint, checking it against its root. */
   async load(spec: ModelSpec, shard: number, expect: { modelId: string; specDigest: Hex }, rec: MergedRound) {
     const bytes = await readFile(join(this.dir, rec.file));
-    const { state, root } = decodeCheckpoint(stageLayout(spec, shard), bytes, expect);
+    const { state, root } = decodeCheckpoint(stageLayout(spec, shard), bytes, {
+      ...expect,
+      stepsPerRound: spec.training.stepsPerRound,
+      round: rec.round,
+    });
     if (root !== rec.root)
       throw new NodeError(`The merged checkpoint of round ${rec.round} on disk does not match ${rec.root}.`);
     return state;
@@ -104,10 +118,20 @@ export class MergeLog {
 export type MergeEvent =
   /**
    * The merge step of a round: `deadline` (waiting for the merge deadline, unix seconds), `waiting`
-   * (for the merger's reveal), `mismatch` (the accepted merge differs from this node's), `committing`
-   * (this node commits the merge at `attempt`), or a commit phase (`sealing`, `sealed`, `revealed`).
+   * (for the merger's reveal), `mismatch` (the accepted merge fails a verifier's checks), `committing`
+   * (this node commits the merge at `attempt`), `lost` (another node holds `attempt`'s slot, or the
+   * ledger refused its lanes), or a commit phase (`sealing`, `sealed`, `revealed`).
    */
-  | { type: "merging"; round: number; phase: string; deadline?: number; attempt?: number; lanes?: number[] }
+  | {
+      type: "merging";
+      round: number;
+      phase: string;
+      deadline?: number;
+      attempt?: number;
+      lanes?: number[];
+      /** With `mismatch`: what is wrong with the accepted merge (a verifier's reason and detail). */
+      detail?: string;
+    }
   | {
       type: "merged";
       round: number;
@@ -246,68 +270,98 @@ export async function mergeRound(
     return { merged, state: built.state };
   };
 
+  /** Waits (up to the merger's wait) for an accepted merge on this shard; false when stopped. */
+  const awaitAccepted = async (): Promise<boolean> => {
+    const until = Date.now() + (ctx.mergerWaitMs ?? revealWindow * 1000);
+    while (!plan.accepted[s] && Date.now() < until) {
+      if (ctx.shouldStop()) return false;
+      await sleep(POLL_MS);
+      ({ input, plan } = await read());
+    }
+    return true;
+  };
+  /**
+   * The accepted merge, adopted if it passes the checks a verifier runs on it (`verify/merges.ts`:
+   * its lanes, parent and empty fields, the root and manifest this node recomputes with the
+   * merger's nonce, its own files), so that a node never goes on from a merge verifiers will
+   * challenge. Otherwise this node commits the merge it computes at the next attempt.
+   */
+  const adoptAccepted = async () => {
+    const accepted = plan.accepted[s];
+    if (!accepted) return undefined;
+    const cp = accepted.checkpoint;
+    const fetched = await Promise.all([
+      fetchBounded(ctx.store, cp.transcriptURI, transcriptMaxBytes(ctx.spec), ctx.fetchTimeoutMs),
+      fetchBounded(ctx.store, cp.checkpointURI, checkpointMaxBytes(ctx.spec, s), ctx.fetchTimeoutMs),
+    ]);
+    const [manifest, file] = fetched;
+    if ("error" in manifest || "error" in file)
+      throw new MergeInputError(
+        `the files of the accepted merge of round ${round} are not fetched`,
+        fetched.flatMap((f) => ("error" in f ? [f.error] : [])).join("; "),
+      );
+    // The merger's nonce is in its manifest (the commit's transcript).
+    const nonce = manifestNonce(manifest.bytes);
+    const built = await build(cp.lane - MERGE_LANES, nonce ?? randomNonce());
+    const finding =
+      (nonce ? undefined : { reason: "merge-transcript", detail: "the manifest names no 32-byte nonce" }) ??
+      checkMergeFields(cp, planForMerge(input, cp)) ??
+      checkMergeRecomputed(cp, built) ??
+      checkMergeFiles(
+        cp,
+        { checkpoint: file.bytes, manifest: manifest.bytes },
+        { spec: ctx.spec, modelId: String(ctx.modelId), specDigest: ctx.specDigest },
+      );
+    if (!finding)
+      return adopt(
+        contentOf(built),
+        cp.owner,
+        accepted.commitId,
+        cp.owner.toLowerCase() === account.address.toLowerCase(),
+      );
+    ctx.emit({
+      type: "merging",
+      round,
+      phase: "mismatch",
+      attempt: built.attempt,
+      lanes: built.lanes,
+      detail: `${finding.reason}: ${finding.detail}`,
+    });
+    return undefined;
+  };
+
   // The merger (the lowest merged lane's node) commits at once; the others wait for its reveal.
   const merger = plan.lanes[0] === ctx.lane;
   if (!merger && !plan.accepted[s] && !own) {
     ctx.emit({ type: "merging", round, phase: "waiting", lanes: plan.lanes });
-    const until = Date.now() + (ctx.mergerWaitMs ?? revealWindow * 1000);
-    while (!plan.accepted[s] && Date.now() < until) {
-      if (ctx.shouldStop()) return undefined;
-      await sleep(POLL_MS);
-      ({ input, plan } = await read());
-    }
+    if (!(await awaitAccepted())) return undefined;
   }
-  const accepted = plan.accepted[s];
-  if (accepted) {
-    // The merger's nonce is in its manifest (the commit's transcript).
-    const manifest = await fetchBounded(
-      ctx.store,
-      accepted.checkpoint.transcriptURI,
-      transcriptMaxBytes(ctx.spec),
-      ctx.fetchTimeoutMs,
-    );
-    if ("error" in manifest)
-      throw new MergeInputError(`the manifest of the accepted merge of round ${round} is not fetched`, manifest.error);
-    const nonce = manifestNonce(manifest.bytes) ?? randomNonce();
-    const built = await build(accepted.checkpoint.lane - MERGE_LANES, nonce);
-    if (built.checkpoint.root === accepted.checkpoint.root)
-      return adopt(
-        contentOf(built),
-        accepted.checkpoint.owner,
-        accepted.commitId,
-        accepted.checkpoint.owner.toLowerCase() === account.address.toLowerCase(),
-      );
-    ctx.emit({ type: "merging", round, phase: "mismatch", attempt: built.attempt, lanes: built.lanes });
-  }
+  const adopted = await adoptAccepted();
+  if (adopted) return adopted;
   // This node's own merge is on-chain (not the accepted one, or not yet accepted): it goes on from it.
   if (own) return adopt(own, account.address, own.commitId, true);
   // An attempt another node sealed but has not revealed yet is taken too.
   let attempt = plan.nextAttempt[s]!;
   const onChain = (k: number) =>
     getCommit(client, { deployment, modelId: ctx.modelId, shard: s, round: BigInt(round), lane: MERGE_LANES + k });
-  while ((await onChain(attempt)).status !== "none") attempt++;
-  const built = await build(attempt, randomNonce());
-  ctx.emit({ type: "merging", round, phase: "committing", attempt: built.attempt, lanes: built.lanes });
-  const rec = await commitMerge(ctx, built, round);
-  return adopt(contentOf(built), account.address, rec.commitId!, true);
+  for (;;) {
+    while ((await onChain(attempt)).status !== "none") attempt++;
+    const built = await build(attempt, randomNonce());
+    ctx.emit({ type: "merging", round, phase: "committing", attempt: built.attempt, lanes: built.lanes });
+    try {
+      const rec = await commitMerge(ctx, built, round);
+      return adopt(contentOf(built), account.address, rec.commitId!, true);
+    } catch (err) {
+      if (!(await lostAttempt(ctx, built.attempt, round, err))) throw err;
+    }
+    // Lost: the chain as it is now; the winner's merge, once accepted, is adopted if it matches.
+    ({ input, plan } = await read());
+    if (!(await awaitAccepted())) return undefined;
+    const winner = await adoptAccepted();
+    if (winner) return winner;
+    attempt++;
+  }
 }
-
-/** What a node goes on from: a merge's attempt, lanes, state and checkpoint file. */
-interface MergeContent {
-  attempt: number;
-  lanes: number[];
-  state: StageState;
-  bytes: Uint8Array;
-  root: Hex;
-}
-
-const contentOf = (b: BuiltMerge): MergeContent => ({
-  attempt: b.attempt,
-  lanes: b.lanes,
-  state: b.state,
-  bytes: b.checkpoint.bytes,
-  root: b.checkpoint.root,
-});
 
 /**
  * Waits until the chain's latest block is past `deadline` (unix seconds): no later reveal can then
@@ -330,84 +384,4 @@ export async function waitPastChainTime(
     const now = dev ? latest : Math.max(latest, Date.now() / 1000);
     await sleep(Math.min(5_000, Math.max(dev ? 50 : POLL_MS, (deadline - now) * 1000 + 50)));
   }
-}
-
-const attemptDir = (ctx: MergeStepContext, attempt: number) => join(ctx.journal.dir, `merge-${attempt}`);
-
-const openAttempt = (ctx: MergeStepContext, attempt: number) =>
-  Journal.open(attemptDir(ctx, attempt), {
-    modelId: String(ctx.modelId),
-    shard: ctx.shard,
-    lane: MERGE_LANES + attempt,
-    specDigest: ctx.specDigest,
-    owner: ctx.chain.account.address,
-  });
-
-const commitContext = (ctx: MergeStepContext, attempt: number, journal: Journal) => ({
-  ...ctx.chain,
-  journal,
-  store: ctx.store,
-  modelId: ctx.modelId,
-  shard: ctx.shard,
-  lane: MERGE_LANES + attempt,
-});
-
-/** Journals `built` as a decided round of its attempt's journal, then seals and reveals it. */
-async function commitMerge(ctx: MergeStepContext, built: BuiltMerge, round: number) {
-  await mkdir(attemptDir(ctx, built.attempt), { recursive: true, mode: 0o700 });
-  const journal = await openAttempt(ctx, built.attempt);
-  if (!journal.record(round)) {
-    const checkpointFile = `round-${round}.safetensors`;
-    const transcriptFile = `round-${round}.merge.json`;
-    await writeFileAtomic(join(journal.dir, checkpointFile), built.checkpoint.bytes);
-    await writeFileAtomic(join(journal.dir, transcriptFile), built.manifest);
-    const f = built.fields;
-    await journal.addDecided({
-      round,
-      phase: "decided",
-      parentRoot: f.parentRoot,
-      root: f.root,
-      checkpointFile,
-      transcriptFile,
-      transcriptDigest: f.transcriptDigest,
-      sentActivations: f.sentActivations,
-      receivedActivations: f.receivedActivations,
-      sentGradients: f.sentGradients,
-      receivedGradients: f.receivedGradients,
-      workUnits: "0",
-      lossMicros: "0",
-      evalLoss: null,
-    });
-  }
-  return commitRound(commitContext(ctx, built.attempt, journal), round, (phase) =>
-    ctx.emit({ type: "merging", round, phase, attempt: built.attempt }),
-  );
-}
-
-/** This node's merge commit of `round` from before a restart, carried to `revealed`. */
-async function ownMergeCommit(
-  ctx: MergeStepContext,
-  round: number,
-): Promise<(MergeContent & { commitId: Hex }) | undefined> {
-  const attempts = (await readdir(ctx.journal.dir).catch(() => [] as string[]))
-    .map((d) => /^merge-(\d+)$/.exec(d)?.[1])
-    .filter((a): a is string => a !== undefined)
-    .map(Number)
-    .sort((a, b) => a - b);
-  for (const attempt of attempts) {
-    const journal = await openAttempt(ctx, attempt);
-    const rec = journal.record(round);
-    if (!rec) continue;
-    const done = await commitRound(commitContext(ctx, attempt, journal), round, (phase) =>
-      ctx.emit({ type: "merging", round, phase, attempt }),
-    );
-    const bytes = await readFile(join(journal.dir, rec.checkpointFile));
-    const { state, root } = decodeCheckpoint(stageLayout(ctx.spec, ctx.shard), bytes, {
-      modelId: String(ctx.modelId),
-      specDigest: ctx.specDigest,
-    });
-    // The tag is [round, attempt, nonce (8 words), ...lanes].
-    return { attempt, lanes: [...(state.mergeTag ?? [])].slice(10), state, bytes, root, commitId: done.commitId! };
-  }
-  return undefined;
 }

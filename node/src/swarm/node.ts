@@ -195,8 +195,9 @@ async function loadTrainer(
     throw new SwarmDivergedError(`The lane went on from the merge of round ${round}, which its merge log lacks.`);
   const bytes = await readFile(join(journal.dir, head.checkpointFile));
   const { state, root } = decodeCheckpoint(new StageTrainer(opts.spec, opts.shard).layout, bytes, {
-    modelId: String(opts.modelId),
-    specDigest: opts.specDigest,
+    ...expectOf(opts),
+    stepsPerRound: opts.spec.training.stepsPerRound,
+    round: head.round,
   });
   if (root !== head.root)
     throw new SwarmDivergedError(
@@ -214,7 +215,7 @@ async function knownStates(opts: SwarmNodeOptions, journal: Journal, merges: Mer
   const { state } = decodeCheckpoint(
     stageLayout(opts.spec, opts.shard),
     await readFile(join(journal.dir, rec.checkpointFile)),
-    expectOf(opts),
+    { ...expectOf(opts), stepsPerRound: opts.spec.training.stepsPerRound, round },
   );
   known.set(rec.root, state);
   const before = merges.get(round - 1);

@@ -66,7 +66,9 @@ export type VerdictReason =
   /** A merge commit's root is not the recomputed merge's. */
   | "merge-root"
   /** A merge commit's transcript (its manifest) is not the recomputed merge's. */
-  | "merge-transcript";
+  | "merge-transcript"
+  /** A merge commit merged an input checkpoint that nobody can read (a finalized commit's bad file). */
+  | "merge-inputs";
 
 export interface Verdict {
   commitId: Hex;
@@ -236,6 +238,8 @@ function checkCommit(p: CheckRoundParameters, c: CommitEvidence, batches: number
     const decoded = decodeCheckpoint(stageLayout(p.spec, cp.shard), c.content.bytes, {
       modelId: p.modelId,
       specDigest: p.specDigest,
+      stepsPerRound: p.spec.training.stepsPerRound,
+      round: Number(cp.round),
     });
     if (decoded.root !== cp.root)
       return bad("checkpoint-root", `the checkpoint file's Merkle root is ${decoded.root}, the commit's ${cp.root}`);

@@ -136,6 +136,8 @@ export async function concludePending(p: PassContext): Promise<void> {
     // Not what this verifier found invalid, or could not fetch near its deadline, unless a dispute upheld it.
     const v = state.verdict(c.commitId);
     if (v && !v.valid && !info.upheld) continue;
+    // Every merge is checked (`merges.ts`): one this verifier has not recomputed is not finalized by it.
+    if (isMergeLane(c.checkpoint.lane) && !v?.valid && !info.upheld) continue;
     const u = state.unfetched(c.commitId);
     if (!v && u && u.reason !== "parent-unfetched" && !info.upheld) continue;
     // "Not yet" refusals (a pipeline link unmatched) are retried in later passes: a per-pass key.

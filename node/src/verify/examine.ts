@@ -158,6 +158,8 @@ export async function examineRound(p: ExamineRoundParameters): Promise<RoundExam
       const { state, root } = decodeCheckpoint(stageLayout(p.spec, shard), got.bytes, {
         modelId,
         specDigest: p.specDigest,
+        stepsPerRound: p.spec.training.stepsPerRound,
+        round: Number(parent.checkpoint.round),
       });
       if (root !== parentRoot) throw new Error(`its Merkle root is ${root}, not ${parentRoot}`);
       parents.push({ root: parentRoot, state });

@@ -19,9 +19,20 @@
  * challenge: its merger cannot have known. A merge that included a lane already rejected at its
  * reveal is treated the same way: a challenge could not make that slash stick anyway, since anyone
  * (the merger first) may call `rejectMerge` on it as soon as it is revealed, and it can never
- * finalize (`MergedLaneNotFinalized`) nor mint. Lanes whose checkpoints cannot be fetched, or do not
- * hash to their roots, give no verdict on the merge (their own commits answer for that): tried
- * again with backoff.
+ * finalize (`MergedLaneNotFinalized`) nor mint.
+ *
+ * Inputs that do not come: a merge is attested, and finalized by this verifier, only once it was
+ * recomputed (`conclude.ts`). An input checkpoint (a lane's, or the base) that is not fetched is
+ * tried again with backoff, the merge left without a verdict; near the end of that input commit's
+ * own window it is reported against it as `withheld` (challenged in step 5), as a sampled
+ * training commit's content would be, so a lane kept from every verifier cannot carry a merge to
+ * finalization unchecked. An input whose file is provably bad (it does not decode for its shard
+ * and round, a training lane carries an outer momentum, or it hashes to another root) is blamed on
+ * its own commit while that is pending: it gets an invalid verdict (`checkpoint-malformed`,
+ * `checkpoint-root`), which step 5 challenges; the merge then falls with it (`rejectMerge`, or
+ * `rejectOrphan` for a base). If that commit already finalized, no merge of the round can be
+ * recomputed by anyone: the merge is invalid (`merge-inputs`), its merger having merged what
+ * nobody can read.
  */
 import { type Hex, keccak256, zeroHash } from "viem";
 import { type Checkpoint, MERGE_LANES, mergedLanesOf } from "shard-protocol/sdk";
@@ -126,7 +137,11 @@ export function checkMergeFiles(
       detail: `the manifest file hashes to ${digest}; the commit says ${cp.transcriptDigest}`,
     };
   try {
-    const { root } = decodeCheckpoint(stageLayout(expect.spec, cp.shard), files.checkpoint, expect);
+    const { root } = decodeCheckpoint(stageLayout(expect.spec, cp.shard), files.checkpoint, {
+      ...expect,
+      stepsPerRound: expect.spec.training.stepsPerRound,
+      round: Number(cp.round),
+    });
     if (root !== cp.root)
       return {
         reason: "checkpoint-root",
@@ -138,7 +153,51 @@ export function checkMergeFiles(
   return undefined;
 }
 
-type Judgement = { verdict: Verdict } | { missing: { reason: Unfetched["reason"]; detail: string } };
+type Judgement =
+  | { verdict: Verdict }
+  /**
+   * No verdict on the merge yet; `blame`: an invalid verdict on the input commit at fault;
+   * `unfetched`: the pending input commit whose checkpoint did not come.
+   */
+  | { missing: { reason: Unfetched["reason"]; detail: string }; blame?: Verdict; unfetched?: Hex };
+
+/**
+ * What a merge whose recomputation failed on `err` gets: an input checkpoint that is bad is blamed
+ * on its commit while that is pending (the merge waits), else the merge is invalid; an input not
+ * fetched, or lanes that cannot be merged otherwise, leave it without a verdict (tried again).
+ */
+function judgeInputFailure(
+  input: MergePlanInput,
+  err: MergeInputError | MergeMismatchError,
+  invalid: (f: MergeFinding) => Judgement,
+): Judgement {
+  const detail = `${err.shortMessage}${err.details ? ` (${err.details})` : ""}`.slice(0, 300);
+  const missing = { reason: "parent-unfetched" as const, detail: `merge inputs: ${detail}` };
+  const fault = err instanceof MergeInputError ? err.input : undefined;
+  if (!fault) return { missing };
+  const culprit = input.commits.find((x) => x.checkpoint.root === fault.root);
+  if (fault.fault === "unfetched")
+    return culprit?.status === "pending" ? { missing, unfetched: culprit.commitId } : { missing };
+  if (culprit?.status === "pending") {
+    const cp = culprit.checkpoint;
+    const blame: Verdict = {
+      commitId: culprit.commitId,
+      shard: cp.shard,
+      lane: cp.lane,
+      round: Number(cp.round),
+      valid: false,
+      reason: fault.fault,
+      detail: `read as a merge input: ${detail}`,
+      crossBackend: false,
+    };
+    return { missing, blame };
+  }
+  if (culprit?.status === "rejected") return { missing };
+  return invalid({
+    reason: "merge-inputs",
+    detail: `an input is unreadable and can no longer be challenged: ${detail}`,
+  });
+}
 
 /** Judges one merge commit (see the module comment). */
 async function judgeMerge(p: PassContext, input: MergePlanInput, c: RevealedCommit): Promise<Judgement> {
@@ -186,9 +245,7 @@ async function judgeMerge(p: PassContext, input: MergePlanInput, c: RevealedComm
     );
   } catch (err) {
     if (!(err instanceof MergeInputError || err instanceof MergeMismatchError)) throw err;
-    // The inputs' own commits answer for them: no verdict on the merge, tried again.
-    const detail = `${err.shortMessage}${err.details ? ` (${err.details})` : ""}`.slice(0, 300);
-    return { missing: { reason: "parent-unfetched", detail: `merge inputs: ${detail}` } };
+    return judgeInputFailure(input, err, invalid);
   }
   const recomputed = checkMergeRecomputed(cp, built);
   if (recomputed) return invalid(recomputed);
@@ -200,6 +257,28 @@ async function judgeMerge(p: PassContext, input: MergePlanInput, c: RevealedComm
       detail: `recomputed: the merge of lanes ${lanesText(built.lanes)} (attempt ${built.attempt}) on ${plan.base[cp.shard]}`,
     },
   };
+}
+
+/**
+ * Reports merge inputs (pending commits, by id, with what failed) whose checkpoints did not come:
+ * against each input commit's own deadline, under its own (lane, round) backoff, as `withheld`
+ * once that deadline is near, unless this verifier already has a verdict on it.
+ */
+async function reportUnfetchedInputs(p: PassContext, unfetched: ReadonlyMap<Hex, string>): Promise<void> {
+  for (const [commitId, detail] of unfetched) {
+    const c = p.state.reveals.get(commitId);
+    if (!c || p.state.verdict(commitId)) continue;
+    const deadlines = new Map([[commitId, await p.deadlineOf(c)]]);
+    const { lane, round } = c.checkpoint;
+    recordMissing(p, {
+      lane,
+      round: Number(round),
+      commits: [c],
+      missing: [{ commitId, reason: "withheld", detail }],
+      deadlines,
+      detail,
+    });
+  }
 }
 
 /**
@@ -236,11 +315,19 @@ export async function checkMerges(p: PassContext): Promise<void> {
       for (const c of judge) deadlines.set(c.commitId, await deadlineOf(c));
       if (judge.length === 0 || !isDue(p, `${lane}:${round}`, judge, deadlines)) continue;
       const missing: { commitId: Hex; reason: Unfetched["reason"]; detail: string }[] = [];
+      const unfetched = new Map<Hex, string>();
       for (const c of judge) {
         const t0 = performance.now();
         const j = await judgeMerge(p, input, c);
         if ("missing" in j) {
           missing.push({ commitId: c.commitId, ...j.missing });
+          if (j.unfetched) unfetched.set(j.unfetched, j.missing.detail);
+          const blame = j.blame;
+          if (blame && !state.verdict(blame.commitId)) {
+            state.setVerdict(blame);
+            pass.verdicts.push(blame);
+            emit({ type: "verdict", verdict: blame });
+          }
           continue;
         }
         const seconds = (performance.now() - t0) / 1000;
@@ -254,6 +341,7 @@ export async function checkMerges(p: PassContext): Promise<void> {
       }
       const detail = missing.map((m) => m.detail).join("; ");
       recordMissing(p, { lane, round: Number(round), commits, missing, deadlines, detail });
+      await reportUnfetchedInputs(p, unfetched);
       await state.save();
     }
   }
