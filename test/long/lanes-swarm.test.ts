@@ -358,6 +358,8 @@ describe("lanes as processes: joining with --lane auto, a node killed and back, 
         const { state } = decodeCheckpoint(stageLayout(spec, shard), await readFile(path.join(dir, entry.file)), {
           modelId: String(modelId),
           specDigest: digest,
+          stepsPerRound: spec.training.stepsPerRound,
+          round,
         });
         const root = encodeMergedCheckpoint(
           stageLayout(spec, shard),

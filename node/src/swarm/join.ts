@@ -92,6 +92,8 @@ export async function adoptMerge(
     decoded = decodeCheckpoint(stageLayout(ctx.spec, ctx.shard), got.bytes, {
       modelId: String(ctx.modelId),
       specDigest: ctx.specDigest,
+      stepsPerRound: ctx.spec.training.stepsPerRound,
+      round,
     });
   } catch (err) {
     throw new NodeError(`The merged checkpoint of round ${round} (shard ${ctx.shard}) is not readable.`, {
