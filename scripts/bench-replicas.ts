@@ -23,7 +23,13 @@ import os from "node:os";
 
 import { defaultSpec, initBackend, type ModelSpec, zModelSpec } from "../node/src/index.js";
 import type { MergeRule } from "../node/src/ml/spec.js";
-import { type ReplicaRun, type ReplicaSummary, runReplicas, summarize } from "./lib/bench-replicas.js";
+import {
+  pooledLaneRoundSeconds,
+  type ReplicaRun,
+  type ReplicaSummary,
+  runReplicas,
+  summarize,
+} from "./lib/bench-replicas.js";
 import { intFromEnv } from "./lib/env.js";
 import { report, type Section } from "./lib/results.js";
 
@@ -69,6 +75,7 @@ const longRuns: ReplicaRun[] = [];
 const mb = (bytes: number) => Number((bytes / 1e6).toFixed(3));
 for (const name of MERGES) {
   const spec = specOf(RULES[name]!);
+  const ofRule: ReplicaRun[] = [];
   for (const lanes of LANES) {
     const rounds = lanes === 1 && maxLanes > 1 ? ROUNDS * maxLanes : ROUNDS;
     const run = await runReplicas(spec, lanes, rounds, (r) =>
@@ -79,9 +86,13 @@ for (const name of MERGES) {
     // The comparison at the same steps per lane takes the first ROUNDS rounds.
     const same: ReplicaRun = { ...run, rounds: run.rounds.slice(0, ROUNDS) };
     runs.push(same);
+    ofRule.push(run);
     if (rounds > ROUNDS) longRuns.push(run);
-    summaries.push(summarize(same, spec, BANDWIDTH));
   }
+  // The projection: every lane count at the same per-lane step time, pooled over all the rule's runs.
+  const laneRound = pooledLaneRoundSeconds(ofRule);
+  for (const run of runs.filter((r) => r.rule === RULES[name]!.rule))
+    summaries.push(summarize(run, spec, BANDWIDTH, laneRound));
 }
 
 const samplesPerStep = specOf(RULES.mean!).training.microBatchSize * specOf(RULES.mean!).training.microBatches;

@@ -143,8 +143,20 @@ export async function runReplicas(
   return { lanes, rule: rule.rule, initialLoss, rounds: out };
 }
 
-/** What a run's rounds add up to, and the arithmetic for one node per machine at `bandwidth` bytes/s. */
-export function summarize(run: ReplicaRun, spec: ModelSpec, bandwidth: number) {
+/** Seconds of one lane's steps of a round, pooled over `runs` (the same work whatever the lanes). */
+export function pooledLaneRoundSeconds(runs: readonly ReplicaRun[]): number {
+  const seconds = runs.flatMap((run) => run.rounds.flatMap((r) => r.laneSeconds));
+  return sum(seconds) / seconds.length;
+}
+
+/**
+ * What a run's rounds add up to, and the arithmetic for one node per machine at `bandwidth`
+ * bytes/s. The projection takes one lane's round to last `laneRoundSeconds` (default: this run's
+ * mean): pass the same figure for every lane count (`pooledLaneRoundSeconds`), since a lane's
+ * steps on its own machines do not depend on how many other lanes there are, while the rates
+ * measured here move with the machine's load from one run to the next.
+ */
+export function summarize(run: ReplicaRun, spec: ModelSpec, bandwidth: number, laneRoundSeconds?: number) {
   const { lanes, rounds } = run;
   const steps = spec.training.stepsPerRound;
   const samplesPerStep = spec.training.microBatchSize * spec.training.microBatches;
@@ -152,15 +164,16 @@ export function summarize(run: ReplicaRun, spec: ModelSpec, bandwidth: number) {
   const trainSeconds = sum(rounds.map((r) => sum(r.laneSeconds)));
   const mergeSeconds = sum(rounds.map((r) => sum(r.mergeSeconds)));
   /** One lane's steps of a round, in seconds (the mean over lanes and rounds). */
-  const laneRoundSeconds = trainSeconds / (n * lanes);
+  const measuredRoundSeconds = trainSeconds / (n * lanes);
+  const projectedLaneRound = laneRoundSeconds ?? measuredRoundSeconds;
   /** The slowest shard's merge, per round: each shard's node merges on its own machine, in parallel. */
   const nodeMergeSeconds = sum(rounds.map((r) => Math.max(...r.mergeSeconds))) / n;
   const checkpointBytes = Math.max(...rounds[0]!.checkpointBytes);
   /** Each node of a shard fetches the other lanes' checkpoints of its shard (the merger to merge, the others to check). */
   const fetchedPerNode = (lanes - 1) * checkpointBytes;
   const fetchSeconds = fetchedPerNode / bandwidth;
-  const roundSeconds = laneRoundSeconds + nodeMergeSeconds + fetchSeconds;
-  const laneRate = (steps * samplesPerStep) / laneRoundSeconds;
+  const roundSeconds = projectedLaneRound + nodeMergeSeconds + fetchSeconds;
+  const laneRate = (steps * samplesPerStep) / measuredRoundSeconds;
   return {
     lanes,
     rule: run.rule,
@@ -182,6 +195,7 @@ export function summarize(run: ReplicaRun, spec: ModelSpec, bandwidth: number) {
     /** One node per machine: the round's steps, then the merge and the fetch of (lanes − 1) checkpoints. */
     projected: {
       bandwidth,
+      laneRoundSeconds: projectedLaneRound,
       roundSeconds,
       fetchSeconds,
       aggregateSamplesPerSecond: (lanes * steps * samplesPerStep) / roundSeconds,
