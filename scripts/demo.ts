@@ -1,20 +1,23 @@
 /**
  * `npm run demo`: the whole protocol on this machine, in one command. A local chain (Hardhat's EDR
- * behind a real JSON-RPC endpoint), the protocol deployed, a model registered, S trainers staking
- * and training their shards as separate `shard-node train` processes over libp2p for R rounds,
- * `shard-node serve` for every shard (seeding the checkpoints to the verifier over IPFS, then
- * serving inference, shard 0 with the paying gateway), a `shard-node verify` process that replays,
- * attests and finalizes every commit (shard tokens minted for the verified work), a token transfer,
+ * behind a real JSON-RPC endpoint), the protocol deployed, a model registered, L lanes × S trainers
+ * (each its own account) staking and training their shards as separate `shard-node train --lane N`
+ * processes over libp2p for R rounds, each shard's lanes merged after every round (merging mode,
+ * when L > 1), `shard-node serve` on every trainer's data (seeding the checkpoints to the verifier
+ * over IPFS, then serving inference, lane 0's shard 0 with the paying gateway), a `shard-node
+ * verify` process that replays, attests and finalizes every commit and recomputes every merge
+ * (shard tokens minted for the verified work of every lane), a token transfer,
  * revenue from a dApp (escrow + `requestInference` through the gateway, whose receipts it settles
  * in a batch, and a direct payment in a second currency), claims (`shard-node claim`, SDK), and
- * the cap table, revenue table and generated text at the end.
+ * the cap table (every shard co-owned by its trainers), revenue table and generated text at the end.
  *
- * Settings (environment): DEMO_SHARDS (2, or 3), DEMO_ROUNDS (3), DEMO_STEPS (steps per round,
- * 20), DEMO_CHALLENGE_WINDOW (seconds, 10, at least 10), DEMO_KEEP=1 (keep the work folder); DEMO_HELP=1 prints them.
+ * Settings (environment): DEMO_SHARDS (2), DEMO_LANES (2), DEMO_MERGE (mean, or diloco), DEMO_ROUNDS
+ * (3), DEMO_STEPS (steps per round, 20), DEMO_CHALLENGE_WINDOW (seconds, 30 with lanes, else 10; at least 10),
+ * DEMO_KEEP=1 (keep the work folder); DEMO_HELP=1 prints them.
  */
 import path from "node:path";
 
-import { DemoAbortedError, MIN_CHALLENGE_WINDOW } from "./lib/demo/options.js";
+import { DEMO_MERGE_RULES, DemoAbortedError, MIN_CHALLENGE_WINDOW } from "./lib/demo/options.js";
 import { NodeProcessError } from "./lib/demo/process.js";
 import { runDemo } from "./lib/demo/run.js";
 
@@ -37,14 +40,30 @@ function envInt(name: string, fallback: number, min: number, max: number): numbe
   return value;
 }
 
-const HELP = `npm run demo: the whole protocol on this machine (a local chain, S trainer processes, a verifier,
-a dApp paying for inference, holders claiming), ending with a cap table and a revenue table.
+/** The merge rule named by DEMO_MERGE (default mean). */
+function envMerge() {
+  const text = process.env.DEMO_MERGE;
+  if (text === undefined || text === "") return DEMO_MERGE_RULES.mean;
+  const rule = DEMO_MERGE_RULES[text];
+  if (!rule) throw new RangeError(`DEMO_MERGE must be mean or diloco, not ${JSON.stringify(text)}`);
+  return rule;
+}
+
+const HELP = `npm run demo: the whole protocol on this machine (a local chain, lanes x shards trainer processes,
+a verifier, a dApp paying for inference, holders claiming), ending with a cap table and a revenue table.
 
 Settings (environment):
-  DEMO_SHARDS=2            shards, one trainer process each (1-4)
+  DEMO_SHARDS=2            shards (1-4)
+  DEMO_LANES=2             replica lanes: one trainer process (its own account and stake) per lane
+                           and shard (1-4, lanes x shards at most 16); with 2 or more, each shard's
+                           lanes are merged after every round and co-own the shard
+  DEMO_MERGE=mean          the merge rule with 2 or more lanes: mean (of the lanes' weights) or
+                           diloco (DiLoCo's outer step: learning rate 0.7, Nesterov momentum 0.9)
   DEMO_ROUNDS=3            training rounds
   DEMO_STEPS=20            steps per round
-  DEMO_CHALLENGE_WINDOW=10 seconds a commit can be challenged before it finalizes (10 or more)
+  DEMO_CHALLENGE_WINDOW=30 seconds a commit can be challenged before it finalizes (10 or more; the
+                           default is 10 with one lane); also the reveal window: a lane revealing
+                           later than that after the first is left out of the round's merge
   DEMO_KEEP=1              keep the work folder (checkpoints, journals)
 `;
 
@@ -68,14 +87,26 @@ async function main(): Promise<void> {
     );
     const r = await runDemo({
       shards: envInt("DEMO_SHARDS", 2, 1, 4),
+      lanes: envInt("DEMO_LANES", 2, 1, 4),
+      merge: envMerge(),
       rounds: envInt("DEMO_ROUNDS", 3, 1, 50),
       stepsPerRound: envInt("DEMO_STEPS", 20, 1, 1000),
-      challengeWindow: envInt("DEMO_CHALLENGE_WINDOW", 10, MIN_CHALLENGE_WINDOW, 3600),
+      challengeWindow: process.env.DEMO_CHALLENGE_WINDOW
+        ? envInt("DEMO_CHALLENGE_WINDOW", 10, MIN_CHALLENGE_WINDOW, 3600)
+        : undefined, // runDemo's default: 10 s, or MERGING_CHALLENGE_WINDOW with lanes
       keepWorkDir: process.env.DEMO_KEEP === "1",
       signal: controller.signal,
     });
     console.log(`\nCap table of model ${r.modelId} (shard tokens; revenue splits by shard weight, then pro rata)\n`);
     console.log(r.tables.capTable);
+    console.log(
+      `\nWho owns each shard (${r.lanes > 1 ? `${r.lanes} lanes trained every shard; every lane's trainer holds tokens for its verified work` : "one trainer per shard"})\n`,
+    );
+    console.log(r.tables.coOwners);
+    if (r.merges.length > 0)
+      console.log(
+        `\n${r.merges.length} merges recomputed by the verifier and finalized (${r.merges.length / r.spec.shards.length} per shard), each of lanes ${[...new Set(r.merges.flatMap((m) => m.lanes))].join(", ")}`,
+      );
     console.log(`\nRevenue claimed\n`);
     console.log(r.tables.revenue);
     if (r.generated.length > 0) {

@@ -258,6 +258,59 @@ export const AREAS: Area[] = [
       ];
     },
   },
+  {
+    name: "replicas",
+    title: "replicas",
+    builds: [],
+    script: "scripts/bench-replicas.ts",
+    runner: "tsx",
+    about: "1, 2 and 4 merged lanes at the same steps per lane: loss, merge time, bytes, samples/s",
+    file: "bench-replicas.json",
+    rows(j) {
+      const all = j.summaries as Json[];
+      const rows: Row[] = [];
+      for (const s of all) {
+        const one = all.find((x) => x.rule === s.rule && x.lanes === 1);
+        if (s.lanes === 1) continue;
+        const tag = `${s.lanes} lanes, ${s.rule}`;
+        rows.push(
+          row(
+            "replicas",
+            `held-out loss after ${s.stepsPerLane} steps per lane, ${tag}`,
+            s.evalLoss,
+            "loss",
+            one?.evalLoss ?? null,
+            "1 lane, same steps",
+          ),
+          row(
+            "replicas",
+            `samples/s, ${tag}, one node per machine (projected)`,
+            s.projected.aggregateSamplesPerSecond,
+            "samples/s",
+            one?.projected.aggregateSamplesPerSecond ?? null,
+            "1 lane, same projection",
+          ),
+          row(
+            "replicas",
+            `merge time per round (all shards), ${tag}`,
+            s.mergeSecondsPerRound,
+            "s",
+            s.projected.roundSeconds,
+            "projected round",
+          ),
+          row(
+            "replicas",
+            `checkpoint bytes fetched per node per round, ${tag}`,
+            s.fetchedBytesPerNode,
+            "bytes",
+            s.boundaryBytesPerRound / s.lanes,
+            "one lane's boundary traffic per round",
+          ),
+        );
+      }
+      return rows;
+    },
+  },
 ];
 
 /** Benchmarks outside the summary table: run only when named. */

@@ -56,18 +56,26 @@ export async function demoTables(ctx: {
     }
   }
   const capTable = renderTable(
-    ["holder", "address", ...Array.from({ length: shards }, (_, s) => `shard ${s} tokens`), "share of revenue"],
+    [
+      "holder",
+      "trains",
+      "address",
+      ...Array.from({ length: shards }, (_, s) => `shard ${s} tokens`),
+      "share of revenue",
+    ],
     [
       ...holders.map((h) => [
         h.name,
+        h.shard === undefined ? "" : `lane ${h.lane ?? 0}, shard ${h.shard}`,
         shortAddress(h.address),
         ...balances[h.address]!.map((b, s) => `${groupDigits(b)} (${formatPercent(b, supplies[s]!)})`),
         formatPercent(shareWad.get(h.address) ?? 0n, 10n ** 18n),
       ]),
-      ["total", "", ...supplies.map((s) => `${groupDigits(s)} (100.00 %)`), "100.00 %"],
+      ["total", "", "", ...supplies.map((s) => `${groupDigits(s)} (100.00 %)`), "100.00 %"],
     ],
-    ["left", "left", ...supplies.map(() => "right" as const), "right"],
+    ["left", "left", "left", ...supplies.map(() => "right" as const), "right"],
   );
+  const coOwners = coOwnership(holders, balances, supplies);
   const paidIn = [revenue.settledA, revenue.directB];
   const revenueTable = renderTable(
     ["holder", ...currencies.map((c) => `claimed ${c.symbol}`)],
@@ -90,5 +98,25 @@ export async function demoTables(ctx: {
     ],
     ["left", ...currencies.map(() => "right" as const)],
   );
-  return { balances, supplies, tables: { capTable, revenue: revenueTable } };
+  return { balances, supplies, tables: { capTable, coOwners, revenue: revenueTable } };
+}
+
+/**
+ * One line per shard: how many holders own it, how many of them trained it, and each holder's
+ * share, largest first. E.g. `shard 0: 3 holders (2 of its trainers): trainer 2 50.00 %, …`.
+ */
+export function coOwnership(holders: DemoParticipant[], balances: DemoResult["balances"], supplies: bigint[]): string {
+  return supplies
+    .map((supply, s) => {
+      const owners = holders
+        .filter((h) => (balances[h.address]?.[s] ?? 0n) > 0n)
+        .sort((a, b) => {
+          const [x, y] = [balances[a.address]![s]!, balances[b.address]![s]!];
+          return x > y ? -1 : x < y ? 1 : 0;
+        });
+      const trainers = owners.filter((h) => h.shard === s).length;
+      const shares = owners.map((h) => `${h.name} ${formatPercent(balances[h.address]![s]!, supply)}`).join(", ");
+      return `shard ${s}: ${owners.length} holder${owners.length === 1 ? "" : "s"} (${trainers} of its trainers)${shares ? `: ${shares}` : ""}`;
+    })
+    .join("\n");
 }

@@ -16,14 +16,17 @@ import {
   type DemoOptions,
   type DemoParticipant,
   type DemoResult,
+  DEMO_MERGE_RULES,
   demoSpec,
+  MAX_TRAINERS,
+  MERGING_CHALLENGE_WINDOW,
   MIN_CHALLENGE_WINDOW,
   STAGES,
 } from "./options.js";
 import { ProcessGroup } from "./process.js";
 import { demoTables, describeClaims } from "./report.js";
 import { inferThroughGateway, PROMPTS, readDistributions } from "./revenue.js";
-import { startServers } from "./serve.js";
+import { type ServeNode, startLaneServers } from "./serve.js";
 import { formatAmount, groupDigits } from "./tables.js";
 import { runTraining } from "./training.js";
 import { runVerifier } from "./verification.js";
@@ -34,17 +37,24 @@ import { runVerifier } from "./verification.js";
  * is removed unless `keepWorkDir`.
  *
  * @example
- * const result = await runDemo({ shards: 2, rounds: 1 })
+ * const result = await runDemo({ shards: 2, lanes: 2, rounds: 1 })
  * console.log(result.tables.capTable)
  */
 export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   const shards = options.shards ?? 2;
+  const lanes = options.lanes ?? 2;
   const rounds = options.rounds ?? 3;
   if (!Number.isInteger(shards) || shards < 1 || shards > 4) throw new RangeError("shards must be 1 to 4");
+  if (!Number.isInteger(lanes) || lanes < 1 || lanes > 4) throw new RangeError("lanes must be 1 to 4");
+  if (lanes * shards > MAX_TRAINERS)
+    throw new RangeError(`lanes × shards must be at most ${MAX_TRAINERS} (one account per trainer)`);
   if (!Number.isInteger(rounds) || rounds < 1 || rounds > 50) throw new RangeError("rounds must be 1 to 50");
-  const spec = options.spec ?? demoSpec(shards, options.stepsPerRound ?? 20);
+  const merge = lanes > 1 ? (options.merge ?? DEMO_MERGE_RULES.mean) : undefined;
+  const spec = options.spec ?? demoSpec(shards, options.stepsPerRound ?? 20, merge);
   if (spec.shards.length !== shards) throw new RangeError(`the spec has ${spec.shards.length} shards, not ${shards}`);
-  const challengeWindow = options.challengeWindow ?? 10;
+  if (lanes > 1 && spec.training.merge === undefined)
+    throw new RangeError("with more than one lane the spec must set training.merge (merging mode)");
+  const challengeWindow = options.challengeWindow ?? (lanes > 1 ? MERGING_CHALLENGE_WINDOW : 10);
   if (!Number.isInteger(challengeWindow) || challengeWindow < MIN_CHALLENGE_WINDOW)
     throw new RangeError(`challengeWindow must be at least ${MIN_CHALLENGE_WINDOW} s (it bounds the reveal window)`);
   const print = options.log ?? ((line: string) => console.log(line));
@@ -58,10 +68,13 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     stageStart = performance.now();
   };
 
-  const trainers: DemoParticipant[] = Array.from({ length: shards }, (_, s) => ({
-    name: `trainer ${s}`,
-    account: ACCOUNTS.firstTrainer + s,
-    address: addressOf(ACCOUNTS.firstTrainer + s),
+  // One trainer (its own account and stake) per lane and shard: trainers[lane * shards + shard].
+  const trainers: DemoParticipant[] = Array.from({ length: lanes * shards }, (_, i) => ({
+    name: `trainer ${i}`,
+    account: ACCOUNTS.firstTrainer + i,
+    address: addressOf(ACCOUNTS.firstTrainer + i),
+    lane: Math.floor(i / shards),
+    shard: i % shards,
   }));
   const participant = (name: string, account: number): DemoParticipant => ({
     name,
@@ -108,6 +121,12 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     );
     log(
       "model",
+      spec.training.merge
+        ? `${lanes} lanes of ${shards} trainers each (${lanes * shards} trainers, each its own account); merging mode: each shard's lanes merged after every round by the rule "${spec.training.merge.rule}"`
+        : `${lanes} lane of ${shards} trainers, no merging`,
+    );
+    log(
+      "model",
       `challenge window ${challengeWindow} s, 1 attestation per commit, ${groupDigits(deployment.params.workToTokenRate)} token wei per work unit`,
     );
     done("model");
@@ -127,38 +146,38 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     // 4. Stake: each trainer with `shard-node stake` (also authorizes its key to sign commits,
     // with the key's consent). Each pending commit locks slashAmount of it until finalized, and
     // no round finalizes before training ends here: enough for every round, at least the minimum.
+    // In merging mode any node may commit its shard's merge of a round, which locks as much again.
     const { minTrainerStake, slashAmount } = deployment.params;
-    const trainerStake =
-      BigInt(rounds) * slashAmount > minTrainerStake ? BigInt(rounds) * slashAmount : minTrainerStake;
+    const locked = BigInt(rounds) * slashAmount * (spec.training.merge ? 2n : 1n);
+    const trainerStake = locked > minTrainerStake ? locked : minTrainerStake;
     await Promise.all(
-      trainers.map(async (t, s) => {
+      trainers.map(async (t) => {
         await group.run({
           label: `${t.name} stake`,
           args: ["stake", String(trainerStake / 10n ** 18n)],
           cwd: workDir,
-          env: nodeEnv(t.account, s),
+          env: nodeEnv(t.account, t.shard!),
         });
         log(
           "stake",
-          `${t.name} ${shortAddress(t.address)} staked ${trainerStake / 10n ** 18n} STK for shard ${s} (${slashAmount / 10n ** 18n} locked per pending commit)`,
+          `${t.name} ${shortAddress(t.address)} staked ${trainerStake / 10n ** 18n} STK for ${lanes > 1 ? `lane ${t.lane} ` : ""}shard ${t.shard} (${slashAmount / 10n ** 18n} locked per pending commit)`,
         );
       }),
     );
     done("stake");
 
-    // 5. Training: one `shard-node train` process per shard, the last one first (it listens).
+    // 5. Training: one `shard-node train` process per shard and lane, the last shard first (it
+    // listens). As each lane finishes, its serve processes start on its trainers' data folders and
+    // the checkpoints they ended with: they serve the checkpoints, transcripts and merges to the
+    // lanes still merging and to the verifier (IPFS bitswap) and, once finalized, the model for
+    // inference (lane 0's, behind its shard 0's paying gateway).
     const evalLoss: number[] = [];
-    await runTraining({ group, trainers, spec, rounds, workDir, nodeEnv, log, signal, evalLoss });
-    done("training");
-
-    // 6. Verification. The shards' serve processes start first, on the trainers' data folders and
-    // the checkpoints of their last round: they serve the checkpoints and transcripts to the
-    // verifier (IPFS bitswap) and, once finalized, the model for inference.
     const pricePerUnit = parseUnits("0.001", deployment.currencyA.decimals); // per generated character
     const prompts = PROMPTS.slice(0, 3);
-    const servers = await startServers({
+    const serveContext = {
       group,
       trainers,
+      shards,
       modelId,
       workDir,
       nodeEnv,
@@ -166,13 +185,35 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
       currency: deployment.currencyA.address,
       price: "0.001",
       settleBatch: prompts.length,
+    };
+    const byLane: ServeNode[][] = [];
+    await runTraining({
+      group,
+      trainers,
+      lanes,
+      spec,
+      rounds,
+      workDir,
+      nodeEnv,
+      log,
+      signal,
+      evalLoss,
+      onLaneDone: async (lane, running) => {
+        byLane[lane] = await startLaneServers(serveContext, lane, running);
+      },
+      seeders: (shard) => byLane.flat().flatMap((x) => (x.shard === shard ? [x.multiaddr] : [])),
     });
-    const { minted, workUnits } = await runVerifier({
+    const servers = byLane.flat();
+    done("training");
+
+    // 6. Verification.
+    const { minted, workUnits, merges } = await runVerifier({
       group,
       verifier,
       deployment,
       rounds,
       shards,
+      lanes,
       workDir,
       env: nodeEnv(verifier.account, 0),
       contentPeers: servers.map((x) => x.multiaddr),
@@ -228,17 +269,22 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     done("inference");
 
     // 9. Claims: trainers with `shard-node claim`, the new holder with the SDK.
+    // The trainers claim at once (separate accounts), and are reported in order.
     const claimed: DemoResult["claimed"] = {};
     const currencies = [deployment.currencyA, deployment.currencyB];
-    for (const t of trainers) {
-      const r = await group.run<{ claims: { token: { address: Address }; amount: string }[] }>({
-        label: `${t.name} claim`,
-        args: ["claim"],
-        cwd: workDir,
-        env: nodeEnv(t.account, 0),
-      });
+    const claims = await Promise.all(
+      trainers.map((t) =>
+        group.run<{ claims: { token: { address: Address }; amount: string }[] }>({
+          label: `${t.name} claim`,
+          args: ["claim"],
+          cwd: workDir,
+          env: nodeEnv(t.account, 0),
+        }),
+      ),
+    );
+    for (const [i, t] of trainers.entries()) {
       claimed[t.address] = Object.fromEntries(currencies.map((c) => [c.address, 0n]));
-      for (const c of r.claims) claimed[t.address]![getAddress(c.token.address)] = BigInt(c.amount);
+      for (const c of claims[i]!.claims) claimed[t.address]![getAddress(c.token.address)] = BigInt(c.amount);
       log("claims", `${t.name} claimed with shard-node claim: ${describeClaims(claimed[t.address]!, currencies)}`);
     }
     const holderClaim = await client(newHolder.account).claim({ modelId });
@@ -265,6 +311,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
       modelId,
       spec,
       deployment,
+      lanes,
       trainers,
       verifier,
       dapp,
@@ -272,6 +319,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
       evalLoss,
       minted,
       workUnits,
+      merges,
       transfer: { from: trainers[0]!.address, to: newHolder.address, tokenId: id0, amount },
       revenue,
       generated,

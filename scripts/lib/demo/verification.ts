@@ -5,11 +5,11 @@
 import path from "node:path";
 
 import type { Hex } from "viem";
-import { type Checkpoint, contributionLedgerAbi } from "shard-protocol/sdk";
+import { type Checkpoint, contributionLedgerAbi, MERGE_LANES, mergedLanesOf } from "shard-protocol/sdk";
 
 import type { DemoDeployment } from "./chain.js";
 import { type SdkClient, shortAddress } from "./clients.js";
-import type { DemoParticipant, StageLog } from "./options.js";
+import type { DemoMerge, DemoParticipant, StageLog } from "./options.js";
 import type { ProcessGroup } from "./process.js";
 import { groupDigits } from "./tables.js";
 
@@ -35,10 +35,17 @@ async function commitIdOf(client: SdkClient, deployment: DemoDeployment, cp: Che
   });
 }
 
+/** A checkpoint's name in the demo's lines: `shard 0 round 1`, `lane 1 shard 0 round 1`, `merge of shard 0 round 1`. */
+function nameOf(cp: Checkpoint, lanes: number): string {
+  if (cp.lane >= MERGE_LANES) return `merge of shard ${cp.shard} round ${cp.round}`;
+  return `${lanes > 1 ? `lane ${cp.lane} ` : ""}shard ${cp.shard} round ${cp.round}`;
+}
+
 /**
  * Stakes the verifier (`shard-node stake --role verifier`) and runs `shard-node verify` until every
- * commit up to `rounds` is finalized (or rejected): it replays every round (`--sample 1`), attests
- * and finalizes. Returns what was minted per shard and round, read back from the ledger's events.
+ * commit up to `rounds` is finalized (or rejected): it replays every round of every lane
+ * (`--sample 1`) and recomputes every merge, attests and finalizes. Returns what was minted per
+ * lane, shard and round and the finalized merges, read back from the ledger's events.
  */
 export async function runVerifier(ctx: {
   group: ProcessGroup;
@@ -46,13 +53,14 @@ export async function runVerifier(ctx: {
   deployment: DemoDeployment;
   rounds: number;
   shards: number;
+  lanes: number;
   workDir: string;
   env: Record<string, string>;
   contentPeers: string[];
   log: StageLog;
   reader: SdkClient;
-}): Promise<{ minted: bigint[][]; workUnits: bigint[][] }> {
-  const { group, verifier, deployment, rounds, shards, workDir, env, log } = ctx;
+}): Promise<{ minted: bigint[][][]; workUnits: bigint[][][]; merges: DemoMerge[] }> {
+  const { group, verifier, deployment, rounds, shards, lanes, workDir, env, log } = ctx;
   const amount = deployment.params.minVerifierStake / 10n ** 18n;
   await group.run({
     label: "verifier stake",
@@ -66,7 +74,7 @@ export async function runVerifier(ctx: {
   );
   const byCommit = new Map<string, string>();
   for (const cp of await readRevealed(ctx.reader, deployment, deployment.modelId))
-    byCommit.set(await commitIdOf(ctx.reader, deployment, cp), `shard ${cp.shard} round ${cp.round}`);
+    byCommit.set(await commitIdOf(ctx.reader, deployment, cp), nameOf(cp, lanes));
   const args = ["verify", "--spec", path.join(workDir, "spec.json"), "--sample", "1", "--poll", "1"];
   args.push("--until-round", String(rounds), "--fetch-timeout", "30", "--listen", "/ip4/127.0.0.1/tcp/0");
   if (ctx.contentPeers.length > 0) args.push("--ipfs-peer", ...ctx.contentPeers);
@@ -80,12 +88,17 @@ export async function runVerifier(ctx: {
       if (e.event === "replayed")
         log(
           "verification",
-          `verifier replayed round ${e.round} in ${Number(e.seconds).toFixed(1)} s (+ ${Number(e.fetchSeconds).toFixed(1)} s fetching from IPFS)`,
+          `verifier replayed ${lanes > 1 ? `lane ${e.lane} ` : ""}round ${e.round} in ${Number(e.seconds).toFixed(1)} s (+ ${Number(e.fetchSeconds).toFixed(1)} s fetching from IPFS)`,
         );
       if (e.event === "verdict")
         log(
           "verification",
-          `  shard ${e.verdict.shard}: ${e.verdict.valid ? "valid" : `INVALID (${e.verdict.reason})`}`,
+          `  ${e.verdict.lane >= MERGE_LANES ? "merge of " : lanes > 1 ? `lane ${e.verdict.lane} ` : ""}shard ${e.verdict.shard}: ${e.verdict.valid ? "valid" : `INVALID (${e.verdict.reason})`}`,
+        );
+      if (e.event === "recomputed")
+        log(
+          "verification",
+          `verifier recomputed the merge of shard ${e.shard} round ${e.round} in ${Number(e.seconds).toFixed(2)} s`,
         );
       if (e.event === "attested") log("verification", `verifier attested ${which(e.commitId)}`);
       if (e.event === "challenged") log("verification", `verifier CHALLENGED ${which(e.commitId)} (${e.finding})`);
@@ -109,15 +122,28 @@ export async function runVerifier(ctx: {
     toBlock: "latest",
   });
   const mintedBy = new Map(finalized.map((e) => [e.args.commitId!, e.args.amount!]));
-  const minted: bigint[][] = Array.from({ length: shards }, () => []);
-  const workUnits: bigint[][] = Array.from({ length: shards }, () => []);
+  const perLane = () => Array.from({ length: lanes }, () => Array.from({ length: shards }, (): bigint[] => []));
+  const minted = perLane();
+  const workUnits = perLane();
+  const merges: DemoMerge[] = [];
   for (const cp of checkpoints) {
     const id = await commitIdOf(ctx.reader, deployment, cp);
     const m = mintedBy.get(id);
-    if (m === undefined) throw new Error(`shard ${cp.shard} round ${cp.round} was not finalized`);
-    minted[cp.shard]![Number(cp.round) - 1] = m;
-    workUnits[cp.shard]![Number(cp.round) - 1] = cp.workUnits;
+    if (m === undefined) throw new Error(`${nameOf(cp, lanes)} was not finalized`);
+    const round = Number(cp.round);
+    if (cp.lane >= MERGE_LANES) {
+      const merged = mergedLanesOf(cp.sentActivations);
+      merges.push({ shard: cp.shard, round, lanes: merged, committer: cp.owner, minted: m });
+      log(
+        "verification",
+        `merge of shard ${cp.shard} round ${round} (lanes ${merged.join(", ")}) recomputed and finalized`,
+      );
+      continue;
+    }
+    minted[cp.lane]![cp.shard]![round - 1] = m;
+    workUnits[cp.lane]![cp.shard]![round - 1] = cp.workUnits;
   }
+  merges.sort((a, b) => a.round - b.round || a.shard - b.shard);
   log("verification", `${result.finalized} commits finalized by shard-node verify`);
-  return { minted, workUnits };
+  return { minted, workUnits, merges };
 }
