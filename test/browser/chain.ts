@@ -1,0 +1,111 @@
+import type { network } from "hardhat";
+import {
+  type Address,
+  createWalletClient,
+  getAddress,
+  type Hex,
+  http,
+  parseEther,
+  publicActions,
+  toHex,
+  zeroHash,
+} from "viem";
+import { mnemonicToAccount, privateKeyToAccount } from "viem/accounts";
+import { hardhat } from "viem/chains";
+import { DEFAULT_ROUND_PARAMS, type Deployment, defineDeployment, shardActions } from "shard-protocol/sdk";
+
+import type { AppConfig } from "../../app/config-plugin.js";
+import { deployProtocol } from "../../scripts/lib/protocol.js";
+
+/** Private key of Hardhat's default account `index` (the test mnemonic). */
+export const privateKeyOf = (index: number): Hex =>
+  toHex(
+    mnemonicToAccount("test test test test test test test test test test test junk", { addressIndex: index }).getHdKey()
+      .privateKey!,
+  );
+
+/** An SDK client signing with Hardhat account `index` over HTTP. */
+export function sdkClient(rpcUrl: string, deployment: Deployment, index: number) {
+  return createWalletClient({
+    account: privateKeyToAccount(privateKeyOf(index)),
+    chain: hardhat,
+    transport: http(rpcUrl),
+  })
+    .extend(publicActions)
+    .extend(shardActions(deployment));
+}
+
+export type Scenario = Awaited<ReturnType<typeof scenario>>;
+
+/**
+ * The chain the browser tests open: the protocol deployed, a two-shard model paid in USDC (6
+ * decimals) and DAI (18 decimals), genesis mints to three holders (accounts 1, 2, 3), a transfer
+ * of shard tokens, direct payments in both currencies, and a trainer stake partly unbonding.
+ * The browser's wallet is holder 1. Amounts divide the supplies exactly.
+ */
+export async function scenario(net: typeof network, rpcUrl: string) {
+  const connection = await net.create({ network: "localhost", override: { url: rpcUrl } });
+  const { viem } = connection;
+  const protocol = await deployProtocol(viem);
+  const stake = await viem.deployContract("TestERC20", ["Stake", "STK", 18]);
+  const usdc = await viem.deployContract("TestERC20", ["USD Coin", "USDC", 6]);
+  const dai = await viem.deployContract("TestERC20", ["Dai", "DAI", 18]);
+  const deployment = defineDeployment({ chainId: 31337, contracts: protocol.addresses, blockNumber: 0n });
+  const [registrant, holder, second, third, payer] = [0, 1, 2, 3, 4].map((i) => sdkClient(rpcUrl, deployment, i));
+  const who = (c: ReturnType<typeof sdkClient>) => getAddress(c.account.address) as Address;
+
+  const { modelId } = await registrant!.registerModel({
+    specDigest: zeroHash,
+    specURI: "ipfs://bafybrowserspec",
+    shardWeights: [1n, 1n],
+    stakingToken: stake.address,
+    currencies: [usdc.address, dai.address],
+    unbondingDelay: 7 * 86_400,
+    params: DEFAULT_ROUND_PARAMS,
+  });
+  // Shard 0: 600 to holder 1, 300 to holder 2; shard 1: 100 to holder 1, 300 to holder 3.
+  await registrant!.allocateGenesis({
+    modelId,
+    shard: 0,
+    allocations: [
+      { to: who(holder!), amount: 600n },
+      { to: who(second!), amount: 300n },
+    ],
+  });
+  await registrant!.allocateGenesis({
+    modelId,
+    shard: 1,
+    allocations: [
+      { to: who(holder!), amount: 100n },
+      { to: who(third!), amount: 300n },
+    ],
+  });
+  // Holder 1 sells 150 shard-0 tokens to holder 2: 450 / 450.
+  await holder!.transferShards({ modelId, shard: 0, to: who(second!), amount: 150n });
+
+  // 1.8 USDC and 3 DAI paid in, half to each shard.
+  await usdc.write.mint([who(payer!), 10_000_000n]);
+  await dai.write.mint([who(payer!), parseEther("10")]);
+  await payer!.pay({ modelId, currency: getAddress(usdc.address), amount: 1_800_000n });
+  await payer!.pay({ modelId, currency: getAddress(dai.address), amount: parseEther("3") });
+
+  // Holder 1 also trains: 100 STK staked, 40 of it unbonding.
+  await stake.write.mint([who(holder!), parseEther("100")]);
+  await holder!.stake({ modelId, role: "trainer", amount: parseEther("100") });
+  await holder!.requestUnstake({ modelId, role: "trainer", amount: parseEther("40") });
+
+  const config: AppConfig = {
+    rpcUrl,
+    deployment: { chainId: deployment.chainId, contracts: deployment.contracts, blockNumber: "0" },
+  };
+  return {
+    connection,
+    deployment,
+    config,
+    modelId,
+    usdc: getAddress(usdc.address) as Address,
+    dai: getAddress(dai.address) as Address,
+    holder: holder!,
+    other: sdkClient(rpcUrl, deployment, 5),
+  };
+}
