@@ -115,6 +115,18 @@ describe("the web app in a real browser", () => {
     const { page } = await open(`/model/${chain.modelId}`);
     await page.getByTestId("cap-row").first().waitFor();
     assert.deepEqual(await shownCapTable(page), await sdkCapTable());
+    // The lineage: both shards' checkpoints of both rounds, finalized, as getLineage reads them.
+    const lineage = (
+      await Promise.all([0, 1].map((shard) => chain.holder.getLineage({ modelId: chain.modelId, shard })))
+    ).flat();
+    assert.equal(lineage.length, 4);
+    const shownLineage = await page
+      .getByTestId("lineage-row")
+      .evaluateAll((rs) =>
+        (rs as unknown as El[]).map((r) => [r.getAttribute("data-commit"), r.querySelector(".pill")!.textContent]),
+      );
+    assert.deepEqual(shownLineage.sort(), lineage.map((n) => [n.commitId, n.status]).sort());
+    assert.equal(await page.locator("[data-testid=loss] .recharts-line-dot").count(), 2, "one loss point per round");
     await shot(page, "model");
     await page.context().close();
   });
@@ -157,7 +169,7 @@ describe("the web app in a real browser", () => {
     await connect(page);
     const to = chain.other.account.address;
     const before = await sdkCapTable();
-    await page.getByTestId("transfer-position").selectOption({ label: "Model 1 shard 0 (450 held)" });
+    await page.getByTestId("transfer-position").selectOption({ label: "Model 1 shard 0 (750 held)" });
     await page.getByTestId("transfer-to").fill(to);
     await page.getByTestId("transfer-amount").fill("50");
     await page.getByTestId("transfer-submit").click();
@@ -168,7 +180,7 @@ describe("the web app in a real browser", () => {
     assert.ok(after[0]!.some(([holder, balance]) => holder === to && balance === "50"));
     await page
       .locator("[data-testid=position][data-shard='0'] [data-testid=position-balance]")
-      .getByText("400 of 900")
+      .getByText("700 of 1200")
       .waitFor();
 
     // More than the wallet holds: the SDK's simulation refuses it, nothing is sent.

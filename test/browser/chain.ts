@@ -5,6 +5,7 @@ import {
   getAddress,
   type Hex,
   http,
+  keccak256,
   parseEther,
   publicActions,
   toHex,
@@ -40,8 +41,9 @@ export type Scenario = Awaited<ReturnType<typeof scenario>>;
 /**
  * The chain the browser tests open: the protocol deployed, a two-shard model paid in USDC (6
  * decimals) and DAI (18 decimals), genesis mints to three holders (accounts 1, 2, 3), a transfer
- * of shard tokens, direct payments in both currencies, and a trainer stake partly unbonding.
- * The browser's wallet is holder 1. Amounts divide the supplies exactly.
+ * of shard tokens, two rounds trained by accounts 1 (shard 0) and 3 (shard 1) and finalized,
+ * direct payments in both currencies, and a trainer stake partly unbonding. The browser's wallet
+ * is holder 1. Amounts divide the supplies exactly.
  */
 export async function scenario(net: typeof network, rpcUrl: string) {
   const connection = await net.create({ network: "localhost", override: { url: rpcUrl } });
@@ -82,6 +84,53 @@ export async function scenario(net: typeof network, rpcUrl: string) {
   });
   // Holder 1 sells 150 shard-0 tokens to holder 2: 450 / 450.
   await holder!.transferShards({ modelId, shard: 0, to: who(second!), amount: 150n });
+  await registrant!.closeGenesis({ modelId });
+
+  // Two rounds of one pipeline, each finalized: 150 shard-0 tokens to holder 1 and 100 shard-1
+  // tokens to holder 3 per round (shard 0: 750 / 450; shard 1: 100 / 500), the loss falling.
+  const trainers = [holder!, third!];
+  for (const t of trainers) {
+    await stake.write.mint([who(t), parseEther("100")]);
+    await t.stake({ modelId, role: "trainer", amount: parseEther("100") });
+    const consent = await t.signNodeConsent({ owner: who(t) });
+    await t.authorizeNode({ nodeKey: consent.nodeKey, consent });
+  }
+  const digest = (label: string) => keccak256(new TextEncoder().encode(label));
+  const roots = [zeroHash, zeroHash] as Hex[];
+  for (const [round, loss] of [
+    [1n, 2_400_000n],
+    [2n, 1_850_000n],
+  ] as const) {
+    const checkpoints = trainers.map((t, shard) => ({
+      modelId,
+      shard,
+      round,
+      lane: 0,
+      owner: who(t),
+      parentRoot: roots[shard]!,
+      root: digest(`root-${shard}-${round}`),
+      transcriptDigest: digest(`transcript-${shard}-${round}`),
+      sentActivations: shard === 0 ? digest(`act-${round}`) : zeroHash,
+      receivedActivations: shard === 1 ? digest(`act-${round}`) : zeroHash,
+      sentGradients: shard === 1 ? digest(`grad-${round}`) : zeroHash,
+      receivedGradients: shard === 0 ? digest(`grad-${round}`) : zeroHash,
+      workUnits: shard === 0 ? 150n : 100n,
+      lossMicros: shard === 1 ? loss : 0n,
+      checkpointURI: `ipfs://bafybrowserckpt${shard}r${round}`,
+      transcriptURI: `ipfs://bafybrowsertranscript${shard}r${round}`,
+    }));
+    const sealed = [];
+    for (const [shard, checkpoint] of checkpoints.entries()) {
+      const signed = await trainers[shard]!.signSealedCommit({ checkpoint });
+      const submitted = await trainers[shard]!.submitCommit({ commit: signed.commit, signature: signed.signature });
+      sealed.push({ checkpoint, salt: signed.salt, ...submitted });
+    }
+    for (const { checkpoint, salt, commitBlock, commitTime } of sealed)
+      await registrant!.reveal({ checkpoint, salt, commitBlock, commitTime });
+    await connection.networkHelpers.time.increase(3601);
+    for (const { checkpoint } of sealed) await registrant!.finalize({ checkpoint });
+    checkpoints.forEach((c, shard) => (roots[shard] = c.root));
+  }
 
   // 1.8 USDC and 3 DAI paid in, half to each shard.
   await usdc.write.mint([who(payer!), 10_000_000n]);
@@ -89,9 +138,7 @@ export async function scenario(net: typeof network, rpcUrl: string) {
   await payer!.pay({ modelId, currency: getAddress(usdc.address), amount: 1_800_000n });
   await payer!.pay({ modelId, currency: getAddress(dai.address), amount: parseEther("3") });
 
-  // Holder 1 also trains: 100 STK staked, 40 of it unbonding.
-  await stake.write.mint([who(holder!), parseEther("100")]);
-  await holder!.stake({ modelId, role: "trainer", amount: parseEther("100") });
+  // Holder 1 takes 40 of its 100 STK trainer stake out: unbonding for the model's 7 days.
   await holder!.requestUnstake({ modelId, role: "trainer", amount: parseEther("40") });
 
   const config: AppConfig = {

@@ -148,7 +148,7 @@ export function ModelPage({ modelId }: { modelId: bigint }) {
             </thead>
             <tbody>
               {lineage.map((n) => (
-                <tr key={n.commitId} data-testid="lineage-row">
+                <tr key={n.commitId} data-testid="lineage-row" data-commit={n.commitId}>
                   <td>{n.round.toString()}</td>
                   <td>{n.shard}</td>
                   <td>{n.lane}</td>
