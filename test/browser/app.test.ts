@@ -65,10 +65,12 @@ describe("the web app in a real browser", () => {
     await server?.close();
   });
 
-  /** A page in a fresh context whose wallet is holder 1 (on `chainId`), console errors collected. */
-  async function open(route: string, chainId?: number) {
+  /** A page in a fresh context whose wallet is holder 1 (on `chainId`, or none), console errors collected. */
+  async function open(route: string, options: { chainId?: number; noWallet?: boolean } = {}) {
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-    const wallet = await injectWallet(context, { privateKey: privateKeyOf(1), rpcUrl, chainId });
+    const wallet = options.noWallet
+      ? undefined
+      : await injectWallet(context, { privateKey: privateKeyOf(1), rpcUrl, chainId: options.chainId });
     const page = await context.newPage();
     page.on("console", (m) => void (m.type() === "error" && consoleErrors.push(`${route}: ${m.text()}`)));
     page.on("pageerror", (e) => void consoleErrors.push(`${route}: ${e.message}`));
@@ -100,9 +102,10 @@ describe("the web app in a real browser", () => {
     chain.holder.readContract({ address: token, abi: erc20Abi, functionName: "balanceOf", args: [account] });
 
   it("lists the models with holders and the revenue paid in per currency", async () => {
-    const { page } = await open("/");
+    const { page } = await open("/", { noWallet: true });
     const row = page.getByTestId("model-row");
     await row.waitFor();
+    await page.getByTestId("read-only").waitFor();
     assert.equal(await row.getAttribute("data-model"), chain.modelId.toString());
     assert.equal(await row.getByTestId("holders").textContent(), "3");
     const amounts = await row.locator(".amount").allTextContents();
@@ -132,7 +135,8 @@ describe("the web app in a real browser", () => {
   });
 
   it("shows the claimable revenue exactly and claims it, one transaction per currency", async () => {
-    const { page, wallet } = await open("/account");
+    const { page, wallet: w } = await open("/account");
+    const wallet = w!;
     await connect(page);
     const me = chain.holder.account.address;
     const { byCurrency } = await chain.holder.getClaimable({ holder: me, modelId: chain.modelId });
@@ -165,7 +169,8 @@ describe("the web app in a real browser", () => {
   });
 
   it("transfers shard tokens and the cap table follows; a reverted transfer shows the decoded error", async () => {
-    const { page, wallet } = await open("/account");
+    const { page, wallet: w } = await open("/account");
+    const wallet = w!;
     await connect(page);
     const to = chain.other.account.address;
     const before = await sdkCapTable();
@@ -206,7 +211,7 @@ describe("the web app in a real browser", () => {
   });
 
   it("reports a wallet on the wrong network and disables writes", async () => {
-    const { page } = await open("/account", 1);
+    const { page } = await open("/account", { chainId: 1 });
     await connect(page);
     const banner = page.getByTestId("wrong-network");
     await banner.waitFor();

@@ -13,7 +13,8 @@ export function Header({ route }: { route: string }) {
   const connect = useConnect();
   const { mutate: disconnect } = useDisconnect();
   const { mutate: switchChain } = useSwitchChain();
-  const injected = connectors[0];
+  // wagmi lists its injected connector even where no wallet injected a provider: read-only then.
+  const injected = "ethereum" in window && window.ethereum !== undefined ? connectors[0] : undefined;
   return (
     <header>
       <div className="bar">
@@ -43,7 +44,9 @@ export function Header({ route }: { route: string }) {
               Connect wallet
             </button>
           ) : (
-            <span className="muted">read-only (no wallet)</span>
+            <span className="readonly" data-testid="read-only">
+              read-only: no wallet in this browser
+            </span>
           )}
         </span>
       </div>

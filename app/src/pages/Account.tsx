@@ -171,22 +171,24 @@ export function AccountPage() {
             </thead>
             <tbody>
               {stakes.flatMap(({ model, stake }) =>
-                (["trainer", "verifier"] as const).map((role) => (
-                  <tr key={`${model.modelId}-${role}`}>
-                    <td>Model {model.modelId.toString()}</td>
-                    <td>{role}</td>
-                    <td>
-                      <Amount amount={stake[role].active} token={model.stakingToken} />
-                    </td>
-                    <td>
-                      <Amount amount={stake[role].locked} token={model.stakingToken} />
-                    </td>
-                    <td>
-                      <Amount amount={stake[role].unbonding} token={model.stakingToken} />
-                    </td>
-                    <td>{formatTime(stake[role].unbondingReadyAt)}</td>
-                  </tr>
-                )),
+                (["trainer", "verifier"] as const)
+                  .filter((role) => stake[role].active > 0n || stake[role].unbonding > 0n)
+                  .map((role) => (
+                    <tr key={`${model.modelId}-${role}`}>
+                      <td>Model {model.modelId.toString()}</td>
+                      <td>{role}</td>
+                      <td>
+                        <Amount amount={stake[role].active} token={model.stakingToken} />
+                      </td>
+                      <td>
+                        <Amount amount={stake[role].locked} token={model.stakingToken} />
+                      </td>
+                      <td>
+                        <Amount amount={stake[role].unbonding} token={model.stakingToken} />
+                      </td>
+                      <td>{formatTime(stake[role].unbondingReadyAt)}</td>
+                    </tr>
+                  )),
               )}
             </tbody>
           </table>

@@ -88,8 +88,14 @@ export function ModelPage({ modelId }: { modelId: bigint }) {
             </div>
           ))}
         </div>
-        <h3>Revenue shares</h3>
-        <table>
+        <h3>Revenue shares (each holder's part of every payment, over all shards by weight)</h3>
+        <table className="narrow">
+          <thead>
+            <tr>
+              <th>Holder</th>
+              <th>Share of model revenue</th>
+            </tr>
+          </thead>
           <tbody>
             {table.revenueShares.map((s) => (
               <tr key={s.holder} data-testid="revenue-share" data-holder={s.holder}>
