@@ -110,26 +110,38 @@ describe("the web app in a real browser", () => {
     assert.equal(await row.getByTestId("holders").textContent(), "3");
     const amounts = await row.locator(".amount").allTextContents();
     assert.deepEqual(amounts, ["1.8 USDC", "3 DAI"]);
+    assert.equal(await row.getByTestId("finalized-round").textContent(), "2");
     await shot(page, "models");
     await page.context().close();
   });
 
-  it("shows the model's cap table exactly as getCapTable reads it", async () => {
+  it("shows the model's cap table, lineage and open dispute exactly as the SDK reads them", async () => {
     const { page } = await open(`/model/${chain.modelId}`);
     await page.getByTestId("cap-row").first().waitFor();
     assert.deepEqual(await shownCapTable(page), await sdkCapTable());
-    // The lineage: both shards' checkpoints of both rounds, finalized, as getLineage reads them.
+    // The lineage as getLineage reads it: rounds 1 and 2 finalized, round 3 of shard 1 pending
+    // and shown as what the ledger says of it (disputed), with its open dispute.
     const lineage = (
       await Promise.all([0, 1].map((shard) => chain.holder.getLineage({ modelId: chain.modelId, shard })))
     ).flat();
-    assert.equal(lineage.length, 4);
+    assert.equal(lineage.length, 5);
     const shownLineage = await page
       .getByTestId("lineage-row")
       .evaluateAll((rs) =>
         (rs as unknown as El[]).map((r) => [r.getAttribute("data-commit"), r.querySelector(".pill")!.textContent]),
       );
-    assert.deepEqual(shownLineage.sort(), lineage.map((n) => [n.commitId, n.status]).sort());
-    assert.equal(await page.locator("[data-testid=loss] .recharts-line-dot").count(), 2, "one loss point per round");
+    const { commitId: disputed, challenger } = chain.disputed;
+    assert.deepEqual(
+      shownLineage.sort(),
+      lineage.map((n) => [n.commitId, n.commitId === disputed ? "disputed" : n.status]).sort(),
+    );
+    const commit = await chain.holder.getCommit({ commitId: disputed });
+    assert.equal(commit.status, "pending");
+    assert.equal(commit.dispute?.open, true);
+    const dispute = page.getByTestId("open-dispute");
+    assert.equal(await dispute.count(), 1);
+    assert.equal(await dispute.locator(".address").getAttribute("data-address"), challenger);
+    assert.equal(await page.locator("[data-testid=loss] .recharts-line-dot").count(), 3, "one loss point per round");
     await shot(page, "model");
     await page.context().close();
   });

@@ -41,8 +41,8 @@ export type Scenario = Awaited<ReturnType<typeof scenario>>;
 /**
  * The chain the browser tests open: the protocol deployed, a two-shard model paid in USDC (6
  * decimals) and DAI (18 decimals), genesis mints to three holders (accounts 1, 2, 3), a transfer
- * of shard tokens, two rounds trained by accounts 1 (shard 0) and 3 (shard 1) and finalized,
- * direct payments in both currencies, and a trainer stake partly unbonding. The browser's wallet
+ * of shard tokens, two rounds trained by accounts 1 (shard 0) and 3 (shard 1) and finalized, a
+ * third round of shard 1 attested and under an open dispute, direct payments in both currencies, and a trainer stake partly unbonding. The browser's wallet
  * is holder 1. Amounts divide the supplies exactly.
  */
 export async function scenario(net: typeof network, rpcUrl: string) {
@@ -97,16 +97,14 @@ export async function scenario(net: typeof network, rpcUrl: string) {
   }
   const digest = (label: string) => keccak256(new TextEncoder().encode(label));
   const roots = [zeroHash, zeroHash] as Hex[];
-  for (const [round, loss] of [
-    [1n, 2_400_000n],
-    [2n, 1_850_000n],
-  ] as const) {
-    const checkpoints = trainers.map((t, shard) => ({
+  /** Shard `shard`'s checkpoint of `round` by its trainer, sealed and revealed. */
+  async function commitAndReveal(shard: number, round: bigint, lossMicros: bigint) {
+    const checkpoint = {
       modelId,
       shard,
       round,
       lane: 0,
-      owner: who(t),
+      owner: who(trainers[shard]!),
       parentRoot: roots[shard]!,
       root: digest(`root-${shard}-${round}`),
       transcriptDigest: digest(`transcript-${shard}-${round}`),
@@ -115,31 +113,43 @@ export async function scenario(net: typeof network, rpcUrl: string) {
       sentGradients: shard === 1 ? digest(`grad-${round}`) : zeroHash,
       receivedGradients: shard === 0 ? digest(`grad-${round}`) : zeroHash,
       workUnits: shard === 0 ? 150n : 100n,
-      lossMicros: shard === 1 ? loss : 0n,
+      lossMicros: shard === 1 ? lossMicros : 0n,
       checkpointURI: `ipfs://bafybrowserckpt${shard}r${round}`,
       transcriptURI: `ipfs://bafybrowsertranscript${shard}r${round}`,
-    }));
-    const sealed = [];
-    for (const [shard, checkpoint] of checkpoints.entries()) {
-      const signed = await trainers[shard]!.signSealedCommit({ checkpoint });
-      const submitted = await trainers[shard]!.submitCommit({ commit: signed.commit, signature: signed.signature });
-      sealed.push({ checkpoint, salt: signed.salt, ...submitted });
-    }
-    for (const { checkpoint, salt, commitBlock, commitTime } of sealed)
-      await registrant!.reveal({ checkpoint, salt, commitBlock, commitTime });
-    await connection.networkHelpers.time.increase(3601);
-    for (const { checkpoint } of sealed) await registrant!.finalize({ checkpoint });
-    checkpoints.forEach((c, shard) => (roots[shard] = c.root));
+    };
+    const signed = await trainers[shard]!.signSealedCommit({ checkpoint });
+    const { commitId, commitBlock, commitTime } = await trainers[shard]!.submitCommit(signed);
+    await registrant!.reveal({ checkpoint, salt: signed.salt, commitBlock, commitTime });
+    roots[shard] = checkpoint.root;
+    return { checkpoint, commitId };
   }
+  for (const [round, loss] of [
+    [1n, 2_400_000n],
+    [2n, 1_850_000n],
+  ] as const) {
+    const revealed = [await commitAndReveal(0, round, loss), await commitAndReveal(1, round, loss)];
+    await connection.networkHelpers.time.increase(3601);
+    for (const { checkpoint } of revealed) await registrant!.finalize({ checkpoint });
+  }
+
+  // Holder 1 takes 40 of its 100 STK trainer stake out: unbonding for the model's 7 days.
+  await holder!.requestUnstake({ modelId, role: "trainer", amount: parseEther("40") });
+
+  // Round 3 of shard 1 is revealed, attested by a verifier (account 6) and challenged by account 7:
+  // an open dispute.
+  const [verifier, challenger] = [6, 7].map((i) => sdkClient(rpcUrl, deployment, i));
+  await stake.write.mint([who(verifier!), parseEther("50")]);
+  await stake.write.mint([who(challenger!), parseEther("10")]);
+  await verifier!.stake({ modelId, role: "verifier", amount: parseEther("50") });
+  const disputed = await commitAndReveal(1, 3n, 1_600_000n);
+  await verifier!.attest({ commitId: disputed.commitId });
+  await challenger!.challenge({ commitId: disputed.commitId });
 
   // 1.8 USDC and 3 DAI paid in, half to each shard.
   await usdc.write.mint([who(payer!), 10_000_000n]);
   await dai.write.mint([who(payer!), parseEther("10")]);
   await payer!.pay({ modelId, currency: getAddress(usdc.address), amount: 1_800_000n });
   await payer!.pay({ modelId, currency: getAddress(dai.address), amount: parseEther("3") });
-
-  // Holder 1 takes 40 of its 100 STK trainer stake out: unbonding for the model's 7 days.
-  await holder!.requestUnstake({ modelId, role: "trainer", amount: parseEther("40") });
 
   const config: AppConfig = {
     rpcUrl,
@@ -154,5 +164,6 @@ export async function scenario(net: typeof network, rpcUrl: string) {
     dai: getAddress(dai.address) as Address,
     holder: holder!,
     other: sdkClient(rpcUrl, deployment, 5),
+    disputed: { commitId: disputed.commitId, challenger: who(challenger!) },
   };
 }

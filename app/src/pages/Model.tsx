@@ -123,7 +123,7 @@ export function ModelPage({ modelId }: { modelId: bigint }) {
         ) : (
           <ul>
             {disputes.map((n) => (
-              <li key={n.commitId}>
+              <li key={n.commitId} data-testid="open-dispute">
                 Shard {n.shard}, round {n.round.toString()}, lane {n.lane}: challenged by{" "}
                 <Address address={n.commit!.dispute!.challenger} />, votes close {formatTime(n.commit!.dispute!.endsAt)}
               </li>

@@ -71,7 +71,7 @@ export function ModelsPage() {
                   ))}
                 </td>
                 <td data-testid="holders">{holders}</td>
-                <td>
+                <td data-testid="finalized-round">
                   {finalizedRound === null
                     ? model.genesisClosed
                       ? "none yet"
