@@ -169,8 +169,18 @@ describe("the web app in a real browser", () => {
     await shot(page, "account");
 
     const before = [await balanceOf(chain.usdc, me), await balanceOf(chain.dai, me)];
+    const confirmed = (label: string) =>
+      page.locator("[data-testid=write-status][data-status=confirmed]", { hasText: label }).waitFor();
+    // Claim USDC alone: one transaction; the row follows the chain to 0, DAI is still due.
+    await page.locator(`[data-testid=claim-row][data-currency='${chain.usdc}'] [data-testid=claim]`).click();
+    await confirmed("Claim from model 1");
+    assert.equal(wallet.sent.length, 1);
+    assert.equal((await balanceOf(chain.usdc, me)) - before[0]!, byCurrency[chain.usdc]);
+    await page.locator(`[data-testid=claim-row][data-currency='${chain.usdc}'] .amount[data-raw='0']`).waitFor();
+    assert.equal(await balanceOf(chain.dai, me), before[1]);
+    // Claim all: one more transaction, for DAI (a currency with nothing due sends none).
     await page.getByTestId("claim-all").click();
-    await page.locator("[data-testid=write-status][data-status=confirmed]").waitFor();
+    await confirmed("Claim everything from model 1");
     assert.equal(wallet.sent.length, 2, "one transaction per currency");
     assert.equal((await balanceOf(chain.usdc, me)) - before[0]!, byCurrency[chain.usdc]);
     assert.equal((await balanceOf(chain.dai, me)) - before[1]!, byCurrency[chain.dai]);
