@@ -232,14 +232,20 @@ describe("the web app in a real browser", () => {
     await model.page.context().close();
   });
 
-  it("reports a wallet on the wrong network and disables writes", async () => {
+  it("reports a wallet on the wrong network, disables writes, and switches it", async () => {
     const { page } = await open("/account", { chainId: 1 });
     await connect(page);
     const banner = page.getByTestId("wrong-network");
     await banner.waitFor();
     assert.match((await banner.textContent())!, /the wallet is on chain 1, this deployment is on chain 31337/);
+    // A valid transfer, but the wallet is on chain 1: not allowed until it switches.
+    await page.getByTestId("transfer-amount").fill("1");
+    await page.getByTestId("transfer-to").fill(chain.other.account.address);
     assert.equal(await page.getByTestId("transfer-submit").isDisabled(), true);
     await shot(page, "wrong-network");
+    await banner.getByRole("button", { name: "Switch to chain 31337" }).click();
+    await banner.waitFor({ state: "detached" });
+    assert.equal(await page.getByTestId("transfer-submit").isEnabled(), true);
     await page.context().close();
   });
 

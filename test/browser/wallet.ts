@@ -7,7 +7,8 @@ import { hardhat } from "viem/chains";
  * An EIP-1193 wallet injected into every page of `context` as `window.ethereum`: it holds one
  * private key (in Node, never in the page), signs and sends `eth_sendTransaction` with viem, and
  * forwards every other request to the chain's RPC. `chainId` is what it tells the page it is on
- * (another chain than the node's plays a wallet on the wrong network). `sent` lists the hashes.
+ * (another chain than the node's plays a wallet on the wrong network) until the page asks it to
+ * switch (`wallet_switchEthereumChain`, then a `chainChanged` event). `sent` lists the hashes.
  */
 export async function injectWallet(
   context: BrowserContext,
@@ -27,7 +28,10 @@ export async function injectWallet(
     return (await response.json()) as { result?: unknown; error?: { code: number; message: string; data?: unknown } };
   }
 
-  async function handle(method: string, params: unknown[]): Promise<{ result?: unknown; error?: unknown }> {
+  async function handle(
+    method: string,
+    params: unknown[],
+  ): Promise<{ result?: unknown; error?: unknown; events?: [string, unknown][] }> {
     switch (method) {
       case "eth_requestAccounts":
       case "eth_accounts":
@@ -36,6 +40,12 @@ export async function injectWallet(
         return { result: numberToHex(wallet.chainId) };
       case "net_version":
         return { result: String(wallet.chainId) };
+      case "wallet_switchEthereumChain": {
+        const { chainId } = params[0] as { chainId: Hex };
+        if (Number(chainId) !== hardhat.id) return { error: { code: 4902, message: `unknown chain ${chainId}` } };
+        wallet.chainId = hardhat.id;
+        return { result: null, events: [["chainChanged", chainId]] };
+      }
       case "wallet_requestPermissions":
       case "wallet_getPermissions":
         return { result: [{ parentCapability: "eth_accounts" }] };
@@ -71,8 +81,10 @@ export async function injectWallet(
         const answer = JSON.parse(await call(JSON.stringify({ method, params }))) as {
           result?: unknown;
           error?: { code: number; message: string; data?: unknown };
+          events?: [string, unknown][];
         };
         if (answer.error) throw Object.assign(new Error(answer.error.message), answer.error);
+        for (const [event, value] of answer.events ?? []) listeners.get(event)?.forEach((l) => l(value));
         return answer.result;
       },
       on(event: string, listener: (...args: unknown[]) => void) {
