@@ -82,6 +82,8 @@ describe("the web app in a real browser", () => {
     await page.getByTestId("connect").click();
     await page.getByTestId("positions").waitFor();
   };
+  /** Amounts show raw units until their tokens' decimals and symbols are read: waits for those. */
+  const unitsShown = (page: Page) => page.waitForFunction('!document.body.innerText.includes("(units)")');
   /** The cap table on the model page, as [holder, balance] per shard. */
   const shownCapTable = (page: Page) =>
     page
@@ -108,6 +110,7 @@ describe("the web app in a real browser", () => {
     await page.getByTestId("read-only").waitFor();
     assert.equal(await row.getAttribute("data-model"), chain.modelId.toString());
     assert.equal(await row.getByTestId("holders").textContent(), "3");
+    await unitsShown(page);
     const amounts = await row.locator(".amount").allTextContents();
     assert.deepEqual(amounts, ["1.8 USDC", "3 DAI"]);
     assert.equal(await row.getByTestId("finalized-round").textContent(), "2");
@@ -155,6 +158,7 @@ describe("the web app in a real browser", () => {
     assert.ok(byCurrency[chain.usdc]! > 0n && byCurrency[chain.dai]! > 0n);
     const rows = page.getByTestId("claim-row");
     await rows.first().waitFor();
+    await unitsShown(page);
     const shown = await rows.evaluateAll((rs) =>
       (rs as unknown as El[]).map((r) => [
         r.getAttribute("data-currency"),
