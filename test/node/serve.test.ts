@@ -296,13 +296,14 @@ describe("inference through the shard pipeline", () => {
     const { first, hosts, servers } = await pipeline(t, spec2, states2);
     const raw = await createHost({ listen: ["/ip4/127.0.0.1/tcp/0"] });
     t.after(() => raw.stop());
-    const shape = inferenceShape(spec2);
+    const shape = inferenceShape(spec2, 3);
     const good = {
       kind: "infer",
-      protocol: 1,
+      protocol: 2,
       requestId: "raw.1",
       specDigest: specDigest(spec2),
       shard: 1,
+      session: { id: "raw", start: 0, end: true },
       tokens: [1, 2, 3],
       activation: { dtype: "float32", shape },
     };
@@ -341,7 +342,7 @@ describe("inference through the shard pipeline", () => {
     await badRequest(encodeMessage({ ...good, shard: 2 }, payload), /addressed to shard 2/);
     await badRequest(encodeMessage({ ...good, specDigest: `0x${"ab".repeat(32)}` }, payload), /spec 0xabab/);
     await badRequest(
-      encodeMessage({ ...good, activation: { dtype: "float32", shape: [1, 32, 16] } }, payload),
+      encodeMessage({ ...good, activation: { dtype: "float32", shape: [1, 4, 16] } }, payload),
       /activation shape/,
     );
     // Non-finite values.
