@@ -4,7 +4,7 @@
  *   npm run bench                              gas, train, traffic, checkpoint, sdk, then one table
  *   BENCH_ONLY=gas,checkpoint npm run bench    a subset of those, then the table
  *   npm run bench -- <area> [args]             one benchmark on its own: its own tables and results/*.json
- *   npm run bench -- help                      the areas (gas, train, traffic, checkpoint, sdk, verify,
+ *   npm run bench -- help                      the areas (gas, train, traffic, infer, checkpoint, sdk, verify,
  *                                              probe-backend)
  *
  * Each area builds what it needs first (the contracts with Hardhat, the SDK and node packages with

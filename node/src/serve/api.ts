@@ -91,6 +91,11 @@ export interface CreateInferenceServerParameters {
   sessionIdleMs?: number | undefined;
   /** Longest life of a session, in ms (default 10 min). */
   sessionMaxAgeMs?: number | undefined;
+  /**
+   * Shard 0: send only the positions the shards have not seen (default true). False sends the
+   * whole window every token, as version 1 did (the same tokens; for benchmarks).
+   */
+  kvCache?: boolean | undefined;
   /** Bound on `generate`'s `maxTokens` (default 1024). */
   maxGenerateTokens?: number | undefined;
 }

@@ -131,6 +131,7 @@ export async function createInferenceServer(parameters: CreateInferenceServerPar
     parameters.maxGenerateTokens ?? DEFAULT_MAX_GENERATE_TOKENS,
     parameters.open ? undefined : parameters.verifier,
     parameters.issuer,
+    parameters.kvCache ?? true,
   );
   if (shard > 0) {
     await host.libp2p.handle(
@@ -190,6 +191,7 @@ class Server implements InferenceServer {
     private readonly maxGenerateTokens: number,
     private readonly verifier: TicketVerifier | undefined,
     private readonly issuer: TicketIssuer | undefined,
+    private readonly kvCache: boolean,
   ) {
     this.digest = specDigest(spec);
     this.vocab = [...spec.architecture.vocab];
@@ -262,7 +264,7 @@ class Server implements InferenceServer {
       for (let k = 0; k < maxTokens; k++) {
         signal?.throwIfAborted();
         if (this.stopped) throw new NodeError("The inference server stopped while generating.");
-        const chunk = nextChunk(seen, tokens, context);
+        const chunk = this.kvCache ? nextChunk(seen, tokens, context) : { start: 0, tokens: tokens.slice(-context) };
         if (chunk.start === 0 && cache) {
           disposeKV(cache);
           cache = undefined;
