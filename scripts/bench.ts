@@ -4,8 +4,8 @@
  *   npm run bench                              gas, train, traffic, checkpoint, sdk, replicas, then one table
  *   BENCH_ONLY=gas,checkpoint npm run bench    a subset of those, then the table
  *   npm run bench -- <area> [args]             one benchmark on its own: its own tables and results/*.json
- *   npm run bench -- help                      the areas (gas, train, traffic, checkpoint, sdk, replicas,
- *                                              verify, probe-backend)
+ *   npm run bench -- help                      the areas (gas, train, traffic, infer, checkpoint, sdk,
+ *                                              replicas, verify, probe-backend)
  *
  * Each area builds what it needs first (the contracts with Hardhat, the SDK and node packages with
  * `tsc -b`; each build once per run), then runs its script (scripts/bench-*.ts) in Hardhat

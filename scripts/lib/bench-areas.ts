@@ -207,6 +207,31 @@ export const AREAS: Area[] = [
     },
   },
   {
+    name: "infer",
+    title: "inference",
+    builds: [],
+    script: "scripts/bench-infer.ts",
+    runner: "tsx",
+    about: "tokens/s through the shard pipeline with and without the KV cache, vs one process",
+    file: "bench-infer.json",
+    rows(j) {
+      const at = j.pipelineVsLocalAt?.tokens ?? null;
+      const run = (setup: string) => j.runs?.find((r: Json) => r.setup === setup && r.tokens === at);
+      const tenth = (x: number | undefined) => (x === undefined ? null : Math.round(x * 10) / 10);
+      return [
+        row(
+          "inference",
+          `pipeline tokens/s, ${at} tokens, KV cache`,
+          tenth(run("pipeline, with cache")?.tokensPerSecond),
+          "tokens/s",
+          tenth(run("one process, with cache")?.tokensPerSecond),
+          "one process, KV cache",
+        ),
+        row("inference", "gateway runGenerate, added per request", tenth(j.gateway?.addedMs), "ms", 5, "goal"),
+      ];
+    },
+  },
+  {
     name: "checkpoint",
     title: "checkpoints",
     builds: [],

@@ -138,15 +138,16 @@ async function pipeline(
 
 /** A request header for `shard` of `spec` with a zero boundary tensor, and that payload. */
 function request(spec: ModelSpec, shard: number, requestId: string, ticket?: unknown) {
-  const shape = inferenceShape(spec);
+  const shape = inferenceShape(spec, 3);
   const codec = boundaryCodec(spec);
   const payload = encodeTensor(codec, shape, new Float32Array(payloadBytes("float32", shape) / 4).fill(0.25));
   const header = {
     kind: "infer",
-    protocol: 1,
+    protocol: 2,
     requestId,
     specDigest: specDigest(spec),
     shard,
+    session: { id: requestId, start: 0, end: true },
     tokens: [1, 2, 3],
     activation: { dtype: codec, shape },
     ...(ticket !== undefined ? { ticket } : {}),

@@ -296,13 +296,14 @@ describe("inference through the shard pipeline", () => {
     const { first, hosts, servers } = await pipeline(t, spec2, states2);
     const raw = await createHost({ listen: ["/ip4/127.0.0.1/tcp/0"] });
     t.after(() => raw.stop());
-    const shape = inferenceShape(spec2);
+    const shape = inferenceShape(spec2, 3);
     const good = {
       kind: "infer",
-      protocol: 1,
+      protocol: 2,
       requestId: "raw.1",
       specDigest: specDigest(spec2),
       shard: 1,
+      session: { id: "raw", start: 0, end: true },
       tokens: [1, 2, 3],
       activation: { dtype: "float32", shape },
     };
@@ -329,9 +330,10 @@ describe("inference through the shard pipeline", () => {
     await badRequest(junk, /not UTF-8 JSON/);
     // A header length far above the limit: refused from the length prefix alone.
     await badRequest(new Uint8Array([0xff, 0xff, 0xff, 0x7f]), /at least \d+ bytes/);
-    // A payload larger than the boundary tensor.
+    // A payload larger than the boundary tensor of its positions, and one larger than any window's.
+    await badRequest(encodeMessage(good, new Uint8Array(payload.byteLength * 2)), /takes 384 bytes, not 768/);
     await badRequest(
-      encodeMessage(good, new Uint8Array(payload.byteLength * 2)),
+      encodeMessage(good, new Uint8Array(payloadBytes("float32", inferenceShape(spec2)) * 2)),
       /payload of at least|more than \d+ bytes in one message/,
     );
     // Fields outside the schema, a token outside the vocabulary, too many tokens, wrong shard/spec/shape.
@@ -341,7 +343,7 @@ describe("inference through the shard pipeline", () => {
     await badRequest(encodeMessage({ ...good, shard: 2 }, payload), /addressed to shard 2/);
     await badRequest(encodeMessage({ ...good, specDigest: `0x${"ab".repeat(32)}` }, payload), /spec 0xabab/);
     await badRequest(
-      encodeMessage({ ...good, activation: { dtype: "float32", shape: [1, 32, 16] } }, payload),
+      encodeMessage({ ...good, activation: { dtype: "float32", shape: [1, 4, 16] } }, payload),
       /activation shape/,
     );
     // Non-finite values.
@@ -350,7 +352,7 @@ describe("inference through the shard pipeline", () => {
     await badRequest(encodeMessage(good, nan), /NaN/);
     // A truncated request gets no answer (the stream closed early) and does not crash the server.
     assert.equal(await rawRequest(raw, hosts[1]!, encodeMessage(good, payload).subarray(0, 100)), undefined);
-    assert.equal(servers[1]!.stats.rejected, 11);
+    assert.equal(servers[1]!.stats.rejected, 12);
     // Still serving.
     assert.equal((await first.generate({ prompt: "The ", maxTokens: 4 })).text, reference(spec2, states2, "The ", 4));
   });

@@ -234,3 +234,121 @@ export function forward(
 export function crossEntropy(logits: tf.Tensor, targets: tf.Tensor): tf.Scalar {
   return tf.neg(tf.mean(tf.sum(tf.mul(tf.logSoftmax(logits), targets), -1))) as tf.Scalar;
 }
+
+/**
+ * The keys and values of one sequence's positions `[0, length)` in a shard's attention layers,
+ * for inference (batch 1): per block, `[nHeads, length, dHead]` each. Owned by the caller, who
+ * frees it with `disposeKV`.
+ */
+export interface KVCache {
+  length: number;
+  k: tf.Tensor[];
+  v: tf.Tensor[];
+}
+
+export function disposeKV(cache: KVCache): void {
+  for (const t of [...cache.k, ...cache.v]) t.dispose();
+}
+
+/** Bytes a cache of `length` positions takes on a shard of `layout` (float32 keys and values). */
+export function kvBytes(spec: ModelSpec, layout: StageLayout, length: number): number {
+  return (layout.blocks[1] - layout.blocks[0]) * 2 * length * spec.architecture.dModel * 4;
+}
+
+/** `block` on new positions `[start, start + n)` of one sequence, attending to the cached ones too. */
+function blockCached(
+  spec: ModelSpec,
+  p: Params,
+  b: number,
+  x: tf.Tensor,
+  mask: tf.Tensor,
+  past: { k: tf.Tensor; v: tf.Tensor } | undefined,
+): { y: tf.Tensor; k: tf.Tensor; v: tf.Tensor } {
+  const { nHeads: nh, dModel: d } = spec.architecture;
+  const [bs, n] = x.shape as [number, number, number];
+  const dh = d / nh;
+  const h = `h${b}`;
+  const a = layerNorm(x, p[`${h}.ln1.g`]!, p[`${h}.ln1.b`]!);
+  const qkv = dense(a, p[`${h}.attn.wqkv`]!, p[`${h}.attn.bqkv`]!);
+  const heads = (i: number) =>
+    tf.reshape(tf.transpose(tf.reshape(tf.slice(qkv, [0, 0, i * d], [bs, n, d]), [bs, n, nh, dh]), [0, 2, 1, 3]), [
+      bs * nh,
+      n,
+      dh,
+    ]);
+  const q = heads(0);
+  const k = past ? tf.concat([past.k, heads(1)], 1) : heads(1);
+  const v = past ? tf.concat([past.v, heads(2)], 1) : heads(2);
+  // The same operations in the same order as `block`: row i sees positions [0, start + i].
+  const scores = tf.add(tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(dh)), mask);
+  const y = tf.matMul(tf.softmax(scores), v);
+  const merged = tf.reshape(tf.transpose(tf.reshape(y, [bs, nh, n, dh]), [0, 2, 1, 3]), [bs, n, d]);
+  const x1 = tf.add(x, dense(merged, p[`${h}.attn.wo`]!, p[`${h}.attn.bo`]!));
+  const m = layerNorm(x1, p[`${h}.ln2.g`]!, p[`${h}.ln2.b`]!);
+  const out = tf.add(
+    x1,
+    dense(gelu(dense(m, p[`${h}.mlp.w1`]!, p[`${h}.mlp.b1`]!)), p[`${h}.mlp.w2`]!, p[`${h}.mlp.b2`]!),
+  );
+  return { y: out, k, v };
+}
+
+/**
+ * Inference with a KV cache: the shard's `forward` on the new positions `[start, start + n)` of
+ * one sequence (batch 1), `start` being `cache.length` (0 without a cache), `start + n` at most
+ * `context`. Shard 0 takes their one-hot tokens `[n, V]`; the others the boundary tensor
+ * `[1, n, W]` (and, with a bottleneck, the one-hot tokens). Returns the boundary tensor
+ * `[1, n, W]`, or on the last shard the logits `[1, V]` of position `start + n - 1` only, and the
+ * cache of `[0, start + n)` (new tensors: the caller keeps them outside `tf.tidy`, and disposes
+ * the old cache). `causal` is `causalMask(context)`. Row for row the same operations as
+ * `forward` on the window padded to `context`; where the padded window has masked columns this
+ * has none, whose softmax weights are exactly 0 there.
+ */
+export function forwardCached(
+  spec: ModelSpec,
+  layout: StageLayout,
+  p: Params,
+  input: tf.Tensor,
+  causal: tf.Tensor,
+  cache: KVCache | undefined,
+  tokens?: tf.Tensor,
+): { out: tf.Tensor; cache: KVCache } {
+  const { context, dModel: d } = spec.architecture;
+  const start = cache?.length ?? 0;
+  const n = layout.isFirst ? input.shape[0]! : input.shape[1]!;
+  if (start + n > context) throw new RangeError(`positions [${start}, ${start + n}) exceed the context of ${context}`);
+  const embedAt = (oneHotTokens: tf.Tensor, wte: tf.Tensor, wpe: tf.Tensor) =>
+    tf.add(
+      tf.reshape(tf.matMul(oneHotTokens as tf.Tensor2D, wte as tf.Tensor2D), [1, n, d]),
+      tf.slice(wpe, [start, 0], [n, d]),
+    );
+  let x: tf.Tensor;
+  if (layout.isFirst) x = embedAt(input, p.wte!, p.wpe!);
+  else if (layout.bottleneck) {
+    if (!tokens) throw new Error(`shard ${layout.shard} has a bottleneck input: it needs the tokens too`);
+    const up = tf.reshape(tf.matMul(tf.reshape(input, [n, boundaryWidth(spec)]), p["boundary.in.up"] as tf.Tensor2D), [
+      1,
+      n,
+      d,
+    ]);
+    x = tf.add(embedAt(tokens, p["boundary.in.wte"]!, p["boundary.in.wpe"]!), up);
+  } else x = input;
+  const mask = tf.slice(causal, [start, 0], [n, start + n]);
+  const k: tf.Tensor[] = [];
+  const v: tf.Tensor[] = [];
+  for (let b = layout.blocks[0], i = 0; b < layout.blocks[1]; b++, i++) {
+    const past = cache ? { k: cache.k[i]!, v: cache.v[i]! } : undefined;
+    const r = blockCached(spec, p, b, x, mask, past);
+    x = r.y;
+    k.push(r.k);
+    v.push(r.v);
+  }
+  const next = { length: start + n, k, v };
+  if (!layout.isLast) {
+    if (!layout.bottleneck) return { out: x, cache: next };
+    const down = tf.matMul(tf.reshape(x, [n, d]), p["boundary.out.down"] as tf.Tensor2D);
+    return { out: tf.reshape(down, [1, n, boundaryWidth(spec)]), cache: next };
+  }
+  const last = tf.reshape(tf.slice(x, [0, n - 1, 0], [1, 1, d]), [1, d]);
+  const nrm = layerNorm(last, p["lnf.g"]!, p["lnf.b"]!);
+  return { out: tf.add(tf.matMul(nrm as tf.Tensor2D, p["head.w"] as tf.Tensor2D), p["head.b"]!), cache: next };
+}

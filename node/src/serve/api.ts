@@ -25,6 +25,14 @@ export const DEFAULT_READ_TIMEOUT_MS = 5_000;
 export const DEFAULT_MAX_PENDING_PER_PEER = 8;
 /** Default bound on request streams being read and checked at once, from every peer together. */
 export const DEFAULT_MAX_PENDING = 64;
+/** Default bound on the sessions (KV caches of generations) a shard keeps at once. */
+export const DEFAULT_MAX_SESSIONS = 64;
+/** Default bound on the memory sessions reserve, in bytes (each reserves a full-context cache). */
+export const DEFAULT_MAX_SESSION_BYTES = 1024 * 1024 * 1024;
+/** Default time an unused session is kept, in ms. */
+export const DEFAULT_SESSION_IDLE_MS = 60_000;
+/** Default longest life of a session, in ms. */
+export const DEFAULT_SESSION_MAX_AGE_MS = 600_000;
 /** Default bound on `maxTokens`. */
 export const DEFAULT_MAX_GENERATE_TOKENS = DEFAULTS.serve.maxTokens;
 /** Longest prompt accepted, in characters. */
@@ -70,6 +78,24 @@ export interface CreateInferenceServerParameters {
   maxPendingPerPeer?: number | undefined;
   /** Request streams being read and checked at once from every peer (default 64); more are reset. */
   maxPending?: number | undefined;
+  /**
+   * Shards after 0: sessions kept at once (default 64). A session is one generation's keys and
+   * values on this shard; it is freed after the generation's last token, after `sessionIdleMs`
+   * unused, or `sessionMaxAgeMs` after it opened. A peer holds at most `maxPerPeer` (a new one
+   * frees its least recently used); beyond the bounds a new session is answered `busy`.
+   */
+  maxSessions?: number | undefined;
+  /** Bytes sessions may reserve, each a full-context cache (default 1 GiB). */
+  maxSessionBytes?: number | undefined;
+  /** Time an unused session is kept, in ms (default 60 s). */
+  sessionIdleMs?: number | undefined;
+  /** Longest life of a session, in ms (default 10 min). */
+  sessionMaxAgeMs?: number | undefined;
+  /**
+   * Shard 0: send only the positions the shards have not seen (default true). False sends the
+   * whole window every token, as version 1 did (the same tokens; for benchmarks).
+   */
+  kvCache?: boolean | undefined;
   /** Bound on `generate`'s `maxTokens` (default 1024). */
   maxGenerateTokens?: number | undefined;
 }
@@ -120,7 +146,10 @@ export interface InferenceServerStats {
   unauthorized: number;
   /** Requests that failed downstream or internally. */
   failed: number;
-  /** Passes of this shard's stage (one per hop served, one per character generated on shard 0). */
+  /**
+   * Passes of this shard's stage (one per hop served, one per character generated on shard 0);
+   * each covers only the positions the shard has not seen (`session.ts`).
+   */
   computed: number;
 }
 
@@ -131,7 +160,8 @@ export interface InferenceServer {
   readonly capacity: number;
   /**
    * Shard 0 only: generates `maxTokens` characters after `prompt`, one pass through the pipeline
-   * per character. All or nothing: a failure rejects without partial text.
+   * per character; every shard keeps the generation's keys and values, so the prompt crosses each
+   * hop once and then one position per character (the whole window again once it slides). All or nothing: a failure rejects without partial text.
    *
    * @throws PromptError (a character outside the vocabulary, an empty or too long prompt),
    *   InvalidGenerateParameterError, ShardUnavailableError (naming the shard), InferenceRemoteError

@@ -34,14 +34,15 @@ export interface NextHop {
 }
 
 /**
- * Sends this shard's boundary tensor to shard + 1 and waits for the token. Failures name the
+ * Sends this shard's boundary tensor of the new positions of `session` to shard + 1 and waits for the token. Failures name the
  * shard at fault: `ShardUnavailableError` for one that cannot be reached, times out or breaks
  * the protocol, `InferenceRemoteError` for one that refused.
  */
 export async function forward(
   to: NextHop,
   requestId: string,
-  window: number[],
+  session: InferRequest["session"],
+  tokens: number[],
   sampling: Sampling | undefined,
   activation: Float32Array,
   ticket: unknown,
@@ -49,14 +50,15 @@ export async function forward(
   const target = to.shard + 1;
   const hops = to.spec.shards.length - 1 - to.shard;
   const codec = boundaryCodec(to.spec);
-  const shape = inferenceShape(to.spec);
+  const shape = inferenceShape(to.spec, tokens.length);
   const header: InferRequest = {
     kind: "infer",
     protocol: INFER_PROTOCOL_VERSION,
     requestId,
     specDigest: to.digest,
     shard: target,
-    tokens: window,
+    session,
+    tokens,
     ...(sampling ? { sampling } : {}),
     activation: { dtype: codec, shape },
     ...(ticket !== undefined ? { ticket } : {}),

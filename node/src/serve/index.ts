@@ -35,6 +35,7 @@ export {
 export { encodePrompt } from "./prompt.js";
 export { createInferenceServer } from "./server.js";
 export { InferenceStage } from "./stage.js";
+export { type SessionLimits, SessionRefusal, SessionStore, nextChunk } from "./session.js";
 export {
   DEFAULT_MAX_TICKETS,
   DEFAULT_TICKET_TTL_MS,

@@ -9,17 +9,23 @@ import type { MessageLimits } from "./wire.js";
 
 /**
  * The inference protocol between shards. Shard i opens a stream to shard i + 1 and sends one
- * request: the current token window, the sampling parameters, and (as the payload) its boundary
- * tensor `[1, context, W]` encoded with the spec's codec, exactly as a training activation
- * travels. Shard i + 1 runs its stage and either answers with the next token (last shard) or
+ * request: the session (one per generation) and the first position the request adds to it, the
+ * tokens of the new positions, the sampling parameters, and (as the payload) its boundary tensor
+ * of those positions `[1, n, W]` encoded with the spec's codec, exactly as a training activation
+ * travels. Each shard keeps the session's keys and values (`session.ts`), so a generation sends
+ * its prompt once and then one position per token (`nextChunk`). Shard i + 1 runs its stage and either answers with the next token (last shard) or
  * forwards a request of its own to shard i + 2 and relays the answer. An error answer names the
  * shard that failed, so shard 0 can say which one is down.
  */
 
 /** The libp2p protocol id. */
-export const INFER_PROTOCOL = "/shard-protocol/infer/1.0.0";
-/** Version of the message format, sent in every request. */
-export const INFER_PROTOCOL_VERSION = 1;
+export const INFER_PROTOCOL = "/shard-protocol/infer/2.0.0";
+/**
+ * Version of the message format, sent in every request. 2: sessions with a KV cache (1, before:
+ * every request carried the whole window `[1, context, W]`; a version-1 peer does not speak
+ * `/shard-protocol/infer/2.0.0`, so dialing it fails as "does not serve inference").
+ */
+export const INFER_PROTOCOL_VERSION = 2;
 /** Longest error message in a reply, in characters. */
 export const MAX_ERROR_MESSAGE_LENGTH = 256;
 /** Largest reply header, in bytes. */
@@ -50,7 +56,13 @@ export const zInferRequest = z.strictObject({
   specDigest: z.string().regex(/^0x[0-9a-f]{64}$/, "must be 0x and 32 bytes of lowercase hex"),
   /** The receiving shard. */
   shard: z.int().min(1).max(255),
-  /** The token window (at most `context` ids, each below the vocabulary size). */
+  /**
+   * The generation's session on the receiving shard: `start` is the position of `tokens[0]`; 0
+   * opens (or restarts) it, else the shard must hold exactly `[0, start)` of it. `end`: the
+   * generation's last token, after which the shard frees the session.
+   */
+  session: z.strictObject({ id: zRequestId, start: z.int().min(0).max(4095), end: z.boolean() }),
+  /** The tokens of the new positions (`start + n` at most `context`, each below the vocabulary size). */
   tokens: z.array(z.int().min(0).max(0xffff)).min(1).max(4096),
   /** Absent: greedy (argmax). */
   sampling: zSampling.optional(),
@@ -64,7 +76,15 @@ export const zInferRequest = z.strictObject({
 });
 export type InferRequest = z.infer<typeof zInferRequest>;
 
-export const REPLY_ERROR_CODES = ["bad-request", "unavailable", "busy", "internal", ...TICKET_REFUSALS] as const;
+export const REPLY_ERROR_CODES = [
+  "bad-request",
+  "unavailable",
+  "busy",
+  "internal",
+  /** The shard holds no such session (expired, evicted, restarted): the generation must start over. */
+  "session-lost",
+  ...TICKET_REFUSALS,
+] as const;
 export type ReplyErrorCode = (typeof REPLY_ERROR_CODES)[number];
 
 export const zInferReply = z.discriminatedUnion("kind", [
@@ -80,9 +100,9 @@ export const zInferReply = z.discriminatedUnion("kind", [
 ]);
 export type InferReply = z.infer<typeof zInferReply>;
 
-/** The boundary tensor of a batch-1 window: `[1, context, W]`. */
-export function inferenceShape(spec: ModelSpec): number[] {
-  return [1, spec.architecture.context, boundaryWidth(spec)];
+/** The boundary tensor of `positions` positions of one sequence (default: a whole window): `[1, positions, W]`. */
+export function inferenceShape(spec: ModelSpec, positions = spec.architecture.context): number[] {
+  return [1, positions, boundaryWidth(spec)];
 }
 
 /** Size limits of a request to a shard of `spec`. */
@@ -98,8 +118,8 @@ export const REPLY_LIMITS: MessageLimits = { maxHeaderBytes: MAX_REPLY_HEADER_BY
 
 /**
  * Checks a request header and payload from a peer against this shard and its spec: the schema,
- * the spec digest, the shard, the window (at most `context` ids below the vocabulary size), the
- * boundary tensor's dtype and shape, and its payload (length, finite values). Throws
+ * the spec digest, the shard, the new positions (ending at most at `context`, ids below the
+ * vocabulary size), the boundary tensor's dtype and shape (`[1, n, W]` for n tokens), and its payload (length, finite values). Throws
  * `InferenceRequestError` saying what is wrong.
  */
 export function validateRequest(
@@ -120,11 +140,13 @@ export function validateRequest(
   if (request.shard !== shard) fail(`addressed to shard ${request.shard}, this is shard ${shard}`);
   const { context } = spec.architecture;
   const v = [...spec.architecture.vocab].length;
-  if (request.tokens.length > context) fail(`${request.tokens.length} tokens, the context is ${context}`);
+  const { start } = request.session;
+  if (start + request.tokens.length > context)
+    fail(`${request.tokens.length} tokens${start > 0 ? ` after position ${start}` : ""}, the context is ${context}`);
   const bad = request.tokens.findIndex((t) => t >= v);
   if (bad !== -1) fail(`token ${request.tokens[bad]} at ${bad} is outside the vocabulary of ${v}`);
   const codec = boundaryCodec(spec);
-  const shape = inferenceShape(spec);
+  const shape = inferenceShape(spec, request.tokens.length);
   if (request.activation.dtype !== codec) fail(`activation dtype ${request.activation.dtype}, expected ${codec}`);
   if (request.activation.shape.join() !== shape.join())
     fail(`activation shape [${request.activation.shape.join(", ")}], expected [${shape.join(", ")}]`);

@@ -20,6 +20,10 @@ import {
   DEFAULT_MAX_PENDING_PER_PEER,
   DEFAULT_MAX_PER_PEER,
   DEFAULT_READ_TIMEOUT_MS,
+  DEFAULT_MAX_SESSIONS,
+  DEFAULT_MAX_SESSION_BYTES,
+  DEFAULT_SESSION_IDLE_MS,
+  DEFAULT_SESSION_MAX_AGE_MS,
   type GenerateRequest,
   type GenerateResult,
   type InferenceServer,
@@ -35,6 +39,8 @@ import {
 } from "./errors.js";
 import { type NextHop, forward } from "./forward.js";
 import { encodePrompt } from "./prompt.js";
+import { type KVCache, disposeKV, kvBytes } from "../ml/model.js";
+import { type Session, SessionRefusal, SessionStore, nextChunk } from "./session.js";
 import {
   MAX_ERROR_MESSAGE_LENGTH,
   type InferReply,
@@ -101,17 +107,31 @@ export async function createInferenceServer(parameters: CreateInferenceServerPar
     maxPendingPerPeer: positiveInt("maxPendingPerPeer", parameters.maxPendingPerPeer ?? DEFAULT_MAX_PENDING_PER_PEER),
     maxPending: positiveInt("maxPending", parameters.maxPending ?? DEFAULT_MAX_PENDING),
   };
+  const stage = new InferenceStage(spec, shard, weights);
+  const sessions = new SessionStore(
+    {
+      maxSessions: positiveInt("maxSessions", parameters.maxSessions ?? DEFAULT_MAX_SESSIONS),
+      // A peer (the previous shard) runs at most `maxPerPeer` generations at once.
+      maxSessionsPerPeer: limits.maxPerPeer,
+      maxBytes: positiveInt("maxSessionBytes", parameters.maxSessionBytes ?? DEFAULT_MAX_SESSION_BYTES),
+      idleMs: positiveInt("sessionIdleMs", parameters.sessionIdleMs ?? DEFAULT_SESSION_IDLE_MS),
+      maxAgeMs: positiveInt("sessionMaxAgeMs", parameters.sessionMaxAgeMs ?? DEFAULT_SESSION_MAX_AGE_MS),
+    },
+    kvBytes(spec, stage.layout, spec.architecture.context),
+  );
   const server = new Server(
     host,
     spec,
     shard,
-    new InferenceStage(spec, shard, weights),
+    stage,
+    sessions,
     parameters.next,
     timeoutMs,
     limits,
     parameters.maxGenerateTokens ?? DEFAULT_MAX_GENERATE_TOKENS,
     parameters.open ? undefined : parameters.verifier,
     parameters.issuer,
+    parameters.kvCache ?? true,
   );
   if (shard > 0) {
     await host.libp2p.handle(
@@ -164,16 +184,22 @@ class Server implements InferenceServer {
     private readonly spec: ModelSpec,
     readonly shard: number,
     private readonly stage: InferenceStage,
+    readonly sessions: SessionStore,
     private readonly next: string | undefined,
     private readonly timeoutMs: number,
     private readonly limits: Limits,
     private readonly maxGenerateTokens: number,
     private readonly verifier: TicketVerifier | undefined,
     private readonly issuer: TicketIssuer | undefined,
+    private readonly kvCache: boolean,
   ) {
     this.digest = specDigest(spec);
     this.vocab = [...spec.architecture.vocab];
+    this.sweeper = setInterval(() => this.sessions.sweep(), 1000);
+    this.sweeper.unref();
   }
+
+  private readonly sweeper: NodeJS.Timeout;
 
   get capacity(): number {
     return this.limits.maxPerPeer;
@@ -231,18 +257,32 @@ class Server implements InferenceServer {
         : await this.issuer.issue({ receipt: receiptDigest, request: id, tokens: maxTokens });
     const generated: number[] = [];
     const { context } = this.spec.architecture;
-    for (let k = 0; k < maxTokens; k++) {
-      signal?.throwIfAborted();
-      if (this.stopped) throw new NodeError("The inference server stopped while generating.");
-      const window = tokens.slice(-context);
-      const sampling = temperature ? { temperature, seed, index: k } : undefined;
-      this.stats.computed++;
-      const out = await this.stage.run(window);
-      const token = this.isLast
-        ? pickToken(out, sampling)
-        : await forward(this.nextHop(), `${id}.${k}`, window, sampling, out, ticket);
-      generated.push(token);
-      tokens.push(token);
+    // This shard's own cache of the generation (the others keep theirs in sessions `id`).
+    let cache: KVCache | undefined;
+    let seen = 0;
+    try {
+      for (let k = 0; k < maxTokens; k++) {
+        signal?.throwIfAborted();
+        if (this.stopped) throw new NodeError("The inference server stopped while generating.");
+        const chunk = this.kvCache ? nextChunk(seen, tokens, context) : { start: 0, tokens: tokens.slice(-context) };
+        if (chunk.start === 0 && cache) {
+          disposeKV(cache);
+          cache = undefined;
+        }
+        const sampling = temperature ? { temperature, seed, index: k } : undefined;
+        this.stats.computed++;
+        const r = await this.stage.runCached(cache, chunk.tokens);
+        cache = r.cache;
+        seen = chunk.start + chunk.tokens.length;
+        const session = { id, start: chunk.start, end: k === maxTokens - 1 };
+        const token = this.isLast
+          ? pickToken(r.out, sampling)
+          : await forward(this.nextHop(), `${id}.${k}`, session, chunk.tokens, sampling, r.out, ticket);
+        generated.push(token);
+        tokens.push(token);
+      }
+    } finally {
+      if (cache) disposeKV(cache);
     }
     return {
       text: decodeTokens(generated, this.spec.architecture.vocab),
@@ -292,10 +332,20 @@ class Server implements InferenceServer {
           : `${this.inflight} requests in flight, at most ${limits.maxConcurrent}`;
       return this.answer(stream, this.error("busy", this.shard, why, requestId));
     }
+    // A session that fits (or room for a new one) before the ticket's hop is spent.
+    let session: Session;
+    try {
+      session = this.sessions.open(peer, request.session.id, request.session.start);
+    } catch (error) {
+      if (!(error instanceof SessionRefusal)) throw error;
+      this.stats.rejected++;
+      return this.answer(stream, this.error(error.code, this.shard, error.message, requestId));
+    }
     if (grant) {
       try {
         this.verifier!.consume(grant);
       } catch (error) {
+        this.sessions.fail(session);
         this.stats.unauthorized++;
         const e = error as TicketError;
         return this.answer(stream, this.error(e.code, this.shard, e.details ?? e.shortMessage, requestId));
@@ -305,15 +355,27 @@ class Server implements InferenceServer {
     increment(this.inflightBy, peer);
     let reply: InferReply;
     try {
-      const activation = decodeTensor(boundaryCodec(this.spec), inferenceShape(this.spec), payload);
+      const n = request.tokens.length;
+      const activation = decodeTensor(boundaryCodec(this.spec), inferenceShape(this.spec, n), payload);
       this.stats.computed++;
-      const out = await this.stage.run(request.tokens, activation);
+      const r = await this.stage.runCached(session.cache, request.tokens, activation);
+      session.cache = r.cache;
       const token = this.isLast
-        ? pickToken(out, request.sampling)
-        : await forward(this.nextHop(), requestId, request.tokens, request.sampling, out, request.ticket);
+        ? pickToken(r.out, request.sampling)
+        : await forward(
+            this.nextHop(),
+            requestId,
+            request.session,
+            request.tokens,
+            request.sampling,
+            r.out,
+            request.ticket,
+          );
+      this.sessions.done(session, r.cache, request.session.end);
       reply = { kind: "token", requestId, token };
       this.stats.served++;
     } catch (error) {
+      this.sessions.fail(session);
       this.stats.failed++;
       if (error instanceof ShardUnavailableError)
         reply = this.error("unavailable", error.shard, error.details ?? error.shortMessage, requestId);
@@ -401,6 +463,8 @@ class Server implements InferenceServer {
     const deadline = Date.now() + this.spec.shards.length * this.timeoutMs;
     while ((this.inflight > 0 || this.generating > 0) && Date.now() < deadline)
       await new Promise((resolve) => setTimeout(resolve, 20));
+    clearInterval(this.sweeper);
+    this.sessions.clear();
     this.stage.dispose();
   }
 }

@@ -1,6 +1,16 @@
 import * as tf from "@tensorflow/tfjs-core";
 
-import { type Params, type StageLayout, causalMask, forward, oneHot, stageLayout } from "../ml/model.js";
+import {
+  type KVCache,
+  type Params,
+  type StageLayout,
+  causalMask,
+  disposeKV,
+  forward,
+  forwardCached,
+  oneHot,
+  stageLayout,
+} from "../ml/model.js";
 import { type ModelSpec, boundaryWidth } from "../ml/spec.js";
 
 /**
@@ -71,6 +81,44 @@ export class InferenceStage {
       return (await y.data()) as Float32Array;
     } finally {
       y.dispose();
+    }
+  }
+
+  /**
+   * Runs the shard on the new positions `[start, start + n)` of a sequence whose earlier
+   * positions `cache` holds (`start` = `cache.length`, 0 without one): `tokens` are their n ids,
+   * `activation` (shards after 0) the previous shard's boundary tensor `[1, n, W]`. Returns the
+   * boundary tensor `[1, n, W]` (flattened), or on the last shard the logits `[V]` of position
+   * `start + n - 1`, and the cache of `[0, start + n)`; the old cache is disposed. The same
+   * values as `run` on the window `[0, start + n)` (test/node/serve-kvcache.test.ts).
+   */
+  async runCached(
+    cache: KVCache | undefined,
+    tokens: ArrayLike<number>,
+    activation?: Float32Array,
+  ): Promise<{ out: Float32Array; cache: KVCache }> {
+    const { context } = this.spec.architecture;
+    const start = cache?.length ?? 0;
+    const n = tokens.length;
+    if (n < 1 || start + n > context)
+      throw new RangeError(`positions [${start}, ${start + n}) do not fit the context of ${context}`);
+    const width = boundaryWidth(this.spec);
+    if (!this.layout.isFirst && (!activation || activation.length !== n * width))
+      throw new RangeError(`shard ${this.shard} needs a boundary tensor of [1, ${n}, ${width}]`);
+    const result = tf.tidy(() => {
+      const oneHotTokens = oneHot(Int32Array.from(Array.from(tokens)), this.vocabSize);
+      const input = this.layout.isFirst ? oneHotTokens : tf.tensor(activation!, [1, n, width], "float32");
+      const r = forwardCached(this.spec, this.layout, this.params, input, this.mask, cache, oneHotTokens);
+      return { out: r.out, length: r.cache.length, k: r.cache.k, v: r.cache.v };
+    });
+    if (cache) disposeKV(cache);
+    try {
+      return {
+        out: (await result.out.data()) as Float32Array,
+        cache: { length: result.length, k: result.k, v: result.v },
+      };
+    } finally {
+      result.out.dispose();
     }
   }
 
