@@ -3,8 +3,7 @@ import { z } from "zod";
 import type { AnyClient } from "../../utils/client.js";
 import { validate } from "../../utils/schemas.js";
 import { zLane } from "./directory.js";
-import type { GetSeatsErrorType, GetSeatsParameters, SeatState } from "./getSeats.js";
-import { readSeats } from "./read.js";
+import { type GetSeatsErrorType, type GetSeatsParameters, type SeatState, readSeats } from "./getSeats.js";
 
 export type GetSeatParameters = Omit<GetSeatsParameters, "fromLane" | "count"> & {
   /** Replica lane, 0 to `MAX_SEAT_LANES` − 1. */
