@@ -13,12 +13,14 @@
  *
  * Settings (environment): DEMO_SHARDS (2), DEMO_LANES (2), DEMO_MERGE (mean, or diloco), DEMO_ROUNDS
  * (3), DEMO_STEPS (steps per round, 20), DEMO_CHALLENGE_WINDOW (seconds, 30 with lanes, else 10; at least 10),
- * DEMO_KEEP=1 (keep the work folder); DEMO_HELP=1 prints them.
+ * DEMO_KEEP=1 (keep the work folder, then the chain and the web app until Ctrl-C); DEMO_HELP=1
+ * prints them.
  */
 import path from "node:path";
 
 import { DEMO_MERGE_RULES, DemoAbortedError, MIN_CHALLENGE_WINDOW } from "./lib/demo/options.js";
 import { NodeProcessError } from "./lib/demo/process.js";
+import type { DemoResult } from "./lib/demo/options.js";
 import { runDemo } from "./lib/demo/run.js";
 
 export {
@@ -64,7 +66,9 @@ Settings (environment):
   DEMO_CHALLENGE_WINDOW=30 seconds a commit can be challenged before it finalizes (10 or more; the
                            default is 10 with one lane); also the reveal window: a lane revealing
                            later than that after the first is left out of the round's merge
-  DEMO_KEEP=1              keep the work folder (checkpoints, journals)
+  DEMO_KEEP=1              keep the work folder (checkpoints, journals), and at the end keep the
+                           chain and its nodes running and serve the web app on it (the URL is
+                           printed; DEMO_APP_PORT, 5173) until Ctrl-C
 `;
 
 async function main(): Promise<void> {
@@ -81,6 +85,8 @@ async function main(): Promise<void> {
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
   const t0 = performance.now();
+  const keep = process.env.DEMO_KEEP === "1";
+  let kept = false;
   try {
     console.log(
       "Shard protocol demo: a local chain, trainers, a verifier, a dApp and holders (DEMO_HELP=1 for settings)\n",
@@ -94,30 +100,18 @@ async function main(): Promise<void> {
       challengeWindow: process.env.DEMO_CHALLENGE_WINDOW
         ? envInt("DEMO_CHALLENGE_WINDOW", 10, MIN_CHALLENGE_WINDOW, 3600)
         : undefined, // runDemo's default: 10 s, or MERGING_CHALLENGE_WINDOW with lanes
-      keepWorkDir: process.env.DEMO_KEEP === "1",
+      keepWorkDir: keep,
       signal: controller.signal,
+      // DEMO_KEEP=1: the report, then the web app against the running chain until Ctrl-C.
+      onDone: keep
+        ? async (result, chain) => {
+            kept = true;
+            report(result, t0);
+            await serveApp(result, chain, controller.signal);
+          }
+        : undefined,
     });
-    console.log(`\nCap table of model ${r.modelId} (shard tokens; revenue splits by shard weight, then pro rata)\n`);
-    console.log(r.tables.capTable);
-    console.log(
-      `\nWho owns each shard (${r.lanes > 1 ? `${r.lanes} lanes trained every shard; every lane's trainer holds tokens for its verified work` : "one trainer per shard"})\n`,
-    );
-    console.log(r.tables.coOwners);
-    if (r.merges.length > 0)
-      console.log(
-        `\n${r.merges.length} merges recomputed by the verifier and finalized (${r.merges.length / r.spec.shards.length} per shard), each of lanes ${[...new Set(r.merges.flatMap((m) => m.lanes))].join(", ")}`,
-      );
-    console.log(`\nRevenue claimed\n`);
-    console.log(r.tables.revenue);
-    if (r.generated.length > 0) {
-      console.log(`\nGenerated text\n`);
-      for (const g of r.generated) console.log(`  ${JSON.stringify(g.prompt)} → ${JSON.stringify(g.text)}`);
-    }
-    console.log(
-      `\nDone in ${((performance.now() - t0) / 1000).toFixed(1)} s (${Object.entries(r.timings)
-        .map(([k, v]) => `${k} ${v} s`)
-        .join(", ")}).`,
-    );
+    if (!kept) report(r, t0);
   } catch (err) {
     if (err instanceof DemoAbortedError) {
       console.error("interrupted; every process of the demo was stopped");
@@ -133,6 +127,50 @@ async function main(): Promise<void> {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
   }
+}
+
+/** The demo's closing report: cap table, co-owners, merges, revenue, generated text, timings. */
+function report(r: DemoResult, t0: number): void {
+  console.log(`\nCap table of model ${r.modelId} (shard tokens; revenue splits by shard weight, then pro rata)\n`);
+  console.log(r.tables.capTable);
+  console.log(
+    `\nWho owns each shard (${r.lanes > 1 ? `${r.lanes} lanes trained every shard; every lane's trainer holds tokens for its verified work` : "one trainer per shard"})\n`,
+  );
+  console.log(r.tables.coOwners);
+  if (r.merges.length > 0)
+    console.log(
+      `\n${r.merges.length} merges recomputed by the verifier and finalized (${r.merges.length / r.spec.shards.length} per shard), each of lanes ${[...new Set(r.merges.flatMap((m) => m.lanes))].join(", ")}`,
+    );
+  console.log(`\nRevenue claimed\n`);
+  console.log(r.tables.revenue);
+  if (r.generated.length > 0) {
+    console.log(`\nGenerated text\n`);
+    for (const g of r.generated) console.log(`  ${JSON.stringify(g.prompt)} → ${JSON.stringify(g.text)}`);
+  }
+  console.log(
+    `\nDone in ${((performance.now() - t0) / 1000).toFixed(1)} s (${Object.entries(r.timings)
+      .map(([k, v]) => `${k} ${v} s`)
+      .join(", ")}).`,
+  );
+}
+
+/**
+ * `DEMO_KEEP=1`: serves the web app (app/) against the demo's chain, which stays up with its nodes,
+ * until Ctrl-C; prints where to point a browser and a wallet.
+ */
+async function serveApp(r: DemoResult, chain: { rpcUrl: string; chainId: number }, signal: AbortSignal): Promise<void> {
+  const { configFrom, startApp } = await import("../app/start.js");
+  const config = await configFrom({ deployment: r.deployment.deploymentFile, rpc: chain.rpcUrl });
+  const app = await startApp({ config, port: Number(process.env.DEMO_APP_PORT ?? 5173) });
+  const holder = r.trainers[0]!;
+  console.log(`
+The chain keeps running at ${chain.rpcUrl} (chain id ${chain.chainId}) with the demo's nodes.
+Open the demo's model: ${app.url}#/model/${r.modelId}   (a holder's page: ${app.url}#/account)
+To claim in the browser: add the network ${chain.rpcUrl} (chain id ${chain.chainId}) to a wallet and
+import Hardhat's test account ${holder.account} (${holder.address}, ${holder.name}; the mnemonic
+"test test test test test test test test test test test junk"). Ctrl-C stops the app and the chain.`);
+  await new Promise<void>((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
+  await app.close();
 }
 
 // Run by `hardhat run scripts/demo.ts` (not when a test imports `runDemo`).

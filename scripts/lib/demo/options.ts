@@ -40,6 +40,11 @@ export interface DemoOptions {
   log?: ((line: string) => void) | undefined;
   /** Keep the work folder (checkpoints, journals, logs) instead of deleting it. */
   keepWorkDir?: boolean | undefined;
+  /**
+   * Called once the demo is done, with the chain, its nodes and the work folder still up; they are
+   * stopped when it resolves (`DEMO_KEEP=1` starts the web app here and waits for Ctrl-C).
+   */
+  onDone?: ((result: DemoResult, chain: { rpcUrl: string; chainId: number }) => Promise<void>) | undefined;
   /** Aborts the run: processes are stopped and the chain closed, then `runDemo` rejects with `DemoAbortedError`. */
   signal?: AbortSignal | undefined;
   /** Called with every child process the demo starts (its label and pid). */

@@ -307,7 +307,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
       claimed,
       revenue,
     });
-    return {
+    const result: DemoResult = {
       modelId,
       spec,
       deployment,
@@ -329,6 +329,8 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
       tables,
       timings,
     };
+    await options.onDone?.(result, { rpcUrl, chainId });
+    return result;
   } catch (err) {
     if (signal?.aborted) throw new DemoAbortedError();
     throw err;
