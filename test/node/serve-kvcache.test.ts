@@ -70,7 +70,7 @@ async function cached(spec: ModelSpec, s: InferenceStage[], prompt: number[], co
 
 describe("KV cache: the same tokens and logits as recomputing the window", () => {
   before(async () => {
-    await initBackend("cpu");
+    await initBackend("wasm");
   });
 
   const plain = tinySpec([1, 2]);
@@ -92,8 +92,10 @@ describe("KV cache: the same tokens and logits as recomputing the window", () =>
           let worst = 0;
           for (const [k, l] of a.logits.entries())
             for (let j = 0; j < l.length; j++) worst = Math.max(worst, Math.abs(l[j]! - b.logits[k]![j]!));
-          // Bitwise equal on this backend: the cached pass runs the same operations row for row.
-          assert.equal(worst, 0, `largest logit difference ${worst}`);
+          // The suite shares one backend per process (wasm): its matmul kernels round differently
+          // for one row than for a window, by a few float32 ulps (up to 1.7e-6 measured; on the
+          // pure-JS cpu backend the two passes are bitwise equal). The tokens above are identical.
+          assert.ok(worst <= 1e-5, `largest logit difference ${worst}`);
           assert.ok(new Set(a.tokens).size > 1 || count === 1, "the test model repeats one token");
           for (const x of s) x.dispose();
         });

@@ -27,7 +27,7 @@ const weights = (shard: number) =>
 describe("sessions: bounded KV caches", () => {
   let stage: InferenceStage;
   before(async () => {
-    await initBackend("cpu");
+    await initBackend("wasm");
     stage = new InferenceStage(spec, 1, weights(1));
   });
   after(() => stage.dispose());
@@ -96,7 +96,7 @@ describe("sessions over libp2p: a hostile peer cannot pile them up", () => {
   });
 
   it("answers busy beyond maxSessions, session-lost for a session it does not hold, and frees ended ones", async () => {
-    await initBackend("cpu");
+    await initBackend("wasm");
     const shard = await createHost({ listen: ["/ip4/127.0.0.1/tcp/0"] });
     const raw = await createHost({ listen: ["/ip4/127.0.0.1/tcp/0"] });
     hosts.push(shard, raw);
